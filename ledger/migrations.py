@@ -1,0 +1,109 @@
+"""Named, append-only schema migrations, recorded in the database that received them.
+
+Never edit a migration that has shipped: add a new one. A database is brought up to date when it is opened.
+"""
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def _migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@_migration
+def m001_seed_tables(conn: sqlite3.Connection) -> None:
+    """The seed's agent_actions and agent_metrics (its queries keep working), plus call intents."""
+    # One statement at a time: executescript() would COMMIT the migration's transaction first.
+    _run_script(
+        conn,
+        """
+        CREATE TABLE call_intents (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            timestamp     TEXT    NOT NULL,
+            request_id    TEXT    NOT NULL UNIQUE,
+            agent_id      TEXT    NOT NULL,
+            agent_version TEXT    NOT NULL,
+            tier          INTEGER NOT NULL,
+            action        TEXT    NOT NULL,
+            arguments     TEXT    NOT NULL,
+            tools_digest  TEXT    NOT NULL
+        );
+        CREATE TABLE agent_actions (
+            id                INTEGER PRIMARY KEY AUTOINCREMENT,
+            timestamp         TEXT    NOT NULL,
+            agent_id          TEXT    NOT NULL,
+            agent_version     TEXT    NOT NULL,
+            tier              INTEGER NOT NULL,
+            action            TEXT    NOT NULL,
+            decision          TEXT    NOT NULL,
+            confidence        REAL    NOT NULL,
+            success           INTEGER NOT NULL,
+            error_type        TEXT,
+            error_message     TEXT,
+            request_id        TEXT    NOT NULL UNIQUE,
+            intent_id         INTEGER REFERENCES call_intents(id),
+            refused           INTEGER NOT NULL DEFAULT 0,
+            duration_ms       REAL,
+            arguments         TEXT    NOT NULL,
+            output_digest     TEXT,
+            llm_model         TEXT,
+            prompt_tokens     INTEGER,
+            completion_tokens INTEGER,
+            tools_digest      TEXT    NOT NULL
+        );
+        CREATE INDEX agent_actions_by_agent ON agent_actions(agent_id, id);
+        CREATE TABLE agent_metrics (
+            agent_id              TEXT PRIMARY KEY,
+            current_tier          INTEGER NOT NULL,
+            total_runs            INTEGER NOT NULL DEFAULT 0,
+            compliant_runs        INTEGER NOT NULL DEFAULT 0,
+            consecutive_compliant INTEGER NOT NULL DEFAULT 0,
+            refused_runs          INTEGER NOT NULL DEFAULT 0,
+            error_runs            INTEGER NOT NULL DEFAULT 0,
+            last_active_at        TEXT,
+            created_at            TEXT,
+            updated_at            TEXT
+        );
+        """,
+    )
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database lacks, in one write transaction; return their names.
+
+    `BEGIN IMMEDIATE` takes the write lock first, so two processes opening a new file cannot both migrate it.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+        applied = []
+        for fn in MIGRATIONS:
+            if fn.__name__ in done:
+                continue
+            fn(conn)
+            conn.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (fn.__name__, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+            applied.append(fn.__name__)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return applied

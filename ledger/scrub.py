@@ -1,0 +1,53 @@
+"""Secret scrubbing for anything the ledger stores: no field can carry a secret value into the file."""
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["REDACTED", "Scrubber"]
+
+REDACTED = "[REDACTED]"
+
+_SECRET_KEY = re.compile(r"pass(word|phrase)?|secret|token|api[_-]?key|private[_-]?key|credential|authorization", re.I)
+
+_SECRET_VALUE = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"
+    r"|\bsk-[A-Za-z0-9_-]{16,}"
+    r"|\bhv[sbr]\.[A-Za-z0-9_-]{20,}"
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{12,}",
+    re.S,
+)
+
+
+class Scrubber:
+    """Replaces secret-looking values, and the exact values it was told about, with a marker.
+
+    Known values cover what no pattern can guess (a key of an unusual shape); patterns cover what
+    nobody told us about (a token pasted into an argument).
+    """
+
+    def __init__(self, known_secrets: Iterable[str] = ()) -> None:
+        # Short values would redact ordinary words; a real credential is never this short.
+        self._known = sorted({s for s in known_secrets if len(s) >= 8}, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self._known:
+            value = value.replace(secret, REDACTED)
+        return _SECRET_VALUE.sub(REDACTED, value)
+
+    def value(self, value: Any) -> Any:
+        """Scrub a JSON-like value: secret-named keys lose their values, strings lose secret-looking parts."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {
+                str(k): REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else self.value(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value

@@ -1,0 +1,133 @@
+"""The MCP server: built by a factory, its runtime owned by one lifespan, every call routed through the gate."""
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import anyio.to_thread
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, TextContent
+from mcp.types import Tool as MCPTool
+
+from contracts import AgentMetadata, AgentOutput, Decision
+from ledger import Ledger, Scrubber
+from server.gate import Gate
+from server.llm import LLMClient
+from server.policy import load_policy
+from server.settings import Settings
+from server.stores import FileStore
+from server.tools import Deps, ToolSpec, registered_tools
+
+__all__ = ["GovernedServer", "Runtime", "build_server", "open_runtime", "server_version", "tools_digest"]
+
+_INSTRUCTIONS = (
+    "Read-only tools of an infrastructure planning agent. Use list_docs and read_docs for runbooks, "
+    "read_inventory for the cluster inventory, generate_plan for an implementation plan and analyze for an "
+    "analysis. Nothing here changes infrastructure; every call, allowed or refused, is recorded in an audit "
+    "ledger. Each result is an AgentOutput: check `decision` (EXECUTE, ESCALATE, ERROR) and `notes_for_humans`."
+)
+
+
+def server_version() -> str:
+    try:
+        return version("planner-mcp")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def tools_digest(tools: list[MCPTool]) -> str:
+    """A digest of exactly what clients are shown, so a ledger row says which tool list a call was made under."""
+    canonical = json.dumps([t.model_dump(mode="json", by_alias=True) for t in tools], sort_keys=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What one served session owns: the ledger, the store, the LLM client, and the gate over them."""
+
+    agent: AgentMetadata
+    tools: Mapping[str, ToolSpec]
+    ledger: Ledger
+    gate: Gate
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, agent: AgentMetadata, tools: Mapping[str, ToolSpec]
+) -> AsyncIterator[Runtime]:
+    """Open the runtime; the ledger opens on first write, so a broken ledger fails calls, not start-up."""
+    api_key = settings.llm.api_key.get_secret_value() if settings.llm.api_key else None
+    known_secrets = [api_key] if api_key else []
+    ledger = Ledger(settings.ledger_path, busy_timeout_s=settings.ledger_busy_timeout_s, known_secrets=known_secrets)
+    llm = LLMClient(settings.llm)
+    deps = Deps(
+        agent=agent,
+        store=FileStore(settings.data_dir, max_bytes=settings.max_document_bytes),
+        llm=llm,
+        scrubber=Scrubber(known_secrets),
+        default_inventory=settings.default_inventory,
+    )
+    digest = tools_digest([spec.to_mcp() for spec in tools.values()])
+    gate = Gate(agent=agent, tools=tools, deps=deps, ledger=ledger, tools_digest=digest)
+    try:
+        yield Runtime(agent=agent, tools=tools, ledger=ledger, gate=gate)
+    finally:
+        await llm.aclose()
+        await anyio.to_thread.run_sync(ledger.close)
+
+
+def to_call_result(output: AgentOutput) -> CallToolResult:
+    structured = output.model_dump(mode="json")
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(structured, ensure_ascii=False))],
+        structured_content=structured,
+        is_error=output.decision is Decision.ERROR,
+    )
+
+
+class GovernedServer(MCPServer[Runtime]):
+    """An MCPServer whose tool list is the policy's and whose every call goes through the gate.
+
+    `list_tools` and `call_tool` are the SDK's public seams; overriding them keeps unknown names on our
+    path too, so a call to `ssh` is refused and recorded rather than answered by the SDK.
+    """
+
+    def __init__(self, tools: Mapping[str, ToolSpec], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._mcp_tools = [spec.to_mcp() for spec in tools.values()]
+
+    async def list_tools(self) -> list[MCPTool]:
+        return list(self._mcp_tools)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
+    ) -> CallToolResult:
+        if context is None:
+            raise RuntimeError("GovernedServer.call_tool needs the request context that holds the runtime")
+        runtime = context.request_context.lifespan_context
+        return to_call_result(await runtime.gate.call(name, arguments))
+
+
+def build_server(settings: Settings) -> GovernedServer:
+    """Build the server for these settings. Policy errors surface here, at start-up, not on the first call."""
+    agent = load_policy(settings.policy_path)
+    tools = registered_tools(agent)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
+        async with open_runtime(settings, agent, tools) as runtime:
+            yield runtime
+
+    return GovernedServer(
+        tools,
+        name="planner-mcp",
+        title="Planner MCP",
+        version=server_version(),
+        instructions=_INSTRUCTIONS,
+        lifespan=lifespan,
+    )

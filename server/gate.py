@@ -1,0 +1,285 @@
+"""The gate every tools/call passes: allowlist, argument validation, intent, capability, envelope, outcome.
+
+Fail closed: when the intent cannot be recorded nothing is read and no LLM is called; when the outcome
+cannot be recorded the result is withheld. Refusals, including names that are not tools here, are recorded
+like any other call.
+"""
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from pydantic import ValidationError
+
+from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
+from ledger import Intent, Ledger, LedgerError, Outcome
+from server.failures import ToolFailure
+from server.tools import Deps, ToolResult, ToolSpec
+
+__all__ = ["Gate"]
+
+logger = logging.getLogger(__name__)
+
+MAX_ARGUMENT_BYTES = 64 * 1024
+_MAX_NAME = 128
+_MAX_TRIGGER = 300
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_size(value: Any) -> int:
+    try:
+        return len(json.dumps(value, ensure_ascii=False, default=str).encode())
+    except (RecursionError, ValueError):
+        return MAX_ARGUMENT_BYTES + 1
+
+
+class _Refusal(Exception):
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
+
+
+class Gate:
+    def __init__(
+        self, *, agent: AgentMetadata, tools: Mapping[str, ToolSpec], deps: Deps, ledger: Ledger, tools_digest: str
+    ) -> None:
+        self._agent = agent
+        self._tools = tools
+        self._deps = deps
+        self._ledger = ledger
+        self._tools_digest = tools_digest
+
+    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> AgentOutput:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        action = name[:_MAX_NAME]
+        raw = dict(arguments or {})
+        try:
+            spec, args = self._admit(name, raw)
+        except _Refusal as refusal:
+            output = self._error_output(action, request_id, refusal.info)
+            return await self._finish(output, self._bounded(raw), started, intent_id=None, refused=True)
+
+        recorded_args = args.model_dump(mode="json")
+        intent = Intent(
+            request_id=request_id,
+            timestamp=_now(),
+            agent_id=self._agent.agent_id,
+            agent_version=self._agent.version,
+            tier=self._agent.tier,
+            action=spec.name,
+            arguments=recorded_args,
+            tools_digest=self._tools_digest,
+        )
+        try:
+            intent_id = await anyio.to_thread.run_sync(self._ledger.record_intent, intent)
+        except LedgerError as exc:
+            logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
+            return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+
+        try:
+            result = await spec.capability(args, self._deps)
+        except ToolFailure as failure:
+            output = self._error_output(spec.name, request_id, self._failure_info(failure, raw))
+        except Exception:
+            logger.exception("Tool %s failed unexpectedly (request %s)", spec.name, request_id)
+            info = self._error_info(
+                "INTERNAL_ERROR",
+                "The tool failed unexpectedly; the server log has the details.",
+                raw,
+                recommended_action="Report the request_id to the server's operator.",
+                partial_progress="The call's intent was recorded.",
+            )
+            output = self._error_output(spec.name, request_id, info)
+        else:
+            output = self._envelope(spec.name, request_id, result)
+        output.provenance = (output.provenance or Provenance(tool=spec.name)).model_copy(
+            update={"ledger_intent_id": intent_id}
+        )
+        return await self._finish(output, recorded_args, started, intent_id=intent_id, refused=False)
+
+    # -- admission -------------------------------------------------------------------------------
+
+    def _admit(self, name: str, raw: dict[str, Any]) -> tuple[ToolSpec, Any]:
+        spec = self._tools.get(name)
+        # Checked again at call time: the tool list a client saw is not proof of what it may call now.
+        if spec is None or not self._agent.permits_all(spec.actions):
+            raise _Refusal(self._forbidden(name, raw, spec))
+        if _json_size(raw) > MAX_ARGUMENT_BYTES:
+            raise _Refusal(
+                self._error_info(
+                    "INVALID_INPUT",
+                    f"The arguments are larger than {MAX_ARGUMENT_BYTES} bytes.",
+                    raw,
+                    recommended_action="Send shorter arguments; pass only what the tool needs.",
+                )
+            )
+        try:
+            return spec, spec.args.model_validate(raw)
+        except ValidationError as exc:
+            # Field names and rules only: the rejected values are the caller's data.
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            raise _Refusal(
+                self._error_info(
+                    "INVALID_INPUT",
+                    f"Invalid arguments for {name}: {problems}.",
+                    raw,
+                    recommended_action="Fix the arguments to match the tool's input schema and call again.",
+                )
+            ) from None
+
+    def _forbidden(self, name: str, raw: dict[str, Any], spec: ToolSpec | None) -> ErrorInfo:
+        shown = repr(name[:_MAX_NAME])
+        tools = ", ".join(self._tools) or "none"
+        if name in self._agent.forbidden_actions:
+            message = (
+                f"Action {shown} is forbidden for agent {self._agent.agent_id} (tier {self._agent.tier}); "
+                "this server has no implementation of it."
+            )
+        elif spec is None:
+            message = f"{shown} is not a tool of this server."
+        else:
+            message = f"Action {shown} is not permitted for agent {self._agent.agent_id} (tier {self._agent.tier})."
+        return self._error_info(
+            "FORBIDDEN_ACTION",
+            message,
+            raw,
+            recommended_action=f"Use one of the registered tools ({tools}), or escalate to a human "
+            "or a higher-tier agent.",
+        )
+
+    # -- envelope ---------------------------------------------------------------------------------
+
+    def _bounded(self, raw: dict[str, Any]) -> dict[str, Any]:
+        if _json_size(raw) <= MAX_ARGUMENT_BYTES:
+            return raw
+        return {"_omitted": f"arguments larger than {MAX_ARGUMENT_BYTES} bytes"}
+
+    def _error_info(
+        self, kind: str, message: str, raw: dict[str, Any], *, recommended_action: str, partial_progress: str = "None"
+    ) -> ErrorInfo:
+        trigger = json.dumps(self._deps.scrubber.value(self._bounded(raw)), ensure_ascii=False, default=str)
+        if len(trigger) > _MAX_TRIGGER:
+            trigger = trigger[:_MAX_TRIGGER] + "..."
+        return ErrorInfo(
+            type=kind,
+            message=self._deps.scrubber.text(message),
+            triggering_input=trigger,
+            partial_progress=partial_progress,
+            recommended_action=recommended_action,
+        )
+
+    def _failure_info(self, failure: ToolFailure, raw: dict[str, Any]) -> ErrorInfo:
+        return self._error_info(
+            failure.kind,
+            failure.message,
+            raw,
+            recommended_action=failure.recommended_action,
+            partial_progress=failure.partial_progress,
+        )
+
+    def _base(self, action: str, request_id: str) -> dict[str, Any]:
+        return {
+            "agent_id": self._agent.agent_id,
+            "version": self._agent.version,
+            "timestamp": _now(),
+            "action": action,
+            "request_id": request_id,
+        }
+
+    def _error_output(self, action: str, request_id: str, info: ErrorInfo) -> AgentOutput:
+        return AgentOutput(
+            **self._base(action, request_id),
+            decision=Decision.ERROR,
+            confidence=0.0,
+            error=info,
+            notes_for_humans=f"{info.type}: see error for details.",
+            provenance=Provenance(tool=action),
+        )
+
+    def _envelope(self, action: str, request_id: str, result: ToolResult) -> AgentOutput:
+        return AgentOutput(
+            **self._base(action, request_id),
+            decision=result.decision,
+            confidence=result.confidence,
+            assumptions=result.assumptions,
+            side_effects=result.side_effects,
+            notes_for_humans=result.notes_for_humans,
+            llm_model=result.llm_model,
+            llm_response=result.llm_response,
+            plan=result.plan,
+            data=result.data,
+            provenance=Provenance(
+                tool=action,
+                sources=result.sources,
+                llm_model=result.llm_model,
+                llm_endpoint_host=result.llm_endpoint_host,
+                prompt_digest=result.prompt_digest,
+                usage=result.usage,
+            ),
+        )
+
+    def _ledger_down(self, action: str, request_id: str, exc: LedgerError, consequence: str) -> AgentOutput:
+        info = ErrorInfo(
+            type="LEDGER_UNAVAILABLE",
+            message=f"The audit ledger cannot record this call ({exc}). {consequence}",
+            triggering_input=action,
+            partial_progress="None",
+            recommended_action="Ask the operator to fix the ledger (PLANNER_MCP_LEDGER: path, permissions, disk "
+            "space); calls succeed again as soon as it can be written.",
+        )
+        return self._error_output(action, request_id, info)
+
+    # -- outcome ----------------------------------------------------------------------------------
+
+    async def _finish(
+        self, output: AgentOutput, arguments: dict[str, Any], started: float, *, intent_id: int | None, refused: bool
+    ) -> AgentOutput:
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        if output.provenance is not None:
+            output.provenance.duration_ms = duration_ms
+        usage = output.provenance.usage if output.provenance else None
+        error = output.error
+        outcome = Outcome(
+            request_id=output.request_id,
+            timestamp=output.timestamp,
+            agent_id=output.agent_id,
+            agent_version=output.version,
+            tier=self._agent.tier,
+            action=output.action,
+            decision=output.decision.value,
+            confidence=output.confidence,
+            success=output.decision is not Decision.ERROR,
+            arguments=arguments,
+            tools_digest=self._tools_digest,
+            intent_id=intent_id,
+            refused=refused,
+            error_type=error.type if error else None,
+            error_message=error.message if error else None,
+            duration_ms=duration_ms,
+            output_digest="sha256:" + hashlib.sha256(output.model_dump_json().encode()).hexdigest(),
+            llm_model=output.llm_model,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+        )
+        try:
+            await anyio.to_thread.run_sync(self._ledger.record_outcome, outcome)
+        except LedgerError as exc:
+            logger.error("Withholding the result of %s: the outcome could not be recorded: %s", output.action, exc)
+            consequence = (
+                "The call was refused." if refused else "The result was withheld because it could not be recorded."
+            )
+            return self._ledger_down(output.action, output.request_id, exc, consequence)
+        return output

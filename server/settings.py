@@ -1,0 +1,103 @@
+"""The server's settings, read from the environment once, at start-up, and passed in from there.
+
+Nothing else in the project reads the environment: tests and the CLI build `Settings` directly.
+"""
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+__all__ = ["BUNDLED_DATA", "LLMConfig", "Settings", "SettingsError", "default_ledger_path"]
+
+BUNDLED_DATA = Path(__file__).parent / "data"
+"""The example data set shipped with the package, so the server works with no configuration."""
+
+
+class SettingsError(Exception):
+    """A setting has a value the server cannot use; the message names the setting and the fix."""
+
+
+class LLMConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    model: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_tokens: int = Field(default=2000, gt=0)
+
+    def missing(self) -> list[str]:
+        """What must still be set before an LLM can be called (a local endpoint needs no key)."""
+        missing = []
+        if self.api_key is None and self.base_url is None:
+            missing.append("OPENAI_API_KEY (or OPENAI_BASE_URL for a local endpoint that needs no key)")
+        if self.model is None:
+            missing.append("PLANNER_MCP_MODEL")
+        return missing
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ledger_path: Path
+    data_dir: Path = BUNDLED_DATA
+    policy_path: Path | None = None
+    llm: LLMConfig = LLMConfig()
+    default_inventory: str = "proxmox"
+    max_document_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    ledger_busy_timeout_s: float = Field(default=5.0, gt=0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def number(name: str, kind: type[int] | type[float]) -> int | float | None:
+            raw = get(name)
+            if raw is None:
+                return None
+            try:
+                return kind(raw)
+            except ValueError:
+                raise SettingsError(
+                    f"{name}={raw!r} is not a {kind.__name__}; set it to a number or unset it."
+                ) from None
+
+        llm: dict[str, object] = {
+            "api_key": get("OPENAI_API_KEY"),
+            "base_url": get("OPENAI_BASE_URL"),
+            "model": get("PLANNER_MCP_MODEL"),
+            "timeout_s": number("PLANNER_MCP_LLM_TIMEOUT", float),
+        }
+        values: dict[str, object] = {
+            "ledger_path": get("PLANNER_MCP_LEDGER") or default_ledger_path(env),
+            "data_dir": get("PLANNER_MCP_DATA"),
+            "policy_path": get("PLANNER_MCP_POLICY"),
+            "default_inventory": get("PLANNER_MCP_INVENTORY"),
+            "max_document_bytes": number("PLANNER_MCP_MAX_DOCUMENT_BYTES", int),
+            "llm": LLMConfig(**{k: v for k, v in llm.items() if v is not None}),
+        }
+        try:
+            return cls(**{k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise SettingsError(f"invalid settings: {problems}") from None
+
+
+def default_ledger_path(env: Mapping[str, str]) -> Path:
+    """A per-user data directory, by each platform's convention."""
+    home = Path(env.get("HOME") or Path.home())
+    if sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    else:
+        base = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / "planner-mcp" / "ledger.db"

@@ -1,0 +1,108 @@
+"""The embedded store: a directory with `docs/` and `inventory/`, the default when no Vault is configured."""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from contracts import SourceRef
+from server.failures import ToolFailure
+from server.names import is_valid_name
+from server.stores.base import Entry
+
+__all__ = ["DOC_SUFFIXES", "FileStore"]
+
+DOC_SUFFIXES = {".md": "markdown", ".txt": "text", ".json": "json"}
+_INVENTORY_SUFFIXES = {".json": "json"}
+
+
+class FileStore:
+    kind = "file"
+
+    def __init__(self, root: Path, *, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self.root = root
+        self._max_bytes = max_bytes
+
+    async def read_doc(self, name: str) -> Entry:
+        return await anyio.to_thread.run_sync(self._read, "docs", name, DOC_SUFFIXES)
+
+    async def list_docs(self) -> list[str]:
+        return await anyio.to_thread.run_sync(self._list, "docs", DOC_SUFFIXES)
+
+    async def read_inventory(self, name: str) -> Entry:
+        return await anyio.to_thread.run_sync(self._read, "inventory", name, _INVENTORY_SUFFIXES)
+
+    async def list_inventories(self) -> list[str]:
+        return await anyio.to_thread.run_sync(self._list, "inventory", _INVENTORY_SUFFIXES)
+
+    # -- blocking helpers, run in worker threads ------------------------------------------------
+
+    def _folder(self, kind: str) -> Path:
+        folder = (self.root / kind).resolve()
+        if not folder.is_dir():
+            raise ToolFailure(
+                "STORE_UNAVAILABLE",
+                f"The file store has no {kind}/ folder under {self.root}.",
+                recommended_action=f"Set PLANNER_MCP_DATA to a directory containing {kind}/, or unset it "
+                "to use the bundled example data.",
+            )
+        return folder
+
+    def _list(self, kind: str, suffixes: dict[str, str]) -> list[str]:
+        folder = self._folder(kind)
+        names = {p.stem for p in folder.iterdir() if p.suffix in suffixes and p.is_file() and is_valid_name(p.stem)}
+        return sorted(names)
+
+    def _find(self, folder: Path, kind: str, name: str, suffixes: dict[str, str]) -> tuple[Path, str]:
+        # The name was validated at the gate; checking again here keeps the store safe on its own.
+        if not is_valid_name(name):
+            raise ToolFailure(
+                "INVALID_NAME",
+                f"{name[:80]!r} is not a valid {kind} name.",
+                recommended_action="Use letters, digits and single '.', '_' or '-' only.",
+            )
+        candidates = [(folder / f"{name}{suffix}", fmt) for suffix, fmt in suffixes.items()]
+        if Path(name).suffix in suffixes:
+            candidates.insert(0, (folder / name, suffixes[Path(name).suffix]))
+        for path, fmt in candidates:
+            resolved = path.resolve()
+            # A symlink inside the folder must not lead out of it.
+            if resolved.is_file() and resolved.is_relative_to(folder):
+                return resolved, fmt
+        raise ToolFailure(
+            "NOT_FOUND",
+            f"There is no {kind} entry named {name!r}.",
+            recommended_action="Call list_docs to see the available names."
+            if kind == "docs"
+            else "Omit the name to read the default inventory, or check the name with your operator.",
+        )
+
+    def _read(self, kind: str, name: str, suffixes: dict[str, str]) -> Entry:
+        folder = self._folder(kind)
+        path, fmt = self._find(folder, kind, name, suffixes)
+        raw = path.read_bytes()
+        if len(raw) > self._max_bytes:
+            raise ToolFailure(
+                "TOO_LARGE",
+                f"The {kind} entry {name!r} is {len(raw)} bytes; the limit is {self._max_bytes}.",
+                recommended_action="Ask an operator to split the entry or raise PLANNER_MCP_MAX_DOCUMENT_BYTES.",
+            )
+        content: Any
+        try:
+            text = raw.decode("utf-8")
+            content = json.loads(text) if fmt == "json" else text
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ToolFailure(
+                "INVALID_ENTRY",
+                f"The {kind} entry {name!r} is not valid {'JSON' if fmt == 'json' else 'UTF-8 text'}: {exc}.",
+                recommended_action="Ask an operator to fix the file in the store.",
+            ) from exc
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
+        return Entry(
+            name=path.stem,
+            format=fmt,
+            content=content,
+            source=SourceRef(kind=kind, name=path.stem, store=self.kind, version=digest),
+        )

@@ -1,0 +1,103 @@
+"""What a tool is to the gate: the actions it needs, its argument model, its hints and its capability."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp.types import Tool as MCPTool
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict
+
+from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, SourceRef, TokenUsage
+from ledger import Scrubber
+from server.llm import LLMClient
+from server.stores import Store
+
+__all__ = ["LLM_CALL", "LOCAL_READ", "Args", "Deps", "Hints", "ToolResult", "ToolSpec", "output_schema"]
+
+
+class Args(BaseModel):
+    """Base of every tool's arguments: unknown fields are refused, so a typo cannot pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What a capability may use. The gate builds it once; capabilities never reach around it."""
+
+    agent: AgentMetadata
+    store: Store
+    llm: LLMClient
+    scrubber: Scrubber
+    default_inventory: str
+
+
+@dataclass
+class ToolResult:
+    """What a capability produced; the gate wraps it in the AgentOutput envelope."""
+
+    decision: Decision
+    confidence: float
+    data: dict[str, Any] | None = None
+    plan: Plan | None = None
+    llm_model: str | None = None
+    llm_response: str | None = None
+    llm_endpoint_host: str | None = None
+    prompt_digest: str | None = None
+    usage: TokenUsage | None = None
+    assumptions: list[str] = field(default_factory=list)
+    side_effects: list[SideEffect] = field(default_factory=list)
+    sources: list[SourceRef] = field(default_factory=list)
+    notes_for_humans: str = ""
+
+
+@dataclass(frozen=True)
+class Hints:
+    """The four annotation hints, always all set: hosts act on each of them."""
+
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+
+
+LOCAL_READ = Hints(read_only=True, destructive=False, idempotent=True, open_world=False)
+"""Reads from our own store: same answer for the same store, nothing outside touched."""
+
+LLM_CALL = Hints(read_only=True, destructive=False, idempotent=False, open_world=True)
+"""Asks an external model: changes no infrastructure, but the answer differs from call to call."""
+
+Capability = Callable[[Any, Deps], Awaitable[ToolResult]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    actions: tuple[str, ...]
+    args: type[Args]
+    capability: Capability
+    hints: Hints
+
+    def to_mcp(self) -> MCPTool:
+        return MCPTool(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            input_schema=self.args.model_json_schema(),
+            output_schema=output_schema(),
+            annotations=ToolAnnotations(
+                title=self.title,
+                read_only_hint=self.hints.read_only,
+                destructive_hint=self.hints.destructive,
+                idempotent_hint=self.hints.idempotent,
+                open_world_hint=self.hints.open_world,
+            ),
+            _meta={"planner-mcp/actions": list(self.actions)},
+        )
+
+
+def output_schema() -> dict[str, Any]:
+    return AgentOutput.model_json_schema(mode="serialization")

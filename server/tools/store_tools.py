@@ -1,0 +1,96 @@
+"""The read tools: runbooks and inventory from the store, returned as data with their provenance."""
+
+from pydantic import Field
+
+from contracts import Decision, SideEffect
+from server.names import EntryName
+from server.stores import Entry
+from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
+
+__all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY"]
+
+
+class ReadDocsArgs(Args):
+    name: EntryName = Field(description="The runbook or document to read, as listed by list_docs.")
+
+
+class ListDocsArgs(Args):
+    pass
+
+
+class ReadInventoryArgs(Args):
+    name: EntryName | None = Field(
+        default=None, description="The inventory to read. Omit it for the default inventory."
+    )
+
+
+def _read_result(entry: Entry, action: str) -> ToolResult:
+    return ToolResult(
+        decision=Decision.EXECUTE,
+        confidence=1.0,
+        data={"name": entry.name, "format": entry.format, "content": entry.content},
+        side_effects=[SideEffect(type=action, target=f"{entry.source.kind}/{entry.name}", reversible=True)],
+        sources=[entry.source],
+        notes_for_humans=f"Read {entry.source.kind}/{entry.name} from the {entry.source.store} store.",
+    )
+
+
+async def _read_docs(args: ReadDocsArgs, deps: Deps) -> ToolResult:
+    return _read_result(await deps.store.read_doc(args.name), "read_docs")
+
+
+async def _list_docs(args: ListDocsArgs, deps: Deps) -> ToolResult:
+    names = await deps.store.list_docs()
+    return ToolResult(
+        decision=Decision.EXECUTE,
+        confidence=1.0,
+        data={"docs": names},
+        side_effects=[SideEffect(type="read_docs", target="docs/", reversible=True)],
+        notes_for_humans=f"{len(names)} documents in the {deps.store.kind} store.",
+    )
+
+
+async def _read_inventory(args: ReadInventoryArgs, deps: Deps) -> ToolResult:
+    return _read_result(await deps.store.read_inventory(args.name or deps.default_inventory), "read_inventory")
+
+
+READ_DOCS = ToolSpec(
+    name="read_docs",
+    title="Read a runbook",
+    description=(
+        "Read one runbook or document from the infrastructure documentation store. Returns its content in "
+        "`data.content` (Markdown or JSON) with provenance. Call list_docs first if you do not know the exact "
+        "name. Read-only; every call is recorded in an audit ledger."
+    ),
+    actions=("read_docs",),
+    args=ReadDocsArgs,
+    capability=_read_docs,
+    hints=LOCAL_READ,
+)
+
+LIST_DOCS = ToolSpec(
+    name="list_docs",
+    title="List runbooks",
+    description=(
+        "List the names of the runbooks and documents in the documentation store (in `data.docs`). Use a name "
+        "with read_docs. Read-only; every call is recorded in an audit ledger."
+    ),
+    actions=("read_docs",),
+    args=ListDocsArgs,
+    capability=_list_docs,
+    hints=LOCAL_READ,
+)
+
+READ_INVENTORY = ToolSpec(
+    name="read_inventory",
+    title="Read the infrastructure inventory",
+    description=(
+        "Read the infrastructure inventory (cluster, nodes, pools, storage, networks, VMs, backups) as JSON in "
+        "`data.content`. Omit `name` for the default inventory. Read-only; every call is recorded in an audit "
+        "ledger."
+    ),
+    actions=("read_inventory",),
+    args=ReadInventoryArgs,
+    capability=_read_inventory,
+    hints=LOCAL_READ,
+)
