@@ -20,7 +20,10 @@ def _migration(fn: Migration) -> Migration:
 
 @_migration
 def m001_seed_tables(conn: sqlite3.Connection) -> None:
-    """The seed's agent_actions and agent_metrics (its queries keep working), plus call intents."""
+    """The seed's agent_actions and agent_metrics, plus call intents.
+
+    Every column the seed did not have is nullable or has a default, so the seed's own statements still run.
+    """
     # One statement at a time: executescript() would COMMIT the migration's transaction first.
     _run_script(
         conn,
@@ -48,21 +51,21 @@ def m001_seed_tables(conn: sqlite3.Connection) -> None:
             success           INTEGER NOT NULL,
             error_type        TEXT,
             error_message     TEXT,
-            request_id        TEXT    NOT NULL UNIQUE,
+            request_id        TEXT    UNIQUE,
             intent_id         INTEGER REFERENCES call_intents(id),
             refused           INTEGER NOT NULL DEFAULT 0,
             duration_ms       REAL,
-            arguments         TEXT    NOT NULL,
+            arguments         TEXT    NOT NULL DEFAULT '{}',
             output_digest     TEXT,
             llm_model         TEXT,
             prompt_tokens     INTEGER,
             completion_tokens INTEGER,
-            tools_digest      TEXT    NOT NULL
+            tools_digest      TEXT    NOT NULL DEFAULT ''
         );
         CREATE INDEX agent_actions_by_agent ON agent_actions(agent_id, id);
         CREATE TABLE agent_metrics (
             agent_id              TEXT PRIMARY KEY,
-            current_tier          INTEGER NOT NULL,
+            current_tier          INTEGER,
             total_runs            INTEGER NOT NULL DEFAULT 0,
             compliant_runs        INTEGER NOT NULL DEFAULT 0,
             consecutive_compliant INTEGER NOT NULL DEFAULT 0,

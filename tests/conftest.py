@@ -1,0 +1,98 @@
+"""Shared fixtures: real SQLite files on tmp_path, a real OpenAI-compatible server on loopback."""
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+
+from server import Settings, build_server
+from server.settings import LLMConfig
+from tests.peers.openai_server import FakeOpenAI
+
+API_KEY = "sk-test-planner-0123456789abcdefghij"
+"""A key shaped like a real one, so tests can prove it never appears anywhere it should not."""
+
+PLAN: dict[str, Any] = {
+    "title": "Add a VM to the prod pool",
+    "summary": "Clone the template and register it with HA.",
+    "confidence": 0.85,
+    "assumptions": ["Template 9000 is current"],
+    "uncertainties": [],
+    "steps": [
+        {"step": 1, "action": "Clone template 9000 to vmid 104", "reversible": True, "rollback": "qm destroy 104"},
+        {"step": 2, "action": "Add vmid 104 to HA group prod-ha", "reversible": True, "rollback": "ha-manager remove"},
+    ],
+    "estimated_tier_required": 0,
+    "risks": ["Capacity on pve02"],
+}
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Both protocol eras: 2026-07-28 (auto) and the 2025-11-25 handshake hosts speak today (legacy)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger" / "ledger.db"
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def make_settings(ledger_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        return Settings(**{"ledger_path": ledger_path, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def llm_settings(make_settings: Callable[..., Settings], llm: FakeOpenAI) -> Settings:
+    return make_settings(
+        llm=LLMConfig(api_key=API_KEY, base_url=llm.base_url, model="test-model", timeout_s=5, max_retries=0)
+    )
+
+
+@asynccontextmanager
+async def connect(settings: Settings, mode: str = "auto") -> AsyncIterator[Client]:
+    async with Client(build_server(settings), mode=mode) as client:
+        yield client
+
+
+async def call(
+    client: Client, tool: str, arguments: dict[str, Any] | None = None
+) -> tuple[CallToolResult, dict[str, Any]]:
+    """Call a tool with a bounded wait; return the result and its AgentOutput."""
+    with anyio.fail_after(15):
+        result = await client.call_tool(tool, arguments or {})
+    assert result.structured_content is not None
+    assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
+    return result, result.structured_content
+
+
+def rows(path: Path, table: str = "agent_actions", order: str = "id") -> list[dict[str, Any]]:
+    """Read ledger rows straight from the file, the way an auditor would."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+    finally:
+        conn.close()

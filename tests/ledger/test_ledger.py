@@ -1,0 +1,165 @@
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ledger import REDACTED, Intent, Ledger, LedgerError, Outcome, Scrubber
+from ledger.migrations import MIGRATIONS
+from tests.conftest import API_KEY, rows
+
+
+def _intent(request_id: str = "r1", **overrides: object) -> Intent:
+    fields: dict[str, object] = {
+        "request_id": request_id,
+        "timestamp": "2026-11-24T00:00:00.000Z",
+        "agent_id": "llm-planner-001",
+        "agent_version": "0.1.0",
+        "tier": 0,
+        "action": "read_docs",
+        "arguments": {"name": "backup-restore"},
+        "tools_digest": "sha256:abc",
+    }
+    return Intent(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def _outcome(request_id: str = "r1", success: bool = True, **overrides: object) -> Outcome:
+    fields: dict[str, object] = {
+        "request_id": request_id,
+        "timestamp": "2026-11-24T00:00:00.100Z",
+        "agent_id": "llm-planner-001",
+        "agent_version": "0.1.0",
+        "tier": 0,
+        "action": "read_docs",
+        "decision": "EXECUTE" if success else "ERROR",
+        "confidence": 1.0 if success else 0.0,
+        "success": success,
+        "arguments": {"name": "backup-restore"},
+        "tools_digest": "sha256:abc",
+    }
+    return Outcome(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def test_a_new_ledger_is_wal_with_every_migration_recorded(ledger_path: Path) -> None:
+    ledger = Ledger(ledger_path)
+    ledger.record_intent(_intent())
+    ledger.close()
+    conn = sqlite3.connect(ledger_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [r[0] for r in conn.execute("SELECT name FROM _migrations")] == [m.__name__ for m in MIGRATIONS]
+    conn.close()
+    Ledger(ledger_path).record_intent(_intent("r2"))  # reopening migrates nothing twice
+    assert len(rows(ledger_path, "_migrations", order="name")) == len(MIGRATIONS)
+
+
+def test_the_ledger_connection_runs_with_synchronous_full(ledger_path: Path) -> None:
+    ledger = Ledger(ledger_path)
+    assert ledger._with_connection(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2
+
+
+def test_an_outcome_is_recorded_with_the_seeds_columns_and_metrics(ledger_path: Path) -> None:
+    ledger = Ledger(ledger_path)
+    intent_id = ledger.record_intent(_intent())
+    ledger.record_outcome(_outcome(intent_id=intent_id, duration_ms=1.5, output_digest="sha256:x"))
+    ledger.record_outcome(_outcome("r2", success=False, refused=True, error_type="FORBIDDEN_ACTION", action="ssh"))
+    ledger.record_outcome(_outcome("r3", success=False, error_type="NOT_FOUND", error_message="no such doc"))
+    ledger.record_outcome(_outcome("r4"))
+    [first, second, third, _] = rows(ledger_path)
+    assert first["intent_id"] == intent_id and first["success"] == 1 and first["decision"] == "EXECUTE"
+    assert (second["action"], second["refused"], second["error_type"]) == ("ssh", 1, "FORBIDDEN_ACTION")
+    assert (third["refused"], third["error_message"]) == (0, "no such doc")
+    [metrics] = rows(ledger_path, "agent_metrics", order="agent_id")
+    assert (metrics["total_runs"], metrics["compliant_runs"], metrics["consecutive_compliant"]) == (4, 2, 1)
+    assert (metrics["refused_runs"], metrics["error_runs"]) == (1, 1)
+
+
+def test_the_seeds_own_statements_still_run_against_the_ledger(ledger_path: Path) -> None:
+    Ledger(ledger_path).record_intent(_intent())
+    conn = sqlite3.connect(ledger_path)
+    conn.execute(
+        "INSERT INTO agent_actions (timestamp, agent_id, agent_version, tier, action, decision, confidence,"
+        " success, error_type, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ("2026-01-01T00:00:00Z", "llm-planner-001", "0.1.0", 0, "generate_plan", "EXECUTE", 0.9, 1, None, None),
+    )
+    conn.execute(
+        "INSERT INTO agent_metrics (agent_id, current_tier, total_runs, last_active_at, compliant_runs,"
+        " consecutive_compliant) VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT(agent_id) DO UPDATE SET"
+        " total_runs = total_runs + 1, last_active_at = ?, updated_at = ?",
+        ("llm-planner-001", 0, "t", 1, 1, "t", "t"),
+    )
+    conn.commit()
+    conn.close()
+    assert rows(ledger_path)[0]["action"] == "generate_plan"
+
+
+def test_secrets_never_reach_the_file(ledger_path: Path) -> None:
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"
+    ledger = Ledger(ledger_path, known_secrets=[API_KEY, "opaque-custom-credential-42"])
+    arguments = {"name": "x", "api_key": "short", "note": f"key {API_KEY} and opaque-custom-credential-42", "pem": pem}
+    ledger.record_intent(_intent(arguments=arguments))
+    ledger.record_outcome(_outcome(arguments=arguments, error_message=f"failed with Bearer {API_KEY}"))
+    ledger.close()
+    raw = b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())
+    for secret in (API_KEY, "opaque-custom-credential-42", "MIIEowIBAAKCAQEA", b"short"):
+        assert (secret if isinstance(secret, bytes) else secret.encode()) not in raw
+    assert REDACTED.encode() in raw
+
+
+def test_the_scrubber_keeps_ordinary_text() -> None:
+    scrub = Scrubber(["sk-known-secret-value"])
+    assert scrub.value({"name": "backup-restore", "tokens": None, "n": 3}) == {
+        "name": "backup-restore",
+        "tokens": None,
+        "n": 3,
+    }
+    assert scrub.text("ask for sk-known-secret-value") == f"ask for {REDACTED}"
+
+
+def test_an_unwritable_location_raises_a_ledger_error_that_names_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x", encoding="utf-8")
+    ledger = Ledger(blocker / "ledger.db")
+    with pytest.raises(LedgerError, match="not-a-directory"):
+        ledger.record_intent(_intent())
+
+
+def test_the_ledger_recovers_once_its_location_is_fixed(tmp_path: Path) -> None:
+    blocker = tmp_path / "ledger"
+    blocker.write_text("x", encoding="utf-8")
+    ledger = Ledger(blocker / "ledger.db")
+    with pytest.raises(LedgerError):
+        ledger.record_intent(_intent())
+    blocker.unlink()
+    assert ledger.record_intent(_intent()) == 1
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from ledger import Ledger, Outcome
+    ledger = Ledger(Path(sys.argv[1]), busy_timeout_s=30)
+    for i in range(int(sys.argv[3])):
+        ledger.record_outcome(Outcome(
+            request_id=f"{sys.argv[2]}-{i}", timestamp="t", agent_id="llm-planner-001", agent_version="0.1.0",
+            tier=0, action="read_docs", decision="EXECUTE", confidence=1.0, success=True, arguments={},
+            tools_digest="d"))
+    """
+)
+
+
+@pytest.mark.subprocess
+def test_several_processes_share_one_ledger_without_losing_a_row(ledger_path: Path) -> None:
+    writers, per_writer = 4, 60
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(ledger_path), f"w{n}", str(per_writer)])
+        for n in range(writers)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * writers
+    recorded = rows(ledger_path)
+    assert [r["id"] for r in recorded] == list(range(1, writers * per_writer + 1))
+    assert {r["request_id"] for r in recorded} == {f"w{n}-{i}" for n in range(writers) for i in range(per_writer)}
+    [metrics] = rows(ledger_path, "agent_metrics", order="agent_id")
+    assert metrics["total_runs"] == writers * per_writer

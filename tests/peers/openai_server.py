@@ -1,0 +1,516 @@
+"""A scripted, OpenAI-compatible HTTP server for tests.
+
+Why this exists: planner-mcp's tests must exercise the real ``openai`` client
+over real HTTP (connection pool, headers, status-code to exception mapping,
+timeouts) instead of mocking the client. ``FakeOpenAI`` is that peer: it binds
+an ephemeral port on 127.0.0.1, answers ``POST /v1/chat/completions`` from a
+queue of scripted :class:`Reply` objects (falling back to a default reply),
+serves ``GET /v1/models``, and records every request it receives so tests can
+assert on what the client actually sent.
+
+It uses only the standard library (``http.server.ThreadingHTTPServer`` in a
+daemon thread) so it adds no dependency and no event loop of its own. It
+speaks HTTP/1.1 with keep-alive and always sends ``Content-Length``, so the
+client's connection pool reuses connections exactly as it would in production.
+
+Typical use::
+
+    with FakeOpenAI(default=Reply.text("fallback")) as llm:
+        llm.enqueue(Reply.text("hello"), Reply.error(429, headers={"Retry-After": "1"}))
+        client = openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0)
+        ...
+        assert llm.chat_requests[0].json["model"] == "test-model"
+"""
+
+import contextlib
+import json
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final, Self, cast
+
+__all__ = ["FakeOpenAI", "Recorded", "Reply"]
+
+CHAT_COMPLETIONS_PATH: Final = "/v1/chat/completions"
+MODELS_PATH: Final = "/v1/models"
+
+# How long close() waits, in total, for the serving and handler threads.
+_CLOSE_JOIN_TIMEOUT: Final = 2.0
+# How often serve_forever() checks for shutdown; small so close() is prompt.
+_POLL_INTERVAL: Final = 0.05
+
+_ERROR_TYPES: Final[dict[int, str]] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    422: "unprocessable_entity_error",
+    429: "rate_limit_error",
+}
+
+
+def _default_usage() -> dict[str, Any]:
+    return {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+
+
+def _error_body(status: int, message: str, *, error_type: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """An OpenAI-style error envelope."""
+    if error_type is None:
+        error_type = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer to a ``POST /v1/chat/completions`` request.
+
+    * ``status == 200`` and ``body is None``: a ``chat.completion`` whose single
+      choice carries ``content`` (``None`` is sent as JSON ``null``).
+    * ``status != 200`` and ``body is None``: an OpenAI-style error envelope.
+    * ``body`` given: sent verbatim whatever the status (a ``dict`` as JSON, a
+      ``str`` as ``text/plain`` unless ``headers`` sets ``Content-Type``).
+
+    ``delay`` seconds are waited before answering; ``FakeOpenAI.close()`` cuts
+    the wait short and the connection is then dropped without an answer.
+    ``headers`` are added to (and override) the response headers, except
+    ``Content-Length`` which is always computed.
+    """
+
+    content: str | None = None
+    status: int = 200
+    body: dict[str, Any] | str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    usage: dict[str, Any] | None = field(default_factory=_default_usage)
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.status <= 599:
+            raise ValueError(f"status must be an HTTP status code, got {self.status}")
+        if self.delay < 0:
+            raise ValueError(f"delay must be >= 0, got {self.delay}")
+
+    @classmethod
+    def text(cls, content: str, **kw: Any) -> "Reply":
+        """A successful completion whose assistant message is ``content``."""
+        return cls(content=content, **kw)
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        message: str = "scripted error",
+        *,
+        error_type: str | None = None,
+        code: str | None = None,
+        **kw: Any,
+    ) -> "Reply":
+        """An error reply with an OpenAI-style body carrying ``message``."""
+        body = _error_body(status, message, error_type=error_type, code=code)
+        return cls(status=status, body=body, **kw)
+
+    @classmethod
+    def hang(cls, seconds: float, **kw: Any) -> "Reply":
+        """Wait ``seconds`` (or until close()) before answering.
+
+        If the wait runs out, the reply answers like any other (by default a
+        completion with ``null`` content); pass ``content=...`` etc. to change it.
+        """
+        return cls(delay=seconds, **kw)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the server received it.
+
+    ``headers`` has lowercased names (repeated headers are joined with
+    ``", "``); ``json`` is the parsed body, or ``None`` if the body was empty
+    or not JSON; ``body`` is the raw bytes. ``path`` excludes the query
+    string, which is kept in ``query``.
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any
+    body: bytes
+    query: str = ""
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (any case), or ``None``."""
+        return self.headers.get(name.lower())
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible server on ``127.0.0.1:<ephemeral port>``.
+
+    The server starts listening in the constructor; use it as a context
+    manager (or call :meth:`close`) to stop it. All methods are thread-safe.
+    """
+
+    def __init__(self, *, default: Reply | None = None, models: Iterable[str] = ("test-model",)) -> None:
+        self.default: Reply | None = default
+        self.models: list[str] = list(models)
+        self._lock = threading.Condition()
+        self._queue: deque[Reply] = deque()
+        self._records: list[Recorded] = []
+        self._completion_ids = 0
+        self._stopping = threading.Event()
+        self._closed = False
+        self._httpd = _Server(self)
+        host, port = self._httpd.server_address[:2]
+        self.host: str = str(host)
+        self.port: int = int(port)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": _POLL_INTERVAL},
+            name=f"FakeOpenAI:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The ``base_url`` to give the openai client, ending in ``/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving, wake hanging handlers and drop open connections.
+
+        Idempotent; returns within about two seconds even if clients keep
+        connections open or replies are still delayed.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        deadline = time.monotonic() + _CLOSE_JOIN_TIMEOUT
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._httpd.drop_connections()
+        self._httpd.server_close()
+        self._httpd.join_handlers(deadline)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def connections_accepted(self) -> int:
+        """How many TCP connections were accepted (keep-alive keeps this low)."""
+        return self._httpd.accepted
+
+    # -- scripting ---------------------------------------------------------
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Append replies to the queue; each chat completion request pops one."""
+        for reply in replies:
+            if not isinstance(reply, Reply):
+                raise TypeError(f"expected Reply, got {type(reply).__name__}")
+        with self._lock:
+            self._queue.extend(replies)
+
+    @property
+    def pending(self) -> int:
+        """How many queued replies have not been used yet."""
+        with self._lock:
+            return len(self._queue)
+
+    def reset(self) -> None:
+        """Clear the reply queue and the recorded requests."""
+        with self._lock:
+            self._queue.clear()
+            self._records.clear()
+
+    # -- inspection --------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """A snapshot of every request received, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    @property
+    def chat_requests(self) -> list[Recorded]:
+        """The recorded ``POST /v1/chat/completions`` requests."""
+        return [r for r in self.requests if r.method == "POST" and r.path == CHAT_COMPLETIONS_PATH]
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[Recorded]:
+        """Block until at least ``count`` requests were recorded; raise ``TimeoutError`` after ``timeout``."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._records) >= count, timeout=timeout):
+                raise TimeoutError(f"expected {count} request(s) within {timeout}s, got {len(self._records)}")
+            return list(self._records)
+
+    # -- used by the handler -----------------------------------------------
+
+    def _record(self, recorded: Recorded) -> None:
+        with self._lock:
+            self._records.append(recorded)
+            self._lock.notify_all()
+
+    def _next_reply(self) -> Reply | None:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+            return self.default
+
+    def _next_completion_id(self) -> str:
+        with self._lock:
+            self._completion_ids += 1
+            return f"chatcmpl-fake-{self._completion_ids}"
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; return False if close() interrupted the wait."""
+        if seconds <= 0:
+            return not self._stopping.is_set()
+        return not self._stopping.wait(seconds)
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer that tracks its connections and handler threads."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, owner: FakeOpenAI) -> None:
+        self.owner = owner
+        self._conn_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._handlers: set[threading.Thread] = set()
+        self._dropping = False
+        self.accepted = 0
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        sock = cast(socket.socket, request)
+        with self._conn_lock:
+            if self._dropping:
+                self.shutdown_request(sock)
+                return
+            self._connections.add(sock)
+            self.accepted += 1
+            thread = threading.Thread(
+                target=self._serve_connection,
+                args=(sock, client_address),
+                name=f"FakeOpenAI-conn:{client_address}",
+                daemon=True,
+            )
+            self._handlers.add(thread)
+        thread.start()
+
+    def _serve_connection(self, sock: socket.socket, client_address: Any) -> None:
+        try:
+            self.process_request_thread(sock, client_address)
+        finally:
+            with self._conn_lock:
+                self._connections.discard(sock)
+                self._handlers.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out or closed its pooled connection is normal
+        # here; anything else is a bug in the peer and keeps the default report.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+    def drop_connections(self) -> None:
+        """Shut down every open connection so idle keep-alive handlers exit."""
+        with self._conn_lock:
+            self._dropping = True
+            connections = list(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def join_handlers(self, deadline: float) -> None:
+        with self._conn_lock:
+            handlers = list(self._handlers)
+        for thread in handlers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeOpenAI/1.0"
+    sys_version = ""
+
+    @property
+    def _owner(self) -> FakeOpenAI:
+        return cast(_Server, self.server).owner
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default per-request logging to stderr."""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    # -- request handling --------------------------------------------------
+
+    def _dispatch(self) -> None:
+        try:
+            raw = self._read_body()
+        except ValueError as exc:
+            self.close_connection = True
+            self._send_json(400, _error_body(400, f"FakeOpenAI: unreadable request body: {exc}"))
+            return
+        path, _, query = self.path.partition("?")
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        parsed: Any = None
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+        self._owner._record(
+            Recorded(method=self.command, path=path, headers=headers, json=parsed, body=raw, query=query)
+        )
+
+        if path == CHAT_COMPLETIONS_PATH:
+            if self.command != "POST":
+                self._send_json(405, _error_body(405, f"FakeOpenAI: use POST for {path}"))
+            else:
+                self._chat_completion(parsed)
+        elif path == MODELS_PATH and self.command == "GET":
+            created = int(time.time())
+            data = [self._model_object(m, created) for m in self._owner.models]
+            self._send_json(200, {"object": "list", "data": data})
+        elif path.startswith(MODELS_PATH + "/") and self.command == "GET":
+            model_id = path[len(MODELS_PATH) + 1 :]
+            if model_id in self._owner.models:
+                self._send_json(200, self._model_object(model_id, int(time.time())))
+            else:
+                message = f"The model '{model_id}' does not exist"
+                self._send_json(404, _error_body(404, message, code="model_not_found"))
+        else:
+            message = f"FakeOpenAI: no route for {self.command} {path}"
+            self._send_json(404, _error_body(404, message, code="unknown_url"))
+
+    def _chat_completion(self, request: Any) -> None:
+        if isinstance(request, dict) and request.get("stream"):
+            message = "FakeOpenAI does not support stream=true"
+            self._send_json(400, _error_body(400, message, code="stream_unsupported"))
+            return
+        reply = self._owner._next_reply()
+        if reply is None:
+            message = (
+                f"FakeOpenAI: no scripted reply queued for POST {CHAT_COMPLETIONS_PATH} and no default "
+                "reply configured; call enqueue(Reply...) or pass FakeOpenAI(default=...)"
+            )
+            self._send_json(500, _error_body(500, message, error_type="fake_openai_error", code="queue_empty"))
+            return
+        if not self._owner._wait(reply.delay):
+            # close() was called while this reply was being delayed: drop the
+            # connection without answering so the handler ends promptly.
+            self.close_connection = True
+            return
+
+        if reply.body is not None:
+            if isinstance(reply.body, str):
+                self._send(reply.status, reply.body.encode(), "text/plain; charset=utf-8", reply.headers)
+            else:
+                self._send_json(reply.status, reply.body, reply.headers)
+            return
+        if reply.status != 200:
+            body = _error_body(reply.status, f"FakeOpenAI scripted error (HTTP {reply.status})")
+            self._send_json(reply.status, body, reply.headers)
+            return
+
+        requested = request.get("model") if isinstance(request, dict) else None
+        model = reply.model or (requested if isinstance(requested, str) else None) or "test-model"
+        completion: dict[str, Any] = {
+            "id": self._owner._next_completion_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        if reply.usage is not None:
+            completion["usage"] = reply.usage
+        self._send_json(200, completion, reply.headers)
+
+    @staticmethod
+    def _model_object(model_id: str, created: int) -> dict[str, Any]:
+        return {"id": model_id, "object": "model", "created": created, "owned_by": "fake-openai"}
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size_field = self.rfile.readline(1024).split(b";", 1)[0].strip()
+                size = int(size_field, 16)  # ValueError on garbage, reported as 400
+                if size == 0:
+                    # Skip trailers up to the blank line ending the message.
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        return self.rfile.read(length) if length else b""
+
+    # -- response writing --------------------------------------------------
+
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json", headers or {})
+
+    def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str]) -> None:
+        merged: dict[str, tuple[str, str]] = {"content-type": ("Content-Type", content_type)}
+        for name, value in headers.items():
+            merged[name.lower()] = (name, value)
+        merged["content-length"] = ("Content-Length", str(len(payload)))
+        try:
+            self.send_response(status)
+            for name, value in merged.values():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+        except OSError:
+            # The client went away (e.g. it timed out first); nothing to answer.
+            self.close_connection = True

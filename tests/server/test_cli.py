@@ -1,0 +1,75 @@
+"""The planner-mcp command, run as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import rows
+
+pytestmark = pytest.mark.subprocess
+
+
+def _run(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent), **env},
+    )
+
+
+def test_tools_json_prints_the_registered_tools_with_their_annotations(ledger_path: Path) -> None:
+    proc = _run(ledger_path, "tools", "--json")
+    assert proc.returncode == 0, proc.stderr
+    tools = json.loads(proc.stdout)
+    assert [t["name"] for t in tools] == ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze"]
+    assert tools[0]["annotations"]["readOnlyHint"] is True and "outputSchema" in tools[0]
+
+
+def test_call_runs_through_the_gate_and_the_ledger(ledger_path: Path) -> None:
+    proc = _run(ledger_path, "call", "read_docs", '{"name": "node-maintenance"}')
+    assert proc.returncode == 0, proc.stderr
+    output = json.loads(proc.stdout)
+    assert output["decision"] == "EXECUTE" and output["data"]["name"] == "node-maintenance"
+    assert [r["request_id"] for r in rows(ledger_path)] == [output["request_id"]]
+    assert len(rows(ledger_path, "call_intents")) == 1
+
+
+def test_call_exits_1_on_an_error_decision_and_records_it(ledger_path: Path) -> None:
+    proc = _run(ledger_path, "call", "ssh", '{"host": "pve01"}')
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["error"]["type"] == "FORBIDDEN_ACTION"
+    assert rows(ledger_path)[0]["refused"] == 1
+
+
+def test_call_refuses_arguments_that_are_not_a_json_object(ledger_path: Path) -> None:
+    proc = _run(ledger_path, "call", "read_docs", "[1, 2]")
+    assert proc.returncode == 2 and "JSON object" in proc.stderr and proc.stdout == ""
+
+
+def test_ledger_tail_shows_the_recorded_calls(ledger_path: Path) -> None:
+    _run(ledger_path, "call", "list_docs")
+    _run(ledger_path, "call", "execute_shell")
+    proc = _run(ledger_path, "ledger", "tail", "--json")
+    assert proc.returncode == 0, proc.stderr
+    tail = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["action"], r["decision"]) for r in tail] == [("list_docs", "EXECUTE"), ("execute_shell", "ERROR")]
+    text = _run(ledger_path, "ledger", "tail", "-n", "1")
+    assert "execute_shell" in text.stdout and "FORBIDDEN_ACTION" in text.stdout and "list_docs" not in text.stdout
+
+
+def test_a_bad_policy_stops_start_up_with_a_message_that_names_it(ledger_path: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("tier = ", encoding="utf-8")
+    proc = _run(ledger_path, "serve", PLANNER_MCP_POLICY=str(policy))
+    assert proc.returncode == 2
+    assert "policy.toml is not valid TOML" in proc.stderr and proc.stdout == ""
+
+
+def test_a_bad_number_in_the_environment_names_the_variable(ledger_path: Path) -> None:
+    proc = _run(ledger_path, "tools", PLANNER_MCP_LLM_TIMEOUT="soon")
+    assert proc.returncode == 2 and "PLANNER_MCP_LLM_TIMEOUT" in proc.stderr

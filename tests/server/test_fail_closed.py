@@ -1,0 +1,121 @@
+"""Fail closed: when the ledger cannot record, nothing is read, no LLM is called, and the client is told why."""
+
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server import Settings
+from server.settings import BUNDLED_DATA, LLMConfig
+from tests.conftest import call, connect, rows
+from tests.peers.openai_server import FakeOpenAI
+
+pytestmark = pytest.mark.anyio
+
+_watched: list[tuple[str, list[str]]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # An interpreter audit hook sees every real file access, in every thread, without touching our code.
+    if _watched and event in ("open", "os.scandir", "os.listdir") and args and isinstance(args[0], str | Path):
+        for root, seen in _watched:
+            if str(args[0]).startswith(root):
+                seen.append(str(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+@contextmanager
+def file_accesses_under(root: Path) -> Iterator[list[str]]:
+    seen: list[str] = []
+    _watched.append((str(root.resolve()), seen))
+    try:
+        yield seen
+    finally:
+        _watched.pop()
+
+
+@pytest.fixture
+def broken_ledger(tmp_path: Path) -> Path:
+    """A ledger whose directory is a regular file: it cannot be opened (root ignores permission bits)."""
+    blocker = tmp_path / "blocked"
+    blocker.write_text("not a directory", encoding="utf-8")
+    return blocker / "ledger.db"
+
+
+def test_the_audit_hook_sees_a_store_read() -> None:
+    with file_accesses_under(BUNDLED_DATA) as seen:
+        (BUNDLED_DATA / "docs" / "backup-restore.md").read_bytes()
+    assert seen  # so the zero counts below mean something
+
+
+async def test_with_an_unwritable_ledger_a_read_reads_nothing_and_says_why(
+    make_settings: Callable[..., Settings], broken_ledger: Path, mode: str
+) -> None:
+    async with connect(make_settings(ledger_path=broken_ledger), mode) as client:
+        with file_accesses_under(BUNDLED_DATA) as seen:
+            for tool, args in [("read_docs", {"name": "backup-restore"}), ("list_docs", {}), ("read_inventory", {})]:
+                result, output = await call(client, tool, args)
+                assert result.is_error and output["error"]["type"] == "LEDGER_UNAVAILABLE"
+                assert output["data"] is None
+                assert "Nothing was read" in output["error"]["message"]
+                assert "PLANNER_MCP_LEDGER" in output["error"]["recommended_action"]
+    assert seen == []
+
+
+async def test_with_an_unwritable_ledger_no_llm_is_called(
+    make_settings: Callable[..., Settings], broken_ledger: Path, llm: FakeOpenAI
+) -> None:
+    settings = make_settings(
+        ledger_path=broken_ledger, llm=LLMConfig(api_key="k" * 20, base_url=llm.base_url, model="test-model")
+    )
+    async with connect(settings) as client:
+        for tool in ("generate_plan", "analyze"):
+            result, output = await call(client, tool, {"description": "Add a VM"})
+            assert result.is_error and output["error"]["type"] == "LEDGER_UNAVAILABLE"
+    assert llm.requests == []
+
+
+async def test_a_refusal_with_an_unwritable_ledger_is_still_a_refusal(
+    make_settings: Callable[..., Settings], broken_ledger: Path
+) -> None:
+    async with connect(make_settings(ledger_path=broken_ledger)) as client:
+        result, output = await call(client, "ssh")
+    assert result.is_error and output["error"]["type"] == "LEDGER_UNAVAILABLE"
+    assert "refused" in output["error"]["message"]
+
+
+async def test_calls_succeed_again_once_the_ledger_is_fixed_without_a_restart(
+    make_settings: Callable[..., Settings], broken_ledger: Path
+) -> None:
+    async with connect(make_settings(ledger_path=broken_ledger)) as client:
+        failed, _ = await call(client, "list_docs")
+        broken_ledger.parent.unlink()
+        healed, output = await call(client, "list_docs")
+    assert failed.is_error and not healed.is_error
+    assert [r["request_id"] for r in rows(broken_ledger)] == [output["request_id"]]
+
+
+async def test_when_the_outcome_cannot_be_recorded_the_result_is_withheld(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    # Recording the intent works; then the outcome table refuses writes, so the result must not leave.
+    async with connect(make_settings()) as client:
+        await call(client, "list_docs")
+        conn = sqlite3.connect(ledger_path)
+        conn.execute(
+            "CREATE TRIGGER refuse_outcomes BEFORE INSERT ON agent_actions"
+            " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+        conn.commit()
+        conn.close()
+        result, output = await call(client, "read_docs", {"name": "backup-restore"})
+    assert result.is_error and output["error"]["type"] == "LEDGER_UNAVAILABLE"
+    assert "withheld" in output["error"]["message"]
+    assert output["data"] is None
+    assert len(rows(ledger_path, "call_intents")) == 2  # the intent is there: an incomplete call, visible to audit

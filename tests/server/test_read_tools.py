@@ -1,0 +1,126 @@
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from server import Settings
+from server.settings import BUNDLED_DATA
+from tests.conftest import call, connect, rows
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_list_docs_names_the_bundled_runbooks(make_settings: Callable[..., Settings], mode: str) -> None:
+    async with connect(make_settings(), mode) as client:
+        result, output = await call(client, "list_docs")
+    assert not result.is_error
+    assert output["data"]["docs"] == sorted(p.stem for p in (BUNDLED_DATA / "docs").glob("*.md"))
+    assert len(output["data"]["docs"]) >= 3
+
+
+async def test_read_docs_returns_the_runbook_with_its_provenance(
+    make_settings: Callable[..., Settings], ledger_path: Path, mode: str
+) -> None:
+    async with connect(make_settings(), mode) as client:
+        result, output = await call(client, "read_docs", {"name": "backup-restore"})
+    assert not result.is_error
+    assert output["decision"] == "EXECUTE" and output["confidence"] == 1.0
+    assert output["data"]["content"] == (BUNDLED_DATA / "docs" / "backup-restore.md").read_text(encoding="utf-8")
+    [source] = output["provenance"]["sources"]
+    assert (source["kind"], source["name"], source["store"]) == ("docs", "backup-restore", "file")
+    assert source["version"].startswith("sha256:")
+    [intent] = rows(ledger_path, "call_intents")
+    [action] = rows(ledger_path)
+    assert intent["request_id"] == action["request_id"] == output["request_id"]
+    assert action["intent_id"] == intent["id"] == output["provenance"]["ledger_intent_id"]
+    assert json.loads(action["arguments"]) == {"name": "backup-restore"}
+    assert (action["action"], action["decision"], action["success"]) == ("read_docs", "EXECUTE", 1)
+    assert action["output_digest"].startswith("sha256:") and action["duration_ms"] > 0
+
+
+async def test_read_inventory_reads_the_default_or_a_named_inventory(
+    make_settings: Callable[..., Settings], mode: str
+) -> None:
+    async with connect(make_settings(), mode) as client:
+        _, default = await call(client, "read_inventory")
+        _, edge = await call(client, "read_inventory", {"name": "edge-sites"})
+    assert default["data"]["name"] == "proxmox" and default["data"]["content"]["cluster"]
+    assert edge["data"]["name"] == "edge-sites"
+
+
+async def test_a_missing_doc_is_an_error_that_points_to_list_docs(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    async with connect(make_settings()) as client:
+        result, output = await call(client, "read_docs", {"name": "no-such-runbook"})
+    assert result.is_error
+    assert output["error"]["type"] == "NOT_FOUND"
+    assert "list_docs" in output["error"]["recommended_action"]
+    [action] = rows(ledger_path)
+    assert (action["error_type"], action["success"], action["refused"]) == ("NOT_FOUND", 0, 0)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../inventory/proxmox",
+        "..",
+        "%2e%2e",
+        "/etc/passwd",
+        "docs/backup-restore",
+        "api-keys/openrouter",
+        "metadata/docs",
+        "secret/data/docs",
+        "backup-restore\x00.md",
+        " backup-restore",
+        "backup..restore",
+        ".hidden",
+        "a" * 129,
+        "",
+    ],
+)
+async def test_a_name_that_could_leave_its_folder_is_refused_before_any_read(
+    make_settings: Callable[..., Settings], ledger_path: Path, name: str
+) -> None:
+    async with connect(make_settings()) as client:
+        result, output = await call(client, "read_docs", {"name": name})
+    assert result.is_error and output["error"]["type"] == "INVALID_INPUT"
+    assert "name" in output["error"]["message"]
+    assert rows(ledger_path, "call_intents") == []  # refused at the gate: no intent, so nothing was read
+    [action] = rows(ledger_path)
+    assert (action["refused"], action["error_type"]) == (1, "INVALID_INPUT")
+
+
+async def test_a_symlink_out_of_the_docs_folder_is_not_followed(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    (data / "docs").mkdir(parents=True)
+    (data / "inventory").mkdir()
+    outside = tmp_path / "outside.md"
+    outside.write_text("private", encoding="utf-8")
+    (data / "docs" / "leak.md").symlink_to(outside)
+    async with connect(make_settings(data_dir=data)) as client:
+        result, output = await call(client, "read_docs", {"name": "leak"})
+    assert result.is_error and output["error"]["type"] == "NOT_FOUND"
+    assert "private" not in json.dumps(output)
+
+
+async def test_unknown_and_wrongly_typed_arguments_are_refused(make_settings: Callable[..., Settings]) -> None:
+    async with connect(make_settings()) as client:
+        _, extra = await call(client, "read_docs", {"name": "backup-restore", "path": "/etc"})
+        _, typed = await call(client, "read_docs", {"name": 7})
+        _, huge = await call(client, "generate_plan", {"description": "x" * 70_000})
+    assert extra["error"]["type"] == typed["error"]["type"] == huge["error"]["type"] == "INVALID_INPUT"
+    assert "path" in extra["error"]["message"]
+    assert "bytes" in huge["error"]["message"]
+
+
+async def test_an_empty_data_directory_says_which_setting_to_fix(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    async with connect(make_settings(data_dir=tmp_path / "empty")) as client:
+        result, output = await call(client, "list_docs")
+    assert result.is_error and output["error"]["type"] == "STORE_UNAVAILABLE"
+    assert "PLANNER_MCP_DATA" in output["error"]["recommended_action"]

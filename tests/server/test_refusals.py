@@ -1,0 +1,69 @@
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from server import Settings
+from tests.conftest import call, connect, rows
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("ssh", "forbidden"),
+        ("execute_shell", "forbidden"),
+        ("write_secrets", "forbidden"),
+        ("read_doc", "not a tool of this server"),
+        ("x" * 5000, "not a tool of this server"),
+    ],
+)
+async def test_a_call_to_a_name_that_is_not_registered_is_refused_and_recorded(
+    make_settings: Callable[..., Settings], ledger_path: Path, mode: str, name: str, says: str
+) -> None:
+    async with connect(make_settings(), mode) as client:
+        result, output = await call(client, name, {"host": "pve01", "command": "reboot"})
+    assert result.is_error
+    assert output["decision"] == "ERROR" and output["confidence"] == 0.0
+    assert output["error"]["type"] == "FORBIDDEN_ACTION"
+    assert says in output["error"]["message"]
+    assert "read_docs" in output["error"]["recommended_action"]
+    assert rows(ledger_path, "call_intents") == []
+    [action] = rows(ledger_path)
+    assert action["action"] == name[:128]
+    assert (action["decision"], action["success"], action["refused"], action["error_type"]) == (
+        "ERROR",
+        0,
+        1,
+        "FORBIDDEN_ACTION",
+    )
+
+
+async def test_refusals_break_the_consecutive_compliant_streak(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    async with connect(make_settings()) as client:
+        await call(client, "list_docs")
+        await call(client, "list_docs")
+        await call(client, "ssh")
+        await call(client, "list_docs")
+    [metrics] = rows(ledger_path, "agent_metrics", order="agent_id")
+    assert (metrics["total_runs"], metrics["compliant_runs"], metrics["consecutive_compliant"]) == (4, 3, 1)
+    assert metrics["refused_runs"] == 1
+
+
+async def test_a_tool_the_policy_leaves_out_cannot_be_called_by_name(
+    make_settings: Callable[..., Settings], ledger_path: Path, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        'agent_id = "reader"\nagent_role = "observer"\nowner = "o"\nversion = "1"\ntier = 0\n'
+        'allowed_side_effects = ["read_docs"]\nforbidden_actions = []\n',
+        encoding="utf-8",
+    )
+    async with connect(make_settings(policy_path=policy)) as client:
+        result, output = await call(client, "read_inventory")
+    assert result.is_error and output["error"]["type"] == "FORBIDDEN_ACTION"
+    assert output["agent_id"] == "reader"
+    assert rows(ledger_path)[0]["agent_id"] == "reader"

@@ -1,0 +1,103 @@
+"""The server as hosts run it: a real process on stdio, driven by the official client."""
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.conftest import API_KEY, PLAN, rows
+from tests.peers.openai_server import FakeOpenAI, Reply
+
+pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
+
+
+def _params(ledger_path: Path, **env: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "server", "serve"], env={"PLANNER_MCP_LEDGER": str(ledger_path), **env}
+    )
+
+
+async def test_a_host_lists_and_calls_the_tools_over_stdio(ledger_path: Path, llm: FakeOpenAI) -> None:
+    llm.enqueue(Reply.text(json.dumps(PLAN)))
+    env = {"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": API_KEY, "PLANNER_MCP_MODEL": "test-model"}
+    with anyio.fail_after(60):
+        async with Client(_params(ledger_path, **env), mode="legacy") as client:
+            tools = (await client.list_tools()).tools
+            docs = await client.call_tool("read_docs", {"name": "vm-provisioning"})
+            plan = await client.call_tool("generate_plan", {"description": "Add a VM to the prod pool"})
+            refused = await client.call_tool("execute_shell", {"command": "rm -rf /"})
+    assert [t.name for t in tools] == ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze"]
+    assert not docs.is_error and docs.structured_content is not None
+    assert docs.structured_content["data"]["name"] == "vm-provisioning"
+    assert not plan.is_error and plan.structured_content is not None
+    assert plan.structured_content["decision"] == "EXECUTE"
+    assert refused.is_error and refused.structured_content is not None
+    assert refused.structured_content["error"]["type"] == "FORBIDDEN_ACTION"
+    assert [r["action"] for r in rows(ledger_path)] == ["read_docs", "generate_plan", "execute_shell"]
+    assert len(llm.chat_requests) == 1
+
+
+def test_stdout_carries_only_protocol_messages(ledger_path: Path) -> None:
+    messages: list[dict[str, Any]] = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "raw-test", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "ssh", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "list_docs", "arguments": {}}},
+    ]
+    with subprocess.Popen(
+        [sys.executable, "-m", "server", "--log-level", "DEBUG", "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent)},
+    ) as proc:
+        lines, stderr = _converse(proc, messages, answers=4)
+    replies = [json.loads(line) for line in lines]
+    assert all(r.get("jsonrpc") == "2.0" for r in replies)
+    by_id = {r["id"]: r for r in replies if "id" in r}
+    assert set(by_id) == {1, 2, 3, 4}
+    assert by_id[3]["result"]["isError"] is True
+    assert by_id[4]["result"]["isError"] is False
+    assert "DEBUG" in stderr  # logs were written, to stderr
+    assert "planner-mcp: serving" not in stderr  # the hint is for terminals only
+
+
+def _converse(proc: "subprocess.Popen[str]", messages: list[dict[str, Any]], answers: int) -> tuple[list[str], str]:
+    """Send the messages, read stdout until `answers` replies came, then close stdin; bounded by a watchdog."""
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        proc.stdin.flush()
+        lines: list[str] = []
+        # Keep stdin open until every request is answered: EOF means the host has gone.
+        while len([line for line in lines if '"id"' in line]) < answers:
+            line = proc.stdout.readline()
+            assert line, "the server closed stdout before answering"
+            lines.append(line)
+        proc.stdin.close()
+        lines += proc.stdout.readlines()
+        stderr = proc.stderr.read()
+        assert proc.wait() == 0
+        return lines, stderr
+    finally:
+        watchdog.cancel()
+        proc.kill()
