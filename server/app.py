@@ -72,7 +72,7 @@ async def open_runtime(
         scrubber=Scrubber(known_secrets),
         default_inventory=settings.default_inventory,
     )
-    digest = tools_digest([spec.to_mcp() for spec in tools.values()])
+    digest = tools_digest([spec.mcp_tool for spec in tools.values()])
     gate = Gate(agent=agent, tools=tools, deps=deps, ledger=ledger, tools_digest=digest)
     try:
         yield Runtime(agent=agent, tools=tools, ledger=ledger, gate=gate)
@@ -99,7 +99,7 @@ class GovernedServer(MCPServer[Runtime]):
 
     def __init__(self, tools: Mapping[str, ToolSpec], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._mcp_tools = [spec.to_mcp() for spec in tools.values()]
+        self._mcp_tools = [spec.mcp_tool for spec in tools.values()]
 
     async def list_tools(self) -> list[MCPTool]:
         return list(self._mcp_tools)

@@ -72,7 +72,7 @@ def _serve(settings: Settings) -> int:
 def _tools(settings: Settings, as_json: bool) -> int:
     tools = registered_tools(load_policy(settings.policy_path))
     if as_json:
-        payload = [spec.to_mcp().model_dump(mode="json", by_alias=True, exclude_none=True) for spec in tools.values()]
+        payload = [spec.mcp_tool.model_dump(mode="json", by_alias=True, exclude_none=True) for spec in tools.values()]
         print(json.dumps(payload, indent=2))
         return 0
     for spec in tools.values():
@@ -108,6 +108,9 @@ def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
 
 
 def _ledger_tail(settings: Settings, lines: int, as_json: bool) -> int:
+    if not settings.ledger_path.exists():
+        print(f"planner-mcp: there is no ledger at {settings.ledger_path} (PLANNER_MCP_LEDGER)", file=sys.stderr)
+        return _EXIT_ERROR
     ledger = Ledger(settings.ledger_path, busy_timeout_s=settings.ledger_busy_timeout_s)
     try:
         rows = ledger.tail(lines)

@@ -2,6 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cache, cached_property
 from typing import Any
 
 from mcp.types import Tool as MCPTool
@@ -81,7 +82,9 @@ class ToolSpec:
     capability: Capability
     hints: Hints
 
-    def to_mcp(self) -> MCPTool:
+    @cached_property
+    def mcp_tool(self) -> MCPTool:
+        """The tool as clients see it in tools/list."""
         return MCPTool(
             name=self.name,
             title=self.title,
@@ -99,5 +102,6 @@ class ToolSpec:
         )
 
 
+@cache
 def output_schema() -> dict[str, Any]:
     return AgentOutput.model_json_schema(mode="serialization")

@@ -73,3 +73,9 @@ def test_a_bad_policy_stops_start_up_with_a_message_that_names_it(ledger_path: P
 def test_a_bad_number_in_the_environment_names_the_variable(ledger_path: Path) -> None:
     proc = _run(ledger_path, "tools", PLANNER_MCP_LLM_TIMEOUT="soon")
     assert proc.returncode == 2 and "PLANNER_MCP_LLM_TIMEOUT" in proc.stderr
+
+
+def test_ledger_tail_does_not_create_a_ledger_that_is_not_there(ledger_path: Path) -> None:
+    proc = _run(ledger_path, "ledger", "tail")
+    assert proc.returncode == 1 and "no ledger at" in proc.stderr
+    assert not ledger_path.exists()

@@ -39,9 +39,7 @@ def _inspect(ledger_path: Path, llm: FakeOpenAI, *args: str) -> dict[str, Any]:
     }
     server = [sys.executable, "-m", "server", "serve"]
     env_flags = [flag for key, value in env.items() for flag in ("-e", f"{key}={value}")]
-    proc = subprocess.run(
-        [INSPECTOR, "--cli", *server, *env_flags, *args], capture_output=True, text=True, timeout=90
-    )
+    proc = subprocess.run([INSPECTOR, "--cli", *server, *env_flags, *args], capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout)
     return result
