@@ -3,12 +3,12 @@
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Intent", "Outcome"]
+__all__ = ["CallRecord", "Intent", "Outcome"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Intent:
-    """Recorded before anything is read or asked of an LLM."""
+class CallRecord:
+    """What every record says about its call: who, what, with which arguments, under which tool list."""
 
     request_id: str
     timestamp: str
@@ -21,20 +21,17 @@ class Intent:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outcome:
+class Intent(CallRecord):
+    """Recorded before anything is read or asked of an LLM."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome(CallRecord):
     """Recorded before the result is sent; one `agent_actions` row in the seed's shape, plus provenance."""
 
-    request_id: str
-    timestamp: str
-    agent_id: str
-    agent_version: str
-    tier: int
-    action: str
     decision: str
     confidence: float
     success: bool
-    arguments: dict[str, Any]
-    tools_digest: str
     intent_id: int | None = None
     refused: bool = False
     error_type: str | None = None

@@ -10,10 +10,23 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from server.names import EntryName
+
 __all__ = ["BUNDLED_DATA", "LLMConfig", "Settings", "SettingsError", "default_ledger_path"]
 
 BUNDLED_DATA = Path(__file__).parent / "data"
 """The example data set shipped with the package, so the server works with no configuration."""
+
+
+_ENV_NAMES = {
+    "ledger_path": "PLANNER_MCP_LEDGER",
+    "data_dir": "PLANNER_MCP_DATA",
+    "policy_path": "PLANNER_MCP_POLICY",
+    "default_inventory": "PLANNER_MCP_INVENTORY",
+    "max_document_bytes": "PLANNER_MCP_MAX_DOCUMENT_BYTES",
+    "timeout_s": "PLANNER_MCP_LLM_TIMEOUT",
+}
+"""So a validation error names the variable the user set, not our field."""
 
 
 class SettingsError(Exception):
@@ -47,7 +60,7 @@ class Settings(BaseModel):
     data_dir: Path = BUNDLED_DATA
     policy_path: Path | None = None
     llm: LLMConfig = LLMConfig()
-    default_inventory: str = "proxmox"
+    default_inventory: EntryName = "proxmox"
     max_document_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     ledger_busy_timeout_s: float = Field(default=5.0, gt=0)
 
@@ -82,12 +95,14 @@ class Settings(BaseModel):
             "policy_path": get("PLANNER_MCP_POLICY"),
             "default_inventory": get("PLANNER_MCP_INVENTORY"),
             "max_document_bytes": number("PLANNER_MCP_MAX_DOCUMENT_BYTES", int),
-            "llm": LLMConfig(**{k: v for k, v in llm.items() if v is not None}),
         }
         try:
+            values["llm"] = LLMConfig(**{k: v for k, v in llm.items() if v is not None})
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{_ENV_NAMES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors(include_input=False)
+            )
             raise SettingsError(f"invalid settings: {problems}") from None
 
 

@@ -4,7 +4,7 @@ import hashlib
 import json
 from typing import Any
 
-from contracts import AgentMetadata
+from contracts import AgentMetadata, TaskRequest
 
 __all__ = ["analysis_messages", "plan_messages", "prompt_digest"]
 
@@ -38,11 +38,7 @@ def _data(label: str, value: Any) -> str:
 
 
 def plan_messages(
-    agent: AgentMetadata,
-    description: str,
-    context: dict[str, Any],
-    constraints: list[str],
-    inventory: tuple[str, Any] | None,
+    agent: AgentMetadata, request: TaskRequest, inventory: tuple[str, Any] | None
 ) -> list[dict[str, str]]:
     inventory_block = (
         _data(f"inventory/{inventory[0]}", inventory[1]) if inventory else "Infrastructure context unavailable."
@@ -63,15 +59,15 @@ Infrastructure context:
 
 Answer with one JSON object and nothing else, with this structure:
 {_PLAN_SHAPE}"""
-    user = f"""Task: {description}
-Additional context: {_data("caller-context", context) if context else "None"}
-Constraints: {"; ".join(constraints) if constraints else "None"}
+    user = f"""Task: {request.description}
+Additional context: {_data("caller-context", request.context) if request.context else "None"}
+Constraints: {"; ".join(request.constraints) if request.constraints else "None"}
 
 Generate a detailed implementation plan."""
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def analysis_messages(description: str, context: dict[str, Any]) -> list[dict[str, str]]:
+def analysis_messages(request: TaskRequest) -> list[dict[str, str]]:
     system = f"""You are a technical analyst for an infrastructure team. Provide clear, structured analysis.
 Be explicit about uncertainties and assumptions, and rate your confidence honestly.
 
@@ -79,7 +75,8 @@ Be explicit about uncertainties and assumptions, and rate your confidence honest
 
 Answer with one JSON object and nothing else, with this structure:
 {_ANALYSIS_SHAPE}"""
-    user = f"Analyse: {description}\nContext: {_data('caller-context', context) if context else 'None'}"
+    context = _data("caller-context", request.context) if request.context else "None"
+    user = f"Analyse: {request.description}\nContext: {context}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from contracts import Analysis, Decision, Plan, SideEffect, SourceRef
+from contracts import Analysis, Decision, Plan, SideEffect, SourceRef, TaskRequest
 from server.decisions import decide, plan_warnings
 from server.failures import ToolFailure
 from server.llm import LLMReply, ParseFailure, analysis_messages, parse_reply, plan_messages, prompt_digest, truncate
@@ -103,7 +103,10 @@ async def _generate_plan(args: GeneratePlanArgs, deps: Deps) -> ToolResult:
             effects.append(SideEffect(type="read_inventory", target=f"inventory/{entry.name}", reversible=True))
             sources.append(entry.source)
 
-    messages = _scrubbed(plan_messages(deps.agent, args.description, args.context, args.constraints, inventory), deps)
+    request = TaskRequest(
+        task_type="generate_plan", description=args.description, context=args.context, constraints=args.constraints
+    )
+    messages = _scrubbed(plan_messages(deps.agent, request, inventory), deps)
     reply = await deps.llm.complete(messages, temperature=0.3)
     common: dict[str, Any] = {"side_effects": effects, "sources": sources}
     try:
@@ -129,7 +132,8 @@ async def _generate_plan(args: GeneratePlanArgs, deps: Deps) -> ToolResult:
 
 async def _analyze(args: AnalyzeArgs, deps: Deps) -> ToolResult:
     deps.llm.check_configured()
-    messages = _scrubbed(analysis_messages(args.description, args.context), deps)
+    request = TaskRequest(task_type="analyze", description=args.description, context=args.context)
+    messages = _scrubbed(analysis_messages(request), deps)
     reply = await deps.llm.complete(messages, temperature=0.4)
     try:
         analysis = parse_reply(reply.content, Analysis)

@@ -1,8 +1,11 @@
 """The planner-mcp command, run as a user runs it."""
 
 import json
+import os
+import pty
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,29 @@ def test_ledger_tail_does_not_create_a_ledger_that_is_not_there(ledger_path: Pat
     proc = _run(ledger_path, "ledger", "tail")
     assert proc.returncode == 1 and "no ledger at" in proc.stderr
     assert not ledger_path.exists()
+
+
+def test_serve_started_from_a_terminal_says_on_stderr_what_it_waits_for(ledger_path: Path) -> None:
+    terminal, server_side = pty.openpty()
+    env = {"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        stdin=server_side,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
+        os.close(server_side)
+        watchdog = threading.Timer(60, proc.kill)
+        watchdog.start()
+        try:
+            assert proc.stderr is not None and proc.stdout is not None
+            hint = proc.stderr.readline()
+        finally:
+            watchdog.cancel()
+            proc.kill()
+            os.close(terminal)
+        stdout = proc.stdout.read()
+    assert "waiting for a host's JSON-RPC messages on stdin" in hint and "mcp.json" in hint
+    assert stdout == ""
