@@ -108,7 +108,7 @@ class Ledger:
             intent.agent_id,
             intent.agent_version,
             intent.tier,
-            intent.action,
+            self._scrub.text(intent.action),
             self._json(intent.arguments),
             intent.tools_digest,
         )
@@ -134,7 +134,7 @@ class Ledger:
             outcome.agent_id,
             outcome.agent_version,
             outcome.tier,
-            outcome.action,
+            self._scrub.text(outcome.action),
             outcome.decision,
             outcome.confidence,
             int(outcome.success),

@@ -61,7 +61,8 @@ class Gate:
     async def call(self, name: str, arguments: Mapping[str, Any] | None) -> AgentOutput:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
-        action = name[:_MAX_NAME]
+        # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
+        action = self._deps.scrubber.text(name[:_MAX_NAME])
         raw = dict(arguments or {})
         try:
             spec, args = self._admit(name, raw)

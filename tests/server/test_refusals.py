@@ -1,3 +1,4 @@
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +32,7 @@ async def test_a_call_to_a_name_that_is_not_registered_is_refused_and_recorded(
     assert "read_docs" in output["error"]["recommended_action"]
     assert rows(ledger_path, "call_intents") == []
     [action] = rows(ledger_path)
-    assert action["action"] == name[:128]
+    assert action["action"] == name[:128]  # bounded, so a hostile name cannot bloat the ledger
     assert (action["decision"], action["success"], action["refused"], action["error_type"]) == (
         "ERROR",
         0,
@@ -67,3 +68,13 @@ async def test_a_tool_the_policy_leaves_out_cannot_be_called_by_name(
     assert result.is_error and output["error"]["type"] == "FORBIDDEN_ACTION"
     assert output["agent_id"] == "reader"
     assert rows(ledger_path)[0]["agent_id"] == "reader"
+
+
+async def test_a_secret_sent_as_a_tool_name_is_neither_echoed_nor_recorded(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    secret = "sk-live-0123456789abcdefghijklmn"
+    async with connect(make_settings()) as client:
+        result, output = await call(client, secret, {"token": secret})
+    assert result.is_error and secret not in json.dumps(output)
+    assert secret.encode() not in b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())
