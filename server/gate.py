@@ -283,4 +283,13 @@ class Gate:
                 "The call was refused." if refused else "The result was withheld because it could not be recorded."
             )
             return self._ledger_down(output.action, output.request_id, exc, consequence)
+        # Kind and timing only: arguments and payloads are the caller's data and stay in the ledger, scrubbed.
+        logger.info(
+            "%s %s %s%s %.1fms",
+            output.request_id,
+            output.action,
+            output.decision.value,
+            f" {error.type}" if error else "",
+            duration_ms,
+        )
         return output

@@ -108,3 +108,9 @@ def test_serve_started_from_a_terminal_says_on_stderr_what_it_waits_for(ledger_p
         stdout = proc.stdout.read()
     assert "waiting for a host's JSON-RPC messages on stdin" in hint and "mcp.json" in hint
     assert stdout == ""
+
+
+def test_the_console_script_is_installed_beside_the_interpreter() -> None:
+    script = Path(sys.executable).parent / "planner-mcp"
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("planner-mcp ")
