@@ -103,9 +103,6 @@ class Gate:
             output = self._error_output(spec.name, request_id, info)
         else:
             output = self._envelope(spec.name, request_id, result)
-        output.provenance = (output.provenance or Provenance(tool=spec.name)).model_copy(
-            update={"ledger_intent_id": intent_id}
-        )
         return await self._finish(output, recorded_args, started, intent_id=intent_id, refused=False)
 
     # -- admission -------------------------------------------------------------------------------
@@ -249,9 +246,11 @@ class Gate:
         self, output: AgentOutput, arguments: dict[str, Any], started: float, *, intent_id: int | None, refused: bool
     ) -> AgentOutput:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        if output.provenance is not None:
-            output.provenance.duration_ms = duration_ms
-        usage = output.provenance.usage if output.provenance else None
+        provenance = output.provenance
+        assert provenance is not None  # every output the gate builds carries one
+        provenance.ledger_intent_id = intent_id
+        provenance.duration_ms = duration_ms
+        usage = provenance.usage
         error = output.error
         outcome = Outcome(
             request_id=output.request_id,
