@@ -88,6 +88,11 @@ async def call(
     return result, result.structured_content
 
 
+def host_env(ledger_path: Path, **extra: str) -> dict[str, str]:
+    """The near-empty environment a host starts a server with, plus the ledger under test."""
+    return {"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent), **extra}
+
+
 def rows(path: Path, table: str = "agent_actions", order: str = "id") -> list[dict[str, Any]]:
     """Read ledger rows straight from the file, the way an auditor would."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

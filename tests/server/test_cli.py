@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import rows
+from tests.conftest import host_env, rows
 
 pytestmark = pytest.mark.subprocess
 
@@ -21,7 +21,7 @@ def _run(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent), **env},
+        env=host_env(ledger_path, **env),
     )
 
 
@@ -86,14 +86,13 @@ def test_ledger_tail_does_not_create_a_ledger_that_is_not_there(ledger_path: Pat
 
 def test_serve_started_from_a_terminal_says_on_stderr_what_it_waits_for(ledger_path: Path) -> None:
     terminal, server_side = pty.openpty()
-    env = {"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent)}
     with subprocess.Popen(
         [sys.executable, "-m", "server", "serve"],
         stdin=server_side,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=host_env(ledger_path),
     ) as proc:
         os.close(server_side)
         watchdog = threading.Timer(60, proc.kill)

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.conftest import API_KEY, PLAN, rows
+from tests.conftest import API_KEY, PLAN, host_env, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
@@ -66,7 +66,7 @@ def test_stdout_carries_only_protocol_messages(ledger_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent)},
+        env=host_env(ledger_path),
     ) as proc:
         lines, stderr = _converse(proc, messages, answers=4)
     replies = [json.loads(line) for line in lines]
