@@ -79,6 +79,18 @@ def m001_seed_tables(conn: sqlite3.Connection) -> None:
     )
 
 
+@_migration
+def m002_call_notes(conn: sqlite3.Connection) -> None:
+    """A note on every row about the conditions of the call, such as Vault TLS verification being off."""
+    _run_script(
+        conn,
+        """
+        ALTER TABLE call_intents ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+        ALTER TABLE agent_actions ADD COLUMN notes TEXT NOT NULL DEFAULT ''
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():

@@ -18,6 +18,8 @@ class CallRecord:
     action: str
     arguments: dict[str, Any]
     tools_digest: str
+    notes: str = ""
+    """What an auditor must know about the conditions of the call (e.g. Vault TLS verification was off)."""
 
 
 @dataclass(frozen=True, kw_only=True)

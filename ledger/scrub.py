@@ -31,8 +31,17 @@ class Scrubber:
     """
 
     def __init__(self, known_secrets: Iterable[str] = ()) -> None:
+        self._known: tuple[str, ...] = ()
+        self.add(*known_secrets)
+
+    def add(self, *secrets: str) -> None:
+        """Learn secrets found at run time (a token from a login, a key read from Vault).
+
+        The tuple is replaced whole, so threads scrubbing at the same moment see the old or the new set.
+        """
         # Short values would redact ordinary words; a real credential is never this short.
-        self._known = sorted({s for s in known_secrets if len(s) >= 8}, key=len, reverse=True)
+        known = {s for s in (*self._known, *secrets) if len(s) >= 8}
+        self._known = tuple(sorted(known, key=len, reverse=True))
 
     def text(self, value: str) -> str:
         for secret in self._known:

@@ -28,10 +28,19 @@ class LedgerError(Exception):
 
 
 class Ledger:
-    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0, known_secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        known_secrets: Iterable[str] = (),
+        scrubber: Scrubber | None = None,
+    ) -> None:
+        """`scrubber` may be shared with the server, so a secret learnt at run time is scrubbed here too."""
         self.path = path
         self._busy_timeout_s = busy_timeout_s
-        self._scrub = Scrubber(known_secrets)
+        self._scrub = scrubber or Scrubber()
+        self._scrub.add(*known_secrets)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -111,12 +120,13 @@ class Ledger:
             self._scrub.text(intent.action),
             self._json(intent.arguments),
             intent.tools_digest,
+            self._scrub.text(intent.notes),
         )
 
         def insert(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
                 "INSERT INTO call_intents (timestamp, request_id, agent_id, agent_version, tier, action,"
-                " arguments, tools_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " arguments, tools_digest, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             assert cursor.lastrowid is not None
@@ -150,6 +160,7 @@ class Ledger:
             outcome.prompt_tokens,
             outcome.completion_tokens,
             outcome.tools_digest,
+            self._scrub.text(outcome.notes),
         )
         compliant = int(outcome.success)
         refused = int(outcome.refused)
@@ -163,8 +174,8 @@ class Ledger:
             cursor = conn.execute(
                 "INSERT INTO agent_actions (timestamp, agent_id, agent_version, tier, action, decision, confidence,"
                 " success, error_type, error_message, request_id, intent_id, refused, duration_ms, arguments,"
-                " output_digest, llm_model, prompt_tokens, completion_tokens, tools_digest)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " output_digest, llm_model, prompt_tokens, completion_tokens, tools_digest, notes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             conn.execute(

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,10 +21,21 @@ from server.gate import Gate
 from server.llm import LLMClient
 from server.policy import load_policy
 from server.settings import Settings
-from server.stores import FileStore
+from server.stores import FileStore, Store, VaultStore
 from server.tools import Deps, ToolSpec, registered_tools
 
-__all__ = ["GovernedServer", "Runtime", "build_server", "open_runtime", "server_version", "tools_digest"]
+__all__ = [
+    "GovernedServer",
+    "Runtime",
+    "build_server",
+    "call_notes",
+    "open_runtime",
+    "open_store",
+    "server_version",
+    "tools_digest",
+]
+
+logger = logging.getLogger(__name__)
 
 _INSTRUCTIONS = (
     "Read-only tools of an infrastructure planning agent. Use list_docs and read_docs for runbooks, "
@@ -61,24 +73,41 @@ async def open_runtime(
     settings: Settings, agent: AgentMetadata, tools: Mapping[str, ToolSpec]
 ) -> AsyncIterator[Runtime]:
     """Open the runtime; the ledger opens on first write, so a broken ledger fails calls, not start-up."""
-    api_key = settings.llm.api_key.get_secret_value() if settings.llm.api_key else None
-    known_secrets = [api_key] if api_key else []
-    ledger = Ledger(settings.ledger_path, busy_timeout_s=settings.ledger_busy_timeout_s, known_secrets=known_secrets)
-    llm = LLMClient(settings.llm)
-    deps = Deps(
-        agent=agent,
-        store=FileStore(settings.data_dir, max_bytes=settings.max_document_bytes),
-        llm=llm,
-        scrubber=Scrubber(known_secrets),
-        default_inventory=settings.default_inventory,
-    )
+    # One scrubber for the ledger, the gate and the LLM prompts: a secret learnt at run time (a token from
+    # a login, the LLM key read from Vault) is scrubbed everywhere from then on.
+    scrubber = Scrubber([settings.llm.api_key.get_secret_value()] if settings.llm.api_key else [])
+    ledger = Ledger(settings.ledger_path, busy_timeout_s=settings.ledger_busy_timeout_s, scrubber=scrubber)
+    store = open_store(settings, scrubber)
+    llm = LLMClient(settings.llm, vault_key=store.read_llm_key if isinstance(store, VaultStore) else None)
+    deps = Deps(agent=agent, store=store, llm=llm, scrubber=scrubber, default_inventory=settings.default_inventory)
     digest = tools_digest([spec.mcp_tool for spec in tools.values()])
-    gate = Gate(agent=agent, tools=tools, deps=deps, ledger=ledger, tools_digest=digest)
+    gate = Gate(agent=agent, tools=tools, deps=deps, ledger=ledger, tools_digest=digest, notes=call_notes(settings))
     try:
         yield Runtime(agent=agent, tools=tools, ledger=ledger, gate=gate)
     finally:
         await llm.aclose()
+        await store.aclose()
         await anyio.to_thread.run_sync(ledger.close)
+
+
+def open_store(settings: Settings, scrubber: Scrubber) -> Store:
+    """Vault when VAULT_ADDR is set, else the file store."""
+    if settings.vault is None:
+        return FileStore(settings.data_dir, max_bytes=settings.max_document_bytes)
+    if settings.vault.skip_verify:
+        logger.warning(
+            "VAULT_SKIP_VERIFY=true: the TLS certificate of Vault at %s is NOT verified; anyone on the path can "
+            "read and change what the server receives. Every ledger row records this.",
+            settings.vault.host,
+        )
+    return VaultStore(settings.vault, learn_secret=scrubber.add, max_bytes=settings.max_document_bytes)
+
+
+def call_notes(settings: Settings) -> str:
+    """What every ledger row must say about the conditions of its call."""
+    if settings.vault is not None and settings.vault.skip_verify:
+        return "vault-tls-unverified: VAULT_SKIP_VERIFY=true"
+    return ""
 
 
 def to_call_result(output: AgentOutput) -> CallToolResult:

@@ -17,9 +17,11 @@ import anyio
 from contracts import Decision
 from ledger import Ledger, LedgerError
 from server.app import build_server, open_runtime, server_version
+from server.checks import run_checks
 from server.policy import PolicyError, load_policy
 from server.settings import Settings, SettingsError
 from server.tools import registered_tools
+from server.vault.paths import policy_hcl
 
 __all__ = ["console", "main"]
 
@@ -47,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="run one tool through the gate and ledger; print its AgentOutput")
     call.add_argument("tool")
     call.add_argument("arguments", nargs="?", default="{}", help="the tool's arguments as a JSON object")
+
+    commands.add_parser("doctor", help="check the configuration, the store, the LLM settings and the ledger")
+    commands.add_parser(
+        "vault-policy", help="print the Vault policy (HCL) the server's token needs, for the configured mount"
+    )
 
     ledger = commands.add_parser("ledger", help="read the audit ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="LEDGER_COMMAND", required=True)
@@ -128,6 +135,25 @@ def _ledger_tail(settings: Settings, lines: int, as_json: bool) -> int:
     return 0
 
 
+_MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+
+
+def _doctor(settings: Settings) -> int:
+    failed = False
+    for check in run_checks(settings):
+        failed = failed or check.status == "fail"
+        fix = f"\n      fix: {check.fix}" if check.fix and check.status != "ok" else ""
+        print(f"{_MARKS[check.status]}  {check.name}: {check.detail}{fix}", flush=True)
+    return _EXIT_ERROR if failed else 0
+
+
+def _vault_policy(settings: Settings) -> int:
+    mount = settings.vault.mount if settings.vault else "secret"
+    key_name = settings.vault.llm_key_name if settings.vault else "openrouter"
+    print(policy_hcl(mount, llm_key_name=key_name if settings.llm.api_key is None else None), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -142,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _tools(settings, args.json)
             case "call":
                 return _call(settings, args.tool, args.arguments)
+            case "doctor":
+                return _doctor(settings)
+            case "vault-policy":
+                return _vault_policy(settings)
             case "ledger":
                 return _ledger_tail(settings, args.lines, args.json)
     except (SettingsError, PolicyError, LedgerError) as exc:

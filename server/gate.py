@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
 from ledger import Intent, Ledger, LedgerError, Outcome
 from server.failures import ToolFailure
+from server.names import INVALID_NAME_ERROR
 from server.tools import Deps, ToolResult, ToolSpec
 
 __all__ = ["Gate"]
@@ -50,13 +51,22 @@ class _Refusal(Exception):
 
 class Gate:
     def __init__(
-        self, *, agent: AgentMetadata, tools: Mapping[str, ToolSpec], deps: Deps, ledger: Ledger, tools_digest: str
+        self,
+        *,
+        agent: AgentMetadata,
+        tools: Mapping[str, ToolSpec],
+        deps: Deps,
+        ledger: Ledger,
+        tools_digest: str,
+        notes: str = "",
     ) -> None:
+        """`notes` go into every ledger row of every call: conditions an auditor must see (TLS unverified)."""
         self._agent = agent
         self._tools = tools
         self._deps = deps
         self._ledger = ledger
         self._tools_digest = tools_digest
+        self._notes = notes
 
     async def call(self, name: str, arguments: Mapping[str, Any] | None) -> AgentOutput:
         started = time.perf_counter()
@@ -80,6 +90,7 @@ class Gate:
             action=spec.name,
             arguments=recorded_args,
             tools_digest=self._tools_digest,
+            notes=self._notes,
         )
         try:
             intent_id = await anyio.to_thread.run_sync(self._ledger.record_intent, intent)
@@ -125,13 +136,13 @@ class Gate:
             return spec, spec.args.model_validate(raw)
         except ValidationError as exc:
             # Field names and rules only: the rejected values are the caller's data.
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False)
-            )
+            errors = exc.errors(include_url=False, include_input=False)
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}" for e in errors)
+            # A name that tries to leave its folder is a distinct, named refusal: auditors look for these.
+            kind = "INVALID_NAME" if any(e["type"] == INVALID_NAME_ERROR for e in errors) else "INVALID_INPUT"
             raise _Refusal(
                 self._error_info(
-                    "INVALID_INPUT",
+                    kind,
                     f"Invalid arguments for {name}: {problems}.",
                     raw,
                     recommended_action="Fix the arguments to match the tool's input schema and call again.",
@@ -264,6 +275,7 @@ class Gate:
             success=output.decision is not Decision.ERROR,
             arguments=arguments,
             tools_digest=self._tools_digest,
+            notes=self._notes,
             intent_id=intent_id,
             refused=refused,
             error_type=error.type if error else None,

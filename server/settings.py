@@ -5,18 +5,22 @@ Nothing else in the project reads the environment: tests and the CLI build `Sett
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from server.names import EntryName
+from server.vault.config import VaultConfig
 
-__all__ = ["BUNDLED_DATA", "LLMConfig", "Settings", "SettingsError", "default_ledger_path"]
+__all__ = ["BUNDLED_DATA", "OPENROUTER_BASE_URL", "LLMConfig", "Settings", "SettingsError", "default_ledger_path"]
 
 BUNDLED_DATA = Path(__file__).parent / "data"
 """The example data set shipped with the package, so the server works with no configuration."""
 
+
+OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+"""Where a key read from Vault's `api-keys/openrouter` is used when OPENAI_BASE_URL is not set, as the seed did."""
 
 _ENV_NAMES = {
     "ledger_path": "PLANNER_MCP_LEDGER",
@@ -27,6 +31,23 @@ _ENV_NAMES = {
     "timeout_s": "PLANNER_MCP_LLM_TIMEOUT",
 }
 """So a validation error names the variable the user set, not our field."""
+
+_VAULT_ENV = {
+    "addr": "VAULT_ADDR",
+    "token": "VAULT_TOKEN",
+    "role_id": "VAULT_ROLE_ID",
+    "secret_id": "VAULT_SECRET_ID",
+    "approle_mount": "PLANNER_MCP_VAULT_APPROLE_MOUNT",
+    "namespace": "VAULT_NAMESPACE",
+    "cacert": "VAULT_CACERT",
+    "capath": "VAULT_CAPATH",
+    "mount": "PLANNER_MCP_VAULT_MOUNT",
+    "timeout_s": "PLANNER_MCP_VAULT_TIMEOUT",
+    "retries": "PLANNER_MCP_VAULT_RETRIES",
+    "cache_ttl_s": "PLANNER_MCP_VAULT_CACHE_TTL",
+}
+_TRUE = {"1", "true", "t", "yes"}
+_FALSE = {"0", "false", "f", "no"}
 
 
 class SettingsError(Exception):
@@ -42,11 +63,19 @@ class LLMConfig(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     max_tokens: int = Field(default=2000, gt=0)
+    key_from_vault: bool = False
+    """OPENAI_API_KEY is unset and Vault is configured: the key is read from Vault on first use."""
+
+    @property
+    def effective_base_url(self) -> str | None:
+        if self.base_url is None and self.key_from_vault:
+            return OPENROUTER_BASE_URL
+        return self.base_url
 
     def missing(self) -> list[str]:
         """What must still be set before an LLM can be called (a local endpoint needs no key)."""
         missing = []
-        if self.api_key is None and self.base_url is None:
+        if self.api_key is None and self.base_url is None and not self.key_from_vault:
             missing.append("OPENAI_API_KEY (or OPENAI_BASE_URL for a local endpoint that needs no key)")
         if self.model is None:
             missing.append("PLANNER_MCP_MODEL")
@@ -63,6 +92,8 @@ class Settings(BaseModel):
     default_inventory: EntryName = "proxmox"
     max_document_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     ledger_busy_timeout_s: float = Field(default=5.0, gt=0)
+    vault: VaultConfig | None = None
+    """When set (VAULT_ADDR), docs and inventory come from Vault and PLANNER_MCP_DATA is not used."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -83,7 +114,9 @@ class Settings(BaseModel):
                     f"{name}={raw!r} is not a {kind.__name__}; set it to a number or unset it."
                 ) from None
 
+        vault = _vault_from_env(get, number, env)
         llm: dict[str, object] = {
+            "key_from_vault": vault is not None and get("OPENAI_API_KEY") is None,
             "api_key": get("OPENAI_API_KEY"),
             "base_url": get("OPENAI_BASE_URL"),
             "model": get("PLANNER_MCP_MODEL"),
@@ -95,6 +128,7 @@ class Settings(BaseModel):
             "policy_path": get("PLANNER_MCP_POLICY"),
             "default_inventory": get("PLANNER_MCP_INVENTORY"),
             "max_document_bytes": number("PLANNER_MCP_MAX_DOCUMENT_BYTES", int),
+            "vault": vault,
         }
         try:
             values["llm"] = LLMConfig(**{k: v for k, v in llm.items() if v is not None})
@@ -104,6 +138,45 @@ class Settings(BaseModel):
                 f"{_ENV_NAMES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors(include_input=False)
             )
             raise SettingsError(f"invalid settings: {problems}") from None
+
+
+def _vault_from_env(
+    get: Callable[[str], str | None],
+    number: Callable[[str, type[int] | type[float]], int | float | None],
+    env: Mapping[str, str],
+) -> VaultConfig | None:
+    addr = get("VAULT_ADDR")
+    if addr is None:
+        return None
+    skip = (get("VAULT_SKIP_VERIFY") or "false").lower()
+    if skip not in _TRUE | _FALSE:
+        raise SettingsError(f"VAULT_SKIP_VERIFY={skip!r} is not a boolean; set it to true or false, or unset it.")
+    # The Vault CLI's token file, read by the auth code (not here) only when VAULT_TOKEN is not set.
+    token_file = Path(env.get("HOME") or Path.home()) / ".vault-token"
+    values: dict[str, object] = {
+        "addr": addr,
+        "token": get("VAULT_TOKEN"),
+        "token_file": token_file,
+        "role_id": get("VAULT_ROLE_ID"),
+        "secret_id": get("VAULT_SECRET_ID"),
+        "approle_mount": get("PLANNER_MCP_VAULT_APPROLE_MOUNT"),
+        "namespace": get("VAULT_NAMESPACE"),
+        "cacert": get("VAULT_CACERT"),
+        "capath": get("VAULT_CAPATH"),
+        "skip_verify": skip in _TRUE,
+        "mount": get("PLANNER_MCP_VAULT_MOUNT"),
+        "timeout_s": number("PLANNER_MCP_VAULT_TIMEOUT", float),
+        "retries": number("PLANNER_MCP_VAULT_RETRIES", int),
+        "cache_ttl_s": number("PLANNER_MCP_VAULT_CACHE_TTL", float),
+    }
+    try:
+        return VaultConfig(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_VAULT_ENV.get(str(e['loc'][0]), 'Vault') if e['loc'] else 'Vault'}: {e['msg']}"
+            for e in exc.errors(include_input=False)
+        )
+        raise SettingsError(f"invalid Vault settings: {problems}") from None
 
 
 def default_ledger_path(env: Mapping[str, str]) -> Path:

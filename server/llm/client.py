@@ -4,9 +4,12 @@
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+import anyio
 
 from contracts import TokenUsage
 from server.failures import ToolFailure
@@ -30,16 +33,23 @@ class LLMReply:
     usage: TokenUsage | None
 
 
+KeySource = Callable[[], Awaitable[str | None]]
+
+
 class LLMClient:
-    def __init__(self, config: LLMConfig) -> None:
+    def __init__(self, config: LLMConfig, *, vault_key: KeySource | None = None) -> None:
+        """`vault_key` reads the key from Vault, used when the config says the key is there (no OPENAI_API_KEY)."""
         self.config = config
+        self._vault_key = vault_key if config.key_from_vault else None
         self._client: AsyncOpenAI | None = None
+        self._opening = anyio.Lock()
 
     @property
     def endpoint_host(self) -> str:
-        if self.config.base_url is None:
+        base_url = self.config.effective_base_url
+        if base_url is None:
             return _DEFAULT_HOST
-        return urlparse(self.config.base_url).hostname or _DEFAULT_HOST
+        return urlparse(base_url).hostname or _DEFAULT_HOST
 
     def check_configured(self) -> None:
         """Raise the failure that tells the caller exactly what to set, before any other work is done."""
@@ -51,23 +61,37 @@ class LLMClient:
                 "(for example in the host's mcp.json `env`), then restart the server.",
             )
 
-    def _ensure_client(self) -> "AsyncOpenAI":
+    async def _ensure_client(self) -> "AsyncOpenAI":
         self.check_configured()
-        if self._client is None:
-            from openai import AsyncOpenAI
+        async with self._opening:
+            if self._client is None:
+                from openai import AsyncOpenAI
 
-            key = self.config.api_key.get_secret_value() if self.config.api_key else _NO_KEY
-            self._client = AsyncOpenAI(
-                api_key=key,
-                base_url=self.config.base_url,
-                timeout=self.config.timeout_s,
-                max_retries=self.config.max_retries,
-            )
+                self._client = AsyncOpenAI(
+                    api_key=await self._key(),
+                    base_url=self.config.effective_base_url,
+                    timeout=self.config.timeout_s,
+                    max_retries=self.config.max_retries,
+                )
         return self._client
+
+    async def _key(self) -> str:
+        if self.config.api_key is not None:
+            return self.config.api_key.get_secret_value()
+        if self._vault_key is not None and (key := await self._vault_key()) is not None:
+            return key
+        if self.config.base_url is None:
+            raise ToolFailure(
+                "LLM_NOT_CONFIGURED",
+                "No LLM key: OPENAI_API_KEY is not set and Vault has no api-keys/openrouter entry with an api_key.",
+                recommended_action="Set OPENAI_API_KEY in the server's environment, or store the key in Vault at "
+                "api-keys/openrouter (field api_key), or set OPENAI_BASE_URL to a local endpoint that needs no key.",
+            )
+        return _NO_KEY
 
     async def complete(self, messages: list[dict[str, str]], *, temperature: float) -> LLMReply:
         """One chat completion, with no tools offered: the model can only answer in text."""
-        client = self._ensure_client()
+        client = await self._ensure_client()
         model = self.config.model
         assert model is not None  # checked by _ensure_client
         import openai
@@ -92,6 +116,8 @@ class LLMClient:
                 recommended_action="Check OPENAI_BASE_URL and that the endpoint is running.",
             ) from exc
         except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403) and self._vault_key is not None:
+                await self.aclose()  # the key in Vault may have been rotated: read it again on the next call
             raise _status_failure(exc.status_code, self.endpoint_host) from exc
         return _reply(response, model)
 

@@ -37,6 +37,9 @@ class FileStore:
     async def list_inventories(self) -> list[str]:
         return await anyio.to_thread.run_sync(self._list, "inventory", _INVENTORY_SUFFIXES)
 
+    async def aclose(self) -> None:
+        return None
+
     # -- blocking helpers, run in worker threads ------------------------------------------------
 
     def _folder(self, kind: str) -> Path:

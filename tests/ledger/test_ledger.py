@@ -54,6 +54,37 @@ def test_a_new_ledger_is_wal_with_every_migration_recorded(ledger_path: Path) ->
     assert len(rows(ledger_path, "_migrations", order="name")) == len(MIGRATIONS)
 
 
+def test_a_ledger_written_by_an_older_version_is_upgraded_in_place(ledger_path: Path) -> None:
+    from ledger.migrations import m001_seed_tables
+
+    ledger_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(ledger_path, isolation_level=None)
+    old.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    m001_seed_tables(old)
+    old.execute("INSERT INTO _migrations VALUES ('m001_seed_tables', '2026-11-01T00:00:00Z')")
+    old.execute(
+        "INSERT INTO agent_actions (timestamp, agent_id, agent_version, tier, action, decision, confidence, success)"
+        " VALUES ('2026-11-01T00:00:00Z', 'llm-planner-001', '0.1.0', 0, 'read_docs', 'EXECUTE', 1.0, 1)"
+    )
+    old.close()
+    ledger = Ledger(ledger_path)
+    ledger.record_outcome(_outcome(notes="vault-tls-unverified"))
+    ledger.close()
+    assert [r["notes"] for r in rows(ledger_path)] == ["", "vault-tls-unverified"]
+    assert [r["name"] for r in rows(ledger_path, "_migrations", order="name")] == [m.__name__ for m in MIGRATIONS]
+
+
+def test_a_secret_learnt_after_the_ledger_opened_is_scrubbed_too(ledger_path: Path) -> None:
+    scrubber = Scrubber()
+    ledger = Ledger(ledger_path, scrubber=scrubber)
+    scrubber.add("learnt-at-run-time-credential")
+    ledger.record_intent(_intent(arguments={"q": "use learnt-at-run-time-credential"}))
+    ledger.close()
+    raw = b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())
+    assert b"learnt-at-run-time-credential" not in raw
+    assert REDACTED in rows(ledger_path, "call_intents")[0]["arguments"]
+
+
 def test_the_ledger_connection_runs_with_synchronous_full(ledger_path: Path) -> None:
     ledger = Ledger(ledger_path)
     assert ledger._with_connection(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2

@@ -85,11 +85,11 @@ async def test_a_name_that_could_leave_its_folder_is_refused_before_any_read(
 ) -> None:
     async with connect(make_settings()) as client:
         result, output = await call(client, "read_docs", {"name": name})
-    assert result.is_error and output["error"]["type"] == "INVALID_INPUT"
+    assert result.is_error and output["error"]["type"] == "INVALID_NAME"
     assert "name" in output["error"]["message"]
     assert rows(ledger_path, "call_intents") == []  # refused at the gate: no intent, so nothing was read
     [action] = rows(ledger_path)
-    assert (action["refused"], action["error_type"]) == (1, "INVALID_INPUT")
+    assert (action["refused"], action["error_type"]) == (1, "INVALID_NAME")
 
 
 async def test_a_symlink_out_of_the_docs_folder_is_not_followed(

@@ -1,0 +1,94 @@
+"""`planner-mcp doctor`: one line per check of the configuration, the store, the LLM settings and the ledger.
+
+Every failure comes with the fix. Nothing here prints a secret or writes anything.
+"""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from server.policy import PolicyError, load_policy
+from server.settings import Settings
+from server.tools import registered_tools
+
+__all__ = ["Check", "run_checks"]
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def run_checks(settings: Settings) -> Iterator[Check]:
+    yield from _policy(settings)
+    if settings.vault is None:
+        yield from _file_store(settings)
+    else:
+        from server.vault.diagnose import vault_checks
+
+        yield from vault_checks(
+            settings.vault,
+            default_inventory=settings.default_inventory,
+            llm_key_from_vault=settings.llm.key_from_vault,
+        )
+    yield _llm(settings)
+    yield _ledger(settings.ledger_path)
+
+
+def _policy(settings: Settings) -> Iterator[Check]:
+    try:
+        agent = load_policy(settings.policy_path)
+    except PolicyError as exc:
+        yield Check("policy", "fail", str(exc), "Fix the policy file named by PLANNER_MCP_POLICY, or unset it.")
+        return
+    tools = ", ".join(registered_tools(agent)) or "none"
+    yield Check("policy", "ok", f"agent {agent.agent_id}, tier {agent.tier}; tools: {tools}")
+
+
+def _file_store(settings: Settings) -> Iterator[Check]:
+    root = settings.data_dir
+    missing = [kind for kind in ("docs", "inventory") if not (root / kind).is_dir()]
+    if missing:
+        yield Check(
+            "store",
+            "fail",
+            f"file store {root} has no {' or '.join(f'{m}/' for m in missing)} folder",
+            "Set PLANNER_MCP_DATA to a directory with docs/ and inventory/, or unset it for the bundled examples.",
+        )
+        return
+    yield Check("store", "ok", f"file store {root} (VAULT_ADDR is not set)")
+    if not any((root / "inventory").glob(f"{settings.default_inventory}.json")):
+        yield Check(
+            "store.inventory",
+            "warn",
+            f"no default inventory {settings.default_inventory!r} in {root / 'inventory'}",
+            "Set PLANNER_MCP_INVENTORY to an inventory that exists.",
+        )
+
+
+def _llm(settings: Settings) -> Check:
+    llm = settings.llm
+    if missing := llm.missing():
+        return Check(
+            "llm", "warn", "generate_plan and analyze will refuse: no LLM configured", "Set " + " and ".join(missing)
+        )
+    key = "from the environment" if llm.api_key else ("read from Vault on first use" if llm.key_from_vault else "none")
+    return Check("llm", "ok", f"model {llm.model} at {llm.effective_base_url or 'api.openai.com'}; key {key}")
+
+
+def _ledger(path: Path) -> Check:
+    if path.exists():
+        if os.access(path, os.R_OK | os.W_OK):
+            return Check("ledger", "ok", f"{path} is readable and writable")
+        return Check("ledger", "fail", f"{path} is not writable", "Fix its permissions, or set PLANNER_MCP_LEDGER.")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is not None and os.access(parent, os.W_OK):
+        return Check("ledger", "ok", f"{path} will be created on the first call")
+    return Check("ledger", "fail", f"{path} cannot be created", "Set PLANNER_MCP_LEDGER to a writable location.")

@@ -1,0 +1,139 @@
+"""Vault's failures, translated once, here, into failures named for what the caller can do about them.
+
+hvac raises one exception class per HTTP status and `requests` one per transport failure. Nothing of
+either reaches a caller: their messages carry URLs and response bodies, and a caller needs a kind and
+an action, not a traceback. Every message names the Vault host and, where it helps, the path; never a
+token or a value.
+"""
+
+from server.failures import ToolFailure
+from server.vault.config import VaultConfig
+
+__all__ = ["OUTAGE_KINDS", "VaultFailure", "not_found", "translate"]
+
+OUTAGE_KINDS = frozenset(
+    {"VAULT_UNREACHABLE", "VAULT_TIMEOUT", "VAULT_SEALED", "VAULT_TLS_FAILURE", "VAULT_UNAVAILABLE", "VAULT_ERROR"}
+)
+"""Failures of Vault itself, which the circuit breaker counts; a denied or missing entry is Vault working."""
+
+_TRANSIENT_STATUS = {429, 500, 502, 504}
+
+
+class VaultFailure(ToolFailure):
+    def __init__(self, kind: str, message: str, *, recommended_action: str, transient: bool = False) -> None:
+        super().__init__(kind, message, recommended_action=recommended_action)
+        self.transient = transient
+        """Worth another attempt soon: a dropped connection or a 5xx, not a denial or a sealed Vault."""
+
+    @property
+    def is_outage(self) -> bool:
+        return self.kind in OUTAGE_KINDS
+
+
+def not_found(config: VaultConfig, folder: str, name: str) -> VaultFailure:
+    return VaultFailure(
+        "NOT_FOUND",
+        f"There is no {folder} entry named {name!r} in Vault ({config.mount}/{folder}/).",
+        recommended_action="Call list_docs to see the available names."
+        if folder == "docs"
+        else "Omit the name to read the default inventory, or check the name with your operator.",
+    )
+
+
+def translate(exc: Exception, config: VaultConfig, *, path: str, capability: str) -> VaultFailure:
+    """The failure a caller sees for `exc`, raised while asking for `capability` on `path` (mount-relative).
+
+    Anything that is neither a transport failure nor a Vault answer is re-raised: it is a bug, not Vault.
+    """
+    if isinstance(exc, VaultFailure):
+        return exc
+    failure = _transport_failure(exc, config)
+    if failure is None:
+        failure = _answer_failure(exc, config, path=path, capability=capability)
+    if failure is None:
+        raise exc
+    return failure
+
+
+def _transport_failure(exc: Exception, config: VaultConfig) -> VaultFailure | None:
+    import requests.exceptions as rq
+
+    host = config.host
+    if isinstance(exc, rq.SSLError):
+        return VaultFailure(
+            "VAULT_TLS_FAILURE",
+            f"The TLS certificate of Vault at {host} could not be verified (untrusted CA or wrong host name).",
+            recommended_action="Set VAULT_CACERT (or VAULT_CAPATH) to the CA certificate that signed Vault's "
+            "certificate. Do not turn verification off.",
+        )
+    if isinstance(exc, rq.Timeout):
+        return VaultFailure(
+            "VAULT_TIMEOUT",
+            f"Vault at {host} did not answer within {config.timeout_s:g} s.",
+            recommended_action="Retry later; if Vault is slow under load, raise PLANNER_MCP_VAULT_TIMEOUT.",
+        )
+    if isinstance(exc, rq.ConnectionError):
+        return VaultFailure(
+            "VAULT_UNREACHABLE",
+            f"Vault at {host} could not be reached.",
+            recommended_action="Check VAULT_ADDR and that Vault is running and reachable from this machine; "
+            "`planner-mcp doctor` shows what answers.",
+            transient=True,
+        )
+    return None
+
+
+def _answer_failure(exc: Exception, config: VaultConfig, *, path: str, capability: str) -> VaultFailure | None:
+    import hvac.exceptions as hv
+
+    host = config.host
+    if isinstance(exc, hv.InvalidPath):
+        return VaultFailure(
+            "NOT_FOUND",
+            f"Vault has no entry at {config.mount}/{path}.",
+            recommended_action="Check the name; list_docs shows the runbooks there are.",
+        )
+    if isinstance(exc, hv.Forbidden):
+        return VaultFailure(
+            "VAULT_PERMISSION_DENIED",
+            f"Vault denied this server's token {capability} on {config.mount}/{path}.",
+            recommended_action="Give the token the policy printed by `planner-mcp vault-policy` (read and list on "
+            "docs/ and inventory/ only), or ask an operator which entries you may use.",
+        )
+    if isinstance(exc, hv.VaultDown) and "sealed" in str(exc.errors or "").lower():
+        return VaultFailure(
+            "VAULT_SEALED",
+            f"Vault at {host} is sealed.",
+            recommended_action="Ask a Vault operator to unseal it; calls succeed again as soon as it is.",
+        )
+    if isinstance(exc, hv.VaultDown | hv.VaultNotInitialized):
+        return VaultFailure(
+            "VAULT_UNAVAILABLE",
+            f"Vault at {host} is not serving (HTTP {503 if isinstance(exc, hv.VaultDown) else 501}: standby, "
+            "maintenance or not initialised).",
+            recommended_action="Retry later, or point VAULT_ADDR at the active node.",
+        )
+    if isinstance(exc, hv.Unauthorized):
+        return VaultFailure(
+            "VAULT_AUTH_FAILED",
+            f"Vault at {host} refused this server's credentials.",
+            recommended_action="Check VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID.",
+        )
+    if isinstance(exc, hv.VaultError):
+        status = _STATUS.get(type(exc).__name__, "other than 2xx")
+        return VaultFailure(
+            "VAULT_ERROR",
+            f"Vault at {host} answered HTTP {status} for {config.mount}/{path}.",
+            recommended_action="Retry later; if it persists, check Vault's server log.",
+            transient=status in _TRANSIENT_STATUS,
+        )
+    return None
+
+
+_STATUS: dict[str, int] = {
+    "InvalidRequest": 400,
+    "PreconditionFailed": 412,
+    "RateLimitExceeded": 429,
+    "InternalServerError": 500,
+    "BadGateway": 502,
+}
