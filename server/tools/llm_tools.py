@@ -1,5 +1,6 @@
 """The LLM tools: a plan or an analysis from an OpenAI-compatible endpoint, validated and decided."""
 
+import dataclasses
 import json
 from typing import Annotated, Any
 
@@ -57,6 +58,11 @@ def _scrubbed(messages: list[dict[str, str]], deps: Deps) -> list[dict[str, str]
     return [{**m, "content": deps.scrubber.text(m["content"])} for m in messages]
 
 
+def _scrubbed_reply(reply: LLMReply, deps: Deps) -> LLMReply:
+    # The model may echo what it should not (a key it was shown by mistake, a token from a document).
+    return dataclasses.replace(reply, content=deps.scrubber.text(reply.content))
+
+
 def _llm_result(reply: LLMReply, deps: Deps, messages: list[dict[str, str]], **fields: Any) -> ToolResult:
     effects = [SideEffect(type="llm_inference", target=reply.model, reversible=True)]
     return ToolResult(
@@ -107,7 +113,7 @@ async def _generate_plan(args: GeneratePlanArgs, deps: Deps) -> ToolResult:
         task_type="generate_plan", description=args.description, context=args.context, constraints=args.constraints
     )
     messages = _scrubbed(plan_messages(deps.agent, request, inventory), deps)
-    reply = await deps.llm.complete(messages, temperature=0.3)
+    reply = _scrubbed_reply(await deps.llm.complete(messages, temperature=0.3), deps)
     common: dict[str, Any] = {"side_effects": effects, "sources": sources}
     try:
         plan = parse_reply(reply.content, Plan)
@@ -134,7 +140,7 @@ async def _analyze(args: AnalyzeArgs, deps: Deps) -> ToolResult:
     deps.llm.check_configured()
     request = TaskRequest(task_type="analyze", description=args.description, context=args.context)
     messages = _scrubbed(analysis_messages(request), deps)
-    reply = await deps.llm.complete(messages, temperature=0.4)
+    reply = _scrubbed_reply(await deps.llm.complete(messages, temperature=0.4), deps)
     try:
         analysis = parse_reply(reply.content, Analysis)
     except ParseFailure as failure:

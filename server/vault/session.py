@@ -53,6 +53,12 @@ class VaultSession:
         if self._client is None:
             import hvac
 
+            if self.config.skip_verify:
+                import urllib3
+
+                # Said once, loudly, at start-up and in every ledger row; not once per request.
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
             # Every value passed explicitly: hvac otherwise reads VAULT_TOKEN, ~/.vault-token and VAULT_CACERT
             # itself, some of them at import time, around our settings.
             self._client = hvac.Client(
@@ -82,7 +88,8 @@ class VaultSession:
             client = self._hvac()
             if force or self.method is None:
                 self._login(client)
-            elif self._expiring():
+            # Also straight after a login: a token handed over with little life left is renewed at once.
+            if self._expiring():
                 self._refresh(client)
             return client
 

@@ -113,3 +113,14 @@ def test_the_console_script_is_installed_beside_the_interpreter() -> None:
     script = Path(sys.executable).parent / "planner-mcp"
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("planner-mcp ")
+
+
+def test_doctor_checks_the_file_store_and_names_the_fix(ledger_path: Path, tmp_path: Path) -> None:
+    healthy = _run(ledger_path, "doctor")
+    assert healthy.returncode == 0, healthy.stdout
+    assert healthy.stdout.startswith("ok    policy:") and "ok    store: file store" in healthy.stdout
+    assert "WARN  llm:" in healthy.stdout and "PLANNER_MCP_MODEL" in healthy.stdout
+    broken = _run(ledger_path, "doctor", PLANNER_MCP_DATA=str(tmp_path / "nowhere"))
+    assert broken.returncode == 1
+    assert "FAIL  store:" in broken.stdout and "PLANNER_MCP_DATA" in broken.stdout
+    assert not ledger_path.exists()  # the doctor looks; it does not write
