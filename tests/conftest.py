@@ -2,6 +2,8 @@
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -91,6 +93,17 @@ async def call(
 def host_env(ledger_path: Path, **extra: str) -> dict[str, str]:
     """The near-empty environment a host starts a server with, plus the ledger under test."""
     return {"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent), **extra}
+
+
+def run_cli(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `planner-mcp ARGS` as a separate process, as a user or a host would, with a bounded wait."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=host_env(ledger_path, **env),
+    )
 
 
 def rows(path: Path, table: str = "agent_actions", order: str = "id") -> list[dict[str, Any]]:

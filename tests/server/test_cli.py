@@ -10,23 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import host_env, rows
+from tests.conftest import host_env, rows, run_cli
 
 pytestmark = pytest.mark.subprocess
 
 
-def _run(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=host_env(ledger_path, **env),
-    )
-
-
 def test_tools_json_prints_the_registered_tools_with_their_annotations(ledger_path: Path) -> None:
-    proc = _run(ledger_path, "tools", "--json")
+    proc = run_cli(ledger_path, "tools", "--json")
     assert proc.returncode == 0, proc.stderr
     tools = json.loads(proc.stdout)
     assert [t["name"] for t in tools] == ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze"]
@@ -34,7 +24,7 @@ def test_tools_json_prints_the_registered_tools_with_their_annotations(ledger_pa
 
 
 def test_call_runs_through_the_gate_and_the_ledger(ledger_path: Path) -> None:
-    proc = _run(ledger_path, "call", "read_docs", '{"name": "node-maintenance"}')
+    proc = run_cli(ledger_path, "call", "read_docs", '{"name": "node-maintenance"}')
     assert proc.returncode == 0, proc.stderr
     output = json.loads(proc.stdout)
     assert output["decision"] == "EXECUTE" and output["data"]["name"] == "node-maintenance"
@@ -43,43 +33,43 @@ def test_call_runs_through_the_gate_and_the_ledger(ledger_path: Path) -> None:
 
 
 def test_call_exits_1_on_an_error_decision_and_records_it(ledger_path: Path) -> None:
-    proc = _run(ledger_path, "call", "ssh", '{"host": "pve01"}')
+    proc = run_cli(ledger_path, "call", "ssh", '{"host": "pve01"}')
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["error"]["type"] == "FORBIDDEN_ACTION"
     assert rows(ledger_path)[0]["refused"] == 1
 
 
 def test_call_refuses_arguments_that_are_not_a_json_object(ledger_path: Path) -> None:
-    proc = _run(ledger_path, "call", "read_docs", "[1, 2]")
+    proc = run_cli(ledger_path, "call", "read_docs", "[1, 2]")
     assert proc.returncode == 2 and "JSON object" in proc.stderr and proc.stdout == ""
 
 
 def test_ledger_tail_shows_the_recorded_calls(ledger_path: Path) -> None:
-    _run(ledger_path, "call", "list_docs")
-    _run(ledger_path, "call", "execute_shell")
-    proc = _run(ledger_path, "ledger", "tail", "--json")
+    run_cli(ledger_path, "call", "list_docs")
+    run_cli(ledger_path, "call", "execute_shell")
+    proc = run_cli(ledger_path, "ledger", "tail", "--json")
     assert proc.returncode == 0, proc.stderr
     tail = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["action"], r["decision"]) for r in tail] == [("list_docs", "EXECUTE"), ("execute_shell", "ERROR")]
-    text = _run(ledger_path, "ledger", "tail", "-n", "1")
+    text = run_cli(ledger_path, "ledger", "tail", "-n", "1")
     assert "execute_shell" in text.stdout and "FORBIDDEN_ACTION" in text.stdout and "list_docs" not in text.stdout
 
 
 def test_a_bad_policy_stops_start_up_with_a_message_that_names_it(ledger_path: Path, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("tier = ", encoding="utf-8")
-    proc = _run(ledger_path, "serve", PLANNER_MCP_POLICY=str(policy))
+    proc = run_cli(ledger_path, "serve", PLANNER_MCP_POLICY=str(policy))
     assert proc.returncode == 2
     assert "policy.toml is not valid TOML" in proc.stderr and proc.stdout == ""
 
 
 def test_a_bad_number_in_the_environment_names_the_variable(ledger_path: Path) -> None:
-    proc = _run(ledger_path, "tools", PLANNER_MCP_LLM_TIMEOUT="soon")
+    proc = run_cli(ledger_path, "tools", PLANNER_MCP_LLM_TIMEOUT="soon")
     assert proc.returncode == 2 and "PLANNER_MCP_LLM_TIMEOUT" in proc.stderr
 
 
 def test_ledger_tail_does_not_create_a_ledger_that_is_not_there(ledger_path: Path) -> None:
-    proc = _run(ledger_path, "ledger", "tail")
+    proc = run_cli(ledger_path, "ledger", "tail")
     assert proc.returncode == 1 and "no ledger at" in proc.stderr
     assert not ledger_path.exists()
 
@@ -116,11 +106,11 @@ def test_the_console_script_is_installed_beside_the_interpreter() -> None:
 
 
 def test_doctor_checks_the_file_store_and_names_the_fix(ledger_path: Path, tmp_path: Path) -> None:
-    healthy = _run(ledger_path, "doctor")
+    healthy = run_cli(ledger_path, "doctor")
     assert healthy.returncode == 0, healthy.stdout
     assert healthy.stdout.startswith("ok    policy:") and "ok    store: file store" in healthy.stdout
     assert "WARN  llm:" in healthy.stdout and "PLANNER_MCP_MODEL" in healthy.stdout
-    broken = _run(ledger_path, "doctor", PLANNER_MCP_DATA=str(tmp_path / "nowhere"))
+    broken = run_cli(ledger_path, "doctor", PLANNER_MCP_DATA=str(tmp_path / "nowhere"))
     assert broken.returncode == 1
     assert "FAIL  store:" in broken.stdout and "PLANNER_MCP_DATA" in broken.stdout
     assert not ledger_path.exists()  # the doctor looks; it does not write

@@ -1,27 +1,17 @@
-"""`planner-mcp doctor` and `planner-mcp vault-policy`, run as a user runs them, against the loopback Vault."""
+"""The command line against the loopback Vault, configured only by Vault's environment variables."""
 
+import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from server.vault import policy_hcl
-from tests.conftest import host_env
+from tests.conftest import rows, run_cli
 from tests.peers.vault_server import FakeVault
 from tests.server.vault.conftest import LLM_KEY, SHIPPED_POLICY, TOKEN, parse_hcl
 
 pytestmark = pytest.mark.subprocess
-
-
-def _run(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=host_env(ledger_path, **env),
-    )
 
 
 def _lines(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
@@ -34,7 +24,7 @@ def _lines(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 
 def test_doctor_reports_each_vault_check_without_printing_secrets(vault: FakeVault, ledger_path: Path) -> None:
-    proc = _run(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN=TOKEN)
+    proc = run_cli(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN=TOKEN)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = _lines(proc)
     assert checks["vault.reachable"] == checks["vault.sealed"] == checks["vault.auth"] == "ok"
@@ -56,7 +46,7 @@ def test_doctor_reports_each_vault_check_without_printing_secrets(vault: FakeVau
 def test_doctor_names_each_path_a_narrow_token_cannot_use(vault: FakeVault, ledger_path: Path) -> None:
     vault.add_policy("docs-only", {"secret/data/docs/+": ["read"]})
     vault.add_token("docs-only-token-opaque-55", policies=["docs-only"])
-    proc = _run(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN="docs-only-token-opaque-55")
+    proc = run_cli(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN="docs-only-token-opaque-55")
     assert proc.returncode == 1
     checks = _lines(proc)
     assert checks["vault.path secret/data/docs/<name>"] == "ok"
@@ -66,7 +56,7 @@ def test_doctor_names_each_path_a_narrow_token_cannot_use(vault: FakeVault, ledg
 
 def test_doctor_warns_about_a_token_that_can_do_more_than_it_needs(vault: FakeVault, ledger_path: Path) -> None:
     vault.add_token("root-token-opaque-0000003", policies=["root"])
-    proc = _run(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN="root-token-opaque-0000003")
+    proc = run_cli(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN="root-token-opaque-0000003")
     checks = _lines(proc)
     assert checks["vault.auth"] == checks["vault.least-privilege"] == "WARN"
     assert "root-token-opaque-0000003" not in proc.stdout + proc.stderr
@@ -78,7 +68,7 @@ def test_doctor_fails_with_a_fix_when_vault_is_not_usable(vault: FakeVault, ledg
     vault.sealed = fault == "sealed"
     if fault == "down":
         vault.stop()
-    proc = _run(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN=token)
+    proc = run_cli(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN=token)
     assert proc.returncode == 1
     failed = {"sealed": "vault.sealed", "down": "vault.reachable", "bad-token": "vault.auth"}[fault]
     assert _lines(proc)[failed] == "FAIL"
@@ -86,7 +76,7 @@ def test_doctor_fails_with_a_fix_when_vault_is_not_usable(vault: FakeVault, ledg
 
 
 def test_the_shipped_policy_is_what_vault_policy_prints(ledger_path: Path) -> None:
-    proc = _run(ledger_path, "vault-policy")
+    proc = run_cli(ledger_path, "vault-policy")
     assert proc.returncode == 0
     assert proc.stdout == SHIPPED_POLICY.read_text(encoding="utf-8") == policy_hcl("secret")
 
@@ -102,3 +92,27 @@ def test_the_policy_grants_read_and_list_on_the_two_folders_and_nothing_else() -
     }
     assert all(set(caps) <= {"read", "list", "update"} for caps in rules.values())
     assert set(rules) - set(kv) == {"auth/token/lookup-self", "auth/token/renew-self", "sys/capabilities-self"}
+
+
+def test_vault_addr_and_vault_token_select_the_vault_store(vault: FakeVault, ledger_path: Path) -> None:
+    proc = run_cli(
+        ledger_path, "call", "read_docs", '{"name": "vm-provisioning"}', VAULT_ADDR=vault.addr, VAULT_TOKEN=TOKEN
+    )
+    assert proc.returncode == 0, proc.stderr
+    output = json.loads(proc.stdout)
+    assert output["provenance"]["sources"][0] == {
+        "kind": "docs",
+        "name": "vm-provisioning",
+        "store": "vault",
+        "version": "2",
+    }
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_skip_verify_is_warned_on_stderr_and_stdout_stays_clean(vault: FakeVault, ledger_path: Path) -> None:
+    env = {"VAULT_ADDR": vault.addr, "VAULT_TOKEN": TOKEN, "VAULT_SKIP_VERIFY": "true"}
+    proc = run_cli(ledger_path, "call", "list_docs", **env)
+    assert proc.returncode == 0, proc.stderr
+    assert "VAULT_SKIP_VERIFY=true" in proc.stderr and "NOT verified" in proc.stderr
+    assert json.loads(proc.stdout)["data"]["docs"] == ["backup-restore", "vm-provisioning"]
+    assert rows(ledger_path)[0]["notes"] == "vault-tls-unverified: VAULT_SKIP_VERIFY=true"
