@@ -75,6 +75,13 @@ class LLMClient:
                 )
         return self._client
 
+    @property
+    def _key_setting(self) -> str:
+        """Where the key comes from, named for the operator who has to fix it."""
+        if self.config.api_key is None and self._vault_key is not None:
+            return "Vault api-keys/openrouter, field api_key"
+        return "OPENAI_API_KEY"
+
     async def _key(self) -> str:
         if self.config.api_key is not None:
             return self.config.api_key.get_secret_value()
@@ -118,7 +125,7 @@ class LLMClient:
         except openai.APIStatusError as exc:
             if exc.status_code in (401, 403) and self._vault_key is not None:
                 await self.aclose()  # the key in Vault may have been rotated: read it again on the next call
-            raise _status_failure(exc.status_code, self.endpoint_host) from exc
+            raise _status_failure(exc.status_code, self.endpoint_host, self._key_setting) from exc
         return _reply(response, model)
 
     async def aclose(self) -> None:
@@ -127,10 +134,10 @@ class LLMClient:
             self._client = None
 
 
-def _status_failure(status: int, host: str) -> ToolFailure:
+def _status_failure(status: int, host: str, key_setting: str) -> ToolFailure:
     # The response body is not repeated: endpoints echo request details, and the message must stay clean.
     if status in (401, 403):
-        action = "Check that OPENAI_API_KEY is valid for this endpoint and may use this model."
+        action = f"Check that the key ({key_setting}) is valid for this endpoint and may use this model."
     elif status == 404:
         action = "Check PLANNER_MCP_MODEL against the models the endpoint lists, and OPENAI_BASE_URL."
     elif status == 429:

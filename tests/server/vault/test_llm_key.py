@@ -87,4 +87,5 @@ async def test_a_rejected_key_is_read_again_from_vault_on_the_next_call(
         vault.put("api-keys/openrouter", {"api_key": "rotated-key-opaque-0000002"})
         _, accepted = await call(client, "generate_plan", {"description": "Add a VM"})
     assert rejected["error"]["type"] == "LLM_HTTP_ERROR" and accepted["plan"] is not None
+    assert "api-keys/openrouter" in rejected["error"]["recommended_action"]
     assert llm.chat_requests[1].headers["authorization"] == "Bearer rotated-key-opaque-0000002"

@@ -1,7 +1,9 @@
 """TLS to Vault: verified against the configured CA; a wrong CA refused; skipping only when asked, and recorded."""
 
 import logging
+import shutil
 import ssl
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -81,3 +83,20 @@ async def test_skipping_verification_works_only_when_asked_and_every_row_says_so
     intents = rows(ledger_path, "call_intents")
     assert len(actions) == 2 and len(intents) == 1
     assert {r["notes"] for r in actions + intents} == {"vault-tls-unverified: VAULT_SKIP_VERIFY=true"}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to name a CA directory's entries")
+async def test_a_ca_directory_in_vault_capath_is_used_too(
+    vault_settings: Callable[..., Settings], https_vault: FakeVault, ca: trustme.CA, tmp_path: Path
+) -> None:
+    capath = tmp_path / "cas"
+    capath.mkdir()
+    pem = _pem(ca, capath / "planner-ca.pem")
+    # OpenSSL finds a CA in a directory by the hash of its subject: `<hash>.0`, as c_rehash names it.
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(pem)], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()
+    (capath / f"{subject_hash}.0").symlink_to(pem)
+    async with connect(vault_settings({"addr": https_vault.addr, "capath": capath})) as client:
+        result, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    assert not result.is_error, output["error"]
