@@ -19,6 +19,7 @@ import anyio.to_thread
 from contracts import SourceRef
 from server.breaker import CircuitBreaker
 from server.cache import TTLCache
+from server.names import is_valid_name
 from server.stores.base import Entry
 from server.vault.config import VaultConfig
 from server.vault.errors import VaultFailure, not_found, translate
@@ -129,7 +130,7 @@ class VaultStore:
             names: list[str] = []  # Vault answers 404 for an empty folder
         else:
             # Sub-folders end in '/' and are not entries; a name no tool could ask for is not listed.
-            names = sorted(k for k in reply["data"]["keys"] if entry_path_or_none(folder, k) is not None)
+            names = sorted(k for k in reply["data"]["keys"] if is_valid_name(k))
         self.cache.put(("list", folder), names)
         return names
 
@@ -202,13 +203,6 @@ class VaultStore:
             recommended_action="Wait and retry; `planner-mcp doctor` shows what is wrong with Vault. Calls succeed "
             "again by themselves once it answers.",
         )
-
-
-def entry_path_or_none(folder: str, name: str) -> str | None:
-    try:
-        return entry_path(folder, name)
-    except VaultFailure:
-        return None
 
 
 def _backoff(attempt: int) -> float:
