@@ -8,10 +8,10 @@ queue of scripted :class:`Reply` objects (falling back to a default reply),
 serves ``GET /v1/models``, and records every request it receives so tests can
 assert on what the client actually sent.
 
-It uses only the standard library (``http.server.ThreadingHTTPServer`` in a
-daemon thread) so it adds no dependency and no event loop of its own. It
-speaks HTTP/1.1 with keep-alive and always sends ``Content-Length``, so the
-client's connection pool reuses connections exactly as it would in production.
+It uses only the standard library (the threaded server in
+:mod:`tests.peers.loopback`) so it adds no dependency and no event loop of its
+own. It speaks HTTP/1.1 with keep-alive and always sends ``Content-Length``, so
+the client's connection pool reuses connections exactly as it would in production.
 
 Typical use::
 
@@ -22,28 +22,21 @@ Typical use::
         assert llm.chat_requests[0].json["model"] == "test-model"
 """
 
-import contextlib
 import json
-import socket
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, Self, cast
+
+from tests.peers.loopback import LoopbackHandler, LoopbackHTTPServer
 
 __all__ = ["FakeOpenAI", "Recorded", "Reply"]
 
 CHAT_COMPLETIONS_PATH: Final = "/v1/chat/completions"
 MODELS_PATH: Final = "/v1/models"
-
-# How long close() waits, in total, for the serving and handler threads.
-_CLOSE_JOIN_TIMEOUT: Final = 2.0
-# How often serve_forever() checks for shutdown; small so close() is prompt.
-_POLL_INTERVAL: Final = 0.05
 
 _ERROR_TYPES: Final[dict[int, str]] = {
     400: "invalid_request_error",
@@ -162,19 +155,11 @@ class FakeOpenAI:
         self._queue: deque[Reply] = deque()
         self._records: list[Recorded] = []
         self._completion_ids = 0
-        self._stopping = threading.Event()
         self._closed = False
         self._httpd = _Server(self)
-        host, port = self._httpd.server_address[:2]
-        self.host: str = str(host)
-        self.port: int = int(port)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL},
-            name=f"FakeOpenAI:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self.host: str = str(self._httpd.server_address[0])
+        self.port: int = self._httpd.port
+        self._httpd.start()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -204,13 +189,7 @@ class FakeOpenAI:
             if self._closed:
                 return
             self._closed = True
-        deadline = time.monotonic() + _CLOSE_JOIN_TIMEOUT
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        self._httpd.drop_connections()
-        self._httpd.server_close()
-        self._httpd.join_handlers(deadline)
+        self._httpd.stop()
 
     @property
     def closed(self) -> bool:
@@ -283,85 +262,24 @@ class FakeOpenAI:
 
     def _wait(self, seconds: float) -> bool:
         """Wait up to ``seconds``; return False if close() interrupted the wait."""
+        stopping = self._httpd.stopping
         if seconds <= 0:
-            return not self._stopping.is_set()
-        return not self._stopping.wait(seconds)
+            return not stopping.is_set()
+        return not stopping.wait(seconds)
 
 
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that tracks its connections and handler threads."""
-
-    daemon_threads = True
-    block_on_close = False
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, owner: FakeOpenAI) -> None:
         self.owner = owner
-        self._conn_lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._handlers: set[threading.Thread] = set()
-        self._dropping = False
-        self.accepted = 0
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        sock = cast(socket.socket, request)
-        with self._conn_lock:
-            if self._dropping:
-                self.shutdown_request(sock)
-                return
-            self._connections.add(sock)
-            self.accepted += 1
-            thread = threading.Thread(
-                target=self._serve_connection,
-                args=(sock, client_address),
-                name=f"FakeOpenAI-conn:{client_address}",
-                daemon=True,
-            )
-            self._handlers.add(thread)
-        thread.start()
-
-    def _serve_connection(self, sock: socket.socket, client_address: Any) -> None:
-        try:
-            self.process_request_thread(sock, client_address)
-        finally:
-            with self._conn_lock:
-                self._connections.discard(sock)
-                self._handlers.discard(threading.current_thread())
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out or closed its pooled connection is normal
-        # here; anything else is a bug in the peer and keeps the default report.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-    def drop_connections(self) -> None:
-        """Shut down every open connection so idle keep-alive handlers exit."""
-        with self._conn_lock:
-            self._dropping = True
-            connections = list(self._connections)
-        for sock in connections:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def join_handlers(self, deadline: float) -> None:
-        with self._conn_lock:
-            handlers = list(self._handlers)
-        for thread in handlers:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        super().__init__(0, _Handler, name="FakeOpenAI")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server_version = "FakeOpenAI/1.0"
-    sys_version = ""
 
     @property
     def _owner(self) -> FakeOpenAI:
         return cast(_Server, self.server).owner
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default per-request logging to stderr."""
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -388,10 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, _error_body(400, f"FakeOpenAI: unreadable request body: {exc}"))
             return
         path, _, query = self.path.partition("?")
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        headers = self.lowercase_headers()
         parsed: Any = None
         if raw:
             try:
@@ -500,17 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), "application/json", headers or {})
 
     def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str]) -> None:
-        merged: dict[str, tuple[str, str]] = {"content-type": ("Content-Type", content_type)}
-        for name, value in headers.items():
-            merged[name.lower()] = (name, value)
-        merged["content-length"] = ("Content-Length", str(len(payload)))
-        try:
-            self.send_response(status)
-            for name, value in merged.values():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-            self.wfile.flush()
-        except OSError:
-            # The client went away (e.g. it timed out first); nothing to answer.
-            self.close_connection = True
+        merged = {"content-type": ("Content-Type", content_type)}
+        merged.update((name.lower(), (name, value)) for name, value in headers.items())
+        merged.pop("content-length", None)  # always computed by respond()
+        self.respond(status, merged.values(), payload)

@@ -20,11 +20,11 @@ Faults can be set from the test thread at any time: ``sealed``, ``delay``,
 (the server goes away, then comes back on the same port with its state
 intact). Every request is recorded.
 
-It uses only the standard library (``http.server.ThreadingHTTPServer`` in a
-daemon thread, ``ssl`` for HTTPS). It speaks HTTP/1.1 with keep-alive and
-always sends ``Content-Length``. With an ``ssl_context`` the TLS handshake runs
-in the connection's own thread, so a client that rejects the certificate
-neither blocks nor crashes the server.
+It uses only the standard library (the threaded server in
+:mod:`tests.peers.loopback`, ``ssl`` for HTTPS). It speaks HTTP/1.1 with
+keep-alive and always sends ``Content-Length``. With an ``ssl_context`` the TLS
+handshake runs in the connection's own thread, so a client that rejects the
+certificate neither blocks nor crashes the server.
 
 Typical use::
 
@@ -51,19 +51,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, Self, cast
 from urllib.parse import parse_qsl, unquote
+
+from tests.peers.loopback import LoopbackHandler, LoopbackHTTPServer
 
 __all__ = ["FakeVault", "Recorded"]
 
 VAULT_VERSION: Final = "1.17.2"
 
-# How long stop()/close() wait, in total, for the serving and handler threads.
-_CLOSE_JOIN_TIMEOUT: Final = 2.0
-# How often serve_forever() checks for shutdown; small so stop() is prompt.
-_POLL_INTERVAL: Final = 0.05
 # A client that connects but never finishes the TLS handshake is dropped after this.
 _HANDSHAKE_TIMEOUT: Final = 5.0
 
@@ -226,7 +223,6 @@ class FakeVault:
         self._lifecycle = threading.Lock()  # serialises start/stop/close
         self._port: int | None = None
         self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------
@@ -263,14 +259,8 @@ class FakeVault:
             if self._httpd is not None:
                 return
             self._httpd = _Server(self, self._port or 0)
-            self._port = int(self._httpd.server_address[1])
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": _POLL_INTERVAL},
-                name=f"FakeVault:{self._port}",
-                daemon=True,
-            )
-            self._thread.start()
+            self._port = self._httpd.port
+            self._httpd.start()
 
     def stop(self) -> None:
         """Stop listening and drop open connections; tokens, data and recordings are kept.
@@ -279,17 +269,9 @@ class FakeVault:
         Returns within about two seconds.
         """
         with self._lifecycle:
-            httpd, thread = self._httpd, self._thread
-            self._httpd = self._thread = None
-            if httpd is None or thread is None:
-                return
-            deadline = time.monotonic() + _CLOSE_JOIN_TIMEOUT
-            httpd.stopping.set()
-            httpd.shutdown()
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-            httpd.drop_connections()
-            httpd.server_close()
-            httpd.join_handlers(deadline)
+            httpd, self._httpd = self._httpd, None
+            if httpd is not None:
+                httpd.stop()
 
     def close(self) -> None:
         """Stop for good. Idempotent."""
@@ -559,102 +541,38 @@ class FakeVault:
         return (200, _envelope(data={"keys": sorted(keys)})) if keys else _NOT_FOUND
 
 
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that tracks its connections, does TLS per connection, and can be stopped."""
+class _Server(LoopbackHTTPServer):
+    """The loopback server, with the TLS handshake in each connection's own thread."""
 
-    daemon_threads = True
-    block_on_close = False
     allow_reuse_address = True  # so start() can bind the same port again right after stop()
 
     def __init__(self, owner: FakeVault, port: int) -> None:
         self.owner = owner
-        self.stopping = threading.Event()
-        self._conn_lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._handlers: set[threading.Thread] = set()
-        self._dropping = False
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__(port, _Handler, name="FakeVault")
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        sock = cast(socket.socket, request)
-        with self._conn_lock:
-            if self._dropping:
-                self.shutdown_request(sock)
-                return
-            self._connections.add(sock)
-            thread = threading.Thread(
-                target=self._serve_connection,
-                args=(sock, client_address),
-                name=f"FakeVault-conn:{client_address}",
-                daemon=True,
-            )
-            self._handlers.add(thread)
-        thread.start()
-
-    def _serve_connection(self, sock: socket.socket, client_address: Any) -> None:
-        conn: socket.socket | None = sock
-        try:
-            if self.owner.ssl_context is not None:
-                conn = self._handshake(sock, self.owner.ssl_context)
-            if conn is not None:
-                self.process_request_thread(conn, client_address)
-        finally:
-            with self._conn_lock:
-                self._connections.discard(conn or sock)
-                self._handlers.discard(threading.current_thread())
-
-    def _handshake(self, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket | None:
+    def setup_connection(self, sock: socket.socket) -> socket.socket | None:
         """Wrap an accepted socket in TLS; if the handshake fails, close it quietly and return None."""
-        with self._conn_lock:
-            self._connections.discard(sock)
-            if self._dropping:
-                sock.close()
-                return None
-            # wrap_socket() takes over the file descriptor; track the TLS socket from now on.
-            tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            self._connections.add(tls)
+        context = self.owner.ssl_context
+        if context is None:
+            return sock
+        tls = self.replace_connection(
+            sock, lambda plain: context.wrap_socket(plain, server_side=True, do_handshake_on_connect=False)
+        )
+        if tls is None:
+            return None
         try:
             tls.settimeout(_HANDSHAKE_TIMEOUT)
             tls.do_handshake()
             tls.settimeout(None)
         except OSError:  # includes ssl.SSLError: the client rejected us, spoke plain HTTP, or went away
-            with self._conn_lock:
-                self._connections.discard(tls)
+            self.forget_connection(tls)
             tls.close()
             return None
         return tls
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out or closed its pooled connection is normal
-        # here; anything else is a bug in the peer and keeps the default report.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
 
-    def drop_connections(self) -> None:
-        """Shut down every open connection so idle keep-alive handlers exit."""
-        with self._conn_lock:
-            self._dropping = True
-            connections = list(self._connections)
-        for sock in connections:
-            with contextlib.suppress(OSError):
-                # The plain socket's shutdown: a TLS socket's state belongs to its handler thread.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-    def join_handlers(self, deadline: float) -> None:
-        with self._conn_lock:
-            handlers = list(self._handlers)
-        for thread in handlers:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server_version = "FakeVault/1.0"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default per-request logging to stderr."""
 
     def do_GET(self) -> None:
         server = cast(_Server, self.server)
@@ -669,10 +587,7 @@ class _Handler(BaseHTTPRequestHandler):
         target = unquote(target)
         path = target.removeprefix("/v1/") if target.startswith("/v1/") else target.lstrip("/")
         query = dict(parse_qsl(query_string, keep_blank_values=True))
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        headers = self.lowercase_headers()
         body: Any = None
         if raw:
             with contextlib.suppress(ValueError):
@@ -690,17 +605,6 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_LIST = do_GET
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            # Exactly "application/json": hvac only reads the errors of a body with that Content-Type.
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-            self.wfile.flush()
-        except OSError:
-            # The client went away (e.g. it timed out first); nothing to answer.
-            self.close_connection = True
+        # Exactly "application/json": hvac only reads the errors of a body with that Content-Type.
+        headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+        self.respond(status, headers, json.dumps(payload).encode())
