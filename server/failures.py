@@ -4,7 +4,7 @@ Raised by stores and the LLM client, turned into an `ErrorInfo` by the gate. Mes
 for the model and the human reading the output: specific, and never carrying a secret.
 """
 
-__all__ = ["ToolFailure"]
+__all__ = ["ToolFailure", "entry_not_found", "entry_too_large"]
 
 
 class ToolFailure(Exception):
@@ -14,3 +14,22 @@ class ToolFailure(Exception):
         self.message = message
         self.recommended_action = recommended_action
         self.partial_progress = partial_progress
+
+
+def entry_not_found(kind: str, name: str, where: str = "") -> ToolFailure:
+    """No entry by this name in the store's `kind` folder (`where` says which store, when it helps)."""
+    return ToolFailure(
+        "NOT_FOUND",
+        f"There is no {kind} entry named {name!r}{where}.",
+        recommended_action="Call list_docs to see the available names."
+        if kind == "docs"
+        else "Omit the name to read the default inventory, or check the name with your operator.",
+    )
+
+
+def entry_too_large(kind: str, name: str, size: int, limit: int) -> ToolFailure:
+    return ToolFailure(
+        "TOO_LARGE",
+        f"The {kind} entry {name!r} is {size} bytes; the limit is {limit}.",
+        recommended_action="Ask an operator to split the entry or raise PLANNER_MCP_MAX_DOCUMENT_BYTES.",
+    )

@@ -8,7 +8,7 @@ from typing import Any
 import anyio.to_thread
 
 from contracts import SourceRef
-from server.failures import ToolFailure
+from server.failures import ToolFailure, entry_not_found, entry_too_large
 from server.names import is_valid_name
 from server.stores.base import Entry
 
@@ -74,24 +74,14 @@ class FileStore:
             # A symlink inside the folder must not lead out of it.
             if resolved.is_file() and resolved.is_relative_to(folder):
                 return resolved, fmt
-        raise ToolFailure(
-            "NOT_FOUND",
-            f"There is no {kind} entry named {name!r}.",
-            recommended_action="Call list_docs to see the available names."
-            if kind == "docs"
-            else "Omit the name to read the default inventory, or check the name with your operator.",
-        )
+        raise entry_not_found(kind, name)
 
     def _read(self, kind: str, name: str, suffixes: dict[str, str]) -> Entry:
         folder = self._folder(kind)
         path, fmt = self._find(folder, kind, name, suffixes)
         raw = path.read_bytes()
         if len(raw) > self._max_bytes:
-            raise ToolFailure(
-                "TOO_LARGE",
-                f"The {kind} entry {name!r} is {len(raw)} bytes; the limit is {self._max_bytes}.",
-                recommended_action="Ask an operator to split the entry or raise PLANNER_MCP_MAX_DOCUMENT_BYTES.",
-            )
+            raise entry_too_large(kind, name, len(raw), self._max_bytes)
         content: Any
         try:
             text = raw.decode("utf-8")

@@ -19,10 +19,11 @@ import anyio.to_thread
 from contracts import SourceRef
 from server.breaker import CircuitBreaker
 from server.cache import TTLCache
+from server.failures import entry_not_found, entry_too_large
 from server.names import is_valid_name
 from server.stores.base import Entry
 from server.vault.config import VaultConfig
-from server.vault.errors import VaultFailure, not_found, translate
+from server.vault.errors import VaultFailure, timed_out, translate
 from server.vault.paths import entry_path, llm_key_path
 from server.vault.session import VaultSession
 
@@ -107,7 +108,8 @@ class VaultStore:
             secret = await self._call(self._reader(path), path=path, capability="read")
         except VaultFailure as failure:
             if failure.kind == "NOT_FOUND":
-                raise not_found(self.config, folder, name) from failure
+                where = f" in Vault ({self.config.mount}/{folder}/)"
+                raise entry_not_found(folder, name, where) from failure
             raise
         entry = self._entry(folder, name, secret["data"])
         self.cache.put(("read", path), entry)
@@ -139,11 +141,7 @@ class VaultStore:
         version = secret["metadata"]["version"]
         size = len(json.dumps(data, ensure_ascii=False).encode())
         if size > self._max_bytes:
-            raise VaultFailure(
-                "TOO_LARGE",
-                f"The {folder} entry {name!r} is {size} bytes; the limit is {self._max_bytes}.",
-                recommended_action="Ask an operator to split the entry or raise PLANNER_MCP_MAX_DOCUMENT_BYTES.",
-            )
+            raise entry_too_large(folder, name, size, self._max_bytes)
         # A runbook is usually stored as {"content": "<markdown>"}; anything else is returned as the JSON it is.
         content: Any = data
         fmt = "json"
@@ -188,11 +186,7 @@ class VaultStore:
                     self.session.run, operation, limiter=self._limiter, abandon_on_cancel=True
                 )
         except TimeoutError:
-            raise VaultFailure(
-                "VAULT_TIMEOUT",
-                f"Vault at {self.config.host} did not answer within {self._deadline_s:g} s.",
-                recommended_action="Retry later; if Vault is slow under load, raise PLANNER_MCP_VAULT_TIMEOUT.",
-            ) from None
+            raise timed_out(self.config, self._deadline_s) from None
 
     def _breaker_open(self) -> VaultFailure:
         return VaultFailure(

@@ -9,7 +9,7 @@ token or a value.
 from server.failures import ToolFailure
 from server.vault.config import VaultConfig
 
-__all__ = ["OUTAGE_KINDS", "VaultFailure", "not_found", "translate"]
+__all__ = ["OUTAGE_KINDS", "VaultFailure", "timed_out", "translate"]
 
 OUTAGE_KINDS = frozenset(
     {"VAULT_UNREACHABLE", "VAULT_TIMEOUT", "VAULT_SEALED", "VAULT_TLS_FAILURE", "VAULT_UNAVAILABLE", "VAULT_ERROR"}
@@ -30,13 +30,11 @@ class VaultFailure(ToolFailure):
         return self.kind in OUTAGE_KINDS
 
 
-def not_found(config: VaultConfig, folder: str, name: str) -> VaultFailure:
+def timed_out(config: VaultConfig, seconds: float) -> VaultFailure:
     return VaultFailure(
-        "NOT_FOUND",
-        f"There is no {folder} entry named {name!r} in Vault ({config.mount}/{folder}/).",
-        recommended_action="Call list_docs to see the available names."
-        if folder == "docs"
-        else "Omit the name to read the default inventory, or check the name with your operator.",
+        "VAULT_TIMEOUT",
+        f"Vault at {config.host} did not answer within {seconds:g} s.",
+        recommended_action="Retry later; if Vault is slow under load, raise PLANNER_MCP_VAULT_TIMEOUT.",
     )
 
 
@@ -67,11 +65,7 @@ def _transport_failure(exc: Exception, config: VaultConfig) -> VaultFailure | No
             "certificate. Do not turn verification off.",
         )
     if isinstance(exc, rq.Timeout):
-        return VaultFailure(
-            "VAULT_TIMEOUT",
-            f"Vault at {host} did not answer within {config.timeout_s:g} s.",
-            recommended_action="Retry later; if Vault is slow under load, raise PLANNER_MCP_VAULT_TIMEOUT.",
-        )
+        return timed_out(config, config.timeout_s)
     if isinstance(exc, rq.ConnectionError):
         return VaultFailure(
             "VAULT_UNREACHABLE",
