@@ -39,6 +39,13 @@ class AgentMetadata(Contract):
     forbidden_actions: frozenset[str] = frozenset()
     confidence_reporting: bool = True
     confidence_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    models_by_tier: dict[int, frozenset[str]] | None = Field(
+        default=None,
+        description="The LLM models each tier may use; unset allows any model, a tier not listed may use none.",
+    )
+    daily_token_budget: int | None = Field(
+        default=None, gt=0, description="LLM tokens this agent may spend per UTC day, counted from the ledger."
+    )
 
     @field_validator("allowed_side_effects", "forbidden_actions", mode="before")
     @classmethod
@@ -47,12 +54,34 @@ class AgentMetadata(Contract):
             raise ValueError("must be a list of action names, not a single string")
         return value
 
+    @field_validator("models_by_tier", mode="before")
+    @classmethod
+    def _tiers_are_known(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for tier, models in value.items():
+                if str(tier) not in {"0", "1", "2", "3", "4"}:
+                    raise ValueError(f"tier {tier!r} is not one of 0-4")
+                if isinstance(models, str):
+                    raise ValueError(f"tier {tier}: must be a list of model names, not a single string")
+        return value
+
     def permits(self, action: str) -> bool:
         """Default deny: only a named, non-forbidden action is allowed."""
         return action in self.allowed_side_effects and action not in self.forbidden_actions
 
     def permits_all(self, actions: Iterable[str]) -> bool:
         return all(self.permits(action) for action in actions)
+
+    def permits_model(self, model: str) -> bool:
+        """Default deny once models are listed: a tier the policy does not name may use no model."""
+        allowed = self.allowed_models()
+        return allowed is None or model in allowed
+
+    def allowed_models(self) -> frozenset[str] | None:
+        """The models this agent's tier may use, or None when the policy does not restrict them."""
+        if self.models_by_tier is None:
+            return None
+        return self.models_by_tier.get(self.tier, frozenset())
 
 
 def default_agent() -> AgentMetadata:

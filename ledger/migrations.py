@@ -91,6 +91,33 @@ def m002_call_notes(conn: sqlite3.Connection) -> None:
     )
 
 
+@_migration
+def m003_daily_token_usage(conn: sqlite3.Connection) -> None:
+    """LLM tokens per agent per UTC day, kept with each outcome, so a budget check is one lookup, not a scan.
+
+    Filled from the rows already recorded, so an upgraded ledger enforces today's budget from its first call.
+    """
+    _run_script(
+        conn,
+        """
+        CREATE TABLE agent_token_usage (
+            agent_id          TEXT    NOT NULL,
+            day               TEXT    NOT NULL,
+            prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            llm_calls         INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (agent_id, day)
+        ) WITHOUT ROWID;
+        INSERT INTO agent_token_usage (agent_id, day, prompt_tokens, completion_tokens, llm_calls)
+            SELECT agent_id, substr(timestamp, 1, 10), SUM(COALESCE(prompt_tokens, 0)),
+                   SUM(COALESCE(completion_tokens, 0)), COUNT(*)
+            FROM agent_actions
+            WHERE prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL
+            GROUP BY agent_id, substr(timestamp, 1, 10)
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():

@@ -196,12 +196,36 @@ class Ledger:
                 """,
                 metrics,
             )
+            if outcome.prompt_tokens is not None or outcome.completion_tokens is not None:
+                conn.execute(
+                    """
+                    INSERT INTO agent_token_usage (agent_id, day, prompt_tokens, completion_tokens, llm_calls)
+                    VALUES (?, substr(?, 1, 10), ?, ?, 1)
+                    ON CONFLICT(agent_id, day) DO UPDATE SET
+                        prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                        completion_tokens = completion_tokens + excluded.completion_tokens,
+                        llm_calls = llm_calls + 1
+                    """,
+                    (outcome.agent_id, outcome.timestamp, outcome.prompt_tokens or 0, outcome.completion_tokens or 0),
+                )
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 
         return self._write(insert)
 
     # -- reading ------------------------------------------------------------------------------
+
+    def tokens_spent(self, agent_id: str, day: str) -> int:
+        """LLM tokens (prompt and completion) the agent's recorded calls spent on `day` (UTC, YYYY-MM-DD)."""
+
+        def select(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT prompt_tokens + completion_tokens FROM agent_token_usage WHERE agent_id = ? AND day = ?",
+                (agent_id, day),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._with_connection(select)
 
     def tail(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest `limit` outcomes, oldest first."""

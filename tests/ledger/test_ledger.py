@@ -74,6 +74,47 @@ def test_a_ledger_written_by_an_older_version_is_upgraded_in_place(ledger_path: 
     assert [r["name"] for r in rows(ledger_path, "_migrations", order="name")] == [m.__name__ for m in MIGRATIONS]
 
 
+def test_an_upgraded_ledger_counts_the_tokens_its_old_rows_already_spent(ledger_path: Path) -> None:
+    from ledger.migrations import m001_seed_tables, m002_call_notes
+
+    ledger_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(ledger_path, isolation_level=None)
+    old.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for migration in (m001_seed_tables, m002_call_notes):
+        migration(old)
+        old.execute("INSERT INTO _migrations VALUES (?, '2026-11-01T00:00:00Z')", (migration.__name__,))
+    for stamp, agent, prompt, completion in [
+        ("2026-11-24T08:00:00.000Z", "llm-planner-001", 100, 20),
+        ("2026-11-24T09:00:00.000Z", "llm-planner-001", 50, None),
+        ("2026-11-23T23:59:59.999Z", "llm-planner-001", 1000, 1000),
+        ("2026-11-24T09:00:00.000Z", "other-agent", 7, 7),
+    ]:
+        old.execute(
+            "INSERT INTO agent_actions (timestamp, agent_id, agent_version, tier, action, decision, confidence,"
+            " success, prompt_tokens, completion_tokens) VALUES (?, ?, '0.1.0', 0, 'analyze', 'EXECUTE', 1, 1, ?, ?)",
+            (stamp, agent, prompt, completion),
+        )
+    old.close()
+    ledger = Ledger(ledger_path)
+    assert ledger.tokens_spent("llm-planner-001", "2026-11-24") == 170
+    assert ledger.tokens_spent("llm-planner-001", "2026-11-23") == 2000
+    assert ledger.tokens_spent("other-agent", "2026-11-24") == 14
+    assert ledger.tokens_spent("nobody", "2026-11-24") == 0
+
+
+def test_each_outcome_with_usage_adds_to_its_agents_day(ledger_path: Path) -> None:
+    ledger = Ledger(ledger_path)
+    ledger.record_outcome(_outcome("r1", action="analyze", prompt_tokens=30, completion_tokens=12))
+    ledger.record_outcome(_outcome("r2", action="analyze", prompt_tokens=8, completion_tokens=0))
+    ledger.record_outcome(_outcome("r3"))  # a read: no LLM, no tokens
+    ledger.record_outcome(_outcome("r4", timestamp="2026-11-25T00:00:00.000Z", prompt_tokens=5, completion_tokens=5))
+    assert ledger.tokens_spent("llm-planner-001", "2026-11-24") == 50
+    assert ledger.tokens_spent("llm-planner-001", "2026-11-25") == 10
+    [today, tomorrow] = rows(ledger_path, "agent_token_usage", order="day")
+    assert (today["prompt_tokens"], today["completion_tokens"], today["llm_calls"]) == (38, 12, 2)
+    assert tomorrow["llm_calls"] == 1
+
+
 def test_a_secret_learnt_after_the_ledger_opened_is_scrubbed_too(ledger_path: Path) -> None:
     scrubber = Scrubber()
     ledger = Ledger(ledger_path, scrubber=scrubber)
