@@ -57,7 +57,14 @@ class Provenance(Contract):
     llm_endpoint_host: str | None = None
     prompt_digest: str | None = None
     usage: TokenUsage | None = None
-    ledger_intent_id: int | None = Field(default=None, description="Row id of this call's intent in the ledger.")
+    llm_attempts: int | None = Field(default=None, description="Requests made to the LLM endpoint, retries included.")
+    llm_finish_reason: str | None = Field(default=None, description='Why the model stopped: "stop", "length"...')
+    llm_structured_output: bool | None = Field(
+        default=None, description="Whether the endpoint was asked for the reply's JSON schema (response_format)."
+    )
+    ledger_intent_id: int | None = Field(
+        default=None, description="Sequence number (row id) of this call's intent in the ledger."
+    )
     duration_ms: float | None = None
 
 

@@ -139,7 +139,7 @@ class GovernedServer(MCPServer[Runtime]):
         if context is None:
             raise RuntimeError("GovernedServer.call_tool needs the request context that holds the runtime")
         runtime = context.request_context.lifespan_context
-        return to_call_result(await runtime.gate.call(name, arguments))
+        return to_call_result(await runtime.gate.call(name, arguments, report=context.report_progress))
 
 
 def build_server(settings: Settings) -> GovernedServer:

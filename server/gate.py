@@ -5,6 +5,7 @@ cannot be recorded the result is withheld. Refusals, including names that are no
 like any other call.
 """
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -14,13 +15,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from pydantic import ValidationError
 
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
 from ledger import Intent, Ledger, LedgerError, Outcome
 from server.failures import ToolFailure
+from server.llm_policy import budget_exhausted, model_refused
 from server.names import INVALID_NAME_ERROR
+from server.progress import Progress, Report
 from server.tools import Deps, ToolResult, ToolSpec
 
 __all__ = ["Gate"]
@@ -30,6 +34,7 @@ logger = logging.getLogger(__name__)
 MAX_ARGUMENT_BYTES = 64 * 1024
 _MAX_NAME = 128
 _MAX_TRIGGER = 300
+LLM_ACTION = "llm_inference"
 
 
 def _now() -> str:
@@ -68,7 +73,10 @@ class Gate:
         self._tools_digest = tools_digest
         self._notes = notes
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> AgentOutput:
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, *, report: Report | None = None
+    ) -> AgentOutput:
+        """Run one call through every rule; `report` sends progress notifications, when the client asked."""
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
@@ -76,6 +84,8 @@ class Gate:
         raw = dict(arguments or {})
         try:
             spec, args = self._admit(name, raw)
+            if LLM_ACTION in spec.actions:
+                await self._admit_llm(raw)
         except _Refusal as refusal:
             output = self._error_output(action, request_id, refusal.info)
             return await self._finish(output, self._bounded(raw), started, intent_id=None, refused=True)
@@ -98,8 +108,24 @@ class Gate:
             logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
             return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
 
+        deps = dataclasses.replace(self._deps, progress=Progress(report)) if report is not None else self._deps
         try:
-            result = await spec.capability(args, self._deps)
+            result = await spec.capability(args, deps)
+        except anyio.get_cancelled_exc_class():
+            # The client cancelled (or went away): the upstream request is already abandoned with this task.
+            # Record how the call ended, shielded from the cancellation, so the ledger has no open intent. The
+            # write is bounded by the ledger's busy timeout.
+            with anyio.CancelScope(shield=True):
+                info = self._error_info(
+                    "CANCELLED",
+                    "The client cancelled the call before it finished.",
+                    raw,
+                    recommended_action="Nothing to do; call again if the answer is still needed.",
+                    partial_progress="The call's intent was recorded; any upstream request was abandoned.",
+                )
+                await self._finish(self._error_output(spec.name, request_id, info), recorded_args, started,
+                                   intent_id=intent_id, refused=False)  # fmt: skip
+            raise
         except ToolFailure as failure:
             output = self._error_output(spec.name, request_id, self._failure_info(failure, raw))
         except Exception:
@@ -169,6 +195,21 @@ class Gate:
             "or a higher-tier agent.",
         )
 
+    async def _admit_llm(self, raw: dict[str, Any]) -> None:
+        """The policy's limits on LLM use: the model must be listed for this tier, and today's budget unspent."""
+        agent = self._agent
+        failure = model_refused(agent, self._deps.llm.config.model)
+        if failure is None and agent.daily_token_budget is not None:
+            day = _now()[:10]
+            try:
+                spent = await anyio.to_thread.run_sync(self._ledger.tokens_spent, agent.agent_id, day)
+            except LedgerError as exc:
+                # Fail closed: a budget that cannot be read is not a budget that allows the call.
+                raise _Refusal(self._ledger_down_info(exc, "The call was refused: its budget cannot be read.")) from exc
+            failure = budget_exhausted(agent, spent, day)
+        if failure is not None:
+            raise _Refusal(self._failure_info(failure, raw))
+
     # -- envelope ---------------------------------------------------------------------------------
 
     def _bounded(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +260,15 @@ class Gate:
         )
 
     def _envelope(self, action: str, request_id: str, result: ToolResult) -> AgentOutput:
+        provenance = Provenance(tool=action, sources=result.sources)
+        if (llm := result.llm) is not None:
+            provenance.llm_model = llm.model
+            provenance.llm_endpoint_host = llm.endpoint_host
+            provenance.prompt_digest = llm.prompt_digest
+            provenance.usage = llm.usage
+            provenance.llm_attempts = llm.attempts
+            provenance.llm_finish_reason = llm.finish_reason
+            provenance.llm_structured_output = llm.structured_output
         return AgentOutput(
             **self._base(action, request_id),
             decision=result.decision,
@@ -226,22 +276,15 @@ class Gate:
             assumptions=result.assumptions,
             side_effects=result.side_effects,
             notes_for_humans=result.notes_for_humans,
-            llm_model=result.llm_model,
+            llm_model=llm.model if llm else None,
             llm_response=result.llm_response,
             plan=result.plan,
             data=result.data,
-            provenance=Provenance(
-                tool=action,
-                sources=result.sources,
-                llm_model=result.llm_model,
-                llm_endpoint_host=result.llm_endpoint_host,
-                prompt_digest=result.prompt_digest,
-                usage=result.usage,
-            ),
+            provenance=provenance,
         )
 
-    def _ledger_down(self, action: str, request_id: str, exc: LedgerError, consequence: str) -> AgentOutput:
-        info = ErrorInfo(
+    def _ledger_down_info(self, exc: LedgerError, consequence: str, action: str = "") -> ErrorInfo:
+        return ErrorInfo(
             type="LEDGER_UNAVAILABLE",
             message=f"The audit ledger cannot record this call ({exc}). {consequence}",
             triggering_input=action,
@@ -249,7 +292,9 @@ class Gate:
             recommended_action="Ask the operator to fix the ledger (PLANNER_MCP_LEDGER: path, permissions, disk "
             "space); calls succeed again as soon as it can be written.",
         )
-        return self._error_output(action, request_id, info)
+
+    def _ledger_down(self, action: str, request_id: str, exc: LedgerError, consequence: str) -> AgentOutput:
+        return self._error_output(action, request_id, self._ledger_down_info(exc, consequence, action))
 
     # -- outcome ----------------------------------------------------------------------------------
 

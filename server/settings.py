@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -29,6 +30,9 @@ _ENV_NAMES = {
     "default_inventory": "PLANNER_MCP_INVENTORY",
     "max_document_bytes": "PLANNER_MCP_MAX_DOCUMENT_BYTES",
     "timeout_s": "PLANNER_MCP_LLM_TIMEOUT",
+    "max_retries": "PLANNER_MCP_LLM_RETRIES",
+    "max_tokens": "PLANNER_MCP_LLM_MAX_TOKENS",
+    "structured_output": "PLANNER_MCP_LLM_STRUCTURED",
 }
 """So a validation error names the variable the user set, not our field."""
 
@@ -60,9 +64,13 @@ class LLMConfig(BaseModel):
     api_key: SecretStr | None = None
     base_url: str | None = None
     model: str | None = None
-    timeout_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """The whole call, retries and waits included: past it the call fails with LLM_TIMEOUT."""
     max_retries: int = Field(default=2, ge=0, le=10)
-    max_tokens: int = Field(default=2000, gt=0)
+    max_tokens: int = Field(default=2000, gt=0, le=200_000)
+    structured_output: Literal["auto", "off"] = "auto"
+    """auto: ask for the reply's JSON schema (response_format), and stop asking if the endpoint refuses it."""
+    progress_interval_s: float = Field(default=1.0, gt=0)
     key_from_vault: bool = False
     """OPENAI_API_KEY is unset and Vault is configured: the key is read from Vault on first use."""
 
@@ -121,6 +129,9 @@ class Settings(BaseModel):
             "base_url": get("OPENAI_BASE_URL"),
             "model": get("PLANNER_MCP_MODEL"),
             "timeout_s": number("PLANNER_MCP_LLM_TIMEOUT", float),
+            "max_retries": number("PLANNER_MCP_LLM_RETRIES", int),
+            "max_tokens": number("PLANNER_MCP_LLM_MAX_TOKENS", int),
+            "structured_output": (get("PLANNER_MCP_LLM_STRUCTURED") or "auto").lower(),
         }
         values: dict[str, object] = {
             "ledger_path": get("PLANNER_MCP_LEDGER") or default_ledger_path(env),

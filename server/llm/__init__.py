@@ -2,9 +2,10 @@
 
 from server.llm.client import LLMClient, LLMReply
 from server.llm.parse import ParseFailure, parse_reply, truncate
-from server.llm.prompts import analysis_messages, plan_messages, prompt_digest
+from server.llm.prompts import DataBlock, analysis_messages, plan_messages, prompt_digest
 
 __all__ = [
+    "DataBlock",
     "LLMClient",
     "LLMReply",
     "ParseFailure",

@@ -1,6 +1,8 @@
-"""A thin async client for any OpenAI-compatible endpoint, with its errors translated once, here.
+"""A bounded async client for any OpenAI-compatible endpoint: one time limit per call, retries inside it.
 
-`openai` is imported on first use, so a server that never plans never pays for the import.
+`openai` is imported on first use, so a server that never plans never pays for the import. The SDK's own
+retries are off: ours honour `Retry-After` within the call's time limit, say what they wait for in progress
+notifications, and give up early when the endpoint asks for a wait the call cannot afford.
 """
 
 import logging
@@ -10,12 +12,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import anyio
+from pydantic import BaseModel
 
 from contracts import TokenUsage
+from server.backoff import backoff_s
 from server.failures import ToolFailure
+from server.llm.errors import auth_or_request_failure, gave_up, timed_out, unreachable
+from server.llm.retries import RETRYABLE_STATUS, retry_after_s
+from server.llm.schemas import response_format
+from server.progress import Progress
 from server.settings import LLMConfig
 
 if TYPE_CHECKING:
+    import openai
     from openai import AsyncOpenAI
 
 __all__ = ["LLMClient", "LLMReply"]
@@ -24,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_HOST = "api.openai.com"
 _NO_KEY = "no-key-needed"  # Local endpoints (Ollama, vLLM) take any key; the SDK insists on one.
+_BACKOFF_BASE_S = 0.5
+_BACKOFF_CAP_S = 8.0
+_SCHEMA_REFUSED = frozenset({400, 422})
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,10 @@ class LLMReply:
     content: str
     model: str
     usage: TokenUsage | None
+    finish_reason: str | None = None
+    attempts: int = 1
+    structured: bool = False
+    """The endpoint was asked for the reply's JSON schema (`response_format`)."""
 
 
 KeySource = Callable[[], Awaitable[str | None]]
@@ -42,7 +58,11 @@ class LLMClient:
         self.config = config
         self._vault_key = vault_key if config.key_from_vault else None
         self._client: AsyncOpenAI | None = None
+        self._client_key: str | None = None
+        self._key_rejected = False
+        self._retired: list[AsyncOpenAI] = []
         self._opening = anyio.Lock()
+        self._schema_refused = config.structured_output == "off"
 
     @property
     def endpoint_host(self) -> str:
@@ -61,19 +81,29 @@ class LLMClient:
                 "(for example in the host's mcp.json `env`), then restart the server.",
             )
 
+    # -- the client and its key ------------------------------------------------------------------
+
     async def _ensure_client(self) -> "AsyncOpenAI":
         self.check_configured()
         async with self._opening:
-            if self._client is None:
-                from openai import AsyncOpenAI
+            if self._client is None or self._key_rejected:
+                key = await self._key()
+                # A rejected key read from Vault may have been rotated since: a new key gets a new client. The old
+                # one may still carry another call's request, so it is closed at shutdown, not now.
+                if self._client is None or key != self._client_key:
+                    if self._client is not None:
+                        self._retired.append(self._client)
+                    self._client, self._client_key = self._new_client(key), key
+                self._key_rejected = False
+            return self._client
 
-                self._client = AsyncOpenAI(
-                    api_key=await self._key(),
-                    base_url=self.config.effective_base_url,
-                    timeout=self.config.timeout_s,
-                    max_retries=self.config.max_retries,
-                )
-        return self._client
+    def _new_client(self, key: str) -> "AsyncOpenAI":
+        from openai import AsyncOpenAI
+
+        # The call's own deadline (anyio) bounds every request; the SDK's is a backstop, and its retries are ours.
+        return AsyncOpenAI(
+            api_key=key, base_url=self.config.effective_base_url, timeout=self.config.timeout_s + 5, max_retries=0
+        )
 
     @property
     def _key_setting(self) -> str:
@@ -96,62 +126,135 @@ class LLMClient:
             )
         return _NO_KEY
 
-    async def complete(self, messages: list[dict[str, str]], *, temperature: float) -> LLMReply:
-        """One chat completion, with no tools offered: the model can only answer in text."""
+    # -- one call ----------------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        schema: type[BaseModel] | None = None,
+        progress: Progress | None = None,
+    ) -> LLMReply:
+        """One chat completion with no tools offered, within the call's time limit (retries included).
+
+        With `schema`, the endpoint is asked for JSON matching it; an endpoint that refuses `response_format`
+        is asked again without it, and not asked with it again by this process.
+        """
+        progress = progress or Progress()
+        limit = self.config.timeout_s
+        deadline = anyio.current_time() + limit
+        try:
+            with anyio.fail_after(limit):
+                async with progress.heartbeat(self.config.progress_interval_s):
+                    return await self._complete(messages, temperature, schema, progress, deadline)
+        except TimeoutError as exc:
+            raise timed_out(self.endpoint_host, limit) from exc
+
+    async def _complete(
+        self,
+        messages: list[dict[str, str]],
+        temperature: float,
+        schema: type[BaseModel] | None,
+        progress: Progress,
+        deadline: float,
+    ) -> LLMReply:
+        import openai
+
         client = await self._ensure_client()
         model = self.config.model
         assert model is not None  # checked by _ensure_client
-        import openai
-
-        try:
-            response: Any = await client.chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=self.config.max_tokens,
-                temperature=temperature,
+        attempts = self.config.max_retries + 1
+        attempt, fell_back = 0, False
+        while True:
+            attempt += 1
+            structured = schema is not None and not self._schema_refused
+            await progress.say(
+                f"Waiting for {model} at {self.endpoint_host} (attempt {attempt} of {attempts})",
+                total=self.config.timeout_s,
             )
-        except openai.APITimeoutError as exc:
-            raise ToolFailure(
-                "LLM_TIMEOUT",
-                f"The LLM endpoint {self.endpoint_host} did not answer within {self.config.timeout_s:g} s.",
-                recommended_action="Retry later, or raise PLANNER_MCP_LLM_TIMEOUT for a slow local model.",
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise ToolFailure(
-                "LLM_UNREACHABLE",
-                f"The LLM endpoint {self.endpoint_host} could not be reached.",
-                recommended_action="Check OPENAI_BASE_URL and that the endpoint is running.",
-            ) from exc
-        except openai.APIStatusError as exc:
-            if exc.status_code in (401, 403) and self._vault_key is not None:
-                await self.aclose()  # the key in Vault may have been rotated: read it again on the next call
-            raise _status_failure(exc.status_code, self.endpoint_host, self._key_setting) from exc
-        return _reply(response, model)
+            request: dict[str, Any] = {
+                "model": model,
+                "messages": messages,
+                "max_tokens": self.config.max_tokens,
+                "temperature": temperature,
+            }
+            if structured and schema is not None:
+                request["response_format"] = response_format(schema)
+            try:
+                response = await client.chat.completions.create(**request)
+            except openai.APIStatusError as exc:
+                if structured and exc.status_code in _SCHEMA_REFUSED:
+                    self._refuse_schema(exc.status_code)
+                    fell_back, attempt = True, attempt - 1  # not a retry: a different request
+                    continue
+                self._check_retryable(exc, fell_back)
+                if attempt == attempts:
+                    raise gave_up(self.endpoint_host, exc.status_code, attempts) from exc
+                what = f"HTTP {exc.status_code}"
+                await self._pause(what, exc.status_code, attempt, attempts, deadline, progress, exc.response.headers)
+            except openai.APITimeoutError as exc:
+                raise timed_out(self.endpoint_host, self.config.timeout_s) from exc
+            except openai.APIConnectionError as exc:
+                if attempt == attempts:
+                    raise unreachable(self.endpoint_host, attempts) from exc
+                await self._pause("Could not connect", None, attempt, attempts, deadline, progress, {})
+            else:
+                return _reply(response, model, attempt, structured)
+
+    def _refuse_schema(self, status: int) -> None:
+        logger.warning(
+            "The LLM endpoint %s refused a request with response_format (HTTP %d); asking without it.",
+            self.endpoint_host,
+            status,
+        )
+        self._schema_refused = True
+
+    def _check_retryable(self, exc: "openai.APIStatusError", fell_back: bool) -> None:
+        """Raise the failure for a status that retrying cannot fix; note what the next request must do."""
+        status = exc.status_code
+        if fell_back and status in _SCHEMA_REFUSED:
+            # Refused without response_format too: the schema was not the problem, so keep asking for it.
+            self._schema_refused = self.config.structured_output == "off"
+        if status in (401, 403) and self._vault_key is not None:
+            self._key_rejected = True  # read the key from Vault again before the next request
+        if status not in RETRYABLE_STATUS:
+            raise auth_or_request_failure(self.endpoint_host, status, self._key_setting) from exc
+
+    async def _pause(
+        self,
+        what: str,
+        status: int | None,
+        attempt: int,
+        attempts: int,
+        deadline: float,
+        progress: Progress,
+        headers: Any,
+    ) -> None:
+        """Wait before the next attempt: as long as the endpoint asked, else a jittered backoff."""
+        asked = retry_after_s(dict(headers))
+        wait = asked if asked is not None else backoff_s(attempt, base_s=_BACKOFF_BASE_S, cap_s=_BACKOFF_CAP_S)
+        left = deadline - anyio.current_time()
+        if wait >= left:
+            if status is None:
+                raise unreachable(self.endpoint_host, attempt)
+            raise gave_up(self.endpoint_host, status, attempt, asked_wait_s=wait, left_s=left)
+        reason = "as the endpoint asked" if asked is not None else "backing off"
+        await progress.say(f"{what} from {self.endpoint_host}; retrying in {wait:.1f} s ({reason}), "
+                           f"attempt {attempt + 1} of {attempts}")  # fmt: skip
+        await anyio.sleep(wait)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        clients = [c for c in (self._client, *self._retired) if c is not None]
+        self._client, self._retired = None, []
+        for client in clients:
+            await client.close()
 
 
-def _status_failure(status: int, host: str, key_setting: str) -> ToolFailure:
-    # The response body is not repeated: endpoints echo request details, and the message must stay clean.
-    if status in (401, 403):
-        action = f"Check that the key ({key_setting}) is valid for this endpoint and may use this model."
-    elif status == 404:
-        action = "Check PLANNER_MCP_MODEL against the models the endpoint lists, and OPENAI_BASE_URL."
-    elif status == 429:
-        action = "The endpoint is rate limiting or out of quota: retry later."
-    elif status >= 500:
-        action = "The endpoint failed: retry later."
-    else:
-        action = "Check the request settings (model, max tokens) against the endpoint's documentation."
-    return ToolFailure("LLM_HTTP_ERROR", f"The LLM endpoint {host} answered HTTP {status}.", recommended_action=action)
-
-
-def _reply(response: Any, requested_model: str) -> LLMReply:
+def _reply(response: Any, requested_model: str, attempts: int, structured: bool) -> LLMReply:
     try:
-        content = response.choices[0].message.content or ""
+        choice = response.choices[0]
+        content = choice.message.content or ""
     except (AttributeError, IndexError, TypeError) as exc:
         raise ToolFailure(
             "LLM_INVALID_REPLY",
@@ -161,9 +264,15 @@ def _reply(response: Any, requested_model: str) -> LLMReply:
     usage = None
     if getattr(response, "usage", None) is not None:
         u = response.usage
+        prompt, completion = u.prompt_tokens or 0, u.completion_tokens or 0
         usage = TokenUsage(
-            prompt_tokens=u.prompt_tokens or 0,
-            completion_tokens=u.completion_tokens or 0,
-            total_tokens=u.total_tokens or 0,
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=u.total_tokens or prompt + completion
         )
-    return LLMReply(content=content, model=getattr(response, "model", None) or requested_model, usage=usage)
+    return LLMReply(
+        content=content,
+        model=getattr(response, "model", None) or requested_model,
+        usage=usage,
+        finish_reason=getattr(choice, "finish_reason", None),
+        attempts=attempts,
+        structured=structured,
+    )

@@ -8,7 +8,6 @@ cached for a short TTL; the gate still records every call.
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ import anyio
 import anyio.to_thread
 
 from contracts import SourceRef
+from server.backoff import backoff_s
 from server.breaker import CircuitBreaker
 from server.cache import TTLCache
 from server.failures import entry_not_found, entry_too_large
@@ -164,7 +164,7 @@ class VaultStore:
                     failure = translate(exc, self.config, path=path, capability=capability)
                     if failure.transient and attempt < self.config.retries:
                         logger.info("Vault request failed (%s); retrying (attempt %d)", failure.kind, attempt + 2)
-                        await anyio.sleep(_backoff(attempt))
+                        await anyio.sleep(backoff_s(attempt + 1, base_s=_BACKOFF_S, cap_s=_MAX_BACKOFF_S))
                         continue
                     if failure.is_outage:
                         self.breaker.failed(failure.kind)
@@ -197,8 +197,3 @@ class VaultStore:
             recommended_action="Wait and retry; `planner-mcp doctor` shows what is wrong with Vault. Calls succeed "
             "again by themselves once it answers.",
         )
-
-
-def _backoff(attempt: int) -> float:
-    jitter: float = random.uniform(0, _BACKOFF_S / 2)
-    return min(_MAX_BACKOFF_S, _BACKOFF_S * 2.0**attempt) + jitter

@@ -2,21 +2,27 @@
 
 import dataclasses
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from contracts import Analysis, Decision, Plan, SideEffect, SourceRef, TaskRequest
+from contracts import Analysis, Decision, Plan, SideEffect, TaskRequest
 from server.decisions import decide, plan_warnings
-from server.failures import ToolFailure
 from server.llm import LLMReply, ParseFailure, analysis_messages, parse_reply, plan_messages, prompt_digest, truncate
-from server.tools.spec import LLM_CALL, Args, Deps, ToolResult, ToolSpec
+from server.names import EntryName
+from server.tools.grounding import Grounding
+from server.tools.spec import LLM_CALL, Args, Deps, LLMCall, ToolResult, ToolSpec
 
 __all__ = ["ANALYZE", "GENERATE_PLAN"]
 
 MAX_DESCRIPTION = 8000
 MAX_CONTEXT_BYTES = 32 * 1024
 MAX_RAW_REPLY = 4000
+MAX_PARSED_REPLY = 200_000
+"""A reply longer than this is not parsed: no plan is that long, and parsing it would only cost time."""
+MAX_DOCS = 5
+
+_M = TypeVar("_M", bound=BaseModel)
 
 Description = Annotated[
     str,
@@ -29,6 +35,12 @@ class _ContextArgs(Args):
     context: dict[str, Any] = Field(
         default_factory=dict,
         description="Optional facts the answer should take into account (JSON object, at most 32 KiB).",
+    )
+    docs: list[EntryName] = Field(
+        default_factory=list,
+        max_length=MAX_DOCS,
+        description=f"Optional runbooks (names from list_docs) the model should follow, at most {MAX_DOCS}. Each "
+        "is read from the store and given to the model as reference data.",
     )
 
     @field_validator("context")
@@ -58,104 +70,106 @@ def _scrubbed(messages: list[dict[str, str]], deps: Deps) -> list[dict[str, str]
     return [{**m, "content": deps.scrubber.text(m["content"])} for m in messages]
 
 
-def _scrubbed_reply(reply: LLMReply, deps: Deps) -> LLMReply:
+async def _ask(
+    messages: list[dict[str, str]], schema: type[_M], deps: Deps, *, temperature: float
+) -> tuple[LLMReply, LLMCall]:
+    sent = _scrubbed(messages, deps)
+    reply = await deps.llm.complete(sent, temperature=temperature, schema=schema, progress=deps.progress)
     # The model may echo what it should not (a key it was shown by mistake, a token from a document).
-    return dataclasses.replace(reply, content=deps.scrubber.text(reply.content))
-
-
-def _llm_result(reply: LLMReply, deps: Deps, messages: list[dict[str, str]], **fields: Any) -> ToolResult:
-    effects = [SideEffect(type="llm_inference", target=reply.model, reversible=True)]
-    return ToolResult(
-        llm_model=reply.model,
-        llm_endpoint_host=deps.llm.endpoint_host,
-        prompt_digest=prompt_digest(messages),
+    reply = dataclasses.replace(reply, content=deps.scrubber.text(reply.content))
+    call = LLMCall(
+        model=reply.model,
+        endpoint_host=deps.llm.endpoint_host,
+        prompt_digest=prompt_digest(sent),
         usage=reply.usage,
-        side_effects=effects + fields.pop("side_effects", []),
-        **fields,
+        attempts=reply.attempts,
+        finish_reason=reply.finish_reason,
+        structured_output=reply.structured,
     )
+    return reply, call
 
 
-def _unparsed(
-    reply: LLMReply, deps: Deps, messages: list[dict[str, str]], failure: ParseFailure, **fields: Any
-) -> ToolResult:
-    return _llm_result(
+def _parse(reply: LLMReply, model: type[_M], deps: Deps) -> _M:
+    """The reply as `model`, or a ParseFailure that says why not, including the reply being cut off."""
+    if len(reply.content) > MAX_PARSED_REPLY:
+        raise ParseFailure(f"the reply is {len(reply.content)} characters, more than the {MAX_PARSED_REPLY} parsed")
+    try:
+        return parse_reply(reply.content, model)
+    except ParseFailure as failure:
+        if reply.finish_reason == "length":
+            cap = deps.llm.config.max_tokens
+            raise ParseFailure(f"{failure} (the reply was cut off at the {cap}-token limit)") from None
+        raise
+
+
+def _result(reply: LLMReply, call: LLMCall, grounding: Grounding, **fields: Any) -> ToolResult:
+    effects = [SideEffect(type="llm_inference", target=reply.model), *grounding.side_effects]
+    assumptions = grounding.assumptions + fields.pop("assumptions", [])
+    return ToolResult(llm=call, side_effects=effects, sources=grounding.sources, assumptions=assumptions, **fields)
+
+
+def _unparsed(reply: LLMReply, call: LLMCall, grounding: Grounding, failure: ParseFailure) -> ToolResult:
+    return _result(
         reply,
-        deps,
-        messages,
+        call,
+        grounding,
         decision=Decision.ESCALATE,
         confidence=0.0,
         llm_response=truncate(reply.content, MAX_RAW_REPLY),
         notes_for_humans=f"ESCALATE: {failure}; the raw reply is kept (truncated) in llm_response.",
-        **fields,
     )
 
 
 async def _generate_plan(args: GeneratePlanArgs, deps: Deps) -> ToolResult:
     deps.llm.check_configured()
-    assumptions: list[str] = []
-    effects: list[SideEffect] = []
-    sources: list[SourceRef] = []
-    inventory = None
+    grounding = Grounding()
+    await grounding.add_docs(args.docs, deps)
     # Grounding in the inventory is a read of its own, so it happens only where the policy allows that read.
-    if not deps.agent.permits("read_inventory"):
-        assumptions.append("The policy does not allow reading the inventory; the plan is generic.")
-    else:
-        try:
-            entry = await deps.store.read_inventory(deps.default_inventory)
-        except ToolFailure as failure:
-            assumptions.append(f"Infrastructure inventory unavailable ({failure.kind}); the plan is generic.")
-        else:
-            inventory = (entry.name, entry.content)
-            effects.append(SideEffect(type="read_inventory", target=f"inventory/{entry.name}", reversible=True))
-            sources.append(entry.source)
-
+    await grounding.add_inventory(deps)
     request = TaskRequest(
         task_type="generate_plan", description=args.description, context=args.context, constraints=args.constraints
     )
-    messages = _scrubbed(plan_messages(deps.agent, request, inventory), deps)
-    reply = _scrubbed_reply(await deps.llm.complete(messages, temperature=0.3), deps)
-    common: dict[str, Any] = {"side_effects": effects, "sources": sources}
+    messages = plan_messages(deps.agent, request, grounding.inventory, grounding.docs)
+    reply, call = await _ask(messages, Plan, deps, temperature=0.3)
     try:
-        plan = parse_reply(reply.content, Plan)
+        plan = _parse(reply, Plan, deps)
     except ParseFailure as failure:
-        return _unparsed(reply, deps, messages, failure, assumptions=assumptions, **common)
-
+        return _unparsed(reply, call, grounding, failure)
     decision, reason = decide(plan.confidence, deps.agent, tier_required=plan.estimated_tier_required)
-    notes = " ".join([reason, *plan_warnings(plan)])
-    return _llm_result(
+    return _result(
         reply,
-        deps,
-        messages,
+        call,
+        grounding,
         decision=decision,
         confidence=plan.confidence,
         plan=plan,
         llm_response=truncate(reply.content, MAX_RAW_REPLY),
-        assumptions=assumptions + plan.assumptions,
-        notes_for_humans=notes,
-        **common,
+        assumptions=plan.assumptions,
+        notes_for_humans=" ".join([reason, *plan_warnings(plan)]),
     )
 
 
 async def _analyze(args: AnalyzeArgs, deps: Deps) -> ToolResult:
     deps.llm.check_configured()
+    grounding = Grounding()
+    await grounding.add_docs(args.docs, deps)
     request = TaskRequest(task_type="analyze", description=args.description, context=args.context)
-    messages = _scrubbed(analysis_messages(request), deps)
-    reply = _scrubbed_reply(await deps.llm.complete(messages, temperature=0.4), deps)
+    reply, call = await _ask(analysis_messages(request, grounding.docs), Analysis, deps, temperature=0.4)
     try:
-        analysis = parse_reply(reply.content, Analysis)
+        analysis = _parse(reply, Analysis, deps)
     except ParseFailure as failure:
-        return _unparsed(reply, deps, messages, failure)
+        return _unparsed(reply, call, grounding, failure)
     decision, reason = decide(analysis.confidence, deps.agent)
-    return _llm_result(
+    uncertainties = " Uncertainties: " + "; ".join(analysis.uncertainties) if analysis.uncertainties else ""
+    return _result(
         reply,
-        deps,
-        messages,
+        call,
+        grounding,
         decision=decision,
         confidence=analysis.confidence,
         llm_response=analysis.analysis,
         assumptions=analysis.assumptions,
-        notes_for_humans=reason
-        + (" Uncertainties: " + "; ".join(analysis.uncertainties) if analysis.uncertainties else ""),
+        notes_for_humans=reason + uncertainties,
     )
 
 

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict
 from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, SourceRef, TokenUsage
 from ledger import Scrubber
 from server.llm import LLMClient
+from server.progress import Progress
 from server.stores import Store
 
-__all__ = ["LLM_CALL", "LOCAL_READ", "Args", "Deps", "Hints", "ToolResult", "ToolSpec", "output_schema"]
+__all__ = ["LLM_CALL", "LOCAL_READ", "Args", "Deps", "Hints", "LLMCall", "ToolResult", "ToolSpec", "output_schema"]
 
 
 class Args(BaseModel):
@@ -25,13 +26,28 @@ class Args(BaseModel):
 
 @dataclass(frozen=True)
 class Deps:
-    """What a capability may use. The gate builds it once; capabilities never reach around it."""
+    """What a capability may use. The gate builds it, with the call's own progress; capabilities never reach
+    around it."""
 
     agent: AgentMetadata
     store: Store
     llm: LLMClient
     scrubber: Scrubber
     default_inventory: str
+    progress: Progress = field(default_factory=Progress)
+
+
+@dataclass(frozen=True)
+class LLMCall:
+    """What the provenance of an LLM answer says about the request that produced it."""
+
+    model: str
+    endpoint_host: str
+    prompt_digest: str
+    usage: TokenUsage | None
+    attempts: int
+    finish_reason: str | None
+    structured_output: bool
 
 
 @dataclass
@@ -42,11 +58,8 @@ class ToolResult:
     confidence: float
     data: dict[str, Any] | None = None
     plan: Plan | None = None
-    llm_model: str | None = None
+    llm: LLMCall | None = None
     llm_response: str | None = None
-    llm_endpoint_host: str | None = None
-    prompt_digest: str | None = None
-    usage: TokenUsage | None = None
     assumptions: list[str] = field(default_factory=list)
     side_effects: list[SideEffect] = field(default_factory=list)
     sources: list[SourceRef] = field(default_factory=list)

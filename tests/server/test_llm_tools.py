@@ -136,20 +136,28 @@ async def test_a_reply_that_does_not_parse_is_kept_truncated_and_escalated(
     assert rows(ledger_path)[0]["decision"] == "ESCALATE"
 
 
-@pytest.mark.parametrize(("status", "says"), [(500, "retry later"), (401, "OPENAI_API_KEY"), (429, "rate limiting")])
+@pytest.mark.parametrize(
+    ("status", "kind", "says"),
+    [
+        (500, "LLM_UNAVAILABLE", "retry later"),
+        (401, "LLM_HTTP_ERROR", "OPENAI_API_KEY"),
+        (400, "LLM_HTTP_ERROR", "PLANNER_MCP_LLM_MAX_TOKENS"),
+        (429, "LLM_RATE_LIMITED", "quota"),
+    ],
+)
 async def test_an_http_error_from_the_endpoint_is_a_clear_error_without_the_key(
-    llm_settings: Settings, llm: FakeOpenAI, ledger_path: Path, status: int, says: str
+    llm_settings: Settings, llm: FakeOpenAI, ledger_path: Path, status: int, kind: str, says: str
 ) -> None:
-    llm.enqueue(Reply.error(status, message=f"upstream said no to {API_KEY}"))
+    llm.default = Reply.error(status, message=f"upstream said no to {API_KEY}")  # however often it is asked
     async with connect(llm_settings) as client:
         result, output = await call(client, "generate_plan", {"description": "Add a VM"})
         after, _ = await call(client, "list_docs")
     assert result.is_error and not after.is_error  # the server keeps serving
-    assert output["error"]["type"] == "LLM_HTTP_ERROR"
+    assert output["error"]["type"] == kind
     assert f"HTTP {status}" in output["error"]["message"]
     assert says in output["error"]["recommended_action"]
     assert API_KEY not in json.dumps(output)
-    assert rows(ledger_path)[0]["error_type"] == "LLM_HTTP_ERROR"
+    assert rows(ledger_path)[0]["error_type"] == kind
 
 
 async def test_an_unreachable_endpoint_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:

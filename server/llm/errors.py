@@ -1,0 +1,63 @@
+"""The LLM endpoint's failures, named by what the caller can do about them.
+
+Messages name the endpoint's host and the status, never the response body: endpoints echo request details
+(the key included, on some 401s), and every message must stay clean.
+"""
+
+__all__ = ["auth_or_request_failure", "gave_up", "timed_out", "unreachable"]
+
+from server.failures import ToolFailure
+
+
+def timed_out(host: str, limit_s: float) -> ToolFailure:
+    return ToolFailure(
+        "LLM_TIMEOUT",
+        f"The LLM endpoint {host} did not answer within this call's limit of {limit_s:g} s (retries included).",
+        recommended_action="Retry later, or raise PLANNER_MCP_LLM_TIMEOUT for a slow local model.",
+    )
+
+
+def unreachable(host: str, attempts: int) -> ToolFailure:
+    return ToolFailure(
+        "LLM_UNREACHABLE",
+        f"The LLM endpoint {host} could not be reached ({_tries(attempts)}).",
+        recommended_action="Check OPENAI_BASE_URL and that the endpoint is running; `planner-mcp doctor` tests it.",
+    )
+
+
+def gave_up(
+    host: str, status: int, attempts: int, *, asked_wait_s: float | None = None, left_s: float = 0
+) -> ToolFailure:
+    """A retryable status (429, 5xx) that did not clear within the retries or the time left."""
+    if asked_wait_s is not None:
+        why = f"it asked to retry after {asked_wait_s:g} s, more than the {max(left_s, 0):.1f} s left of this call"
+    else:
+        why = _tries(attempts)
+    if status == 429:
+        return ToolFailure(
+            "LLM_RATE_LIMITED",
+            f"The LLM endpoint {host} is rate limiting (HTTP 429): {why}.",
+            recommended_action=f"Retry after {asked_wait_s:g} s."
+            if asked_wait_s is not None
+            else "Retry later; if it persists, the key's quota or rate limit needs raising.",
+        )
+    return ToolFailure(
+        "LLM_UNAVAILABLE",
+        f"The LLM endpoint {host} failed (HTTP {status}): {why}.",
+        recommended_action="The endpoint failed: retry later, or point OPENAI_BASE_URL at another endpoint.",
+    )
+
+
+def auth_or_request_failure(host: str, status: int, key_setting: str) -> ToolFailure:
+    """A status that retrying cannot fix: the key, the model or the request is wrong."""
+    if status in (401, 403):
+        action = f"Check that the key ({key_setting}) is valid for this endpoint and may use this model."
+    elif status == 404:
+        action = "Check PLANNER_MCP_MODEL against the models the endpoint lists, and OPENAI_BASE_URL."
+    else:
+        action = "Check the request settings (model, PLANNER_MCP_LLM_MAX_TOKENS) against the endpoint's documentation."
+    return ToolFailure("LLM_HTTP_ERROR", f"The LLM endpoint {host} answered HTTP {status}.", recommended_action=action)
+
+
+def _tries(attempts: int) -> str:
+    return "1 attempt" if attempts == 1 else f"{attempts} attempts"

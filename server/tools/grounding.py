@@ -1,0 +1,60 @@
+"""What an LLM tool puts in front of the model: store content read under the policy, with its provenance."""
+
+import json
+from dataclasses import dataclass, field
+
+from contracts import SideEffect, SourceRef
+from server.failures import ToolFailure
+from server.llm import DataBlock, truncate
+from server.tools.spec import Deps
+
+__all__ = ["MAX_DOC_CHARS", "Grounding"]
+
+MAX_DOC_CHARS = 32_000
+"""Per document in the prompt: enough for a runbook, and a bound on what one call can cost."""
+
+
+@dataclass
+class Grounding:
+    """The data blocks a prompt is built from, and what reading them did (sources, side effects, caveats)."""
+
+    inventory: DataBlock | None = None
+    docs: list[DataBlock] = field(default_factory=list)
+    sources: list[SourceRef] = field(default_factory=list)
+    side_effects: list[SideEffect] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+
+    async def add_inventory(self, deps: Deps) -> None:
+        """The default inventory, when the policy allows the read; without it the plan is generic, and says so."""
+        if not deps.agent.permits("read_inventory"):
+            self.assumptions.append("The policy does not allow reading the inventory; the plan is generic.")
+            return
+        await deps.progress.say(f"Reading inventory/{deps.default_inventory}")
+        try:
+            entry = await deps.store.read_inventory(deps.default_inventory)
+        except ToolFailure as failure:
+            self.assumptions.append(f"Infrastructure inventory unavailable ({failure.kind}); the plan is generic.")
+            return
+        self.inventory = (f"inventory/{entry.name}", entry.content)
+        self.side_effects.append(SideEffect(type="read_inventory", target=f"inventory/{entry.name}"))
+        self.sources.append(entry.source)
+
+    async def add_docs(self, names: list[str], deps: Deps) -> None:
+        """The documents the caller named. Each must exist: a plan must not quietly lack the runbook it was
+        asked to follow."""
+        if names and not deps.agent.permits("read_docs"):
+            raise ToolFailure(
+                "FORBIDDEN_ACTION",
+                f"Agent {deps.agent.agent_id} may not read docs, so `docs` cannot be given to the model.",
+                recommended_action="Call again without `docs`, or ask the operator for a policy that allows read_docs.",
+            )
+        for name in dict.fromkeys(names):
+            await deps.progress.say(f"Reading docs/{name}")
+            entry = await deps.store.read_doc(name)
+            text = entry.content if isinstance(entry.content, str) else json.dumps(entry.content, sort_keys=True)
+            if len(text) > MAX_DOC_CHARS:
+                text = truncate(text, MAX_DOC_CHARS)
+                self.assumptions.append(f"Only the first {MAX_DOC_CHARS} characters of docs/{name} were used.")
+            self.docs.append((f"docs/{name}", text))
+            self.side_effects.append(SideEffect(type="read_docs", target=f"docs/{name}"))
+            self.sources.append(entry.source)
