@@ -8,6 +8,13 @@ queue of scripted :class:`Reply` objects (falling back to a default reply),
 serves ``GET /v1/models``, and records every request it receives so tests can
 assert on what the client actually sent.
 
+It can also play the parts of a real endpoint that a client must cope with:
+refusing a wrong API key (``api_key=``), refusing ``response_format`` like an
+endpoint without structured outputs (``response_format=False``), and noticing
+when a client gives up on a delayed reply and closes its connection
+(:attr:`FakeOpenAI.abandoned`), which is how a test proves that cancelling a
+call on the client side really stops the upstream request.
+
 It uses only the standard library (the threaded server in
 :mod:`tests.peers.loopback`) so it adds no dependency and no event loop of its
 own. It speaks HTTP/1.1 with keep-alive and always sends ``Content-Length``, so
@@ -23,13 +30,15 @@ Typical use::
 """
 
 import json
+import select
+import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import Any, Final, Literal, Self, cast
 
 from tests.peers.loopback import LoopbackHandler, LoopbackHTTPServer
 
@@ -37,6 +46,13 @@ __all__ = ["FakeOpenAI", "Recorded", "Reply"]
 
 CHAT_COMPLETIONS_PATH: Final = "/v1/chat/completions"
 MODELS_PATH: Final = "/v1/models"
+# How often a delayed reply checks whether its client hung up; small so a
+# cancelled call is noticed promptly, large enough not to spin.
+DISCONNECT_POLL_INTERVAL: Final = 0.02
+
+# How a delayed reply's wait ended: the delay ran out, close() interrupted it,
+# or the client closed its connection first.
+_WaitOutcome = Literal["elapsed", "closing", "client_gone"]
 
 _ERROR_TYPES: Final[dict[int, str]] = {
     400: "invalid_request_error",
@@ -53,11 +69,18 @@ def _default_usage() -> dict[str, Any]:
     return {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
-def _error_body(status: int, message: str, *, error_type: str | None = None, code: str | None = None) -> dict[str, Any]:
+def _error_body(
+    status: int,
+    message: str,
+    *,
+    error_type: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
+) -> dict[str, Any]:
     """An OpenAI-style error envelope."""
     if error_type is None:
         error_type = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
 @dataclass(frozen=True)
@@ -65,13 +88,18 @@ class Reply:
     """One scripted answer to a ``POST /v1/chat/completions`` request.
 
     * ``status == 200`` and ``body is None``: a ``chat.completion`` whose single
-      choice carries ``content`` (``None`` is sent as JSON ``null``).
+      choice carries ``content`` (``None`` is sent as JSON ``null``) and
+      ``finish_reason`` (e.g. ``"length"`` for a reply cut off at ``max_tokens``).
+      ``content`` may be large (megabytes); it is sent with ``Content-Length``
+      like any other body.
     * ``status != 200`` and ``body is None``: an OpenAI-style error envelope.
     * ``body`` given: sent verbatim whatever the status (a ``dict`` as JSON, a
       ``str`` as ``text/plain`` unless ``headers`` sets ``Content-Type``).
 
     ``delay`` seconds are waited before answering; ``FakeOpenAI.close()`` cuts
-    the wait short and the connection is then dropped without an answer.
+    the wait short and the connection is then dropped without an answer. If the
+    client closes its connection during the delay, the reply is not sent and
+    counts in ``FakeOpenAI.abandoned``.
     ``headers`` are added to (and override) the response headers, except
     ``Content-Length`` which is always computed.
     """
@@ -83,6 +111,7 @@ class Reply:
     delay: float = 0.0
     usage: dict[str, Any] | None = field(default_factory=_default_usage)
     model: str | None = None
+    finish_reason: str = "stop"
 
     def __post_init__(self) -> None:
         if not 100 <= self.status <= 599:
@@ -126,7 +155,10 @@ class Recorded:
     ``headers`` has lowercased names (repeated headers are joined with
     ``", "``); ``json`` is the parsed body, or ``None`` if the body was empty
     or not JSON; ``body`` is the raw bytes. ``path`` excludes the query
-    string, which is kept in ``query``.
+    string, which is kept in ``query``. ``received_at`` is the
+    ``time.monotonic()`` at which the request had been read, so tests can
+    assert how long a client waited between two requests (e.g. for
+    ``Retry-After``); it defaults to the time of construction.
     """
 
     method: str
@@ -135,6 +167,7 @@ class Recorded:
     json: Any
     body: bytes
     query: str = ""
+    received_at: float = field(default_factory=time.monotonic)
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or ``None``."""
@@ -146,14 +179,32 @@ class FakeOpenAI:
 
     The server starts listening in the constructor; use it as a context
     manager (or call :meth:`close`) to stop it. All methods are thread-safe.
+
+    ``api_key``: if set, every request whose ``Authorization`` header is not
+    exactly ``Bearer <api_key>`` is recorded but answered 401, as OpenAI does,
+    without using a queued reply. ``response_format=False``: a chat completion
+    request that carries ``response_format`` is answered 400, as by an endpoint
+    without structured outputs, without using a queued reply. Both are also
+    mutable attributes (``api_key``, ``supports_response_format``), so a test
+    can rotate the key or change the endpoint's abilities mid-way.
     """
 
-    def __init__(self, *, default: Reply | None = None, models: Iterable[str] = ("test-model",)) -> None:
+    def __init__(
+        self,
+        *,
+        default: Reply | None = None,
+        models: Iterable[str] = ("test-model",),
+        api_key: str | None = None,
+        response_format: bool = True,
+    ) -> None:
         self.default: Reply | None = default
         self.models: list[str] = list(models)
+        self.api_key: str | None = api_key
+        self.supports_response_format: bool = response_format
         self._lock = threading.Condition()
         self._queue: deque[Reply] = deque()
         self._records: list[Recorded] = []
+        self._abandoned = 0
         self._completion_ids = 0
         self._closed = False
         self._httpd = _Server(self)
@@ -217,10 +268,11 @@ class FakeOpenAI:
             return len(self._queue)
 
     def reset(self) -> None:
-        """Clear the reply queue and the recorded requests."""
+        """Clear the reply queue, the recorded requests and the :attr:`abandoned` count."""
         with self._lock:
             self._queue.clear()
             self._records.clear()
+            self._abandoned = 0
 
     # -- inspection --------------------------------------------------------
 
@@ -242,11 +294,34 @@ class FakeOpenAI:
                 raise TimeoutError(f"expected {count} request(s) within {timeout}s, got {len(self._records)}")
             return list(self._records)
 
+    @property
+    def abandoned(self) -> int:
+        """How many delayed replies were not sent because the client closed its connection first.
+
+        This is what shows that a client really stopped an upstream request
+        (cancelled it, timed out) instead of leaving it running. A wait cut
+        short by :meth:`close` does not count.
+        """
+        with self._lock:
+            return self._abandoned
+
+    def wait_for_abandoned(self, count: int, timeout: float = 5.0) -> int:
+        """Block until :attr:`abandoned` is at least ``count`` and return it; ``TimeoutError`` after ``timeout``."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._abandoned >= count, timeout=timeout):
+                raise TimeoutError(f"expected {count} abandoned reply(s) within {timeout}s, got {self._abandoned}")
+            return self._abandoned
+
     # -- used by the handler -----------------------------------------------
 
     def _record(self, recorded: Recorded) -> None:
         with self._lock:
             self._records.append(recorded)
+            self._lock.notify_all()
+
+    def _count_abandoned(self) -> None:
+        with self._lock:
+            self._abandoned += 1
             self._lock.notify_all()
 
     def _next_reply(self) -> Reply | None:
@@ -260,12 +335,26 @@ class FakeOpenAI:
             self._completion_ids += 1
             return f"chatcmpl-fake-{self._completion_ids}"
 
-    def _wait(self, seconds: float) -> bool:
-        """Wait up to ``seconds``; return False if close() interrupted the wait."""
+    def _wait(self, seconds: float, client_gone: Callable[[], bool]) -> _WaitOutcome:
+        """Wait up to ``seconds``, polling ``client_gone`` every :data:`DISCONNECT_POLL_INTERVAL`.
+
+        Ends early with ``"closing"`` if close() began, or ``"client_gone"`` if
+        the client hung up. close() is checked first and again after a hang-up,
+        because stopping shuts the server's side of every connection down,
+        which looks like a hang-up from here.
+        """
         stopping = self._httpd.stopping
-        if seconds <= 0:
-            return not stopping.is_set()
-        return not stopping.wait(seconds)
+        deadline = time.monotonic() + seconds
+        while True:
+            if stopping.is_set():
+                return "closing"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "elapsed"
+            if stopping.wait(min(DISCONNECT_POLL_INTERVAL, remaining)):
+                return "closing"
+            if client_gone():
+                return "closing" if stopping.is_set() else "client_gone"
 
 
 class _Server(LoopbackHTTPServer):
@@ -313,11 +402,27 @@ class _Handler(LoopbackHandler):
                 parsed = json.loads(raw)
             except ValueError:
                 parsed = None
+        received_at = time.monotonic()
         self._owner._record(
-            Recorded(method=self.command, path=path, headers=headers, json=parsed, body=raw, query=query)
+            Recorded(
+                method=self.command,
+                path=path,
+                headers=headers,
+                json=parsed,
+                body=raw,
+                query=query,
+                received_at=received_at,
+            )
         )
 
-        if path == CHAT_COMPLETIONS_PATH:
+        api_key = self._owner.api_key
+        if api_key is not None and headers.get("authorization") != f"Bearer {api_key}":
+            # OpenAI's own answer to a wrong or missing key, on every route.
+            body = _error_body(
+                401, "Incorrect API key provided", error_type="invalid_request_error", code="invalid_api_key"
+            )
+            self._send_json(401, body)
+        elif path == CHAT_COMPLETIONS_PATH:
             if self.command != "POST":
                 self._send_json(405, _error_body(405, f"FakeOpenAI: use POST for {path}"))
             else:
@@ -342,6 +447,11 @@ class _Handler(LoopbackHandler):
             message = "FakeOpenAI does not support stream=true"
             self._send_json(400, _error_body(400, message, code="stream_unsupported"))
             return
+        if not self._owner.supports_response_format and isinstance(request, dict) and "response_format" in request:
+            # What an endpoint without structured outputs answers; the client's fallback is under test.
+            message = "response_format is not supported by this model"
+            self._send_json(400, _error_body(400, message, param="response_format"))
+            return
         reply = self._owner._next_reply()
         if reply is None:
             message = (
@@ -350,10 +460,14 @@ class _Handler(LoopbackHandler):
             )
             self._send_json(500, _error_body(500, message, error_type="fake_openai_error", code="queue_empty"))
             return
-        if not self._owner._wait(reply.delay):
-            # close() was called while this reply was being delayed: drop the
-            # connection without answering so the handler ends promptly.
+        outcome = self._owner._wait(reply.delay, self._client_gone)
+        if outcome != "elapsed":
+            # close() was called, or the client hung up, while this reply was
+            # being delayed: drop the connection without answering so the
+            # handler ends promptly. Only a hang-up is the client's doing.
             self.close_connection = True
+            if outcome == "client_gone":
+                self._owner._count_abandoned()
             return
 
         if reply.body is not None:
@@ -379,13 +493,28 @@ class _Handler(LoopbackHandler):
                     "index": 0,
                     "message": {"role": "assistant", "content": reply.content, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": reply.finish_reason,
                 }
             ],
         }
         if reply.usage is not None:
             completion["usage"] = reply.usage
         self._send_json(200, completion, reply.headers)
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its connection (EOF or an error on the socket).
+
+        Peeks, so a byte the client sent ahead (a pipelined request) stays
+        unread for the next request; such a client counts as still there. A
+        client that only half-closes (``SHUT_WR``) counts as gone; HTTP clients
+        that still want their answer do not do that.
+        """
+        sock = self.connection
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # ValueError: the socket was already closed (fileno -1)
+            return True
 
     @staticmethod
     def _model_object(model_id: str, created: int) -> dict[str, Any]:

@@ -1,13 +1,16 @@
 """The FakeOpenAI test peer behaves like an OpenAI server for the real openai client."""
 
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import openai
 import pytest
+from openai.types.shared_params import ResponseFormatJSONSchema
 
-from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.peers.openai_server import FakeOpenAI, Recorded, Reply
 
 # Every client call is bounded: no test can wait longer than this on the peer.
 CLIENT_TIMEOUT = 5.0
@@ -29,6 +32,33 @@ def client(llm: FakeOpenAI) -> Iterator[openai.OpenAI]:
 def ask(client: openai.OpenAI, model: str = "test-model") -> str | None:
     completion = client.chat.completions.create(model=model, messages=MESSAGES)
     return completion.choices[0].message.content
+
+
+def send_raw_chat_request(llm: FakeOpenAI) -> socket.socket:
+    """Open a bare connection and send one chat completion request on it, without reading the answer."""
+    body = json.dumps({"model": "test-model", "messages": MESSAGES}).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {llm.host}:{llm.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    sock = socket.create_connection((llm.host, llm.port), timeout=CLIENT_TIMEOUT)
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+SCHEMA_FORMAT: ResponseFormatJSONSchema = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "plan",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"steps": {"type": "array", "items": {"type": "string"}}},
+            "required": ["steps"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 
 def test_the_client_receives_the_scripted_content_and_usage(llm: FakeOpenAI, client: openai.OpenAI) -> None:
@@ -218,3 +248,167 @@ async def test_the_async_client_works_against_the_same_peer(llm: FakeOpenAI) -> 
 
     assert completion.choices[0].message.content == "async hello"
     assert len(llm.chat_requests) == 1
+
+
+def test_a_scripted_finish_reason_reaches_the_client(llm: FakeOpenAI, client: openai.OpenAI) -> None:
+    llm.enqueue(Reply.text("route via ed", finish_reason="length"), Reply.text("whole"))
+
+    cut = client.chat.completions.create(model="test-model", messages=MESSAGES, max_tokens=3)
+    whole = client.chat.completions.create(model="test-model", messages=MESSAGES)
+
+    assert (cut.choices[0].message.content, cut.choices[0].finish_reason) == ("route via ed", "length")
+    assert whole.choices[0].finish_reason == "stop"
+
+
+def test_a_client_that_hangs_up_during_a_delay_is_counted_as_abandoned_and_gets_no_reply(llm: FakeOpenAI) -> None:
+    llm.enqueue(Reply.hang(5, content="too late"))
+    sock = send_raw_chat_request(llm)
+    try:
+        llm.wait_for_requests(1, timeout=CLIENT_TIMEOUT)
+    finally:
+        sock.close()
+
+    started = time.monotonic()
+    assert llm.wait_for_abandoned(1, timeout=CLIENT_TIMEOUT) == 1
+    assert time.monotonic() - started < 1.0
+    assert llm.abandoned == 1
+    assert llm.pending == 0  # the reply was taken for the request, then dropped
+
+
+def test_a_client_timeout_during_a_delay_abandons_the_request(llm: FakeOpenAI) -> None:
+    llm.enqueue(Reply.hang(5))
+    with (
+        openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=0.2) as client,
+        pytest.raises(openai.APITimeoutError),
+    ):
+        ask(client)
+
+    assert llm.wait_for_abandoned(1, timeout=CLIENT_TIMEOUT) == 1
+
+
+def test_a_delay_that_runs_out_is_answered_and_not_counted_as_abandoned(llm: FakeOpenAI, client: openai.OpenAI) -> None:
+    llm.enqueue(Reply.hang(0.1, content="late but here"))
+
+    assert ask(client) == "late but here"
+    assert llm.abandoned == 0
+    with pytest.raises(TimeoutError):
+        llm.wait_for_abandoned(1, timeout=0.05)
+
+
+def test_close_during_a_delay_drops_the_connection_but_is_not_counted_as_abandoned() -> None:
+    llm = FakeOpenAI()
+    try:
+        llm.enqueue(Reply.hang(5))
+        sock = send_raw_chat_request(llm)
+        with sock:
+            llm.wait_for_requests(1, timeout=CLIENT_TIMEOUT)
+            llm.close()  # joins the handler, so its outcome is settled on return
+            assert sock.recv(1024) == b""  # dropped without an answer
+    finally:
+        llm.close()
+    assert llm.abandoned == 0
+
+
+def test_reset_clears_the_abandoned_count(llm: FakeOpenAI) -> None:
+    llm.enqueue(Reply.hang(5))
+    send_raw_chat_request(llm).close()
+    llm.wait_for_abandoned(1, timeout=CLIENT_TIMEOUT)
+
+    llm.reset()
+
+    assert llm.abandoned == 0
+
+
+def test_a_wrong_api_key_is_refused_with_401_without_using_a_queued_reply() -> None:
+    with FakeOpenAI(api_key="sk-right") as llm:
+        llm.enqueue(Reply.text("kept for the right key"))
+        with openai.OpenAI(base_url=llm.base_url, api_key="sk-wrong", max_retries=0, timeout=CLIENT_TIMEOUT) as wrong:
+            with pytest.raises(openai.AuthenticationError) as caught:
+                ask(wrong)
+            with pytest.raises(openai.AuthenticationError):
+                wrong.models.list()
+        assert caught.value.status_code == 401
+        assert caught.value.body == {
+            "message": "Incorrect API key provided",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+        assert llm.pending == 1
+        assert [(r.path, r.header("authorization")) for r in llm.requests] == [
+            ("/v1/chat/completions", "Bearer sk-wrong"),
+            ("/v1/models", "Bearer sk-wrong"),
+        ]
+
+        with openai.OpenAI(base_url=llm.base_url, api_key="sk-right", max_retries=0, timeout=CLIENT_TIMEOUT) as right:
+            assert ask(right) == "kept for the right key"
+        assert llm.pending == 0
+
+
+def test_a_rotated_api_key_refuses_the_old_one(llm: FakeOpenAI, client: openai.OpenAI) -> None:
+    llm.default = Reply.text("ok")
+    assert ask(client) == "ok"  # no api_key: any key is accepted
+
+    llm.api_key = "sk-rotated"
+
+    with pytest.raises(openai.AuthenticationError):
+        ask(client)
+    with openai.OpenAI(base_url=llm.base_url, api_key="sk-rotated", max_retries=0, timeout=CLIENT_TIMEOUT) as rotated:
+        assert ask(rotated) == "ok"
+
+
+def test_response_format_is_refused_with_400_when_unsupported_without_using_a_queued_reply() -> None:
+    with FakeOpenAI(response_format=False) as llm:
+        llm.enqueue(Reply.text('{"steps": []}'))
+        with openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=CLIENT_TIMEOUT) as c:
+            with pytest.raises(openai.BadRequestError) as caught:
+                c.chat.completions.create(model="test-model", messages=MESSAGES, response_format=SCHEMA_FORMAT)
+            assert llm.pending == 1
+            assert ask(c) == '{"steps": []}'  # the same request without response_format is answered
+    assert caught.value.status_code == 400
+    assert caught.value.body == {
+        "message": "response_format is not supported by this model",
+        "type": "invalid_request_error",
+        "param": "response_format",
+        "code": None,
+    }
+    assert llm.chat_requests[0].json["response_format"] == SCHEMA_FORMAT
+    assert llm.pending == 0
+
+
+def test_response_format_is_accepted_by_default_and_can_be_turned_off(llm: FakeOpenAI, client: openai.OpenAI) -> None:
+    llm.enqueue(Reply.text('{"steps": ["add a VM"]}'), Reply.text("unused"))
+
+    completion = client.chat.completions.create(model="test-model", messages=MESSAGES, response_format=SCHEMA_FORMAT)
+
+    assert completion.choices[0].message.content == '{"steps": ["add a VM"]}'
+    assert llm.pending == 1
+    llm.supports_response_format = False
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="test-model", messages=MESSAGES, response_format=SCHEMA_FORMAT)
+    assert llm.pending == 1
+
+
+def test_received_at_shows_how_long_the_client_waited_between_requests(llm: FakeOpenAI, client: openai.OpenAI) -> None:
+    llm.enqueue(Reply.hang(0.1, content="first"), Reply.text("second"))
+
+    before = time.monotonic()
+    assert [ask(client), ask(client)] == ["first", "second"]
+    after = time.monotonic()
+
+    first, second = llm.chat_requests
+    assert before <= first.received_at <= second.received_at <= after
+    assert second.received_at - first.received_at >= 0.1  # the first reply was delayed that long
+    assert Recorded(method="GET", path="/", headers={}, json=None, body=b"").received_at >= after
+
+
+def test_a_two_megabyte_reply_arrives_whole_and_the_connection_stays_usable(
+    llm: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    big = "".join(f"step {i:07d}\n" for i in range(2_000_000 // 13 + 1))
+    assert len(big) >= 2_000_000
+    llm.enqueue(Reply.text(big), Reply.text("small"))
+
+    assert ask(client) == big
+    assert ask(client) == "small"
+    assert llm.connections_accepted == 1
