@@ -27,7 +27,13 @@ class Check:
 
 
 def run_checks(settings: Settings) -> Iterator[Check]:
-    yield from _policy(settings)
+    from server.llm.diagnose import llm_checks
+
+    agent = None
+    for check in _policy(settings):
+        yield check
+        if check.status == "ok":
+            agent = load_policy(settings.policy_path)
     if settings.vault is None:
         yield from _file_store(settings)
     else:
@@ -38,7 +44,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
             default_inventory=settings.default_inventory,
             llm_key_from_vault=settings.llm.key_from_vault,
         )
-    yield _llm(settings)
+    yield from llm_checks(settings.llm, agent)
     yield _ledger(settings.ledger_path)
 
 
@@ -71,16 +77,6 @@ def _file_store(settings: Settings) -> Iterator[Check]:
             f"no default inventory {settings.default_inventory!r} in {root / 'inventory'}",
             "Set PLANNER_MCP_INVENTORY to an inventory that exists.",
         )
-
-
-def _llm(settings: Settings) -> Check:
-    llm = settings.llm
-    if missing := llm.missing():
-        return Check(
-            "llm", "warn", "generate_plan and analyze will refuse: no LLM configured", "Set " + " and ".join(missing)
-        )
-    key = "from the environment" if llm.api_key else ("read from Vault on first use" if llm.key_from_vault else "none")
-    return Check("llm", "ok", f"model {llm.model} at {llm.effective_base_url or 'api.openai.com'}; key {key}")
 
 
 def _ledger(path: Path) -> Check:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import openai
     from openai import AsyncOpenAI
 
-__all__ = ["LLMClient", "LLMReply"]
+__all__ = ["LLMClient", "LLMReply", "endpoint_host"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,14 @@ class LLMReply:
     """The endpoint was asked for the reply's JSON schema (`response_format`)."""
 
 
+def endpoint_host(config: LLMConfig) -> str:
+    """The host the LLM requests go to: what provenance and messages name (never the full URL's userinfo)."""
+    base_url = config.effective_base_url
+    if base_url is None:
+        return _DEFAULT_HOST
+    return urlparse(base_url).hostname or _DEFAULT_HOST
+
+
 KeySource = Callable[[], Awaitable[str | None]]
 
 
@@ -66,10 +74,7 @@ class LLMClient:
 
     @property
     def endpoint_host(self) -> str:
-        base_url = self.config.effective_base_url
-        if base_url is None:
-            return _DEFAULT_HOST
-        return urlparse(base_url).hostname or _DEFAULT_HOST
+        return endpoint_host(self.config)
 
     def check_configured(self) -> None:
         """Raise the failure that tells the caller exactly what to set, before any other work is done."""
