@@ -58,7 +58,9 @@ def llm_config(llm: FakeOpenAI) -> Callable[..., LLMConfig]:
 
 
 @pytest.fixture
-def settings_with(make_settings: Callable[..., Settings], llm_config: Callable[..., LLMConfig]) -> Callable[..., Settings]:
+def settings_with(
+    make_settings: Callable[..., Settings], llm_config: Callable[..., LLMConfig]
+) -> Callable[..., Settings]:
     """Settings whose LLM config takes `llm_changes`, and whose other fields take `changes`."""
 
     def settings(llm_changes: dict[str, Any] | None = None, **changes: Any) -> Settings:

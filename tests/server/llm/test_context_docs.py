@@ -40,7 +40,7 @@ async def test_named_runbooks_go_to_the_model_as_data_and_into_the_provenance_wi
 async def test_analyze_takes_runbooks_too(llm_settings: Settings, llm: FakeOpenAI) -> None:
     llm.enqueue(Reply.text('{"analysis": "Follow the runbook.", "confidence": 0.9}'))
     async with connect(llm_settings) as client:
-        _, output = await call(client, "analyze", {"description": "How do I drain pve02?", "docs": ["node-maintenance"]})
+        _, output = await call(client, "analyze", {"description": "Drain pve02?", "docs": ["node-maintenance"]})
     assert '<data source="docs/node-maintenance">' in _sent(llm)
     assert [s["name"] for s in output["provenance"]["sources"]] == ["node-maintenance"]
 

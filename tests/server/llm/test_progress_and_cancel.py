@@ -1,0 +1,103 @@
+"""While the model thinks: progress for clients that asked, and a cancel that reaches the endpoint."""
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.shared.dispatcher import ProgressFnT
+
+from server import Settings
+from tests.conftest import API_KEY, connect, rows
+from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.server.llm.conftest import plan_reply
+
+pytestmark = pytest.mark.anyio
+
+Notes = list[tuple[float, float | None, str | None]]
+
+
+def _recorder() -> tuple[Notes, ProgressFnT]:
+    notes: Notes = []
+
+    async def record(progress: float, total: float | None, message: str | None) -> None:
+        notes.append((progress, total, message))
+
+    return notes, record
+
+
+async def test_a_client_with_a_progress_token_hears_what_the_call_waits_for(
+    settings_with: Callable[..., Settings], llm: FakeOpenAI, mode: str
+) -> None:
+    llm.enqueue(Reply.hang(0.6, content=plan_reply()))
+    notes, record = _recorder()
+    settings = settings_with({"progress_interval_s": 0.1, "timeout_s": 5})
+    async with connect(settings, mode) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("generate_plan", {"description": "Add a VM"}, progress_callback=record)
+    assert not result.is_error
+    values = [n[0] for n in notes]
+    assert values == sorted(set(values)) and len(values) >= 4  # strictly increasing, beats while waiting
+    messages = [n[2] for n in notes]
+    assert "Reading inventory/proxmox" in messages
+    waiting = [n for n in notes if n[2] == "Waiting for test-model at 127.0.0.1 (attempt 1 of 1)"]
+    assert len(waiting) >= 3 and all(total == 5 for _, total, _ in waiting)
+
+
+async def test_progress_says_when_the_endpoint_asked_to_wait(
+    settings_with: Callable[..., Settings], llm: FakeOpenAI
+) -> None:
+    llm.enqueue(Reply.error(429, headers={"Retry-After": "0.3"}), Reply.text(plan_reply()))
+    notes, record = _recorder()
+    async with connect(settings_with({"max_retries": 1})) as client:
+        with anyio.fail_after(10):
+            await client.call_tool("generate_plan", {"description": "Add a VM"}, progress_callback=record)
+    messages = [n[2] or "" for n in notes]
+    asked = "HTTP 429 from 127.0.0.1; retrying in 0.3 s (as the endpoint asked), attempt 2 of 2"
+    assert asked in messages
+    assert "Waiting for test-model at 127.0.0.1 (attempt 2 of 2)" in messages
+
+
+async def test_cancelling_a_call_stops_the_upstream_request_and_records_how_it_ended(
+    llm_settings: Settings, llm: FakeOpenAI, ledger_path: Path, mode: str
+) -> None:
+    llm.enqueue(Reply.hang(30, content=plan_reply()))
+    async with connect(llm_settings, mode) as client:
+        async with anyio.create_task_group() as group:
+            group.start_soon(client.call_tool, "generate_plan", {"description": "Add a VM"})
+            await anyio.to_thread.run_sync(llm.wait_for_requests, 1)
+            group.cancel_scope.cancel()
+        with anyio.fail_after(5):
+            await anyio.to_thread.run_sync(llm.wait_for_abandoned, 1)
+            after = await client.call_tool("list_docs", {})
+    assert not after.is_error
+    cancelled = rows(ledger_path)[0]
+    assert (cancelled["action"], cancelled["error_type"], cancelled["success"]) == ("generate_plan", "CANCELLED", 0)
+    assert cancelled["intent_id"] == rows(ledger_path, "call_intents")[0]["id"]  # no intent is left open
+
+
+@pytest.mark.subprocess
+async def test_over_stdio_progress_arrives_and_a_cancel_reaches_the_endpoint(
+    ledger_path: Path, llm: FakeOpenAI
+) -> None:
+    llm.enqueue(Reply.hang(1.5, content=plan_reply()), Reply.hang(30, content=plan_reply()))
+    env = {
+        "PLANNER_MCP_LEDGER": str(ledger_path),
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": API_KEY,
+        "PLANNER_MCP_MODEL": "test-model",
+    }
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=env)
+    notes, record = _recorder()
+    with anyio.fail_after(60):
+        async with Client(params, mode="legacy") as client:
+            result = await client.call_tool("analyze", {"description": "Why?"}, progress_callback=record)
+            async with anyio.create_task_group() as group:
+                group.start_soon(client.call_tool, "analyze", {"description": "Why again?"})
+                await anyio.to_thread.run_sync(llm.wait_for_requests, 2)
+                group.cancel_scope.cancel()
+            await anyio.to_thread.run_sync(llm.wait_for_abandoned, 1)
+    assert not result.is_error and len(notes) >= 2  # one at the start, one beat per second while waiting
+    assert [r["error_type"] for r in rows(ledger_path)] == [None, "CANCELLED"]
