@@ -146,6 +146,14 @@ def build_server(settings: Settings) -> GovernedServer:
     """Build the server for these settings. Policy errors surface here, at start-up, not on the first call."""
     agent = load_policy(settings.policy_path)
     tools = registered_tools(agent)
+    model = settings.llm.model
+    if model is not None and "generate_plan" in tools and not agent.permits_model(model):
+        logger.warning(
+            "PLANNER_MCP_MODEL=%s is not allowed for tier %d by the policy: generate_plan and analyze will be "
+            "refused (MODEL_NOT_ALLOWED) until it is.",
+            model,
+            agent.tier,
+        )
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:

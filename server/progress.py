@@ -5,6 +5,7 @@ the end exactly when the call would time out, and the message says what the call
 """
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -22,7 +23,7 @@ class Progress:
     def __init__(self, report: Report | None = None) -> None:
         """Without `report` (no progress token, or the CLI) every method is a cheap no-op."""
         self._report = report
-        self._started = anyio.current_time()
+        self._started = time.monotonic()
         self._last = 0.0
         self._total: float | None = None
         self._message = ""
@@ -38,7 +39,7 @@ class Progress:
         if self._report is None:
             return
         # The spec asks for a value that increases with every notification.
-        value = max(round(anyio.current_time() - self._started, 3), self._last + 0.001)
+        value = max(round(time.monotonic() - self._started, 3), self._last + 0.001)
         self._last = value
         try:
             await self._report(value, self._total, self._message)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from server import Settings
+from server import Settings, build_server
 from server.policy import PolicyError, load_policy
 from tests.conftest import call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
@@ -107,3 +107,10 @@ def test_a_policy_with_a_malformed_model_list_is_refused_at_start_up(
 def test_a_budget_must_be_positive(write_policy: Callable[..., Path]) -> None:
     with pytest.raises(PolicyError, match="daily_token_budget"):
         load_policy(write_policy(daily_token_budget=0))
+
+
+def test_a_configured_model_the_policy_refuses_is_warned_about_at_start_up(
+    settings_with: Callable[..., Settings], write_policy: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    build_server(settings_with(policy_path=write_policy(models_by_tier={"0": ["small-model"]})))
+    assert "PLANNER_MCP_MODEL=test-model is not allowed for tier 0" in caplog.text
