@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from contracts import AgentMetadata
 from server.policy import PolicyError, load_policy
 from server.settings import Settings
 from server.tools import registered_tools
@@ -29,11 +30,8 @@ class Check:
 def run_checks(settings: Settings) -> Iterator[Check]:
     from server.llm.diagnose import llm_checks
 
-    agent = None
-    for check in _policy(settings):
-        yield check
-        if check.status == "ok":
-            agent = load_policy(settings.policy_path)
+    check, agent = _policy(settings)
+    yield check
     if settings.vault is None:
         yield from _file_store(settings)
     else:
@@ -48,14 +46,13 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield _ledger(settings.ledger_path)
 
 
-def _policy(settings: Settings) -> Iterator[Check]:
+def _policy(settings: Settings) -> tuple[Check, AgentMetadata | None]:
     try:
         agent = load_policy(settings.policy_path)
     except PolicyError as exc:
-        yield Check("policy", "fail", str(exc), "Fix the policy file named by PLANNER_MCP_POLICY, or unset it.")
-        return
+        return Check("policy", "fail", str(exc), "Fix the policy file named by PLANNER_MCP_POLICY, or unset it."), None
     tools = ", ".join(registered_tools(agent)) or "none"
-    yield Check("policy", "ok", f"agent {agent.agent_id}, tier {agent.tier}; tools: {tools}")
+    return Check("policy", "ok", f"agent {agent.agent_id}, tier {agent.tier}; tools: {tools}"), agent
 
 
 def _file_store(settings: Settings) -> Iterator[Check]:
