@@ -148,11 +148,10 @@ class LLMClient:
         """
         progress = progress or Progress()
         limit = self.config.timeout_s
-        deadline = anyio.current_time() + limit
         try:
             with anyio.fail_after(limit):
                 async with progress.heartbeat(self.config.progress_interval_s):
-                    return await self._complete(messages, temperature, schema, progress, deadline)
+                    return await self._complete(messages, temperature, schema, progress)
         except TimeoutError as exc:
             raise timed_out(self.endpoint_host, limit) from exc
 
@@ -162,7 +161,6 @@ class LLMClient:
         temperature: float,
         schema: type[BaseModel] | None,
         progress: Progress,
-        deadline: float,
     ) -> LLMReply:
         import openai
 
@@ -197,13 +195,13 @@ class LLMClient:
                 if attempt == attempts:
                     raise gave_up(self.endpoint_host, exc.status_code, attempts) from exc
                 what = f"HTTP {exc.status_code}"
-                await self._pause(what, exc.status_code, attempt, attempts, deadline, progress, exc.response.headers)
+                await self._pause(what, exc.status_code, attempt, attempts, progress, exc.response.headers)
             except openai.APITimeoutError as exc:
                 raise timed_out(self.endpoint_host, self.config.timeout_s) from exc
             except openai.APIConnectionError as exc:
                 if attempt == attempts:
                     raise unreachable(self.endpoint_host, attempts) from exc
-                await self._pause("Could not connect", None, attempt, attempts, deadline, progress, {})
+                await self._pause("Could not connect", None, attempt, attempts, progress, {})
             else:
                 return _reply(response, model, attempt, structured)
 
@@ -232,14 +230,13 @@ class LLMClient:
         status: int | None,
         attempt: int,
         attempts: int,
-        deadline: float,
         progress: Progress,
         headers: Any,
     ) -> None:
         """Wait before the next attempt: as long as the endpoint asked, else a jittered backoff."""
         asked = retry_after_s(dict(headers))
         wait = asked if asked is not None else backoff_s(attempt, base_s=_BACKOFF_BASE_S, cap_s=_BACKOFF_CAP_S)
-        left = deadline - anyio.current_time()
+        left = anyio.current_effective_deadline() - anyio.current_time()  # the call's limit, set by complete()
         if wait >= left:
             if status is None:
                 raise unreachable(self.endpoint_host, attempt)
