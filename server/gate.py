@@ -262,13 +262,14 @@ class Gate:
     def _envelope(self, action: str, request_id: str, result: ToolResult) -> AgentOutput:
         provenance = Provenance(tool=action, sources=result.sources)
         if (llm := result.llm) is not None:
-            provenance.llm_model = llm.model
+            reply = llm.reply
+            provenance.llm_model = reply.model
             provenance.llm_endpoint_host = llm.endpoint_host
             provenance.prompt_digest = llm.prompt_digest
-            provenance.usage = llm.usage
-            provenance.llm_attempts = llm.attempts
-            provenance.llm_finish_reason = llm.finish_reason
-            provenance.llm_structured_output = llm.structured_output
+            provenance.usage = reply.usage
+            provenance.llm_attempts = reply.attempts
+            provenance.llm_finish_reason = reply.finish_reason
+            provenance.llm_structured_output = reply.structured
         return AgentOutput(
             **self._base(action, request_id),
             decision=result.decision,
@@ -276,7 +277,7 @@ class Gate:
             assumptions=result.assumptions,
             side_effects=result.side_effects,
             notes_for_humans=result.notes_for_humans,
-            llm_model=llm.model if llm else None,
+            llm_model=provenance.llm_model,
             llm_response=result.llm_response,
             plan=result.plan,
             data=result.data,

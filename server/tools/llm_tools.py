@@ -77,15 +77,7 @@ async def _ask(
     reply = await deps.llm.complete(sent, temperature=temperature, schema=schema, progress=deps.progress)
     # The model may echo what it should not (a key it was shown by mistake, a token from a document).
     reply = dataclasses.replace(reply, content=deps.scrubber.text(reply.content))
-    call = LLMCall(
-        model=reply.model,
-        endpoint_host=deps.llm.endpoint_host,
-        prompt_digest=prompt_digest(sent),
-        usage=reply.usage,
-        attempts=reply.attempts,
-        finish_reason=reply.finish_reason,
-        structured_output=reply.structured,
-    )
+    call = LLMCall(reply=reply, endpoint_host=deps.llm.endpoint_host, prompt_digest=prompt_digest(sent))
     return reply, call
 
 

@@ -9,9 +9,9 @@ from mcp.types import Tool as MCPTool
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 
-from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, SourceRef, TokenUsage
+from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, SourceRef
 from ledger import Scrubber
-from server.llm import LLMClient
+from server.llm import LLMClient, LLMReply
 from server.progress import Progress
 from server.stores import Store
 
@@ -41,13 +41,9 @@ class Deps:
 class LLMCall:
     """What the provenance of an LLM answer says about the request that produced it."""
 
-    model: str
+    reply: LLMReply
     endpoint_host: str
     prompt_digest: str
-    usage: TokenUsage | None
-    attempts: int
-    finish_reason: str | None
-    structured_output: bool
 
 
 @dataclass
