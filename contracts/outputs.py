@@ -63,7 +63,11 @@ class Provenance(Contract):
         default=None, description="Whether the endpoint was asked for the reply's JSON schema (response_format)."
     )
     ledger_intent_id: int | None = Field(
-        default=None, description="Sequence number (row id) of this call's intent in the ledger."
+        default=None, description="Row id of this call's intent in the ledger's call_intents table."
+    )
+    ledger_seq: int | None = Field(
+        default=None,
+        description="Place of this call's intent in the ledger's hash chain (`planner-mcp ledger verify` checks it).",
     )
     duration_ms: float | None = None
 

@@ -1,7 +1,23 @@
-"""The audit ledger: every call, allowed or refused, is recorded before anything leaves."""
+"""The audit ledger: every call, allowed or refused, is recorded before anything leaves, in one hash chain."""
 
+from ledger.errors import LedgerError
 from ledger.records import Intent, Outcome
 from ledger.scrub import REDACTED, Scrubber
-from ledger.store import Ledger, LedgerError
+from ledger.store import Ledger, Position
+from ledger.verify import EXIT_CODES, Checkpoint, Finding, Report, checkpoint, verify
 
-__all__ = ["REDACTED", "Intent", "Ledger", "LedgerError", "Outcome", "Scrubber"]
+__all__ = [
+    "EXIT_CODES",
+    "REDACTED",
+    "Checkpoint",
+    "Finding",
+    "Intent",
+    "Ledger",
+    "LedgerError",
+    "Outcome",
+    "Position",
+    "Report",
+    "Scrubber",
+    "checkpoint",
+    "verify",
+]

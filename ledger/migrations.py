@@ -5,7 +5,10 @@ Never edit a migration that has shipped: add a new one. A database is brought up
 
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+
+from ledger.append import append
+from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher
+from ledger.records import utc_now
 
 __all__ = ["MIGRATIONS", "migrate"]
 
@@ -118,6 +121,67 @@ def m003_daily_token_usage(conn: sqlite3.Connection) -> None:
     )
 
 
+@_migration
+def m004_hash_chain(conn: sqlite3.Connection) -> None:
+    """One hash chain over intents, outcomes and ledger events, and triggers that refuse UPDATE and DELETE.
+
+    Rows recorded before this version are chained in the order they were written (by timestamp), so the
+    chain covers them from now on; an event row says how many there were and that, before the upgrade,
+    nothing protected them.
+    """
+    _run_script(
+        conn,
+        """
+        ALTER TABLE call_intents ADD COLUMN client_request_id TEXT;
+        ALTER TABLE call_intents ADD COLUMN seq INTEGER;
+        ALTER TABLE call_intents ADD COLUMN prev_hash TEXT;
+        ALTER TABLE call_intents ADD COLUMN row_hash TEXT;
+        ALTER TABLE agent_actions ADD COLUMN client_request_id TEXT;
+        ALTER TABLE agent_actions ADD COLUMN seq INTEGER;
+        ALTER TABLE agent_actions ADD COLUMN prev_hash TEXT;
+        ALTER TABLE agent_actions ADD COLUMN row_hash TEXT;
+        CREATE TABLE ledger_events (
+            id        INTEGER PRIMARY KEY,
+            seq       INTEGER,
+            timestamp TEXT NOT NULL,
+            kind      TEXT NOT NULL,
+            detail    TEXT NOT NULL,
+            prev_hash TEXT,
+            row_hash  TEXT
+        );
+        CREATE UNIQUE INDEX call_intents_by_seq ON call_intents(seq);
+        CREATE UNIQUE INDEX agent_actions_by_seq ON agent_actions(seq);
+        CREATE UNIQUE INDEX ledger_events_by_seq ON ledger_events(seq);
+        CREATE INDEX agent_actions_by_intent ON agent_actions(intent_id)
+        """,
+    )
+    earlier = conn.execute(
+        "SELECT 'call_intents', id, timestamp FROM call_intents UNION ALL "
+        "SELECT 'agent_actions', id, timestamp FROM agent_actions ORDER BY 3, 1 DESC, 2"
+    ).fetchall()
+    hasher, prev = Hasher(), GENESIS
+    for seq, (table, row_id, _) in enumerate(earlier, start=1):
+        names = [n for n in COLUMNS[table] if n != "seq"]
+        found = conn.execute(f"SELECT {', '.join(names)} FROM {table} WHERE id = ?", (row_id,)).fetchone()
+        row_hash = hasher.row_hash(table, prev, {**dict(zip(names, found, strict=True)), "seq": seq})
+        conn.execute(
+            f"UPDATE {table} SET seq = ?, prev_hash = ?, row_hash = ? WHERE id = ?", (seq, prev, row_hash, row_id)
+        )
+        prev = row_hash
+    if earlier:
+        append(conn, hasher, "ledger_events", {
+            "timestamp": utc_now(), "kind": "chain-started",
+            "detail": f"{len(earlier)} rows recorded before the hash chain existed were chained at the upgrade; "
+            "nothing protected them before it.",
+        })  # fmt: skip
+    for table in TABLES:
+        for verb in ("UPDATE", "DELETE"):
+            conn.execute(
+                f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only: {table} rows cannot be changed'); END"
+            )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
@@ -125,27 +189,17 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations this database lacks, in one write transaction; return their names.
+    """Apply the migrations this database lacks; return their names.
 
-    `BEGIN IMMEDIATE` takes the write lock first, so two processes opening a new file cannot both migrate it.
+    The caller holds the write transaction (`BEGIN IMMEDIATE`, lock first), so two processes opening a new
+    file cannot both migrate it, and a failed upgrade leaves the file as it was.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
-        applied = []
-        for fn in MIGRATIONS:
-            if fn.__name__ in done:
-                continue
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ not in done:
             fn(conn)
-            conn.execute(
-                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
-                (fn.__name__, datetime.now(UTC).isoformat(timespec="seconds")),
-            )
+            conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (fn.__name__, utc_now()))
             applied.append(fn.__name__)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return applied

@@ -1,9 +1,15 @@
 """What the ledger is asked to record: the intent of a call and its outcome."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["CallRecord", "Intent", "Outcome"]
+__all__ = ["CallRecord", "Intent", "Outcome", "utc_now"]
+
+
+def utc_now() -> str:
+    """The ledger's timestamps: UTC, milliseconds, ISO 8601 with a Z (they sort as text)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,6 +24,8 @@ class CallRecord:
     action: str
     arguments: dict[str, Any]
     tools_digest: str
+    client_request_id: str | None = None
+    """The JSON-RPC id the client gave the call, to match the ledger with the host's own logs."""
     notes: str = ""
     """What an auditor must know about the conditions of the call (e.g. Vault TLS verification was off)."""
 

@@ -1,33 +1,39 @@
-"""The SQLite audit ledger: WAL, synchronous=FULL, one short write transaction per record.
+"""The SQLite audit ledger: one hash chain, WAL, synchronous=FULL, one short write transaction per record.
 
-Several server processes may share one file: every write takes the write lock up front (`BEGIN
-IMMEDIATE`) and waits for it within the busy timeout. A connection that has seen an error is closed,
-never reused: after an I/O error SQLite's state is unknown, so the next write reopens the file cleanly.
+Several server processes may share one file (see `ledger.connection`). A connection that has seen an
+error is closed, never reused: after an I/O error SQLite's state is unknown, so the next operation reopens
+the file and checks it (integrity, the chain's head, the key) before anything is recorded again. A write
+that failed is never retried: the call it belonged to fails.
 """
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger.migrations import migrate
-from ledger.records import Intent, Outcome
+from ledger.append import Position, append, head, head_row
+from ledger.chain import Hasher, algorithm
+from ledger.connection import FileLock, Synchronous, begin_immediate, connect
+from ledger.errors import LedgerError, from_sqlite
+from ledger.migrations import MIGRATIONS, migrate
+from ledger.queries import Queries
+from ledger.records import Intent, Outcome, utc_now
 from ledger.scrub import Scrubber
 
-__all__ = ["Ledger", "LedgerError"]
+__all__ = ["Ledger", "LedgerError", "Position"]
+
+logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_SYNCHRONOUS_FULL = 2
 _MAX_ERROR_MESSAGE = 1000
+_MAX_CLIENT_ID = 128
 
 
-class LedgerError(Exception):
-    """The ledger cannot record: callers must fail closed."""
-
-
-class Ledger:
+class Ledger(Queries):
     def __init__(
         self,
         path: Path,
@@ -35,49 +41,125 @@ class Ledger:
         busy_timeout_s: float = 5.0,
         known_secrets: Iterable[str] = (),
         scrubber: Scrubber | None = None,
+        key: bytes | None = None,
+        synchronous: Synchronous = "full",
+        max_bytes: int | None = None,
     ) -> None:
-        """`scrubber` may be shared with the server, so a secret learnt at run time is scrubbed here too."""
+        """`scrubber` may be shared with the server, so a secret learnt at run time is scrubbed here too.
+
+        `key` keys the chain (HMAC-SHA256); it must come from outside the database. `synchronous="normal"`
+        trades the last commits before a power loss for speed, and is recorded in the ledger when used.
+        `max_bytes` caps the file: once full, calls are refused as on a full disk.
+        """
         self.path = path
         self._busy_timeout_s = busy_timeout_s
         self._scrub = scrubber or Scrubber()
         self._scrub.add(*known_secrets)
+        self._hasher = Hasher(key)
+        self._synchronous: Synchronous = synchronous
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
+        self._file_lock = FileLock(path.with_name(path.name + ".lock"))
         self._conn: sqlite3.Connection | None = None
+        self._suspect = False
+
+    @property
+    def keyed(self) -> bool:
+        return self._hasher.keyed
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def open(self) -> None:
+        """Open and check the ledger now, rather than on the first call (the server does this at start-up)."""
+        self._with_connection(lambda _: None)
+
+    def _open(self, deadline: float) -> sqlite3.Connection:
+        conn = connect(
+            self.path, busy_timeout_s=self._busy_timeout_s, synchronous=self._synchronous, max_bytes=self._max_bytes
+        )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"cannot create the ledger directory {self.path.parent}: {exc.strerror}") from exc
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise LedgerError(f"the ledger {self.path} cannot use WAL (journal_mode is {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            if conn.execute("PRAGMA synchronous").fetchone()[0] != _SYNCHRONOUS_FULL:
-                raise LedgerError(f"the ledger {self.path} refused synchronous=FULL")
-            migrate(conn)
+            if self._suspect and (verdict := conn.execute("PRAGMA quick_check").fetchone()[0]) != "ok":
+                raise LedgerError(
+                    f"the ledger {self.path} failed its integrity check after an error: {verdict}", "corrupt"
+                )
+            begin_immediate(conn, deadline)
+            applied = migrate(conn)
+            events = self._check_head(conn)
+            if applied:
+                # The upgrade is chained too, so the record shows when the schema changed under it.
+                verb = "created" if len(applied) == len(MIGRATIONS) else "upgraded"
+                events.insert(0, ("schema", f"schema {verb}: {', '.join(applied)}"))
+            for kind, detail in events:
+                append(conn, self._hasher, "ledger_events", {"timestamp": utc_now(), "kind": kind, "detail": detail})
+            conn.execute("COMMIT")
         except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             conn.close()
             raise
+        self._suspect = False
         return conn
 
-    def _with_connection(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _check_head(self, conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        """Refuse to extend a chain whose newest row is not what it claims; return the events to record."""
+        at = head(conn)
+        row = head_row(conn, at)
+        events = []
+        if row is not None and at.table is not None:
+            matches = self._hasher.matches(at.hash, at.table, row["prev_hash"], row)
+            if matches is None:
+                raise LedgerError(
+                    f"the ledger {self.path} is keyed (HMAC): set PLANNER_MCP_LEDGER_KEY_FILE to its key", "key"
+                )
+            if not matches:
+                if algorithm(at.hash) == "hmac-sha256":
+                    raise LedgerError(
+                        f"the ledger {self.path} was keyed with a different key than PLANNER_MCP_LEDGER_KEY_FILE "
+                        "holds (or its newest row was altered); run `planner-mcp ledger verify`",
+                        "key",
+                    )
+                raise LedgerError(
+                    f"the newest row of the ledger {self.path} (seq {at.seq}) does not match its hash; "
+                    "run `planner-mcp ledger verify`",
+                    "tampered",
+                )
+            if self._hasher.keyed and algorithm(at.hash) == "sha256":
+                events.append(("chain-keyed", f"rows from seq {at.seq + 1} on are keyed (HMAC-SHA256)"))
+        if self._synchronous != "full":
+            events.append(
+                ("durability", f"opened with synchronous={self._synchronous.upper()} (PLANNER_MCP_LEDGER_SYNC): "
+                 "calls recorded by this process may be lost on a power failure")
+            )  # fmt: skip
+        return events
+
+    def _with_connection(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
         with self._lock:
+            deadline = time.monotonic() + self._busy_timeout_s
+            if self._conn is None:
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise LedgerError(f"cannot create the ledger directory {self.path.parent}: {exc.strerror}") from exc
+            self._file_lock.acquire(deadline)
             try:
                 if self._conn is None:
-                    self._conn = self._open()
-                return work(self._conn)
+                    self._conn = self._open(deadline)
+                if not write:
+                    return work(self._conn)
+                begin_immediate(self._conn, deadline)
+                result = work(self._conn)
+                self._conn.execute("COMMIT")
+                return result
             except sqlite3.Error as exc:
+                error = from_sqlite(self.path, exc)
+                self._suspect = self._suspect or error.reason in ("io", "corrupt")
                 self._discard()
-                raise LedgerError(f"the ledger {self.path} cannot be written: {exc}") from exc
+                raise error from exc
             except LedgerError:
                 self._discard()
                 raise
+            finally:
+                self._file_lock.release()
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None
@@ -91,148 +173,126 @@ class Ledger:
         finally:
             conn.close()
 
-    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        def transaction(conn: sqlite3.Connection) -> _T:
-            conn.execute("BEGIN IMMEDIATE")
-            result = work(conn)
-            conn.execute("COMMIT")
-            return result
-
-        return self._with_connection(transaction)
-
     def close(self) -> None:
         with self._lock:
-            self._discard()
+            # The last connection to close checkpoints the WAL: under the file lock, like every write. A lock
+            # that cannot be had (the location is gone, a stuck process) does not keep the connection open.
+            try:
+                self._file_lock.acquire(time.monotonic() + self._busy_timeout_s)
+            except LedgerError as exc:
+                if self._conn is not None:
+                    logger.warning("Closing the ledger without its lock: %s", exc)
+            try:
+                self._discard()
+            finally:
+                self._file_lock.release()
+                self._file_lock.close()
 
     # -- writing ------------------------------------------------------------------------------
 
     def _json(self, value: dict[str, Any]) -> str:
         return json.dumps(self._scrub.value(value), sort_keys=True, ensure_ascii=False, default=str)
 
-    def record_intent(self, intent: Intent) -> int:
-        """Commit the intent of a call; return its row id. Raises `LedgerError` when it cannot."""
-        row = (
-            intent.timestamp,
-            intent.request_id,
-            intent.agent_id,
-            intent.agent_version,
-            intent.tier,
-            self._scrub.text(intent.action),
-            self._json(intent.arguments),
-            intent.tools_digest,
-            self._scrub.text(intent.notes),
-        )
+    def _client_id(self, value: str | None) -> str | None:
+        return None if value is None else self._scrub.text(value[:_MAX_CLIENT_ID])
 
-        def insert(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "INSERT INTO call_intents (timestamp, request_id, agent_id, agent_version, tier, action,"
-                " arguments, tools_digest, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+    def record_intent(self, intent: Intent) -> Position:
+        """Commit the intent of a call; return its row id and place in the chain. Raises `LedgerError`."""
+        row = {
+            "timestamp": intent.timestamp,
+            "request_id": intent.request_id,
+            "client_request_id": self._client_id(intent.client_request_id),
+            "agent_id": intent.agent_id,
+            "agent_version": intent.agent_version,
+            "tier": intent.tier,
+            "action": self._scrub.text(intent.action),
+            "arguments": self._json(intent.arguments),
+            "tools_digest": intent.tools_digest,
+            "notes": self._scrub.text(intent.notes),
+        }
+        return self._with_connection(lambda conn: append(conn, self._hasher, "call_intents", row), write=True)
 
-        return self._write(insert)
-
-    def record_outcome(self, outcome: Outcome) -> int:
-        """Commit the outcome of a call and the agent's metrics together; return the row id."""
+    def record_outcome(self, outcome: Outcome) -> Position:
+        """Commit the outcome of a call and the agent's metrics together; return its place in the chain."""
         error_message = outcome.error_message
         if error_message is not None:
             error_message = self._scrub.text(error_message)[:_MAX_ERROR_MESSAGE]
-        row = (
-            outcome.timestamp,
-            outcome.agent_id,
-            outcome.agent_version,
-            outcome.tier,
-            self._scrub.text(outcome.action),
-            outcome.decision,
-            outcome.confidence,
-            int(outcome.success),
-            outcome.error_type,
-            error_message,
-            outcome.request_id,
-            outcome.intent_id,
-            int(outcome.refused),
-            outcome.duration_ms,
-            self._json(outcome.arguments),
-            outcome.output_digest,
-            outcome.llm_model,
-            outcome.prompt_tokens,
-            outcome.completion_tokens,
-            outcome.tools_digest,
-            self._scrub.text(outcome.notes),
-        )
-        compliant = int(outcome.success)
-        refused = int(outcome.refused)
-        errored = int(not outcome.success and not outcome.refused)
-        metrics = (
+        row = {
+            "timestamp": outcome.timestamp,
+            "agent_id": outcome.agent_id,
+            "agent_version": outcome.agent_version,
+            "tier": outcome.tier,
+            "action": self._scrub.text(outcome.action),
+            "decision": outcome.decision,
+            "confidence": float(outcome.confidence),
+            "success": int(outcome.success),
+            "error_type": outcome.error_type,
+            "error_message": error_message,
+            "request_id": outcome.request_id,
+            "client_request_id": self._client_id(outcome.client_request_id),
+            "intent_id": outcome.intent_id,
+            "refused": int(outcome.refused),
+            "duration_ms": outcome.duration_ms,
+            "arguments": self._json(outcome.arguments),
+            "output_digest": outcome.output_digest,
+            "llm_model": None if outcome.llm_model is None else self._scrub.text(outcome.llm_model),
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.completion_tokens,
+            "tools_digest": outcome.tools_digest,
+            "notes": self._scrub.text(outcome.notes),
+        }
+
+        def insert(conn: sqlite3.Connection) -> Position:
+            position = append(conn, self._hasher, "agent_actions", row)
+            _update_metrics(conn, outcome)
+            return position
+
+        return self._with_connection(insert, write=True)
+
+    def record_event(self, kind: str, detail: str) -> Position:
+        """Chain a note about the ledger itself (a durability mode, a key, a schema upgrade)."""
+        row = {"timestamp": utc_now(), "kind": kind, "detail": self._scrub.text(detail)}
+        return self._with_connection(lambda conn: append(conn, self._hasher, "ledger_events", row), write=True)
+
+    def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        return self._with_connection(work)
+
+
+def _update_metrics(conn: sqlite3.Connection, outcome: Outcome) -> None:
+    """The seed's agent_metrics, kept current in the outcome's own transaction, and the daily token use."""
+    compliant = int(outcome.success)
+    refused = int(outcome.refused)
+    errored = int(not outcome.success and not outcome.refused)
+    conn.execute(
+        """
+        INSERT INTO agent_metrics (agent_id, current_tier, total_runs, compliant_runs, consecutive_compliant,
+                                   refused_runs, error_runs, last_active_at, created_at, updated_at)
+        VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(agent_id) DO UPDATE SET
+            current_tier = excluded.current_tier,
+            total_runs = total_runs + 1,
+            compliant_runs = compliant_runs + excluded.compliant_runs,
+            consecutive_compliant = CASE WHEN excluded.compliant_runs = 1
+                                         THEN consecutive_compliant + 1 ELSE 0 END,
+            refused_runs = refused_runs + excluded.refused_runs,
+            error_runs = error_runs + excluded.error_runs,
+            last_active_at = excluded.last_active_at,
+            updated_at = excluded.updated_at
+        """,
+        (
             outcome.agent_id, outcome.tier, compliant, compliant, refused, errored,
             outcome.timestamp, outcome.timestamp, outcome.timestamp,
-        )  # fmt: skip
-
-        def insert(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "INSERT INTO agent_actions (timestamp, agent_id, agent_version, tier, action, decision, confidence,"
-                " success, error_type, error_message, request_id, intent_id, refused, duration_ms, arguments,"
-                " output_digest, llm_model, prompt_tokens, completion_tokens, tools_digest, notes)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            conn.execute(
-                """
-                INSERT INTO agent_metrics (agent_id, current_tier, total_runs, compliant_runs, consecutive_compliant,
-                                           refused_runs, error_runs, last_active_at, created_at, updated_at)
-                VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(agent_id) DO UPDATE SET
-                    current_tier = excluded.current_tier,
-                    total_runs = total_runs + 1,
-                    compliant_runs = compliant_runs + excluded.compliant_runs,
-                    consecutive_compliant = CASE WHEN excluded.compliant_runs = 1
-                                                 THEN consecutive_compliant + 1 ELSE 0 END,
-                    refused_runs = refused_runs + excluded.refused_runs,
-                    error_runs = error_runs + excluded.error_runs,
-                    last_active_at = excluded.last_active_at,
-                    updated_at = excluded.updated_at
-                """,
-                metrics,
-            )
-            if outcome.prompt_tokens is not None or outcome.completion_tokens is not None:
-                conn.execute(
-                    """
-                    INSERT INTO agent_token_usage (agent_id, day, prompt_tokens, completion_tokens, llm_calls)
-                    VALUES (?, substr(?, 1, 10), ?, ?, 1)
-                    ON CONFLICT(agent_id, day) DO UPDATE SET
-                        prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-                        completion_tokens = completion_tokens + excluded.completion_tokens,
-                        llm_calls = llm_calls + 1
-                    """,
-                    (outcome.agent_id, outcome.timestamp, outcome.prompt_tokens or 0, outcome.completion_tokens or 0),
-                )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
-
-        return self._write(insert)
-
-    # -- reading ------------------------------------------------------------------------------
-
-    def tokens_spent(self, agent_id: str, day: str) -> int:
-        """LLM tokens (prompt and completion) the agent's recorded calls spent on `day` (UTC, YYYY-MM-DD)."""
-
-        def select(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT prompt_tokens + completion_tokens FROM agent_token_usage WHERE agent_id = ? AND day = ?",
-                (agent_id, day),
-            ).fetchone()
-            return int(row[0]) if row else 0
-
-        return self._with_connection(select)
-
-    def tail(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest `limit` outcomes, oldest first."""
-
-        def select(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            cursor = conn.execute("SELECT * FROM agent_actions ORDER BY id DESC LIMIT ?", (limit,))
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in reversed(cursor.fetchall())]
-
-        return self._with_connection(select)
+        ),
+    )  # fmt: skip
+    if outcome.prompt_tokens is not None or outcome.completion_tokens is not None:
+        conn.execute(
+            """
+            INSERT INTO agent_token_usage (agent_id, day, prompt_tokens, completion_tokens, llm_calls)
+            VALUES (?, substr(?, 1, 10), ?, ?, 1)
+            ON CONFLICT(agent_id, day) DO UPDATE SET
+                prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = completion_tokens + excluded.completion_tokens,
+                llm_calls = llm_calls + 1
+            """,
+            (outcome.agent_id, outcome.timestamp, outcome.prompt_tokens or 0, outcome.completion_tokens or 0),
+        )

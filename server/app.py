@@ -16,7 +16,8 @@ from mcp.types import CallToolResult, TextContent
 from mcp.types import Tool as MCPTool
 
 from contracts import AgentMetadata, AgentOutput, Decision
-from ledger import Ledger, Scrubber
+from ledger import Ledger, LedgerError, Scrubber
+from server.audit import ledger_key, open_ledger
 from server.gate import Gate
 from server.llm import LLMClient
 from server.policy import load_policy
@@ -70,16 +71,32 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, agent: AgentMetadata, tools: Mapping[str, ToolSpec]
+    settings: Settings, agent: AgentMetadata, tools: Mapping[str, ToolSpec], *, ledger_key: bytes | None = None
 ) -> AsyncIterator[Runtime]:
-    """Open the runtime; the ledger opens on first write, so a broken ledger fails calls, not start-up."""
+    """Open the runtime, and the ledger with it.
+
+    A ledger that cannot be opened (or fails its checks: WAL, durability, the chain's head, the key) is
+    reported on stderr and refuses every call until it can, rather than stopping the server: the host then
+    shows the reason on each call.
+    """
     # One scrubber for the ledger, the gate and the LLM prompts: a secret learnt at run time (a token from
     # a login, the LLM key read from Vault) is scrubbed everywhere from then on.
     scrubber = Scrubber([settings.llm.api_key.get_secret_value()] if settings.llm.api_key else [])
-    ledger = Ledger(settings.ledger_path, busy_timeout_s=settings.ledger_busy_timeout_s, scrubber=scrubber)
+    ledger = open_ledger(settings, scrubber, key=ledger_key)
+    try:
+        await anyio.to_thread.run_sync(ledger.open)
+    except LedgerError as exc:
+        logger.error("The audit ledger cannot be used, so every call will be refused until it can: %s", exc)
     store = open_store(settings, scrubber)
     llm = LLMClient(settings.llm, vault_key=store.read_llm_key if isinstance(store, VaultStore) else None)
-    deps = Deps(agent=agent, store=store, llm=llm, scrubber=scrubber, default_inventory=settings.default_inventory)
+    deps = Deps(
+        agent=agent,
+        store=store,
+        llm=llm,
+        scrubber=scrubber,
+        ledger=ledger,
+        default_inventory=settings.default_inventory,
+    )
     digest = tools_digest([spec.mcp_tool for spec in tools.values()])
     gate = Gate(agent=agent, tools=tools, deps=deps, ledger=ledger, tools_digest=digest, notes=call_notes(settings))
     try:
@@ -139,12 +156,16 @@ class GovernedServer(MCPServer[Runtime]):
         if context is None:
             raise RuntimeError("GovernedServer.call_tool needs the request context that holds the runtime")
         runtime = context.request_context.lifespan_context
-        return to_call_result(await runtime.gate.call(name, arguments, report=context.report_progress))
+        output = await runtime.gate.call(
+            name, arguments, report=context.report_progress, client_request_id=context.request_id
+        )
+        return to_call_result(output)
 
 
 def build_server(settings: Settings) -> GovernedServer:
     """Build the server for these settings. Policy errors surface here, at start-up, not on the first call."""
     agent = load_policy(settings.policy_path)
+    key = ledger_key(settings)
     tools = registered_tools(agent)
     model = settings.llm.model
     if model is not None and "generate_plan" in tools and not agent.permits_model(model):
@@ -157,7 +178,7 @@ def build_server(settings: Settings) -> GovernedServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings, agent, tools) as runtime:
+        async with open_runtime(settings, agent, tools, ledger_key=key) as runtime:
             yield runtime
 
     return GovernedServer(

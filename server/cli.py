@@ -17,6 +17,7 @@ import anyio
 from contracts import Decision
 from ledger import Ledger, LedgerError
 from server.app import build_server, open_runtime, server_version
+from server.audit import ledger_key
 from server.checks import run_checks
 from server.policy import PolicyError, load_policy
 from server.settings import Settings, SettingsError
@@ -104,9 +105,10 @@ def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
         print("planner-mcp: the arguments must be a JSON object", file=sys.stderr)
         return _EXIT_USAGE
     agent = load_policy(settings.policy_path)
+    key = ledger_key(settings)
 
     async def run() -> int:
-        async with open_runtime(settings, agent, registered_tools(agent)) as runtime:
+        async with open_runtime(settings, agent, registered_tools(agent), ledger_key=key) as runtime:
             output = await runtime.gate.call(tool, arguments)
         print(output.model_dump_json(indent=2))
         return _EXIT_ERROR if output.decision is Decision.ERROR else 0

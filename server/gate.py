@@ -20,7 +20,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
-from ledger import Intent, Ledger, LedgerError, Outcome
+from ledger import Intent, Ledger, LedgerError, Outcome, Position
 from server.failures import ToolFailure
 from server.llm_policy import budget_exhausted, model_refused
 from server.names import INVALID_NAME_ERROR
@@ -74,9 +74,17 @@ class Gate:
         self._notes = notes
 
     async def call(
-        self, name: str, arguments: Mapping[str, Any] | None, *, report: Report | None = None
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        report: Report | None = None,
+        client_request_id: str | None = None,
     ) -> AgentOutput:
-        """Run one call through every rule; `report` sends progress notifications, when the client asked."""
+        """Run one call through every rule; `report` sends progress notifications, when the client asked.
+
+        `client_request_id` is the JSON-RPC id the client gave the call: the ledger keeps it beside ours.
+        """
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
@@ -88,10 +96,10 @@ class Gate:
                 await self._admit_llm(raw)
         except _Refusal as refusal:
             output = self._error_output(action, request_id, refusal.info)
-            return await self._finish(output, self._bounded(raw), started, intent_id=None, refused=True)
+            return await self._finish(output, self._bounded(raw), started, client_request_id, None, refused=True)
 
         recorded_args = args.model_dump(mode="json")
-        intent = Intent(
+        intent_record = Intent(
             request_id=request_id,
             timestamp=_now(),
             agent_id=self._agent.agent_id,
@@ -101,9 +109,10 @@ class Gate:
             arguments=recorded_args,
             tools_digest=self._tools_digest,
             notes=self._notes,
+            client_request_id=client_request_id,
         )
         try:
-            intent_id = await anyio.to_thread.run_sync(self._ledger.record_intent, intent)
+            intent = await anyio.to_thread.run_sync(self._ledger.record_intent, intent_record)
         except LedgerError as exc:
             logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
             return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
@@ -124,7 +133,7 @@ class Gate:
                     partial_progress="The call's intent was recorded; any upstream request was abandoned.",
                 )
                 await self._finish(self._error_output(spec.name, request_id, info), recorded_args, started,
-                                   intent_id=intent_id, refused=False)  # fmt: skip
+                                   client_request_id, intent, refused=False)  # fmt: skip
             raise
         except ToolFailure as failure:
             output = self._error_output(spec.name, request_id, self._failure_info(failure, raw))
@@ -140,7 +149,7 @@ class Gate:
             output = self._error_output(spec.name, request_id, info)
         else:
             output = self._envelope(spec.name, request_id, result)
-        return await self._finish(output, recorded_args, started, intent_id=intent_id, refused=False)
+        return await self._finish(output, recorded_args, started, client_request_id, intent, refused=False)
 
     # -- admission -------------------------------------------------------------------------------
 
@@ -300,12 +309,20 @@ class Gate:
     # -- outcome ----------------------------------------------------------------------------------
 
     async def _finish(
-        self, output: AgentOutput, arguments: dict[str, Any], started: float, *, intent_id: int | None, refused: bool
+        self,
+        output: AgentOutput,
+        arguments: dict[str, Any],
+        started: float,
+        client_request_id: str | None,
+        intent: Position | None,
+        *,
+        refused: bool,
     ) -> AgentOutput:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         provenance = output.provenance
         assert provenance is not None  # every output the gate builds carries one
-        provenance.ledger_intent_id = intent_id
+        provenance.ledger_intent_id = intent.id if intent else None
+        provenance.ledger_seq = intent.seq if intent else None
         provenance.duration_ms = duration_ms
         usage = provenance.usage
         error = output.error
@@ -322,7 +339,8 @@ class Gate:
             arguments=arguments,
             tools_digest=self._tools_digest,
             notes=self._notes,
-            intent_id=intent_id,
+            client_request_id=client_request_id,
+            intent_id=intent.id if intent else None,
             refused=refused,
             error_type=error.type if error else None,
             error_message=error.message if error else None,

@@ -33,6 +33,10 @@ _ENV_NAMES = {
     "max_retries": "PLANNER_MCP_LLM_RETRIES",
     "max_tokens": "PLANNER_MCP_LLM_MAX_TOKENS",
     "structured_output": "PLANNER_MCP_LLM_STRUCTURED",
+    "ledger_busy_timeout_s": "PLANNER_MCP_LEDGER_BUSY_TIMEOUT",
+    "ledger_key_file": "PLANNER_MCP_LEDGER_KEY_FILE",
+    "ledger_sync": "PLANNER_MCP_LEDGER_SYNC",
+    "ledger_max_bytes": "PLANNER_MCP_LEDGER_MAX_MB",
 }
 """So a validation error names the variable the user set, not our field."""
 
@@ -100,6 +104,13 @@ class Settings(BaseModel):
     default_inventory: EntryName = "proxmox"
     max_document_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     ledger_busy_timeout_s: float = Field(default=5.0, gt=0)
+    """How long a ledger write may wait for another process's lock before the call is refused."""
+    ledger_key_file: Path | None = None
+    """A file holding the key of the ledger's HMAC chain, kept outside the database (and its directory)."""
+    ledger_sync: Literal["full", "normal"] = "full"
+    """`normal` may lose the last calls recorded before a power failure; its use is recorded in the ledger."""
+    ledger_max_bytes: int | None = Field(default=None, gt=0)
+    """A size cap: once reached, calls are refused as on a full disk, rather than filling the disk."""
     vault: VaultConfig | None = None
     """When set (VAULT_ADDR), docs and inventory come from Vault and PLANNER_MCP_DATA is not used."""
 
@@ -139,6 +150,12 @@ class Settings(BaseModel):
             "policy_path": get("PLANNER_MCP_POLICY"),
             "default_inventory": get("PLANNER_MCP_INVENTORY"),
             "max_document_bytes": number("PLANNER_MCP_MAX_DOCUMENT_BYTES", int),
+            "ledger_busy_timeout_s": number("PLANNER_MCP_LEDGER_BUSY_TIMEOUT", float),
+            "ledger_key_file": get("PLANNER_MCP_LEDGER_KEY_FILE"),
+            "ledger_sync": (get("PLANNER_MCP_LEDGER_SYNC") or "full").lower(),
+            "ledger_max_bytes": None
+            if (cap_mb := number("PLANNER_MCP_LEDGER_MAX_MB", float)) is None
+            else int(cap_mb * 2**20),
             "vault": vault,
         }
         try:

@@ -10,7 +10,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 
 from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, SourceRef
-from ledger import Scrubber
+from ledger import Ledger, Scrubber
 from server.llm import LLMClient, LLMReply
 from server.progress import Progress
 from server.stores import Store
@@ -33,6 +33,7 @@ class Deps:
     store: Store
     llm: LLMClient
     scrubber: Scrubber
+    ledger: Ledger
     default_inventory: str
     progress: Progress = field(default_factory=Progress)
 

@@ -133,7 +133,7 @@ def test_the_ledger_connection_runs_with_synchronous_full(ledger_path: Path) -> 
 
 def test_an_outcome_is_recorded_with_the_seeds_columns_and_metrics(ledger_path: Path) -> None:
     ledger = Ledger(ledger_path)
-    intent_id = ledger.record_intent(_intent())
+    intent_id = ledger.record_intent(_intent()).id
     ledger.record_outcome(_outcome(intent_id=intent_id, duration_ms=1.5, output_digest="sha256:x"))
     ledger.record_outcome(_outcome("r2", success=False, refused=True, error_type="FORBIDDEN_ACTION", action="ssh"))
     ledger.record_outcome(_outcome("r3", success=False, error_type="NOT_FOUND", error_message="no such doc"))
@@ -204,7 +204,7 @@ def test_the_ledger_recovers_once_its_location_is_fixed(tmp_path: Path) -> None:
     with pytest.raises(LedgerError):
         ledger.record_intent(_intent())
     blocker.unlink()
-    assert ledger.record_intent(_intent()) == 1
+    assert ledger.record_intent(_intent()).id == 1
 
 
 _WRITER = textwrap.dedent(

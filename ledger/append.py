@@ -1,0 +1,59 @@
+"""Appending one row to the chain, inside a write transaction the caller already holds.
+
+The caller must have taken the write lock (`BEGIN IMMEDIATE`) before calling: the head read here is then
+the head the row is written after, even with other processes appending to the same file.
+"""
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher
+
+__all__ = ["Head", "Position", "append", "head", "head_row"]
+
+
+class Head(NamedTuple):
+    seq: int
+    hash: str
+    table: str | None
+
+
+class Position(NamedTuple):
+    id: int
+    seq: int
+
+
+def head(conn: sqlite3.Connection) -> Head:
+    """The newest chained row: one index lookup per table, no scan."""
+    best = Head(0, GENESIS, None)
+    for table in TABLES:
+        found = conn.execute(
+            f"SELECT seq, row_hash FROM {table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if found is not None and found[0] > best.seq:
+            best = Head(found[0], found[1], table)
+    return best
+
+
+def head_row(conn: sqlite3.Connection, at: Head) -> dict[str, Any] | None:
+    """The head row's hashed columns and its `prev_hash`, to check it before the chain is extended."""
+    if at.table is None:
+        return None
+    names = [*COLUMNS[at.table], "prev_hash"]
+    found = conn.execute(f"SELECT {', '.join(names)} FROM {at.table} WHERE seq = ?", (at.seq,)).fetchone()
+    return dict(zip(names, found, strict=True)) if found is not None else None
+
+
+def append(conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping[str, Any]) -> Position:
+    """Write `values` as the next row of the chain; return the row's id and sequence number."""
+    at = head(conn)
+    row_id = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+    row = {**values, "id": row_id, "seq": at.seq + 1}
+    row_hash = hasher.row_hash(table, at.hash, row)
+    names = [*COLUMNS[table], "prev_hash", "row_hash"]
+    conn.execute(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        [*(row.get(name) for name in COLUMNS[table]), at.hash, row_hash],
+    )
+    return Position(row_id, at.seq + 1)
