@@ -5,16 +5,19 @@ Rows stream in sequence order (a merge of each table's index), so memory stays f
 
 import heapq
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.chain import COLUMNS, TABLES
 from ledger.errors import LedgerError, from_sqlite
+from ledger.queries import Queries
 
-__all__ = ["ChainRow", "chained_rows", "read_only", "unchained_rows"]
+__all__ = ["ChainRow", "Snapshot", "chained_rows", "read_only", "unchained_rows"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,14 @@ def unchained_rows(conn: sqlite3.Connection) -> Iterator[ChainRow]:
 def _has_chain(conn: sqlite3.Connection, table: str) -> bool:
     columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
     return set(COLUMNS[table]) | {"prev_hash", "row_hash"} <= columns
+
+
+class Snapshot(Queries):
+    """The ledger's queries on a read-only connection: for commands that must neither write nor repair."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        with read_only(self.path) as conn:
+            return work(conn)

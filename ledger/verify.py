@@ -349,3 +349,5 @@ def load_checkpoints(path: Path) -> list[Checkpoint]:
         return Checkpoint.parse_lines(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise LedgerError(f"cannot read the checkpoint file {path}: {exc.strerror}") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise LedgerError(f"the checkpoint file {path} is not usable: {exc}") from exc

@@ -15,10 +15,11 @@ from typing import Any
 import anyio
 
 from contracts import Decision
-from ledger import Ledger, LedgerError
+from ledger import EXIT_CODES, LedgerError
 from server.app import build_server, open_runtime, server_version
 from server.audit import ledger_key
 from server.checks import run_checks
+from server.ledger_cli import add_ledger_commands, run_ledger
 from server.policy import PolicyError, load_policy
 from server.settings import Settings, SettingsError
 from server.tools import registered_tools
@@ -56,11 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "vault-policy", help="print the Vault policy (HCL) the server's token needs, for the configured mount"
     )
 
-    ledger = commands.add_parser("ledger", help="read the audit ledger")
-    ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="LEDGER_COMMAND", required=True)
-    tail = ledger_commands.add_parser("tail", help="the newest recorded calls")
-    tail.add_argument("-n", "--lines", type=int, default=20)
-    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_ledger_commands(commands)
     return parser
 
 
@@ -116,27 +113,6 @@ def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
     return anyio.run(run)
 
 
-def _ledger_tail(settings: Settings, lines: int, as_json: bool) -> int:
-    if not settings.ledger_path.exists():
-        print(f"planner-mcp: there is no ledger at {settings.ledger_path} (PLANNER_MCP_LEDGER)", file=sys.stderr)
-        return _EXIT_ERROR
-    ledger = Ledger(settings.ledger_path, busy_timeout_s=settings.ledger_busy_timeout_s)
-    try:
-        rows = ledger.tail(lines)
-    finally:
-        ledger.close()
-    for row in rows:
-        if as_json:
-            print(json.dumps(row, ensure_ascii=False))
-        else:
-            error = f" {row['error_type']}: {row['error_message']}" if row["error_type"] else ""
-            print(
-                f"{row['id']:>6} {row['timestamp']} {row['agent_id']} {row['action']:<16} "
-                f"{row['decision']:<9} conf={row['confidence']:.2f} {row['duration_ms'] or 0:.1f}ms{error}"
-            )
-    return 0
-
-
 _MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 
@@ -175,10 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "vault-policy":
                 return _vault_policy(settings)
             case "ledger":
-                return _ledger_tail(settings, args.lines, args.json)
-    except (SettingsError, PolicyError, LedgerError) as exc:
+                return run_ledger(settings, args)
+    except (SettingsError, PolicyError) as exc:
         print(f"planner-mcp: {exc}", file=sys.stderr)
-        return _EXIT_USAGE if not isinstance(exc, LedgerError) else _EXIT_ERROR
+        return _EXIT_USAGE
+    except LedgerError as exc:
+        print(f"planner-mcp: {exc}", file=sys.stderr)
+        # For verify this means the ledger could not be read, so it was not verified: not the same as tampered.
+        verifying = args.command == "ledger" and args.ledger_command in ("verify", "checkpoint")
+        return EXIT_CODES["unverified"] if verifying else _EXIT_ERROR
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

@@ -2,12 +2,13 @@
 
 from contracts import AgentMetadata
 from server.tools.llm_tools import ANALYZE, GENERATE_PLAN
+from server.tools.log_tools import READ_LOGS
 from server.tools.spec import Deps, ToolResult, ToolSpec
 from server.tools.store_tools import LIST_DOCS, READ_DOCS, READ_INVENTORY
 
 __all__ = ["CATALOGUE", "Deps", "ToolResult", "ToolSpec", "registered_tools"]
 
-CATALOGUE: tuple[ToolSpec, ...] = (READ_DOCS, LIST_DOCS, READ_INVENTORY, GENERATE_PLAN, ANALYZE)
+CATALOGUE: tuple[ToolSpec, ...] = (READ_DOCS, LIST_DOCS, READ_INVENTORY, GENERATE_PLAN, ANALYZE, READ_LOGS)
 """Every tool this server can offer. Nothing that writes or executes is here, so no policy can enable it."""
 
 

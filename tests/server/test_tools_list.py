@@ -11,7 +11,7 @@ from tests.conftest import connect
 
 pytestmark = pytest.mark.anyio
 
-DEFAULT_TOOLS = ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze"]
+DEFAULT_TOOLS = ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze", "read_logs"]
 
 
 def _policy(tmp_path: Path, allowed: list[str], forbidden: list[str] | None = None) -> Path:
