@@ -174,7 +174,6 @@ class _Walk:
             report.head_hash = str(self.previous.row_hash)
         self._name_moves()
         self._name_mismatches()
-        report.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
 
     def _name_moves(self) -> None:
         moved = dict(self.moves)
@@ -266,6 +265,7 @@ def verify(path: Path, *, key: bytes | None = None, checkpoints: Iterable[Checkp
         report.findings.extend(_checkpoint_findings(conn, report, checkpoints))
         report.findings.extend(_metric_findings(conn))
         report.findings.extend(_incomplete(conn))
+    report.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
     return report
 
 
@@ -314,6 +314,11 @@ def _metric_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
             yield Finding(
                 "truncated", None, f"agent_metrics counts {runs} runs of {agent_id}, but only {outcomes} outcomes "
                 "are in the ledger",
+            )  # fmt: skip
+        elif runs < outcomes:
+            yield Finding(
+                "inserted", None, f"the ledger holds {outcomes} outcomes of {agent_id}, but agent_metrics counted "
+                f"only {runs} as they were written",
             )  # fmt: skip
     (orphans,) = conn.execute(
         "SELECT count(*) FROM agent_actions a WHERE a.intent_id IS NOT NULL"
