@@ -1,43 +1,18 @@
 """Fail closed: when the ledger cannot record, nothing is read, no LLM is called, and the client is told why."""
 
 import sqlite3
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from server import Settings
 from server.settings import BUNDLED_DATA, LLMConfig
 from tests.conftest import call, connect, rows
+from tests.file_access import file_accesses_under
 from tests.peers.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
-
-_watched: list[tuple[str, list[str]]] = []
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    # An interpreter audit hook sees every real file access, in every thread, without touching our code.
-    if _watched and event in ("open", "os.scandir", "os.listdir") and args and isinstance(args[0], str | Path):
-        for root, seen in _watched:
-            if str(args[0]).startswith(root):
-                seen.append(str(args[0]))
-
-
-sys.addaudithook(_audit)
-
-
-@contextmanager
-def file_accesses_under(root: Path) -> Iterator[list[str]]:
-    seen: list[str] = []
-    _watched.append((str(root.resolve()), seen))
-    try:
-        yield seen
-    finally:
-        _watched.pop()
 
 
 @pytest.fixture

@@ -45,9 +45,16 @@ def _inspect(ledger_path: Path, llm: FakeOpenAI, *args: str) -> dict[str, Any]:
     return result
 
 
-def test_the_inspector_lists_the_five_tools_with_all_their_hints(ledger_path: Path, llm: FakeOpenAI) -> None:
+def test_the_inspector_lists_the_tools_with_all_their_hints(ledger_path: Path, llm: FakeOpenAI) -> None:
     tools = _inspect(ledger_path, llm, "--method", "tools/list")["tools"]
-    assert [t["name"] for t in tools] == ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze", "read_logs"]
+    assert [t["name"] for t in tools] == [
+        "read_docs",
+        "list_docs",
+        "read_inventory",
+        "generate_plan",
+        "analyze",
+        "read_logs",
+    ]
     for tool in tools:
         assert set(tool["annotations"]) >= {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
         assert tool["title"] and tool["outputSchema"]
