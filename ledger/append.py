@@ -6,11 +6,13 @@ the head the row is written after, even with other processes appending to the sa
 
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher
+from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher, algorithm
+from ledger.errors import LedgerError
 
-__all__ = ["Head", "Position", "append", "head", "head_row"]
+__all__ = ["Head", "Position", "append", "check_head", "head", "head_row"]
 
 
 class Head(NamedTuple):
@@ -43,6 +45,34 @@ def head_row(conn: sqlite3.Connection, at: Head) -> dict[str, Any] | None:
     names = [*COLUMNS[at.table], "prev_hash"]
     found = conn.execute(f"SELECT {', '.join(names)} FROM {at.table} WHERE seq = ?", (at.seq,)).fetchone()
     return dict(zip(names, found, strict=True)) if found is not None else None
+
+
+def check_head(conn: sqlite3.Connection, hasher: Hasher, path: Path) -> Head:
+    """The head, once its row is shown to match its hash under this hasher; else `LedgerError` naming why.
+
+    One row, not the whole chain (that is `verify`): enough that no process extends an altered chain, or a
+    keyed chain without its key, or with another key.
+    """
+    at = head(conn)
+    row = head_row(conn, at)
+    if row is None or at.table is None:
+        return at
+    matches = hasher.matches(at.hash, at.table, row["prev_hash"], row)
+    if matches is None:
+        raise LedgerError(f"the ledger {path} is keyed (HMAC): set PLANNER_MCP_LEDGER_KEY_FILE to its key", "key")
+    if not matches and algorithm(at.hash) == "hmac-sha256":
+        raise LedgerError(
+            f"the ledger {path} was keyed with a different key than PLANNER_MCP_LEDGER_KEY_FILE holds (or its "
+            "newest row was altered); run `planner-mcp ledger verify`",
+            "key",
+        )
+    if not matches:
+        raise LedgerError(
+            f"the newest row of the ledger {path} (seq {at.seq}) does not match its hash; "
+            "run `planner-mcp ledger verify`",
+            "tampered",
+        )
+    return at
 
 
 def append(conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping[str, Any]) -> Position:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger.append import Position, append, head, head_row
+from ledger.append import Position, append, check_head
 from ledger.chain import Hasher, algorithm
 from ledger.connection import FileLock, Synchronous, begin_immediate, connect
 from ledger.errors import LedgerError, from_sqlite
@@ -102,29 +102,10 @@ class Ledger(Queries):
 
     def _check_head(self, conn: sqlite3.Connection) -> list[tuple[str, str]]:
         """Refuse to extend a chain whose newest row is not what it claims; return the events to record."""
-        at = head(conn)
-        row = head_row(conn, at)
+        at = check_head(conn, self._hasher, self.path)
         events = []
-        if row is not None and at.table is not None:
-            matches = self._hasher.matches(at.hash, at.table, row["prev_hash"], row)
-            if matches is None:
-                raise LedgerError(
-                    f"the ledger {self.path} is keyed (HMAC): set PLANNER_MCP_LEDGER_KEY_FILE to its key", "key"
-                )
-            if not matches:
-                if algorithm(at.hash) == "hmac-sha256":
-                    raise LedgerError(
-                        f"the ledger {self.path} was keyed with a different key than PLANNER_MCP_LEDGER_KEY_FILE "
-                        "holds (or its newest row was altered); run `planner-mcp ledger verify`",
-                        "key",
-                    )
-                raise LedgerError(
-                    f"the newest row of the ledger {self.path} (seq {at.seq}) does not match its hash; "
-                    "run `planner-mcp ledger verify`",
-                    "tampered",
-                )
-            if self._hasher.keyed and algorithm(at.hash) == "sha256":
-                events.append(("chain-keyed", f"rows from seq {at.seq + 1} on are keyed (HMAC-SHA256)"))
+        if self._hasher.keyed and at.table is not None and algorithm(at.hash) == "sha256":
+            events.append(("chain-keyed", f"rows from seq {at.seq + 1} on are keyed (HMAC-SHA256)"))
         if self._synchronous != "full":
             events.append(
                 ("durability", f"opened with synchronous={self._synchronous.upper()} (PLANNER_MCP_LEDGER_SYNC): "

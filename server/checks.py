@@ -3,10 +3,8 @@
 Every failure comes with the fix. Nothing here prints a secret or writes anything.
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from contracts import AgentMetadata
@@ -28,6 +26,7 @@ class Check:
 
 
 def run_checks(settings: Settings) -> Iterator[Check]:
+    from server.ledger_checks import ledger_checks
     from server.llm.diagnose import llm_checks
 
     check, agent = _policy(settings)
@@ -43,7 +42,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
             llm_key_from_vault=settings.llm.key_from_vault,
         )
     yield from llm_checks(settings.llm, agent)
-    yield _ledger(settings.ledger_path)
+    yield from ledger_checks(settings)
 
 
 def _policy(settings: Settings) -> tuple[Check, AgentMetadata | None]:
@@ -74,14 +73,3 @@ def _file_store(settings: Settings) -> Iterator[Check]:
             f"no default inventory {settings.default_inventory!r} in {root / 'inventory'}",
             "Set PLANNER_MCP_INVENTORY to an inventory that exists.",
         )
-
-
-def _ledger(path: Path) -> Check:
-    if path.exists():
-        if os.access(path, os.R_OK | os.W_OK):
-            return Check("ledger", "ok", f"{path} is readable and writable")
-        return Check("ledger", "fail", f"{path} is not writable", "Fix its permissions, or set PLANNER_MCP_LEDGER.")
-    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
-    if parent is not None and os.access(parent, os.W_OK):
-        return Check("ledger", "ok", f"{path} will be created on the first call")
-    return Check("ledger", "fail", f"{path} cannot be created", "Set PLANNER_MCP_LEDGER to a writable location.")

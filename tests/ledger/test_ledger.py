@@ -1,7 +1,4 @@
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -205,33 +202,3 @@ def test_the_ledger_recovers_once_its_location_is_fixed(tmp_path: Path) -> None:
         ledger.record_intent(_intent())
     blocker.unlink()
     assert ledger.record_intent(_intent()).id == 1
-
-
-_WRITER = textwrap.dedent(
-    """
-    import sys
-    from pathlib import Path
-    from ledger import Ledger, Outcome
-    ledger = Ledger(Path(sys.argv[1]), busy_timeout_s=30)
-    for i in range(int(sys.argv[3])):
-        ledger.record_outcome(Outcome(
-            request_id=f"{sys.argv[2]}-{i}", timestamp="t", agent_id="llm-planner-001", agent_version="0.1.0",
-            tier=0, action="read_docs", decision="EXECUTE", confidence=1.0, success=True, arguments={},
-            tools_digest="d"))
-    """
-)
-
-
-@pytest.mark.subprocess
-def test_several_processes_share_one_ledger_without_losing_a_row(ledger_path: Path) -> None:
-    writers, per_writer = 4, 60
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(ledger_path), f"w{n}", str(per_writer)])
-        for n in range(writers)
-    ]
-    assert [p.wait(timeout=120) for p in procs] == [0] * writers
-    recorded = rows(ledger_path)
-    assert [r["id"] for r in recorded] == list(range(1, writers * per_writer + 1))
-    assert {r["request_id"] for r in recorded} == {f"w{n}-{i}" for n in range(writers) for i in range(per_writer)}
-    [metrics] = rows(ledger_path, "agent_metrics", order="agent_id")
-    assert metrics["total_runs"] == writers * per_writer

@@ -3,6 +3,7 @@
 import json
 import os
 import pty
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -121,3 +122,23 @@ def test_doctor_checks_the_file_store_and_names_the_fix(ledger_path: Path, tmp_p
     assert broken.returncode == 1
     assert "FAIL  store:" in broken.stdout and "PLANNER_MCP_DATA" in broken.stdout
     assert not ledger_path.exists()  # the doctor looks; it does not write
+
+
+def test_doctor_checks_the_ledgers_chain_head_and_key(ledger_path: Path, tmp_path: Path) -> None:
+    assert run_cli(ledger_path, "call", "list_docs").returncode == 0
+    healthy = run_cli(ledger_path, "doctor")
+    assert "ok    ledger: " in healthy.stdout and "chain head at seq 3 intact" in healthy.stdout
+    assert "ledger.sqlite: SQLite" in healthy.stdout
+    conn = sqlite3.connect(ledger_path)
+    conn.execute("DROP TRIGGER agent_actions_no_update")
+    conn.execute("UPDATE agent_actions SET decision = 'ESCALATE'")
+    conn.commit()
+    conn.close()
+    altered = run_cli(ledger_path, "doctor")
+    assert altered.returncode == 1
+    assert "FAIL  ledger:" in altered.stdout and "does not match its hash" in altered.stdout
+    assert "ledger verify" in altered.stdout
+    short_key = tmp_path / "key"
+    short_key.write_text("too short")
+    keyless = run_cli(ledger_path, "doctor", PLANNER_MCP_LEDGER_KEY_FILE=str(short_key))
+    assert "FAIL  ledger.key:" in keyless.stdout and "shorter than 32" in keyless.stdout
