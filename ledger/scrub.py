@@ -53,8 +53,9 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
+            # Keys are the caller's text too: a secret can arrive as an argument's name.
             return {
-                str(k): REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else self.value(v)
+                self.text(str(k)): REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else self.value(v)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):

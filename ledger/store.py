@@ -78,10 +78,11 @@ class Ledger(Queries):
             self.path, busy_timeout_s=self._busy_timeout_s, synchronous=self._synchronous, max_bytes=self._max_bytes
         )
         try:
-            if self._suspect and (verdict := conn.execute("PRAGMA quick_check").fetchone()[0]) != "ok":
-                raise LedgerError(
-                    f"the ledger {self.path} failed its integrity check after an error: {verdict}", "corrupt"
-                )
+            if self._suspect:
+                verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+                logger.warning("Reopened the ledger %s after an I/O error: integrity check %s", self.path, verdict)
+                if verdict != "ok":
+                    raise LedgerError(f"the ledger {self.path} failed its integrity check after an error: {verdict}")
             begin_immediate(conn, deadline)
             applied = migrate(conn)
             events = self._check_head(conn)

@@ -340,11 +340,12 @@ def _incomplete(conn: sqlite3.Connection) -> Iterator[Finding]:
 
 
 def checkpoint(path: Path, *, key: bytes | None = None) -> tuple[Checkpoint | None, Report]:
-    """The head to anchor elsewhere, after a full verify: a checkpoint of a broken chain would vouch for it."""
+    """The head to anchor elsewhere, after a full verify: a checkpoint of a broken chain, or of keyed rows
+    checked without their key, would vouch for what nobody checked."""
     from ledger.records import utc_now
 
     report = verify(path, key=key)
-    if report.status == "tampered":
+    if report.status in ("tampered", "unverified"):
         return None, report
     return Checkpoint(seq=report.head_seq, hash=report.head_hash, at=utc_now()), report
 

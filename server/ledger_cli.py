@@ -67,8 +67,9 @@ def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
             anchor, report = checkpoint(path, key=ledger_key(settings))
             if anchor is None:
                 _print_report(report, as_json=False, out=sys.stderr)
-                print("planner-mcp: no checkpoint: the chain is broken", file=sys.stderr)
-                return EXIT_CODES["tampered"]
+                why = "the chain is broken" if report.status == "tampered" else "its keyed rows need the key to check"
+                print(f"planner-mcp: no checkpoint: {why}", file=sys.stderr)
+                return EXIT_CODES[report.status]
             print(anchor.to_json())
             return 0
         case "tail":

@@ -202,3 +202,7 @@ def test_the_ledger_recovers_once_its_location_is_fixed(tmp_path: Path) -> None:
         ledger.record_intent(_intent())
     blocker.unlink()
     assert ledger.record_intent(_intent()).id == 1
+
+
+def test_a_secret_sent_as_an_arguments_name_is_scrubbed_too() -> None:
+    assert Scrubber().value({API_KEY: {"nested sk-abcdefghijklmnop0123": 1}}) == {REDACTED: {f"nested {REDACTED}": 1}}

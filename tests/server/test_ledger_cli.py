@@ -218,3 +218,13 @@ def test_a_key_file_shorter_than_32_bytes_stops_a_call_before_the_ledger_is_touc
     assert proc.returncode == 2 and proc.stdout == ""
     assert "PLANNER_MCP_LEDGER_KEY_FILE" in proc.stderr and "16 bytes" in proc.stderr
     assert not ledger_path.exists()
+
+
+def test_no_checkpoint_vouches_for_keyed_rows_checked_without_their_key(ledger_path: Path, tmp_path: Path) -> None:
+    key = tmp_path / "ledger.key"
+    key.write_text("c" * 64)
+    assert run_cli(ledger_path, "call", "list_docs", PLANNER_MCP_LEDGER_KEY_FILE=str(key)).returncode == 0
+    keyless = run_cli(ledger_path, "ledger", "checkpoint")
+    assert keyless.returncode == 4 and keyless.stdout == "" and "need the key" in keyless.stderr
+    keyed = run_cli(ledger_path, "ledger", "checkpoint", PLANNER_MCP_LEDGER_KEY_FILE=str(key))
+    assert keyed.returncode == 0 and '"seq": 3' in keyed.stdout

@@ -150,7 +150,6 @@ async def test_a_secret_in_earlier_arguments_is_shown_redacted(
     assert API_KEY not in (missing["error_message"] or "")
 
 
-@pytest.mark.xfail(reason="Scrubber.value scrubs dict values but not dict keys (ledger/scrub.py)", strict=True)
 async def test_a_secret_used_as_an_argument_name_is_shown_redacted(make_settings: Callable[..., Settings]) -> None:
     async with connect(make_settings()) as client:
         await call(client, "vault_dump", {API_KEY: "x"})
