@@ -112,7 +112,11 @@ class Gate:
             client_request_id=client_request_id,
         )
         try:
-            intent = await anyio.to_thread.run_sync(self._ledger.record_intent, intent_record)
+            # A cancel that arrives while the intent is being written waits for the write (anyio waits for its
+            # thread anyway; the shield says so here), then lands in the capability below, which records the
+            # CANCELLED outcome: no intent is left without one.
+            with anyio.CancelScope(shield=True):
+                intent = await anyio.to_thread.run_sync(self._ledger.record_intent, intent_record)
         except LedgerError as exc:
             logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
             return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")

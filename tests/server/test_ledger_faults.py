@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from ledger import Intent, Ledger, LedgerError
+from ledger import Intent, Ledger, LedgerError, verify
 from server import Settings
 from server.settings import BUNDLED_DATA, LLMConfig
 from tests.conftest import API_KEY, call, connect, rows
@@ -176,3 +177,27 @@ async def test_a_keyed_ledger_refuses_calls_without_its_key_or_with_another(
     async with connect(make_settings(ledger_key_file=key)) as client:
         result, _ = await call(client, "list_docs")
     assert not result.is_error
+
+
+async def test_a_cancel_while_the_intent_waits_for_the_ledger_still_records_how_the_call_ended(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    async with connect(make_settings()) as client:
+        holder = sqlite3.connect(ledger_path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN EXCLUSIVE")  # the intent's write waits for this lock
+        release = threading.Timer(0.5, lambda: holder.execute("ROLLBACK"))
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(client.call_tool, "read_docs", {"name": "backup-restore"})
+                await anyio.wait_all_tasks_blocked()  # the call is inside the gate, waiting on the ledger
+                release.start()
+                group.cancel_scope.cancel()
+        finally:
+            release.join()
+            holder.close()
+        with anyio.fail_after(5):
+            after = await client.call_tool("list_docs", {})
+    assert not after.is_error
+    cancelled, _ = rows(ledger_path)
+    assert (cancelled["action"], cancelled["error_type"]) == ("read_docs", "CANCELLED")
+    assert verify(ledger_path).status == "ok"  # no intent without its outcome
