@@ -1,9 +1,11 @@
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from contracts import AgentOutput
 from server import Settings
 from server.settings import BUNDLED_DATA
 from tests.conftest import call, connect, rows
@@ -37,6 +39,11 @@ async def test_read_docs_returns_the_runbook_with_its_provenance(
     assert json.loads(action["arguments"]) == {"name": "backup-restore"}
     assert (action["action"], action["decision"], action["success"]) == ("read_docs", "EXECUTE", 1)
     assert action["output_digest"].startswith("sha256:") and action["duration_ms"] > 0
+    assert intent["seq"] == output["provenance"]["ledger_seq"] and action["seq"] == intent["seq"] + 1
+    # The client's own JSON-RPC id, to match the ledger with the host's logs.
+    assert intent["client_request_id"] == action["client_request_id"] and action["client_request_id"].isdigit()
+    digest = hashlib.sha256(AgentOutput.model_validate(output).model_dump_json().encode()).hexdigest()
+    assert action["output_digest"] == f"sha256:{digest}"  # a digest of exactly what was sent, not the content
 
 
 async def test_read_inventory_reads_the_default_or_a_named_inventory(
