@@ -226,12 +226,20 @@ def _name(row: ChainRow) -> str:
     return f"{row.table} id {row.row.get('id')}"
 
 
-def _seq_of(conn: sqlite3.Connection, row_hash: str) -> int | None:
+def _find(conn: sqlite3.Connection, column: str, where: str, value: object) -> object | None:
+    """`column` of the chained row whose `where` column is `value`, in whichever table holds it."""
     for table in TABLES:
-        found = conn.execute(f"SELECT seq FROM {table} WHERE row_hash = ?", (row_hash,)).fetchone()
+        found: tuple[object] | None = conn.execute(
+            f"SELECT {column} FROM {table} WHERE {where} = ?", (value,)
+        ).fetchone()
         if found is not None:
-            return int(found[0])
+            return found[0]
     return None
+
+
+def _seq_of(conn: sqlite3.Connection, row_hash: str) -> int | None:
+    seq = _find(conn, "seq", "row_hash", row_hash)  # no index on row_hash: a scan, done only for broken links
+    return seq if isinstance(seq, int) else None
 
 
 def verify(path: Path, *, key: bytes | None = None, checkpoints: Iterable[Checkpoint] = ()) -> Report:
@@ -296,11 +304,8 @@ def _checkpoint_findings(
 
 
 def _hash_at(conn: sqlite3.Connection, seq: int) -> str | None:
-    for table in TABLES:
-        found = conn.execute(f"SELECT row_hash FROM {table} WHERE seq = ?", (seq,)).fetchone()
-        if found is not None:
-            return str(found[0])
-    return None
+    found = _find(conn, "row_hash", "seq", seq)
+    return None if found is None else str(found)
 
 
 def _metric_findings(conn: sqlite3.Connection) -> Iterator[Finding]:

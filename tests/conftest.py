@@ -21,6 +21,9 @@ from tests.peers.openai_server import FakeOpenAI
 API_KEY = "sk-test-planner-0123456789abcdefghij"
 """A key shaped like a real one, so tests can prove it never appears anywhere it should not."""
 
+DEFAULT_TOOLS = ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze", "read_logs"]
+"""What the seed's tier-0 policy registers, in catalogue order."""
+
 PLAN: dict[str, Any] = {
     "title": "Add a VM to the prod pool",
     "summary": "Clone the template and register it with HA.",

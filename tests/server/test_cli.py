@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import host_env, rows, run_cli
+from tests.conftest import DEFAULT_TOOLS, host_env, rows, run_cli
 
 pytestmark = pytest.mark.subprocess
 
@@ -20,14 +20,7 @@ def test_tools_json_prints_the_registered_tools_with_their_annotations(ledger_pa
     proc = run_cli(ledger_path, "tools", "--json")
     assert proc.returncode == 0, proc.stderr
     tools = json.loads(proc.stdout)
-    assert [t["name"] for t in tools] == [
-        "read_docs",
-        "list_docs",
-        "read_inventory",
-        "generate_plan",
-        "analyze",
-        "read_logs",
-    ]
+    assert [t["name"] for t in tools] == DEFAULT_TOOLS
     assert tools[0]["annotations"]["readOnlyHint"] is True and "outputSchema" in tools[0]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, PLAN, rows
+from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 
 INSPECTOR = os.environ.get("PLANNER_MCP_INSPECTOR") or shutil.which("mcp-inspector")
@@ -47,14 +47,7 @@ def _inspect(ledger_path: Path, llm: FakeOpenAI, *args: str) -> dict[str, Any]:
 
 def test_the_inspector_lists_the_tools_with_all_their_hints(ledger_path: Path, llm: FakeOpenAI) -> None:
     tools = _inspect(ledger_path, llm, "--method", "tools/list")["tools"]
-    assert [t["name"] for t in tools] == [
-        "read_docs",
-        "list_docs",
-        "read_inventory",
-        "generate_plan",
-        "analyze",
-        "read_logs",
-    ]
+    assert [t["name"] for t in tools] == DEFAULT_TOOLS
     for tool in tools:
         assert set(tool["annotations"]) >= {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
         assert tool["title"] and tool["outputSchema"]

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.conftest import API_KEY, PLAN, host_env, rows
+from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, host_env, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
@@ -32,14 +32,7 @@ async def test_a_host_lists_and_calls_the_tools_over_stdio(ledger_path: Path, ll
             docs = await client.call_tool("read_docs", {"name": "vm-provisioning"})
             plan = await client.call_tool("generate_plan", {"description": "Add a VM to the prod pool"})
             refused = await client.call_tool("execute_shell", {"command": "rm -rf /"})
-    assert [t.name for t in tools] == [
-        "read_docs",
-        "list_docs",
-        "read_inventory",
-        "generate_plan",
-        "analyze",
-        "read_logs",
-    ]
+    assert [t.name for t in tools] == DEFAULT_TOOLS
     assert not docs.is_error and docs.structured_content is not None
     assert docs.structured_content["data"]["name"] == "vm-provisioning"
     assert not plan.is_error and plan.structured_content is not None

@@ -7,11 +7,9 @@ import pytest
 from contracts import SEED_FORBIDDEN_ACTIONS
 from server import Settings
 from server.policy import PolicyError, load_policy
-from tests.conftest import connect
+from tests.conftest import DEFAULT_TOOLS, connect
 
 pytestmark = pytest.mark.anyio
-
-DEFAULT_TOOLS = ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze", "read_logs"]
 
 
 def _policy(tmp_path: Path, allowed: list[str], forbidden: list[str] | None = None) -> Path:
