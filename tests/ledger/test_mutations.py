@@ -144,6 +144,14 @@ def test_a_flipped_byte_in_the_file_is_named_altered_at_its_row(plain: Path) -> 
     assert [(f.kind, f.seq) for f in report.findings] == [("altered", seq)]
 
 
+def test_a_flipped_byte_in_the_files_structure_is_named_corrupt(plain: Path) -> None:
+    data = bytearray(plain.read_bytes())
+    data[4096] ^= 0xFF  # the page-type byte of the second page
+    plain.write_bytes(bytes(data))
+    report = verify(plain)
+    assert report.status == "tampered" and report.kinds() == {"corrupt"}
+
+
 def test_a_changed_field_is_named_altered_at_its_row(plain: Path) -> None:
     with attack(plain) as conn:
         seq = _seq_of(conn, "SELECT seq FROM agent_actions WHERE action = 'ssh'")
