@@ -63,10 +63,6 @@ class Ledger(Queries):
         self._conn: sqlite3.Connection | None = None
         self._suspect = False
 
-    @property
-    def keyed(self) -> bool:
-        return self._hasher.keyed
-
     # -- connection ---------------------------------------------------------------------------
 
     def open(self) -> None:
@@ -82,7 +78,9 @@ class Ledger(Queries):
                 verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
                 logger.warning("Reopened the ledger %s after an I/O error: integrity check %s", self.path, verdict)
                 if verdict != "ok":
-                    raise LedgerError(f"the ledger {self.path} failed its integrity check after an error: {verdict}")
+                    raise LedgerError(
+                        f"the ledger {self.path} failed its integrity check after an error: {verdict}", "corrupt"
+                    )
             begin_immediate(conn, deadline)
             applied = migrate(conn)
             events = self._check_head(conn)

@@ -71,7 +71,7 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, agent: AgentMetadata, tools: Mapping[str, ToolSpec], *, ledger_key: bytes | None = None
+    settings: Settings, agent: AgentMetadata, tools: Mapping[str, ToolSpec], *, chain_key: bytes | None = None
 ) -> AsyncIterator[Runtime]:
     """Open the runtime, and the ledger with it.
 
@@ -82,7 +82,7 @@ async def open_runtime(
     # One scrubber for the ledger, the gate and the LLM prompts: a secret learnt at run time (a token from
     # a login, the LLM key read from Vault) is scrubbed everywhere from then on.
     scrubber = Scrubber([settings.llm.api_key.get_secret_value()] if settings.llm.api_key else [])
-    ledger = open_ledger(settings, scrubber, key=ledger_key)
+    ledger = open_ledger(settings, scrubber, key=chain_key)
     try:
         await anyio.to_thread.run_sync(ledger.open)
     except LedgerError as exc:
@@ -178,7 +178,7 @@ def build_server(settings: Settings) -> GovernedServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings, agent, tools, ledger_key=key) as runtime:
+        async with open_runtime(settings, agent, tools, chain_key=key) as runtime:
             yield runtime
 
     return GovernedServer(

@@ -105,7 +105,7 @@ def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
     key = ledger_key(settings)
 
     async def run() -> int:
-        async with open_runtime(settings, agent, registered_tools(agent), ledger_key=key) as runtime:
+        async with open_runtime(settings, agent, registered_tools(agent), chain_key=key) as runtime:
             output = await runtime.gate.call(tool, arguments)
         print(output.model_dump_json(indent=2))
         return _EXIT_ERROR if output.decision is Decision.ERROR else 0
