@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,8 @@ from ledger import EXIT_CODES, LedgerError
 from server.app import build_server, open_runtime, server_version
 from server.audit import ledger_key
 from server.checks import run_checks
+from server.config_file import layered
+from server.config_show import render
 from server.ledger_cli import add_ledger_commands, run_ledger
 from server.policy import PolicyError, load_policy
 from server.settings import Settings, SettingsError
@@ -58,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     add_ledger_commands(commands)
+
+    config = commands.add_parser("config", help="the effective configuration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="CONFIG_COMMAND", required=True)
+    show = config_commands.add_parser(
+        "show", help="every setting's value and source (environment, PLANNER_MCP_CONFIG file, default), secrets masked"
+    )
+    show.add_argument("--json", action="store_true")
     return parser
 
 
@@ -152,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _vault_policy(settings)
             case "ledger":
                 return run_ledger(settings, args)
+            case "config":
+                print(render(settings, layered(os.environ), as_json=args.json))
+                return 0
     except (SettingsError, PolicyError) as exc:
         print(f"planner-mcp: {exc}", file=sys.stderr)
         return _EXIT_USAGE

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from server.config_file import layered
 from server.names import EntryName
 from server.vault.config import VaultConfig
 
@@ -116,7 +117,15 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
+        """The settings from the environment, over the file PLANNER_MCP_CONFIG names (if set)."""
+        try:
+            env = layered(os.environ if env is None else env)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        in_file = f" (set in {env.file})" if env.file else ""
+
+        def where(name: str) -> str:
+            return in_file if env.sources.get(name) == "file" else ""
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
@@ -130,7 +139,7 @@ class Settings(BaseModel):
                 return kind(raw)
             except ValueError:
                 raise SettingsError(
-                    f"{name}={raw!r} is not a {kind.__name__}; set it to a number or unset it."
+                    f"{name}={raw!r}{where(name)} is not a {kind.__name__}; set it to a number or unset it."
                 ) from None
 
         vault = _vault_from_env(get, number, env)
@@ -162,9 +171,8 @@ class Settings(BaseModel):
             values["llm"] = LLMConfig(**{k: v for k, v in llm.items() if v is not None})
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{_ENV_NAMES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors(include_input=False)
-            )
+            named = [(_ENV_NAMES.get(str(e["loc"][0]), str(e["loc"][0])), e["msg"]) for e in exc.errors()]
+            problems = "; ".join(f"{name}{where(name)}: {message}" for name, message in named)
             raise SettingsError(f"invalid settings: {problems}") from None
 
 
