@@ -3,7 +3,7 @@
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -11,9 +11,17 @@ from typing import Any
 
 import anyio.to_thread
 from mcp.server import MCPServer
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, TextContent
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, PromptMessage, TextContent
+from mcp.types import Prompt as MCPPrompt
+from mcp.types import PromptArgument as MCPPromptArgument
+from mcp.types import Resource as MCPResource
+from mcp.types import ResourceTemplate as MCPResourceTemplate
 from mcp.types import Tool as MCPTool
+from pydantic import AnyUrl
 
 from contracts import AgentMetadata, AgentOutput, Decision
 from ledger import Ledger, LedgerError, Scrubber
@@ -21,9 +29,10 @@ from server.audit import ledger_key, open_ledger
 from server.gate import Gate
 from server.llm import LLMClient
 from server.policy import load_policy
+from server.resources import POLICY_URI, PROMPT_NAME, parse_uri, plan_prompt_spec, policy_spec, routes
 from server.settings import Settings
 from server.stores import FileStore, Store, VaultStore
-from server.tools import Deps, ToolSpec, registered_tools
+from server.tools import CATALOGUE_BY_NAME, Deps, ToolSpec, registered_tools
 
 __all__ = [
     "GovernedServer",
@@ -137,15 +146,21 @@ def to_call_result(output: AgentOutput) -> CallToolResult:
 
 
 class GovernedServer(MCPServer[Runtime]):
-    """An MCPServer whose tool list is the policy's and whose every call goes through the gate.
+    """An MCPServer whose tools, resources and prompts are the policy's, and whose every call, resource read
+    and prompt goes through the gate.
 
-    `list_tools` and `call_tool` are the SDK's public seams; overriding them keeps unknown names on our
-    path too, so a call to `ssh` is refused and recorded rather than answered by the SDK.
+    `list_tools`, `call_tool` and their resource and prompt counterparts are the SDK's public seams;
+    overriding them keeps unknown names on our path too, so a call to `ssh` is refused and recorded rather
+    than answered by the SDK.
     """
 
-    def __init__(self, tools: Mapping[str, ToolSpec], **kwargs: Any) -> None:
+    def __init__(self, tools: Mapping[str, ToolSpec], *, default_inventory: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._mcp_tools = [spec.mcp_tool for spec in tools.values()]
+        self._routes = routes(tools)
+        self._policy = policy_spec(list(tools))
+        self._prompt = plan_prompt_spec(tools)
+        self._default_inventory = default_inventory
 
     async def list_tools(self) -> list[MCPTool]:
         return list(self._mcp_tools)
@@ -153,13 +168,101 @@ class GovernedServer(MCPServer[Runtime]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
     ) -> CallToolResult:
-        if context is None:
-            raise RuntimeError("GovernedServer.call_tool needs the request context that holds the runtime")
-        runtime = context.request_context.lifespan_context
+        runtime, request_id = _runtime(context)
         output = await runtime.gate.call(
-            name, arguments, report=context.report_progress, client_request_id=context.request_id
+            name, arguments, report=context.report_progress if context else None, client_request_id=request_id
         )
         return to_call_result(output)
+
+    async def list_resources(self) -> list[MCPResource]:
+        found = [
+            MCPResource(
+                uri=POLICY_URI,
+                name="policy",
+                title="The effective policy",
+                mime_type=_JSON,
+                description="What this agent can reach, for auditors: tier, actions, tools, ledger.",
+            )
+        ]
+        if "inventory" in self._routes:
+            found.append(
+                MCPResource(
+                    uri=f"inventory://{self._default_inventory}",
+                    name=self._default_inventory,
+                    title="The default inventory",
+                    mime_type=_JSON,
+                )
+            )
+        return found  # fmt: skip
+
+    async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        return [
+            MCPResourceTemplate(uri_template=r.template, name=r.scheme, title=r.title, description=r.description)
+            for r in self._routes.values()
+        ]
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[Runtime, Any] | None = None
+    ) -> Iterable[ReadResourceContents]:
+        runtime, request_id = _runtime(context)
+        text = str(uri)
+        parsed = parse_uri(text)
+        spec, arguments = None, {}
+        if text == POLICY_URI:
+            spec = self._policy
+        elif parsed is not None and parsed[0] in _STORE_TOOLS:
+            # A scheme this policy does not allow still goes to the gate, to be refused and recorded.
+            spec, arguments = CATALOGUE_BY_NAME[_STORE_TOOLS[parsed[0]]], {"name": parsed[1]}
+        output = await runtime.gate.call(
+            spec.name if spec else text, arguments, spec=spec, client_request_id=request_id,
+            via=f"resources/read {text}",
+        )  # fmt: skip
+        if output.decision is Decision.ERROR:
+            assert output.error is not None
+            raise ResourceError(f"{output.error.type}: {output.error.message}")
+        data = output.data or {}
+        meta = {"planner-mcp/request_id": output.request_id}
+        if spec is self._policy:
+            return [ReadResourceContents(content=json.dumps(data, indent=2), mime_type=_JSON, meta=meta)]
+        content = data["content"]
+        mime = _MIME.get(data.get("format", ""), "text/plain")
+        text_content = content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False)
+        return [ReadResourceContents(content=text_content, mime_type=mime, meta=meta)]
+
+    async def list_prompts(self) -> list[MCPPrompt]:
+        if self._prompt is None:
+            return []
+        arguments = [
+            MCPPromptArgument(name=name, description=field.description, required=field.is_required())
+            for name, field in self._prompt.args.model_fields.items()
+        ]
+        return [MCPPrompt(name=PROMPT_NAME, title=self._prompt.title, description=self._prompt.description,
+                          arguments=arguments)]  # fmt: skip
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Runtime, Any] | None = None
+    ) -> GetPromptResult:
+        runtime, request_id = _runtime(context)
+        spec = self._prompt if name == PROMPT_NAME else None
+        output = await runtime.gate.call(
+            name, arguments or {}, spec=spec, client_request_id=request_id, via=f"prompts/get {name}"
+        )
+        if output.decision is Decision.ERROR or output.data is None:
+            assert output.error is not None
+            raise MCPError(code=INVALID_PARAMS, message=f"{output.error.type}: {output.error.message}")
+        message = PromptMessage(role="user", content=TextContent(type="text", text=output.data["text"]))
+        return GetPromptResult(description=self._prompt.description if self._prompt else None, messages=[message])
+
+
+_JSON = "application/json"
+_MIME = {"markdown": "text/markdown", "json": _JSON}
+_STORE_TOOLS = {"docs": "read_docs", "inventory": "read_inventory"}
+
+
+def _runtime(context: Context[Runtime, Any] | None) -> tuple[Runtime, str | None]:
+    if context is None:
+        raise RuntimeError("GovernedServer needs the request context that holds the runtime")
+    return context.request_context.lifespan_context, context.request_id
 
 
 def build_server(settings: Settings) -> GovernedServer:
@@ -183,6 +286,7 @@ def build_server(settings: Settings) -> GovernedServer:
 
     return GovernedServer(
         tools,
+        default_inventory=settings.default_inventory,
         name="planner-mcp",
         title="Planner MCP",
         version=server_version(),

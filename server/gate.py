@@ -80,23 +80,28 @@ class Gate:
         *,
         report: Report | None = None,
         client_request_id: str | None = None,
+        spec: ToolSpec | None = None,
+        via: str = "",
     ) -> AgentOutput:
         """Run one call through every rule; `report` sends progress notifications, when the client asked.
 
         `client_request_id` is the JSON-RPC id the client gave the call: the ledger keeps it beside ours.
+        `spec` runs a capability that is not a tool (a resource, a prompt) under the same rules, and `via`
+        says in the ledger how it was asked for (e.g. `resources/read docs://backup-restore`).
         """
+        notes = "; ".join(note for note in (self._notes, self._deps.scrubber.text(via[: _MAX_NAME * 2])) if note)
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
         action = self._deps.scrubber.text(name[:_MAX_NAME])
         raw = dict(arguments or {})
         try:
-            spec, args = self._admit(name, raw)
+            spec, args = self._admit(name, raw, spec)
             if LLM_ACTION in spec.actions:
                 await self._admit_llm(raw)
         except _Refusal as refusal:
             output = self._error_output(action, request_id, refusal.info)
-            return await self._finish(output, self._bounded(raw), started, client_request_id, None, refused=True)
+            return await self._finish(output, self._bounded(raw), started, client_request_id, None, notes, refused=True)
 
         recorded_args = args.model_dump(mode="json")
         intent_record = Intent(
@@ -108,7 +113,7 @@ class Gate:
             action=spec.name,
             arguments=recorded_args,
             tools_digest=self._tools_digest,
-            notes=self._notes,
+            notes=notes,
             client_request_id=client_request_id,
         )
         try:
@@ -137,7 +142,7 @@ class Gate:
                     partial_progress="The call's intent was recorded; any upstream request was abandoned.",
                 )
                 await self._finish(self._error_output(spec.name, request_id, info), recorded_args, started,
-                                   client_request_id, intent, refused=False)  # fmt: skip
+                                   client_request_id, intent, notes, refused=False)  # fmt: skip
             raise
         except ToolFailure as failure:
             output = self._error_output(spec.name, request_id, self._failure_info(failure, raw))
@@ -153,12 +158,12 @@ class Gate:
             output = self._error_output(spec.name, request_id, info)
         else:
             output = self._envelope(spec.name, request_id, result)
-        return await self._finish(output, recorded_args, started, client_request_id, intent, refused=False)
+        return await self._finish(output, recorded_args, started, client_request_id, intent, notes, refused=False)
 
     # -- admission -------------------------------------------------------------------------------
 
-    def _admit(self, name: str, raw: dict[str, Any]) -> tuple[ToolSpec, Any]:
-        spec = self._tools.get(name)
+    def _admit(self, name: str, raw: dict[str, Any], spec: ToolSpec | None) -> tuple[ToolSpec, Any]:
+        spec = spec or self._tools.get(name)
         # Checked again at call time: the tool list a client saw is not proof of what it may call now.
         if spec is None or not self._agent.permits_all(spec.actions):
             raise _Refusal(self._forbidden(name, raw, spec))
@@ -319,6 +324,7 @@ class Gate:
         started: float,
         client_request_id: str | None,
         intent: Position | None,
+        notes: str,
         *,
         refused: bool,
     ) -> AgentOutput:
@@ -342,7 +348,7 @@ class Gate:
             success=output.decision is not Decision.ERROR,
             arguments=arguments,
             tools_digest=self._tools_digest,
-            notes=self._notes,
+            notes=notes,
             client_request_id=client_request_id,
             intent_id=intent.id if intent else None,
             refused=refused,

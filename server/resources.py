@@ -1,0 +1,134 @@
+"""Resources and prompts, governed and ledgered like tools: each read or prompt is a call through the gate.
+
+- `docs://{name}` and `inventory://{name}` read the store as read_docs and read_inventory do, and exist only
+  when the policy registers those tools;
+- `policy://effective` shows what this agent can reach (tier, allowed and forbidden actions, threshold,
+  registered tools, models, budget, ledger location), for the people who audit it;
+- the `plan_request` prompt frames a planning request around the tools, when generate_plan is registered.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from contracts import Decision
+from server.tools import ToolResult, ToolSpec
+from server.tools.spec import LOCAL_READ, Args, Deps
+
+__all__ = ["POLICY_URI", "PROMPT_NAME", "ResourceRoute", "parse_uri", "plan_prompt_spec", "policy_spec", "routes"]
+
+POLICY_URI = "policy://effective"
+PROMPT_NAME = "plan_request"
+_URI = re.compile(r"^(?P<scheme>[a-z]+)://(?P<rest>.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class ResourceRoute:
+    scheme: str
+    template: str
+    title: str
+    description: str
+    spec: ToolSpec
+    """The capability a read runs, through the gate."""
+
+
+def routes(tools: Mapping[str, ToolSpec]) -> dict[str, ResourceRoute]:
+    """The store's resources this policy allows: a template only where its tool is registered."""
+    found = {}
+    if "read_docs" in tools:
+        found["docs"] = ResourceRoute(
+            "docs", "docs://{name}", "Runbook", "A runbook or document from the store, by name (see list_docs).",
+            tools["read_docs"],
+        )  # fmt: skip
+    if "read_inventory" in tools:
+        found["inventory"] = ResourceRoute(
+            "inventory", "inventory://{name}", "Inventory", "An infrastructure inventory (JSON), by name.",
+            tools["read_inventory"],
+        )  # fmt: skip
+    return found
+
+
+def parse_uri(uri: str) -> tuple[str, str] | None:
+    """(scheme, the rest) of a resource URI, or None when it is not one of ours in shape."""
+    match = _URI.match(uri)
+    return (match["scheme"], match["rest"]) if match else None
+
+
+class _NoArgs(Args):
+    pass
+
+
+def policy_spec(tool_names: list[str]) -> ToolSpec:
+    """The capability behind `policy://effective`: reads nothing but the policy the server was started with."""
+
+    async def effective(args: _NoArgs, deps: Deps) -> ToolResult:
+        agent = deps.agent
+        models = agent.models_by_tier
+        data: dict[str, Any] = {
+            "agent_id": agent.agent_id,
+            "agent_role": agent.agent_role,
+            "version": agent.version,
+            "tier": agent.tier,
+            "allowed_actions": sorted(agent.allowed_side_effects),
+            "forbidden_actions": sorted(agent.forbidden_actions),
+            "confidence_threshold": agent.confidence_threshold,
+            "registered_tools": tool_names,
+            "models_allowed": None if models is None else sorted(agent.allowed_models() or ()),
+            "daily_token_budget": agent.daily_token_budget,
+            "ledger": str(deps.ledger.path),
+        }
+        return ToolResult(
+            decision=Decision.EXECUTE,
+            confidence=1.0,
+            data=data,
+            notes_for_humans=f"The effective policy of agent {agent.agent_id} (tier {agent.tier}).",
+        )
+
+    return ToolSpec(
+        name="read_policy",
+        title="The effective policy",
+        description="What this agent can reach: tier, allowed and forbidden actions, tools, models, ledger.",
+        actions=(),
+        args=_NoArgs,
+        capability=effective,
+        hints=LOCAL_READ,
+    )
+
+
+class PlanPromptArgs(Args):
+    description: str = Field(min_length=1, max_length=4000, description="What should be planned.")
+    constraints: str | None = Field(default=None, max_length=4000, description="Limits the plan must respect.")
+
+
+_PROMPT = """Plan this infrastructure change: {description}
+{constraints}
+Work only with planner-mcp's read-only tools. First call list_docs and read the runbooks that apply with \
+read_docs, and read the inventory with read_inventory. Then call generate_plan with the description, any \
+constraints, and the names of those runbooks in `docs`. Report the plan's `decision`: EXECUTE means fit to \
+hand to an executor after human review; ESCALATE means a human (or a higher-tier agent) must decide, and \
+`notes_for_humans` says why. Do not claim anything was changed: nothing here changes infrastructure."""
+
+
+async def _frame(args: PlanPromptArgs, deps: Deps) -> ToolResult:
+    constraints = f"Constraints: {args.constraints}\n" if args.constraints else ""
+    text = _PROMPT.format(description=args.description, constraints=constraints)
+    return ToolResult(decision=Decision.EXECUTE, confidence=1.0, data={"text": text}, notes_for_humans="")
+
+
+PLAN_PROMPT = ToolSpec(
+    name=PROMPT_NAME,
+    title="Plan an infrastructure change",
+    description="Frames a planning request: read the runbooks and inventory, then generate_plan, then report "
+    "the decision.",
+    actions=("generate_plan",),
+    args=PlanPromptArgs,
+    capability=_frame,
+    hints=LOCAL_READ,
+)
+
+
+def plan_prompt_spec(tools: Mapping[str, ToolSpec]) -> ToolSpec | None:
+    return PLAN_PROMPT if "generate_plan" in tools else None
