@@ -11,6 +11,8 @@ from typing import Any
 
 import anyio.to_thread
 from mcp.server import MCPServer
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
@@ -265,8 +267,12 @@ def _runtime(context: Context[Runtime, Any] | None) -> tuple[Runtime, str | None
     return context.request_context.lifespan_context, context.request_id
 
 
-def build_server(settings: Settings) -> GovernedServer:
-    """Build the server for these settings. Policy errors surface here, at start-up, not on the first call."""
+def build_server(settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier] | None = None) -> GovernedServer:
+    """Build the server for these settings. Policy errors surface here, at start-up, not on the first call.
+
+    `auth` is for HTTP with OAuth: the SDK then checks every request's access token with the verifier and
+    publishes the protected-resource metadata clients discover the authorization server from.
+    """
     agent = load_policy(settings.policy_path)
     key = ledger_key(settings)
     tools = registered_tools(agent)
@@ -292,4 +298,6 @@ def build_server(settings: Settings) -> GovernedServer:
         version=server_version(),
         instructions=_INSTRUCTIONS,
         lifespan=lifespan,
+        auth=auth[0] if auth else None,
+        token_verifier=auth[1] if auth else None,
     )

@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve MCP (stdio; the default command)")
-    serve.add_argument("--transport", choices=["stdio"], default="stdio")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", help="HTTP: the address to bind (default 127.0.0.1; PLANNER_MCP_HTTP_HOST)")
+    serve.add_argument("--port", type=int, help="HTTP: the port (default 8765; PLANNER_MCP_HTTP_PORT)")
+    serve.add_argument(
+        "--stateless", action="store_true", help="HTTP: keep no session, for replicas behind a load balancer"
+    )
 
     tools = commands.add_parser("tools", help="list the tools this configuration registers")
     tools.add_argument("--json", action="store_true", help="print the tools as MCP sees them")
@@ -71,7 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if getattr(args, "transport", "stdio") == "http":
+        from server.http_serve import serve_http
+
+        changes = {"host": args.host, "port": args.port, "stateless": args.stateless or None}
+        http = settings.http.model_copy(update={k: v for k, v in changes.items() if v is not None})
+        return serve_http(settings.model_copy(update={"http": http}))
     server = build_server(settings)
     if sys.stdin.isatty():
         print(
@@ -151,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         match args.command:
             case None | "serve":
-                return _serve(settings)
+                return _serve(settings, args)
             case "tools":
                 return _tools(settings, args.json)
             case "call":

@@ -51,10 +51,19 @@ VARIABLES: dict[str, str] = {
     "PLANNER_MCP_VAULT_TIMEOUT": "seconds per Vault request",
     "PLANNER_MCP_VAULT_RETRIES": "retries after a Vault 5xx or timeout",
     "PLANNER_MCP_VAULT_CACHE_TTL": "seconds an entry is served from memory",
+    "PLANNER_MCP_HTTP_HOST": "the address `serve --transport http` binds",
+    "PLANNER_MCP_HTTP_PORT": "the port `serve --transport http` listens on",
+    "PLANNER_MCP_HTTP_TOKEN": "the static bearer token HTTP clients must send",
+    "PLANNER_MCP_OAUTH_ISSUER": "OAuth: the issuer (iss) access tokens must come from",
+    "PLANNER_MCP_OAUTH_AUDIENCE": "OAuth: the audience (aud) access tokens must be for",
+    "PLANNER_MCP_OAUTH_JWKS_URL": "OAuth: where the issuer's signing keys (JWKS) are published",
+    "PLANNER_MCP_HTTP_PUBLIC_URL": "the URL clients reach the MCP endpoint at (the token's resource)",
+    "PLANNER_MCP_HTTP_ALLOWED_ORIGINS": "browser origins allowed besides localhost, comma-separated",
+    "PLANNER_MCP_HTTP_STATELESS": "true: keep no session between requests (replicas behind a load balancer)",
 }
 """Every setting, by the name both the environment and the file use."""
 
-SECRETS = frozenset({"OPENAI_API_KEY", "VAULT_TOKEN", "VAULT_SECRET_ID"})
+SECRETS = frozenset({"OPENAI_API_KEY", "VAULT_TOKEN", "VAULT_SECRET_ID", "PLANNER_MCP_HTTP_TOKEN"})
 
 
 class Layered(dict[str, str]):

@@ -53,6 +53,15 @@ _VALUES: dict[str, Callable[[Settings], Any]] = {
     "PLANNER_MCP_VAULT_TIMEOUT": _vault("timeout_s"),
     "PLANNER_MCP_VAULT_RETRIES": _vault("retries"),
     "PLANNER_MCP_VAULT_CACHE_TTL": _vault("cache_ttl_s"),
+    "PLANNER_MCP_HTTP_HOST": lambda s: s.http.host,
+    "PLANNER_MCP_HTTP_PORT": lambda s: s.http.port,
+    "PLANNER_MCP_HTTP_TOKEN": lambda s: s.http.token,
+    "PLANNER_MCP_OAUTH_ISSUER": lambda s: s.http.oauth_issuer,
+    "PLANNER_MCP_OAUTH_AUDIENCE": lambda s: s.http.oauth_audience,
+    "PLANNER_MCP_OAUTH_JWKS_URL": lambda s: s.http.oauth_jwks_url,
+    "PLANNER_MCP_HTTP_PUBLIC_URL": lambda s: s.http.resource_url,
+    "PLANNER_MCP_HTTP_ALLOWED_ORIGINS": lambda s: ",".join(s.http.allowed_origins) or None,
+    "PLANNER_MCP_HTTP_STATELESS": lambda s: s.http.stateless,
 }
 
 

@@ -15,7 +15,15 @@ from server.config_file import layered
 from server.names import EntryName
 from server.vault.config import VaultConfig
 
-__all__ = ["BUNDLED_DATA", "OPENROUTER_BASE_URL", "LLMConfig", "Settings", "SettingsError", "default_ledger_path"]
+__all__ = [
+    "BUNDLED_DATA",
+    "OPENROUTER_BASE_URL",
+    "HTTPConfig",
+    "LLMConfig",
+    "Settings",
+    "SettingsError",
+    "default_ledger_path",
+]
 
 BUNDLED_DATA = Path(__file__).parent / "data"
 """The example data set shipped with the package, so the server works with no configuration."""
@@ -38,6 +46,8 @@ _ENV_NAMES = {
     "ledger_key_file": "PLANNER_MCP_LEDGER_KEY_FILE",
     "ledger_sync": "PLANNER_MCP_LEDGER_SYNC",
     "ledger_max_bytes": "PLANNER_MCP_LEDGER_MAX_MB",
+    "host": "PLANNER_MCP_HTTP_HOST",
+    "port": "PLANNER_MCP_HTTP_PORT",
 }
 """So a validation error names the variable the user set, not our field."""
 
@@ -95,6 +105,51 @@ class LLMConfig(BaseModel):
         return missing
 
 
+class HTTPConfig(BaseModel):
+    """`serve --transport http`: who may call, from where, and how the server is reached."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    token: SecretStr | None = None
+    """A static bearer token (PLANNER_MCP_HTTP_TOKEN); the alternative is OAuth below."""
+    oauth_issuer: str | None = None
+    oauth_audience: str | None = None
+    oauth_jwks_url: str | None = None
+    public_url: str | None = None
+    """The URL clients reach the MCP endpoint at: the resource tokens are issued for (default http://host:port/mcp)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed besides localhost's; any other Origin is refused (DNS rebinding)."""
+    stateless: bool = False
+    """No session kept between requests, so replicas behind a load balancer can each answer any request."""
+
+    @property
+    def oauth(self) -> bool:
+        return any((self.oauth_issuer, self.oauth_audience, self.oauth_jwks_url))
+
+    @property
+    def resource_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}/mcp"
+
+    def problem(self) -> str | None:
+        """Why HTTP cannot be served as configured, naming the settings to fix; None when it can."""
+        if self.oauth and not all((self.oauth_issuer, self.oauth_audience, self.oauth_jwks_url)):
+            return (
+                "OAuth needs all of PLANNER_MCP_OAUTH_ISSUER, PLANNER_MCP_OAUTH_AUDIENCE and PLANNER_MCP_OAUTH_JWKS_URL"
+            )
+        if self.oauth and self.token is not None:
+            return "set either PLANNER_MCP_HTTP_TOKEN or the PLANNER_MCP_OAUTH_* settings, not both"
+        if not self.oauth and self.token is None:
+            return (
+                "HTTP needs a bearer token: set PLANNER_MCP_HTTP_TOKEN (e.g. `openssl rand -hex 32`), or "
+                "PLANNER_MCP_OAUTH_ISSUER, PLANNER_MCP_OAUTH_AUDIENCE and PLANNER_MCP_OAUTH_JWKS_URL"
+            )
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            return "PLANNER_MCP_HTTP_TOKEN is shorter than 16 characters; use `openssl rand -hex 32`"
+        return None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -114,6 +169,7 @@ class Settings(BaseModel):
     """A size cap: once reached, calls are refused as on a full disk, rather than filling the disk."""
     vault: VaultConfig | None = None
     """When set (VAULT_ADDR), docs and inventory come from Vault and PLANNER_MCP_DATA is not used."""
+    http: HTTPConfig = HTTPConfig()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -167,7 +223,24 @@ class Settings(BaseModel):
             else int(cap_mb * 2**20),
             "vault": vault,
         }
+        origins = get("PLANNER_MCP_HTTP_ALLOWED_ORIGINS")
+        stateless = (get("PLANNER_MCP_HTTP_STATELESS") or "false").lower()
+        if stateless not in _TRUE | _FALSE:
+            raise SettingsError(f"PLANNER_MCP_HTTP_STATELESS={stateless!r}{where('PLANNER_MCP_HTTP_STATELESS')} is "
+                                "not a boolean; set it to true or false.")  # fmt: skip
+        http: dict[str, object] = {
+            "host": get("PLANNER_MCP_HTTP_HOST"),
+            "port": number("PLANNER_MCP_HTTP_PORT", int),
+            "token": get("PLANNER_MCP_HTTP_TOKEN"),
+            "oauth_issuer": get("PLANNER_MCP_OAUTH_ISSUER"),
+            "oauth_audience": get("PLANNER_MCP_OAUTH_AUDIENCE"),
+            "oauth_jwks_url": get("PLANNER_MCP_OAUTH_JWKS_URL"),
+            "public_url": get("PLANNER_MCP_HTTP_PUBLIC_URL"),
+            "allowed_origins": tuple(o.strip() for o in origins.split(",") if o.strip()) if origins else None,
+            "stateless": stateless in _TRUE,
+        }
         try:
+            values["http"] = HTTPConfig(**{k: v for k, v in http.items() if v is not None})
             values["llm"] = LLMConfig(**{k: v for k, v in llm.items() if v is not None})
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:

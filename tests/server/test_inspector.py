@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, rows
+from tests.http_server import http_server
 from tests.peers.openai_server import FakeOpenAI, Reply
 
 INSPECTOR = os.environ.get("PLANNER_MCP_INSPECTOR") or shutil.which("mcp-inspector")
@@ -70,3 +71,24 @@ def test_the_inspector_calls_every_tool_and_each_call_is_in_the_ledger(ledger_pa
     assert decisions == ["EXECUTE"] * 5
     assert [r["action"] for r in rows(ledger_path)] == [tool for tool, _ in calls]
     assert len(llm.chat_requests) == 2
+
+
+def test_the_inspector_lists_and_calls_the_tools_over_http_with_a_token(ledger_path: Path) -> None:
+    assert INSPECTOR is not None
+    token = "inspector-http-token-0123456789"
+    with http_server(ledger_path, PLANNER_MCP_HTTP_TOKEN=token) as url:
+        base = [INSPECTOR, "--cli", url, "--transport", "http", "--header", f"Authorization: Bearer {token}"]
+        listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True, timeout=90)
+        called = subprocess.run(
+            [*base, "--method", "tools/call", "--tool-name", "read_docs", "--tool-arg", "name=backup-restore"],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        refused = subprocess.run([INSPECTOR, "--cli", url, "--transport", "http", "--method", "tools/list"],
+                                 capture_output=True, text=True, timeout=90)  # fmt: skip
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert [t["name"] for t in json.loads(listed.stdout)["tools"]] == DEFAULT_TOOLS
+    assert called.returncode == 0, called.stdout + called.stderr
+    output = json.loads(called.stdout)["structuredContent"]
+    assert output["decision"] == "EXECUTE" and output["data"]["name"] == "backup-restore"
+    assert refused.returncode != 0 and "auth_required" in refused.stdout + refused.stderr  # it saw the 401
+    assert [r["request_id"] for r in rows(ledger_path)] == [output["request_id"]]

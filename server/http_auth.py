@@ -1,0 +1,94 @@
+"""Who may call over HTTP: a static bearer token, or OAuth access tokens (JWT) checked against the issuer's keys.
+
+The caller's token authenticates the caller to this server and goes no further: Vault and the LLM endpoint
+are reached with the server's own credentials, never with the token a client sent.
+"""
+
+import hmac
+import json
+import logging
+from typing import Any
+
+import anyio.to_thread
+from mcp.server.auth.provider import AccessToken
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.settings import HTTPConfig
+
+__all__ = ["JWTVerifier", "StaticBearer"]
+
+logger = logging.getLogger(__name__)
+
+_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
+"""Asymmetric only: a key published in a JWKS must not be usable to mint tokens (no HS*, no `none`)."""
+
+
+class StaticBearer:
+    """ASGI middleware: every request must carry `Authorization: Bearer <the configured token>`."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(b"authorization", b"")
+        if hmac.compare_digest(sent, self._expected):
+            await self._app(scope, receive, send)
+            return
+        reason = "invalid_token" if sent else "invalid_request"
+        body = json.dumps({"error": reason, "error_description": "a valid bearer token is required"}).encode()
+        await send({
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", f'Bearer error="{reason}"'.encode()),
+            ],
+        })  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+class JWTVerifier:
+    """The SDK's TokenVerifier for OAuth access tokens: signature by a key from the issuer's JWKS, then
+    issuer, audience and expiry. Any failure is a refusal; the reason goes to the server's log only."""
+
+    def __init__(self, config: HTTPConfig) -> None:
+        import jwt  # only HTTP with OAuth pays for it
+
+        assert config.oauth_jwks_url and config.oauth_issuer and config.oauth_audience
+        self._jwt = jwt
+        self._keys = jwt.PyJWKClient(config.oauth_jwks_url, cache_keys=True, lifespan=300, timeout=10)
+        self._issuer = config.oauth_issuer
+        self._audience = config.oauth_audience
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            claims = await anyio.to_thread.run_sync(self._decode, token)
+        except self._jwt.PyJWTError as exc:
+            logger.warning("Refused an HTTP request: its access token is not valid here (%s)", exc)
+            return None
+        scopes = str(claims.get("scope", "")).split()
+        return AccessToken(
+            token=token,
+            client_id=str(claims.get("client_id") or claims.get("azp") or claims.get("sub") or "unknown"),
+            scopes=scopes,
+            expires_at=int(claims["exp"]),
+            resource=self._audience,
+            subject=claims.get("sub"),
+            claims={"iss": claims.get("iss")},
+        )
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        key = self._keys.get_signing_key_from_jwt(token)
+        claims: dict[str, Any] = self._jwt.decode(
+            token,
+            key.key,
+            algorithms=_ALGORITHMS,
+            audience=self._audience,
+            issuer=self._issuer,
+            options={"require": ["exp", "iss", "aud"]},
+        )
+        return claims

@@ -1,0 +1,130 @@
+"""Streamable HTTP, as a real server process on loopback: no token, a wrong or expired one, a token for someone
+else and a foreign Origin are refused; a good one is served, through the same gate and ledger as stdio."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.conftest import DEFAULT_TOOLS, host_env, rows
+from tests.http_server import free_port, http_server
+from tests.peers.jwks_server import Issuer
+
+pytestmark = pytest.mark.subprocess
+
+TOKEN = "test-http-token-0123456789abcdef"
+_INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+def _post(url: str, **headers: str) -> httpx2.Response:
+    return httpx2.post(url, json=_INIT, headers={**_HEADERS, **headers}, timeout=10)
+
+
+async def _use(url: str, token: str) -> tuple[list[str], str]:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        tools = [t.name for t in (await client.list_tools()).tools]
+        result = await client.call_tool("read_docs", {"name": "backup-restore"})
+    assert not result.is_error and result.structured_content is not None
+    return tools, str(result.structured_content["request_id"])
+
+
+def test_a_static_token_is_required_and_a_foreign_origin_refused(ledger_path: Path) -> None:
+    with http_server(ledger_path, PLANNER_MCP_HTTP_TOKEN=TOKEN) as url:
+        missing = _post(url)
+        wrong = _post(url, authorization="Bearer not-the-token-at-all")
+        foreign = _post(url, authorization=f"Bearer {TOKEN}", origin="http://evil.example")
+        local_page = _post(url, authorization=f"Bearer {TOKEN}", origin=url.rsplit("/", 1)[0])
+        tools, request_id = anyio.run(_use, url, TOKEN)
+    assert missing.status_code == wrong.status_code == 401
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert TOKEN not in missing.text + wrong.text
+    assert foreign.status_code == 403 and local_page.status_code == 200
+    assert tools == DEFAULT_TOOLS
+    assert [r["request_id"] for r in rows(ledger_path)] == [request_id]  # the refusals never reached the gate
+
+
+def test_http_will_not_start_without_a_way_to_check_callers(ledger_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(free_port())],
+        env=host_env(ledger_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (
+        proc.returncode == 2 and "PLANNER_MCP_HTTP_TOKEN" in proc.stderr and "PLANNER_MCP_OAUTH_ISSUER" in proc.stderr
+    )
+    assert not ledger_path.exists()
+
+
+def test_oauth_access_tokens_are_checked_for_signature_issuer_audience_and_expiry(ledger_path: Path) -> None:
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with Issuer(audience=resource) as issuer:
+        env = {
+            "PLANNER_MCP_OAUTH_ISSUER": issuer.url,
+            "PLANNER_MCP_OAUTH_AUDIENCE": resource,
+            "PLANNER_MCP_OAUTH_JWKS_URL": issuer.jwks_url,
+        }
+        with http_server(ledger_path, port=port, **env) as url:
+            refused = {
+                "none": _post(url),
+                "expired": _post(url, authorization=f"Bearer {issuer.token(exp=int(time.time()) - 60)}"),
+                "audience": _post(url, authorization=f"Bearer {issuer.token(aud='https://other.example/mcp')}"),
+                "issuer": _post(url, authorization=f"Bearer {issuer.token(iss='https://evil.example')}"),
+                "signature": _post(url, authorization=f"Bearer {issuer.token(key=issuer.stranger_key)}"),
+                "no expiry": _post(url, authorization=f"Bearer {issuer.token(exp=None)}"),
+                "garbage": _post(url, authorization="Bearer not.a.jwt"),
+            }
+            metadata = httpx2.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp", timeout=10)
+            tools, request_id = anyio.run(_use, url, issuer.token())
+    assert {name: r.status_code for name, r in refused.items()} == dict.fromkeys(refused, 401)
+    assert "resource_metadata=" in refused["none"].headers["www-authenticate"]
+    assert metadata.status_code == 200
+    assert metadata.json()["resource"] == resource and metadata.json()["authorization_servers"] == [issuer.url]
+    assert tools == DEFAULT_TOOLS and [r["request_id"] for r in rows(ledger_path)] == [request_id]
+
+
+def test_a_stateless_server_answers_without_a_session(ledger_path: Path) -> None:
+    with http_server(ledger_path, "--stateless", PLANNER_MCP_HTTP_TOKEN=TOKEN) as url:
+        first = _post(url, authorization=f"Bearer {TOKEN}")
+        _, request_id = anyio.run(_use, url, TOKEN)
+    assert first.status_code == 200 and "mcp-session-id" not in first.headers
+    assert [r["request_id"] for r in rows(ledger_path)] == [request_id]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"PLANNER_MCP_OAUTH_ISSUER": "https://issuer.example"}, "OAuth needs all of"),
+        (
+            {
+                "PLANNER_MCP_HTTP_TOKEN": TOKEN,
+                "PLANNER_MCP_OAUTH_ISSUER": "https://i.example",
+                "PLANNER_MCP_OAUTH_AUDIENCE": "a",
+                "PLANNER_MCP_OAUTH_JWKS_URL": "https://i.example/jwks",
+            },
+            "not both",
+        ),
+        ({"PLANNER_MCP_HTTP_TOKEN": "short"}, "shorter than 16"),
+    ],
+)
+def test_an_http_configuration_that_cannot_check_callers_names_the_fix(env: dict[str, str], says: str) -> None:
+    from server import Settings
+    from server.http_serve import http_app
+    from server.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=says):
+        http_app(Settings.from_env({"HOME": "/nonexistent", **env}))
