@@ -3,11 +3,13 @@
 Every failure comes with the fix. Nothing here prints a secret or writes anything.
 """
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from contracts import AgentMetadata
+from server.config_file import layered
 from server.policy import PolicyError, load_policy
 from server.settings import Settings
 from server.tools import registered_tools
@@ -29,6 +31,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     from server.ledger_checks import ledger_checks
     from server.llm.diagnose import llm_checks
 
+    yield from _configuration(settings)
     check, agent = _policy(settings)
     yield check
     if settings.vault is None:
@@ -73,3 +76,18 @@ def _file_store(settings: Settings) -> Iterator[Check]:
             f"no default inventory {settings.default_inventory!r} in {root / 'inventory'}",
             "Set PLANNER_MCP_INVENTORY to an inventory that exists.",
         )
+
+
+def _configuration(settings: Settings) -> Iterator[Check]:
+    env = layered(os.environ)  # already read once by Settings.from_env: here only to say where values came from
+    from_file = sorted(name for name, source in env.sources.items() if source == "file")
+    where = f"{env.file} ({len(from_file)} settings from it)" if env.file else "the environment (no PLANNER_MCP_CONFIG)"
+    yield Check("config", "ok", f"settings from {where}; `planner-mcp config show` lists them")
+    http = settings.http
+    if http.token is None and not http.oauth:
+        yield Check("http", "ok", "no HTTP callers configured: stdio only (PLANNER_MCP_HTTP_TOKEN or OAuth for HTTP)")
+    elif (problem := http.problem()) is not None:
+        yield Check("http", "fail", f"`serve --transport http` would not start: {problem}", problem)
+    else:
+        how = f"OAuth tokens from {http.oauth_issuer}" if http.oauth else "a static bearer token"
+        yield Check("http", "ok", f"`serve --transport http` would serve {http.resource_url} to callers with {how}")

@@ -23,6 +23,7 @@ from server.checks import run_checks
 from server.config_file import layered
 from server.config_show import render
 from server.ledger_cli import add_ledger_commands, run_ledger
+from server.logs import configure as configure_logs
 from server.policy import PolicyError, load_policy
 from server.settings import Settings, SettingsError
 from server.tools import registered_tools
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"planner-mcp {server_version()}")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="stderr logs as text, or one JSON object a line"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve MCP (stdio; the default command)")
@@ -155,9 +159,7 @@ def _vault_policy(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logs(args.log_level, args.log_format)
     try:
         settings = Settings.from_env()
         match args.command:

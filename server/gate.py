@@ -369,6 +369,13 @@ class Gate:
             )
             return self._ledger_down(output.action, output.request_id, exc, consequence)
         # Kind and timing only: arguments and payloads are the caller's data and stay in the ledger, scrubbed.
+        fields = {
+            "request_id": output.request_id,
+            "action": output.action,
+            "decision": output.decision.value,
+            "error_type": error.type if error else None,
+            "duration_ms": duration_ms,
+        }
         logger.info(
             "%s %s %s%s %.1fms",
             output.request_id,
@@ -376,5 +383,6 @@ class Gate:
             output.decision.value,
             f" {error.type}" if error else "",
             duration_ms,
+            extra=fields,
         )
         return output

@@ -67,5 +67,6 @@ def serve_http(settings: Settings) -> int:
         mode,
         ", stateless" if config.stateless else "",
     )
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", lifespan="on")
+    # log_config=None: uvicorn keeps its hands off logging, so its lines take our format (text or JSON).
+    uvicorn.run(app, host=config.host, port=config.port, log_config=None, lifespan="on")
     return 0

@@ -109,7 +109,15 @@ def test_the_console_script_is_installed_beside_the_interpreter() -> None:
 def test_doctor_checks_the_file_store_and_names_the_fix(ledger_path: Path, tmp_path: Path) -> None:
     healthy = run_cli(ledger_path, "doctor")
     assert healthy.returncode == 0, healthy.stdout
-    assert healthy.stdout.startswith("ok    policy:") and "ok    store: file store" in healthy.stdout
+    assert healthy.stdout.startswith("ok    config: settings from the environment")
+    assert "ok    http: no HTTP callers configured" in healthy.stdout
+    assert "ok    policy:" in healthy.stdout and "ok    store: file store" in healthy.stdout
+    half_oauth = run_cli(ledger_path, "doctor", PLANNER_MCP_OAUTH_ISSUER="https://issuer.example")
+    assert (
+        half_oauth.returncode == 1
+        and "FAIL  http:" in half_oauth.stdout
+        and "PLANNER_MCP_OAUTH_JWKS_URL" in half_oauth.stdout
+    )
     assert "WARN  llm:" in healthy.stdout and "PLANNER_MCP_MODEL" in healthy.stdout
     broken = run_cli(ledger_path, "doctor", PLANNER_MCP_DATA=str(tmp_path / "nowhere"))
     assert broken.returncode == 1
@@ -135,3 +143,18 @@ def test_doctor_checks_the_ledgers_chain_head_and_key(ledger_path: Path, tmp_pat
     short_key.write_text("too short")
     keyless = run_cli(ledger_path, "doctor", PLANNER_MCP_LEDGER_KEY_FILE=str(short_key))
     assert "FAIL  ledger.key:" in keyless.stdout and "shorter than 32" in keyless.stdout
+
+
+def test_json_logs_are_one_object_a_line_on_stderr_with_the_calls_fields(ledger_path: Path) -> None:
+    proc = run_cli(ledger_path, "--log-level", "INFO", "--log-format", "json", "call", "list_docs")
+    assert proc.returncode == 0, proc.stderr
+    output = json.loads(proc.stdout)  # stdout carries only the result
+    entries = [json.loads(line) for line in proc.stderr.splitlines()]
+    [call] = [e for e in entries if e.get("request_id")]
+    assert (call["logger"], call["level"], call["action"], call["decision"]) == (
+        "server.gate",
+        "INFO",
+        "list_docs",
+        "EXECUTE",
+    )
+    assert call["request_id"] == output["request_id"] and call["duration_ms"] > 0 and call["ts"].endswith("Z")
