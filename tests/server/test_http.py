@@ -1,6 +1,8 @@
 """Streamable HTTP, as a real server process on loopback: no token, a wrong or expired one, a token for someone
 else and a foreign Origin are refused; a good one is served, through the same gate and ledger as stdio."""
 
+import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,9 +14,10 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import DEFAULT_TOOLS, host_env, rows
+from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, host_env, rows
 from tests.http_server import free_port, http_server
 from tests.peers.jwks_server import Issuer
+from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.subprocess
 
@@ -128,3 +131,44 @@ def test_an_http_configuration_that_cannot_check_callers_names_the_fix(env: dict
 
     with pytest.raises(SettingsError, match=says):
         http_app(Settings.from_env({"HOME": "/nonexistent", **env}))
+
+
+def _non_loopback_address() -> str | None:
+    """This machine's address toward other hosts (a UDP connect sends nothing), or None without one."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: routed, never answered, and nothing is sent
+            address = str(s.getsockname()[0])
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def test_http_listens_on_loopback_only_unless_told_otherwise(ledger_path: Path) -> None:
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address besides loopback to try")
+    port = free_port()
+    with http_server(ledger_path, port=port, PLANNER_MCP_HTTP_TOKEN=TOKEN):
+        with pytest.raises(OSError):
+            socket.create_connection((address, port), timeout=2).close()
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_the_callers_token_is_not_what_the_llm_endpoint_receives(ledger_path: Path, llm: FakeOpenAI) -> None:
+    llm.enqueue(Reply(content=json.dumps(PLAN)))
+
+    async def plan(url: str) -> None:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,
+        ):
+            result = await client.call_tool("generate_plan", {"description": "Add a VM"})
+        assert not result.is_error, result.structured_content
+
+    with http_server(ledger_path, PLANNER_MCP_HTTP_TOKEN=TOKEN, OPENAI_BASE_URL=llm.base_url,
+                     OPENAI_API_KEY=API_KEY, PLANNER_MCP_MODEL="test-model") as url:  # fmt: skip
+        anyio.run(plan, url)
+    [request] = llm.requests
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+    assert TOKEN not in json.dumps(request.headers) and TOKEN.encode() not in request.body
