@@ -14,6 +14,7 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from contracts import default_agent
 from server import Settings, build_server
 from server.settings import LLMConfig
 from tests.peers.openai_server import FakeOpenAI
@@ -117,3 +118,19 @@ def rows(path: Path, table: str = "agent_actions", order: str = "id") -> list[di
         return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")]
     finally:
         conn.close()
+
+
+def policy_file(path: Path, **changes: Any) -> Path:
+    """A policy TOML file, written the way an operator would: the seed's tier-0 planner with `changes` applied
+    (tables as dicts, sets as sorted lists)."""
+
+    def toml(value: Any) -> str:
+        return json.dumps(sorted(value) if isinstance(value, frozenset | set) else value)
+
+    fields = {**default_agent().model_dump(exclude_none=True), **changes}
+    tables = {k: v for k, v in fields.items() if isinstance(v, dict)}
+    lines = [f"{k} = {toml(v)}" for k, v in fields.items() if k not in tables and v is not None]
+    for table, entries in tables.items():
+        lines += [f"[{table}]", *(f'"{k}" = {toml(v)}' for k, v in entries.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -7,23 +7,14 @@ from typing import Any
 
 import pytest
 
-from contracts import default_agent
 from ledger import REDACTED
 from server import Settings
-from tests.conftest import API_KEY, call, connect, rows
+from tests.conftest import API_KEY, call, connect, policy_file, rows
 
 pytestmark = pytest.mark.anyio
 
 PASSWORD = "correct-horse-battery-staple"
 """A secret no value pattern recognises: only its argument's name marks it."""
-
-
-def _policy(path: Path, **changes: Any) -> Path:
-    """A policy TOML file: the seed's tier-0 planner with `changes` applied (scalars and lists only)."""
-    fields = {**default_agent().model_dump(mode="json", exclude_none=True), **changes}
-    lines = [f"{k} = {json.dumps(sorted(v) if isinstance(v, list) else v)}" for k, v in fields.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def _entries(output: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,7 +41,7 @@ async def test_the_default_policy_lists_read_logs_as_a_read_only_tool(make_setti
 async def test_a_policy_without_read_logs_hides_it_and_refuses_a_call_to_it_on_the_record(
     make_settings: Callable[..., Settings], ledger_path: Path, tmp_path: Path, policy: dict[str, Any]
 ) -> None:
-    settings = make_settings(policy_path=_policy(tmp_path / "policy.toml", **policy))
+    settings = make_settings(policy_path=policy_file(tmp_path / "policy.toml", **policy))
     async with connect(settings) as client:
         names = [t.name for t in (await client.list_tools()).tools]
         result, output = await call(client, "read_logs", {})
@@ -123,7 +114,7 @@ async def test_a_limit_out_of_range_is_refused_as_invalid_input(
 async def test_read_logs_shows_only_the_calling_agents_entries_of_a_shared_ledger(
     make_settings: Callable[..., Settings], ledger_path: Path, tmp_path: Path
 ) -> None:
-    other = make_settings(policy_path=_policy(tmp_path / "other.toml", agent_id="other-planner-002"))
+    other = make_settings(policy_path=policy_file(tmp_path / "other.toml", agent_id="other-planner-002"))
     async with connect(make_settings()) as mine, connect(other) as theirs:
         _, my_call = await call(mine, "read_docs", {"name": "backup-restore"})
         _, their_call = await call(theirs, "list_docs")

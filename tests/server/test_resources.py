@@ -3,25 +3,17 @@
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import TextContent, TextResourceContents
 
-from contracts import default_agent
 from server import Settings
 from server.settings import BUNDLED_DATA
-from tests.conftest import connect, rows
+from tests.conftest import connect, policy_file, rows
 from tests.file_access import file_accesses_under
 
 pytestmark = pytest.mark.anyio
-
-
-def _policy(path: Path, **changes: Any) -> Path:
-    fields = {**default_agent().model_dump(mode="json", exclude_none=True), **changes}
-    path.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in fields.items()) + "\n", encoding="utf-8")
-    return path
 
 
 async def test_the_default_policy_offers_the_store_templates_the_policy_and_the_prompt(
@@ -90,7 +82,7 @@ async def test_a_resource_outside_the_store_is_refused_recorded_and_reads_nothin
 async def test_a_policy_without_read_docs_has_no_docs_resources_and_refuses_a_read_on_the_record(
     make_settings: Callable[..., Settings], ledger_path: Path, tmp_path: Path
 ) -> None:
-    policy = _policy(tmp_path / "policy.toml", allowed_side_effects=["read_inventory"])
+    policy = policy_file(tmp_path / "policy.toml", allowed_side_effects=["read_inventory"])
     async with connect(make_settings(policy_path=policy)) as client:
         templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
         prompts = (await client.list_prompts()).prompts

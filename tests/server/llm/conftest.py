@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from contracts import default_agent
 from server import Settings
 from server.settings import LLMConfig
-from tests.conftest import API_KEY, PLAN
+from tests.conftest import API_KEY, PLAN, policy_file
 from tests.peers.openai_server import FakeOpenAI
 
 
@@ -18,23 +17,12 @@ def plan_reply(**changes: Any) -> str:
     return json.dumps({**PLAN, **changes})
 
 
-def _toml(value: Any) -> str:
-    return json.dumps(sorted(value) if isinstance(value, frozenset | set) else value)
-
-
 @pytest.fixture
 def write_policy(tmp_path: Path) -> Callable[..., Path]:
     """A policy TOML file: the seed's tier-0 planner with `changes` applied (tables as dicts)."""
 
     def write(**changes: Any) -> Path:
-        fields = {**default_agent().model_dump(exclude_none=True), **changes}
-        tables = {k: v for k, v in fields.items() if isinstance(v, dict)}
-        lines = [f"{k} = {_toml(v)}" for k, v in fields.items() if k not in tables and v is not None]
-        for table, entries in tables.items():
-            lines += [f"[{table}]", *(f'"{k}" = {_toml(v)}' for k, v in entries.items())]
-        path = tmp_path / "policy.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
+        return policy_file(tmp_path / "policy.toml", **changes)
 
     return write
 
