@@ -195,7 +195,7 @@ class GovernedServer(MCPServer[Runtime]):
                     mime_type=_JSON,
                 )
             )
-        return found  # fmt: skip
+        return found
 
     async def list_resource_templates(self) -> list[MCPResourceTemplate]:
         return [
