@@ -89,7 +89,9 @@ class Gate:
         `spec` runs a capability that is not a tool (a resource, a prompt) under the same rules, and `via`
         says in the ledger how it was asked for (e.g. `resources/read docs://backup-restore`).
         """
-        notes = "; ".join(note for note in (self._notes, self._deps.scrubber.text(via[: _MAX_NAME * 2])) if note)
+        notes = self._notes
+        if via:
+            notes = "; ".join(note for note in (notes, self._deps.scrubber.text(via[: _MAX_NAME * 2])) if note)
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
