@@ -98,6 +98,8 @@ def test_oauth_access_tokens_are_checked_for_signature_issuer_audience_and_expir
     assert metadata.status_code == 200
     assert metadata.json()["resource"] == resource and metadata.json()["authorization_servers"] == [issuer.url]
     assert tools == DEFAULT_TOOLS and [r["request_id"] for r in rows(ledger_path)] == [request_id]
+    [row] = rows(ledger_path)
+    assert row["notes"] == "caller: client=test-client sub=alice"  # the record says who called
 
 
 def test_a_stateless_server_answers_without_a_session(ledger_path: Path) -> None:
