@@ -15,8 +15,9 @@ from typing import Literal
 from ledger.chain import GENESIS, TABLES, Hasher, algorithm
 from ledger.errors import LedgerError
 from ledger.reader import ChainRow, chained_rows, read_only, unchained_rows
+from ledger.records import utc_now
 
-__all__ = ["EXIT_CODES", "Checkpoint", "Finding", "Report", "checkpoint", "verify"]
+__all__ = ["EXIT_CODES", "Checkpoint", "Finding", "Report", "checkpoint", "load_checkpoints", "verify"]
 
 Kind = Literal[
     "corrupt", "unprotected", "altered", "missing", "inserted", "reordered", "truncated", "rewritten",
@@ -347,8 +348,6 @@ def _incomplete(conn: sqlite3.Connection) -> Iterator[Finding]:
 def checkpoint(path: Path, *, key: bytes | None = None) -> tuple[Checkpoint | None, Report]:
     """The head to anchor elsewhere, after a full verify: a checkpoint of a broken chain, or of keyed rows
     checked without their key, would vouch for what nobody checked."""
-    from ledger.records import utc_now
-
     report = verify(path, key=key)
     if report.status in ("tampered", "unverified"):
         return None, report

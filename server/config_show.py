@@ -16,11 +16,9 @@ __all__ = ["effective", "render"]
 
 MASK = "********"
 
-_NOT_USED = None
-
 
 def _vault(attribute: str) -> Callable[[Settings], Any]:
-    return lambda s: getattr(s.vault, attribute) if s.vault is not None else _NOT_USED
+    return lambda s: getattr(s.vault, attribute) if s.vault is not None else None
 
 
 _VALUES: dict[str, Callable[[Settings], Any]] = {
@@ -29,7 +27,7 @@ _VALUES: dict[str, Callable[[Settings], Any]] = {
     "PLANNER_MCP_LEDGER_SYNC": lambda s: s.ledger_sync,
     "PLANNER_MCP_LEDGER_BUSY_TIMEOUT": lambda s: s.ledger_busy_timeout_s,
     "PLANNER_MCP_LEDGER_MAX_MB": lambda s: None if s.ledger_max_bytes is None else s.ledger_max_bytes / 2**20,
-    "PLANNER_MCP_DATA": lambda s: s.data_dir if s.vault is None else _NOT_USED,
+    "PLANNER_MCP_DATA": lambda s: s.data_dir if s.vault is None else None,
     "PLANNER_MCP_INVENTORY": lambda s: s.default_inventory,
     "PLANNER_MCP_POLICY": lambda s: s.policy_path,
     "PLANNER_MCP_MAX_DOCUMENT_BYTES": lambda s: s.max_document_bytes,
