@@ -1,0 +1,128 @@
+"""The floors planner-mcp is measured against: a plain MCPServer with the same tools and the same payloads.
+
+`python -m bench.floor_server FIXTURE DATA_DIR [--audit LEDGER]` serves, on stdio, exactly the tool list the
+governed server showed (captured into FIXTURE by the harness) and answers each call with a payload of the
+same shape and size: the governed server's own answer to that tool, with the document read afresh, a new
+request id and a new clock. What it leaves out is the governance: no allowlist, no validation beyond the
+SDK's, no envelope built from models, no ledger.
+
+With `--audit`, it is the durable floor: one row per call committed to a SQLite file in WAL mode with
+`synchronous=FULL`, the least any durable audit of a call can cost. Like every blocking step here, and as
+in planner-mcp, the file read and the commit run in worker threads, not on the event loop.
+
+Only `mcp` (and, for the LLM tools, `openai`, imported on first use) is imported: this process's start-up
+time is the floor for planner-mcp's.
+"""
+
+import argparse
+import copy
+import json
+import sqlite3
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, TextContent, Tool
+
+__all__ = ["Audit", "FloorServer", "main"]
+
+_DOC_SUFFIXES = (".md", ".txt", ".json")
+
+
+class Audit:
+    """One committed row per call: WAL, synchronous=FULL."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY, timestamp TEXT, tool TEXT, arguments TEXT)"
+        )
+
+    def record(self, tool: str, arguments: dict[str, Any]) -> None:
+        with self._conn:  # one transaction, committed (and fsynced) on exit
+            self._conn.execute(
+                "INSERT INTO calls (timestamp, tool, arguments) VALUES (?, ?, ?)",
+                (_now(), tool, json.dumps(arguments, sort_keys=True)),
+            )
+
+
+class FloorServer(MCPServer[None]):
+    def __init__(self, fixture: dict[str, Any], data_dir: Path, audit: Audit | None = None) -> None:
+        super().__init__(name="floor")
+        self._tools = [Tool.model_validate(tool) for tool in fixture["tools"]]
+        self._payloads: dict[str, dict[str, Any]] = fixture["payloads"]
+        self._llm: dict[str, Any] = fixture.get("llm", {})
+        self._data_dir = data_dir
+        self._audit = audit
+        self._client: Any = None
+
+    async def list_tools(self) -> list[Tool]:
+        return list(self._tools)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
+    ) -> CallToolResult:
+        payload = copy.deepcopy(self._payloads[name])
+        payload["request_id"] = uuid.uuid4().hex
+        payload["timestamp"] = _now()
+        if name == "read_docs":
+            payload["data"]["name"] = arguments["name"]
+            payload["data"]["content"] = await anyio.to_thread.run_sync(self._read, "docs", arguments["name"])
+        elif name == "read_inventory":
+            payload["data"]["content"] = await anyio.to_thread.run_sync(
+                self._read, "inventory", arguments.get("name") or "proxmox"
+            )
+        elif name in ("analyze", "generate_plan"):
+            payload["llm_response"] = await self._complete(arguments["description"])
+        if self._audit is not None:
+            await anyio.to_thread.run_sync(self._audit.record, name, arguments)
+        return CallToolResult(
+            content=[TextContent(type="text", text=json.dumps(payload, ensure_ascii=False))],
+            structured_content=payload,
+            is_error=False,
+        )
+
+    def _read(self, kind: str, name: str) -> Any:
+        for suffix in _DOC_SUFFIXES:
+            path = self._data_dir / kind / f"{name}{suffix}"
+            if path.is_file():
+                text = path.read_text(encoding="utf-8")
+                return json.loads(text) if suffix == ".json" else text
+        raise FileNotFoundError(f"{kind}/{name}")
+
+    async def _complete(self, description: str) -> str:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(base_url=self._llm["base_url"], api_key=self._llm["api_key"], max_retries=0)
+        reply = await self._client.chat.completions.create(
+            model=self._llm["model"],
+            messages=[{"role": "system", "content": "You are a planner."}, {"role": "user", "content": description}],
+        )
+        return str(reply.choices[0].message.content)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor_server")
+    parser.add_argument("fixture", type=Path)
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--audit", type=Path, help="the durable floor: commit one row per call to this file")
+    args = parser.parse_args(argv)
+    fixture = json.loads(args.fixture.read_text(encoding="utf-8"))
+    audit = Audit(args.audit) if args.audit else None
+    FloorServer(fixture, args.data_dir, audit).run(transport="stdio")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,68 @@
+"""The server processes under test: how each is started, which pid it got, and how much memory it peaked at."""
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp import StdioServerParameters
+
+__all__ = ["Launch", "children", "floor", "peak_rss_kib", "planner"]
+
+# Both servers are started from the checkout, so `server` and `bench` import from it whatever is installed.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A named way to start a server on stdio."""
+
+    name: str
+    params: StdioServerParameters
+
+
+def _env(extra: Mapping[str, str]) -> dict[str, str]:
+    # The child sees only what is set here (and the SDK's safe defaults such as PATH and HOME): the bench
+    # must not pick up the operator's Vault or LLM settings from the shell.
+    return {"PYTHONDONTWRITEBYTECODE": "1", **extra}
+
+
+def planner(name: str, *, ledger: Path, data_dir: Path, **env: str) -> Launch:
+    """planner-mcp as a host starts it (`python -m server serve`), on the embedded file store."""
+    settings = {"PLANNER_MCP_LEDGER": str(ledger), "PLANNER_MCP_DATA": str(data_dir), **env}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=_env(settings), cwd=ROOT)
+    return Launch(name, params)
+
+
+def floor(name: str, *, fixture: Path, data_dir: Path, audit: Path | None = None) -> Launch:
+    """The bare floor, or with `audit` the durable floor (see `bench.floor_server`)."""
+    args = ["-m", "bench.floor_server", str(fixture), str(data_dir)]
+    if audit is not None:
+        args += ["--audit", str(audit)]
+    return Launch(name, StdioServerParameters(command=sys.executable, args=args, env=_env({}), cwd=ROOT))
+
+
+def children(parent: int | None = None) -> set[int]:
+    """The pids whose parent is `parent` (this process by default), from /proc."""
+    parent = os.getpid() if parent is None else parent
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        # Field 4 is the parent's pid; the command name (field 2) may hold spaces but ends at the last ')'.
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
+            found.add(int(entry))
+    return found
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The process's peak resident set size (VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise LookupError(f"no VmHWM for process {pid}")

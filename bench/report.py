@@ -1,0 +1,55 @@
+"""The human half of the results: one table of figures and one of targets, as plain text."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bench.targets import Verdict
+
+__all__ = ["render"]
+
+
+def _ms(summary: Mapping[str, Any]) -> str:
+    return f"{summary['p50']:8.3f} {summary['p95']:8.3f}"
+
+
+def _latency_rows(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(what, which server, its summary) for every latency the results hold."""
+    rows: list[tuple[str, str, Mapping[str, Any]]] = []
+    if cold := results.get("cold_start"):
+        rows += [("cold start (spawn to tools/list)", name, cold[name]) for name in ("planner", "bare")]
+    for tool, figures in results.get("read_tools", {}).items():
+        rows += [(f"{tool} round trip", name, figures[name]) for name in ("planner", "durable", "bare")]
+    if llm := results.get("llm"):
+        for tool in ("analyze", "generate_plan"):
+            label = f"{tool} (peer delay {llm['delay_ms']:g} ms)"
+            rows += [(label, name, llm[tool][name]) for name in ("planner", "bare")]
+    growth = results.get("growth", {})
+    for count, summary in growth.get("ledger", {}).get("rows", {}).items():
+        rows.append((f"read_docs, ledger of {int(count):,} rows", "planner", summary))
+    for size, figures in growth.get("documents", {}).get("bytes", {}).items():
+        label = f"read_docs, document of {int(size):,} bytes"
+        rows += [(label, name, figures[name]) for name in ("planner", "bare")]
+    return rows
+
+
+def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
+    lines = [f"{'measurement (ms)':<44} {'server':<10} {'p50':>8} {'p95':>8}", "-" * 73]
+    lines += [f"{what:<44} {name:<10} {_ms(summary)}" for what, name, summary in _latency_rows(results)]
+    if memory := results.get("memory"):
+        for name, kib in memory["peak_rss_kib"].items():
+            lines.append(f"{'peak RSS (MiB)':<44} {name:<10} {kib / 1024:8.1f}")
+    if ledger := results.get("ledger"):
+        one, shared = ledger["one_process"], ledger["shared"]
+        lines.append(f"{'ledger appends/s, one process':<44} {'':<10} {one['per_second']:8.0f}")
+        label = f"ledger appends/s, {shared['processes']} processes"
+        lines.append(
+            f"{label:<44} {'':<10} {shared['per_second']:8.0f}   lost {shared['lost']}, verify {shared['verify']}"
+        )
+    lines += ["", f"{'target':<48} {'value':>10} {'limit':>10}  result", "-" * 78]
+    for verdict in verdicts:
+        target = verdict.target
+        bound = ("<= " if target.at_most else ">= ") + f"{target.limit:g}{target.unit}"
+        value = "-" if verdict.value is None else f"{verdict.value:g}{target.unit}"
+        result = "not run" if verdict.value is None else "met" if verdict.ok else "MISSED"
+        lines.append(f"{target.name:<48} {value:>10} {bound:>10}  {result}")
+    return "\n".join(lines)

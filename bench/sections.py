@@ -1,0 +1,109 @@
+"""The six measurements. Each returns plain JSON-ready figures; `bench.targets` judges them."""
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+from bench.fill import cached_ledger
+from bench.ledger_load import one_process, shared_file
+from bench.sessions import Call, Samples, Session, cold_start, interleave, open_session
+from bench.stats import exponent, ratio, rotations, summarize
+from bench.workspace import LLM_CALLS, READS, Workspace, document_name
+
+__all__ = ["cold_starts", "doc_growth", "ledger_appends", "ledger_growth", "llm_overhead", "read_latency"]
+
+
+def _summaries(samples: Samples) -> dict[str, Any]:
+    return {name: summarize(times).as_dict() for name, times in samples.times_ms.items()}
+
+
+async def _sessions(stack: AsyncExitStack, launches: list[Any], errlog: TextIO) -> list[Session]:
+    return [await open_session(stack, launch, errlog) for launch in launches]
+
+
+async def cold_starts(ws: Workspace, runs: int, errlog: TextIO) -> dict[str, Any]:
+    """Spawn to first answered tools/list, planner-mcp and the bare floor taking turns."""
+    launches = {"planner": ws.planner("planner", "cold-ledger"), "bare": ws.bare()}
+    times: dict[str, list[float]] = {name: [] for name in launches}
+    for order in rotations(list(launches), runs * len(launches)):
+        name = order[0]
+        times[name].append(await cold_start(launches[name], errlog) * 1000)
+    result: dict[str, Any] = {name: summarize(t).as_dict() for name, t in times.items()}
+    result["ratio_p50_to_bare"] = ratio(result["planner"]["p50"], result["bare"]["p50"])
+    return result
+
+
+async def read_latency(ws: Workspace, calls: int, batch: int, errlog: TextIO) -> dict[str, Any]:
+    """Round trips of the read tools on planner-mcp (ledger at synchronous=FULL) and both floors, interleaved;
+    then the peak RSS of each server process over all those calls."""
+    result: dict[str, Any] = {}
+    async with AsyncExitStack() as stack:
+        sessions = await _sessions(stack, [ws.planner("planner", "reads-ledger"), ws.bare(), ws.durable()], errlog)
+        for tool, call in READS.items():
+            samples = await interleave(sessions, [call], rounds=max(1, calls // batch), batch=batch)
+            figures = _summaries(samples)
+            figures["payload_bytes"] = samples.payload_bytes
+            figures["ratio_p50_to_durable"] = ratio(figures["planner"]["p50"], figures["durable"]["p50"])
+            figures["ratio_p50_to_bare"] = ratio(figures["planner"]["p50"], figures["bare"]["p50"])
+            figures["ratio_p95_to_durable"] = ratio(figures["planner"]["p95"], figures["durable"]["p95"])
+            result[tool] = figures
+        rss = {s.name: s.peak_rss_kib() for s in sessions}
+    memory = {"peak_rss_kib": rss, "ratio_to_bare": ratio(rss["planner"], rss["bare"])}
+    return {"read_tools": result, "memory": memory}
+
+
+async def llm_overhead(ws: Workspace, calls: int, batch: int, delay_ms: float, errlog: TextIO) -> dict[str, Any]:
+    """The LLM tools against the fixed-delay peer: time above the delay, planner-mcp and a bare server that
+    makes the same request with the same SDK."""
+    result: dict[str, Any] = {"delay_ms": delay_ms}
+    async with AsyncExitStack() as stack:
+        sessions = await _sessions(stack, [ws.planner("planner", "llm-ledger"), ws.bare()], errlog)
+        for tool, call in LLM_CALLS.items():
+            samples = await interleave(sessions, [call], rounds=max(1, calls // batch), batch=batch, warmup=5)
+            figures = _summaries(samples)
+            figures["overhead_p50_ms"] = round(figures["planner"]["p50"] - delay_ms, 3)
+            figures["overhead_p95_ms"] = round(figures["planner"]["p95"] - delay_ms, 3)
+            figures["bare_overhead_p50_ms"] = round(figures["bare"]["p50"] - delay_ms, 3)
+            result[tool] = figures
+    return result
+
+
+def ledger_appends(root: Path, calls: int, processes: int, calls_each: int) -> dict[str, Any]:
+    return {
+        "one_process": one_process(root / "appends-one" / "ledger.db", calls),
+        "shared": shared_file(root / "appends-shared" / "ledger.db", processes, calls_each),
+    }
+
+
+async def ledger_growth(
+    ws: Workspace, sizes: tuple[int, ...], calls: int, batch: int, cache: Path, errlog: TextIO
+) -> dict[str, Any]:
+    """read_docs on planner-mcp with the ledger already holding each number of rows, interleaved."""
+    launches = [
+        ws.planner(str(rows), cached_ledger(rows, cache, ws.root / f"growth-{rows}" / "ledger.db")) for rows in sizes
+    ]
+    async with AsyncExitStack() as stack:
+        sessions = await _sessions(stack, launches, errlog)
+        samples = await interleave(sessions, [READS["read_docs"]], rounds=max(1, calls // batch), batch=batch)
+    figures = _summaries(samples)
+    p50 = [figures[str(rows)]["p50"] for rows in sizes]
+    return {
+        "rows": figures,
+        "ratio_p50_largest_to_smallest": ratio(p50[-1], p50[0]),
+        "exponent": exponent(sizes, p50),
+    }
+
+
+async def doc_growth(ws: Workspace, sizes: tuple[int, ...], calls: int, batch: int, errlog: TextIO) -> dict[str, Any]:
+    """read_docs of documents of each size, planner-mcp and the bare floor interleaved."""
+    result: dict[str, Any] = {}
+    async with AsyncExitStack() as stack:
+        sessions = await _sessions(stack, [ws.planner("planner", "docs-ledger"), ws.bare()], errlog)
+        for size in sizes:
+            call = Call("read_docs", {"name": document_name(size)})
+            samples = await interleave(sessions, [call], rounds=max(1, calls // batch), batch=batch, warmup=3)
+            figures = _summaries(samples)
+            figures["ratio_p50_to_bare"] = ratio(figures["planner"]["p50"], figures["bare"]["p50"])
+            result[str(size)] = figures
+    p50 = [result[str(size)]["planner"]["p50"] for size in sizes]
+    return {"bytes": result, "exponent": exponent(sizes, p50)}

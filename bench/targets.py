@@ -1,0 +1,74 @@
+"""The targets of issue 7, as data: where each figure sits in the results, and the limit it must keep."""
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TARGETS", "Target", "Verdict", "judge"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    path: tuple[str, ...]
+    limit: float
+    at_most: bool = True
+    unit: str = "x"
+
+    def check(self, value: float) -> bool:
+        compare: Callable[[float, float], bool] = operator.le if self.at_most else operator.ge
+        return compare(value, self.limit)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: Target
+    value: float | None
+    ok: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        t = self.target
+        return {
+            "name": t.name,
+            "value": self.value,
+            "limit": t.limit,
+            "at_most": t.at_most,
+            "unit": t.unit,
+            "ok": self.ok,
+            "measured": self.value is not None,
+        }
+
+
+TARGETS = (
+    Target("cold start, p50 vs bare", ("cold_start", "ratio_p50_to_bare"), 1.10),
+    Target("read_docs p50 vs durable floor", ("read_tools", "read_docs", "ratio_p50_to_durable"), 1.10),
+    Target("read_inventory p50 vs durable floor", ("read_tools", "read_inventory", "ratio_p50_to_durable"), 1.10),
+    Target("peak RSS vs bare", ("memory", "ratio_to_bare"), 1.25),
+    Target("ledger appends/s, one process", ("ledger", "one_process", "per_second"), 3000, False, "/s"),
+    Target("ledger appends/s, 4 processes", ("ledger", "shared", "per_second"), 1500, False, "/s"),
+    Target("ledger rows lost, 4 processes", ("ledger", "shared", "lost"), 0, unit=" rows"),
+    Target("analyze overhead p50", ("llm", "analyze", "overhead_p50_ms"), 3.0, unit=" ms"),
+    Target("generate_plan overhead p50", ("llm", "generate_plan", "overhead_p50_ms"), 3.0, unit=" ms"),
+    # Flat: the largest ledger's p50 within 10% of the smallest's. Linear at most: p50 ~ size**k with k <= 1.
+    Target("read_docs p50, largest vs smallest ledger", ("growth", "ledger", "ratio_p50_largest_to_smallest"), 1.10),
+    Target("read_docs p50 growth exponent in doc size", ("growth", "documents", "exponent"), 1.0),
+)
+
+
+def _lookup(results: Mapping[str, Any], path: tuple[str, ...]) -> float | None:
+    value: Any = results
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return float(value) if isinstance(value, int | float) else None
+
+
+def judge(results: Mapping[str, Any]) -> list[Verdict]:
+    """Every target against `results`; a figure that was not measured (its section skipped) has no value."""
+    verdicts = []
+    for target in TARGETS:
+        value = _lookup(results, target.path)
+        verdicts.append(Verdict(target, value, value is not None and target.check(value)))
+    return verdicts

@@ -1,0 +1,177 @@
+"""The harness measures what it says: the floors answer like planner-mcp, the clocks stop where they should,
+the processes measured are the servers, and the ledger figures count rows that are really there.
+
+No figure is compared with a limit here (machines are noisy); only what the harness does is checked.
+"""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import pytest
+from mcp import StdioServerParameters
+
+from bench.fill import cached_ledger, fill
+from bench.ledger_load import shared_file
+from bench.llm_peer import llm_peer
+from bench.processes import ROOT, Launch
+from bench.sessions import Call, CallFailed, cold_start, interleave, open_session
+from bench.workspace import LLM_CALLS, READS, Workspace, capture_fixture, make_data_dir
+from ledger import verify
+
+pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
+
+
+@pytest.fixture
+def errlog(tmp_path: Path) -> Iterator[TextIO]:
+    with (tmp_path / "servers.log").open("w", encoding="utf-8") as log:
+        yield log
+
+
+@pytest.fixture
+def peer() -> Iterator[str]:
+    with llm_peer(0.0) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def workspace(tmp_path: Path, peer: str, errlog: TextIO) -> Workspace:
+    data = make_data_dir(tmp_path, (1_024, 10_240))
+    return await capture_fixture(tmp_path, data, peer, errlog)
+
+
+def _shape(value: Any) -> Any:
+    """The keys and types of a JSON value, all the way down, without its values."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(item) for item in value[:1]]
+    return type(value).__name__
+
+
+async def test_the_floors_show_the_same_tools_and_answer_with_payloads_of_the_same_shape_and_size(
+    workspace: Workspace, errlog: TextIO
+) -> None:
+    calls = [*READS.values(), *LLM_CALLS.values(), Call("read_docs", {"name": "bench-10240b"})]
+    with anyio.fail_after(120):
+        async with AsyncExitStack() as stack:
+            servers = [
+                await open_session(stack, launch, errlog)
+                for launch in (workspace.planner("planner", "ledger"), workspace.bare(), workspace.durable())
+            ]
+            listed = [(await s.client.list_tools()).tools for s in servers]
+            answers = [[(await s.call(call)).structured_content for call in calls] for s in servers]
+    assert listed[0] == listed[1] == listed[2]
+    planner, bare, durable = answers
+    for ours, theirs, durable_theirs in zip(planner, bare, durable, strict=True):
+        assert ours is not None and theirs is not None and durable_theirs is not None
+        assert _shape(theirs) == _shape(ours) == _shape(durable_theirs)
+        size = len(json.dumps(ours))
+        assert abs(len(json.dumps(theirs)) - size) < 0.05 * size
+        assert theirs["request_id"] != ours["request_id"]
+    # The document is read on every call, not replayed from the fixture.
+    assert bare[-1]["data"]["content"] == (workspace.data / "docs" / "bench-10240b.md").read_text(encoding="utf-8")
+    assert len(bare[-1]["data"]["content"]) == 10_240
+    with sqlite3.connect(workspace.root / "durable-floor.db") as conn:
+        assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == len(calls)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_cold_start_lasts_until_the_first_tools_list_is_answered(workspace: Workspace, errlog: TextIO) -> None:
+    # The floor, started only after half a second: a clock that stopped at the spawn would not see it.
+    slow = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-c",
+            "import sys, time, runpy; time.sleep(0.5); sys.argv[1:] = sys.argv[1:]; "
+            "runpy.run_module('bench.floor_server', run_name='__main__')",
+            str(workspace.fixture),
+            str(workspace.data),
+        ],
+        cwd=ROOT,
+    )
+    assert await cold_start(Launch("slow", slow), errlog) >= 0.5
+    assert await cold_start(workspace.bare(), errlog) > 0
+
+
+async def test_interleaving_counts_every_timed_call_and_refuses_to_time_a_failed_one(
+    workspace: Workspace, errlog: TextIO
+) -> None:
+    async with AsyncExitStack() as stack:
+        planner = await open_session(stack, workspace.planner("planner", "ledger"), errlog)
+        bare = await open_session(stack, workspace.bare(), errlog)
+        samples = await interleave([planner, bare], [READS["read_docs"]], rounds=3, batch=4, warmup=2)
+        assert {name: len(times) for name, times in samples.times_ms.items()} == {"planner": 12, "bare": 12}
+        assert all(t > 0 for times in samples.times_ms.values() for t in times)
+        assert samples.payload_bytes["planner"] > 1_000
+        with pytest.raises(CallFailed, match="NOT_FOUND"):
+            await interleave([planner], [Call("read_docs", {"name": "no-such-runbook"})], rounds=1, batch=1)
+    # Warm-up and timed calls all went through the gate: 2 + 12 recorded, and the refused one.
+    with sqlite3.connect(workspace.root / "ledger" / "ledger.db") as conn:
+        assert conn.execute("SELECT count(*) FROM agent_actions").fetchone()[0] == 15
+
+
+async def test_memory_is_read_from_the_server_process_itself(workspace: Workspace, errlog: TextIO) -> None:
+    async with AsyncExitStack() as stack:
+        planner = await open_session(stack, workspace.planner("planner", "ledger"), errlog)
+        bare = await open_session(stack, workspace.bare(), errlog)
+        commands = {s.name: Path(f"/proc/{s.pid}/cmdline").read_bytes().split(b"\0") for s in (planner, bare)}
+        rss = {s.name: s.peak_rss_kib() for s in (planner, bare)}
+    assert b"server" in commands["planner"] and b"serve" in commands["planner"]
+    assert b"bench.floor_server" in commands["bare"]
+    assert all(kib > 20_000 for kib in rss.values())  # a Python process with mcp loaded, not this test's shell
+
+
+def test_a_filled_ledger_holds_the_rows_asked_for_and_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "filled.db"
+    fill(path, 1_001)
+    report = verify(path)
+    assert report.status == "ok", report.findings
+    with sqlite3.connect(path) as conn:
+        calls = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("call_intents", "agent_actions"))
+        events = conn.execute("SELECT count(*) FROM ledger_events WHERE kind = 'bench'").fetchone()[0]
+    assert (calls, events) == (1_000, 1)
+    # Cached: the second copy comes from the first fill, and is a copy (the cache is never written to).
+    first = cached_ledger(200, tmp_path / "cache", tmp_path / "a" / "ledger.db")
+    second = cached_ledger(200, tmp_path / "cache", tmp_path / "b" / "ledger.db")
+    assert first.read_bytes() == second.read_bytes()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+        p.name for p in (tmp_path / "cache").glob("ledger-200-*.db")
+    ]
+
+
+def test_the_shared_file_figure_counts_rows_really_written_and_verifies_them(tmp_path: Path) -> None:
+    result = shared_file(tmp_path / "ledger.db", processes=2, calls=20)
+    assert (result["appends"], result["rows_written"], result["lost"]) == (80, 80, 0)
+    assert result["verify"] == "ok" and result["per_second"] > 0
+
+
+def test_the_quick_run_measures_every_target_and_writes_table_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out), "--cache", str(tmp_path / "cache")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: a target missed, which a quick run may well do
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert all(t["measured"] for t in results["targets"]), results["targets"]
+    assert results["ledger"]["shared"]["lost"] == 0
+    assert set(results["read_tools"]) == {"read_docs", "read_inventory"}
+    assert "cold start, p50 vs bare" in done.stdout and "figures:" in done.stdout
+
+
+def test_an_unknown_section_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "reads,nonsense"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "nonsense" in done.stderr

@@ -1,0 +1,66 @@
+"""The targets are judged on the figures the harness wrote, and a section not run is not a target met."""
+
+from typing import Any
+
+from bench.report import render
+from bench.targets import TARGETS, judge
+
+
+def _results(**overrides: Any) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "cold_start": {"ratio_p50_to_bare": 1.05},
+        "read_tools": {
+            "read_docs": {"ratio_p50_to_durable": 1.02},
+            "read_inventory": {"ratio_p50_to_durable": 1.08},
+        },
+        "memory": {"ratio_to_bare": 1.1},
+        "ledger": {"one_process": {"per_second": 3100.0}, "shared": {"per_second": 1600.0, "lost": 0}},
+        "llm": {"analyze": {"overhead_p50_ms": 1.5}, "generate_plan": {"overhead_p50_ms": 2.9}},
+        "growth": {"ledger": {"ratio_p50_largest_to_smallest": 1.01}, "documents": {"exponent": 0.7}},
+    }
+    results.update(overrides)
+    return results
+
+
+def test_figures_within_every_limit_meet_every_target() -> None:
+    verdicts = judge(_results())
+    assert len(verdicts) == len(TARGETS)
+    assert all(v.ok and v.value is not None for v in verdicts)
+
+
+def test_a_figure_past_its_limit_misses_in_either_direction() -> None:
+    slow = _results(memory={"ratio_to_bare": 1.26})
+    few = _results(ledger={"one_process": {"per_second": 2999.0}, "shared": {"per_second": 1600.0, "lost": 1}})
+    missed = {v.target.name for v in judge(slow) if not v.ok}
+    assert missed == {"peak RSS vs bare"}
+    missed = {v.target.name for v in judge(few) if not v.ok}
+    assert missed == {"ledger appends/s, one process", "ledger rows lost, 4 processes"}
+
+
+def test_a_limit_itself_is_met() -> None:
+    verdicts = {v.target.name: v for v in judge(_results(cold_start={"ratio_p50_to_bare": 1.10}))}
+    assert verdicts["cold start, p50 vs bare"].ok
+
+
+def test_a_section_that_did_not_run_has_no_value_and_is_not_met() -> None:
+    results = _results()
+    del results["llm"]
+    verdicts = {v.target.name: v for v in judge(results)}
+    assert verdicts["analyze overhead p50"].value is None and not verdicts["analyze overhead p50"].ok
+    assert verdicts["cold start, p50 vs bare"].ok
+
+
+def test_the_table_names_what_was_missed_and_what_was_not_run() -> None:
+    results = {
+        "memory": {"ratio_to_bare": 2.0, "peak_rss_kib": {"planner": 2048, "bare": 1024}},
+        "ledger": {
+            "one_process": {"per_second": 3500.0},
+            "shared": {"processes": 4, "per_second": 1700.0, "lost": 0, "verify": "ok"},
+        },
+    }
+    table = render(results, judge(results))
+    lines = {line.split("  ")[0]: line for line in table.splitlines()}
+    assert lines["peak RSS vs bare"].endswith("MISSED")
+    assert lines["analyze overhead p50"].endswith("not run")
+    assert lines["ledger appends/s, one process"].endswith("met")
+    assert "lost 0, verify ok" in table
