@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher, algorithm
 from ledger.errors import LedgerError
 
-__all__ = ["Head", "Position", "append", "check_head", "head", "head_row"]
+__all__ = ["Head", "Position", "Tail", "append", "check_head", "head", "head_row"]
 
 
 class Head(NamedTuple):
@@ -24,6 +24,39 @@ class Head(NamedTuple):
 class Position(NamedTuple):
     id: int
     seq: int
+
+
+class Tail:
+    """Where this connection's last append left the chain, to skip looking the head up again.
+
+    Valid only while no other connection has written: SQLite's `data_version` changes for a connection
+    exactly when another one commits, so it is read inside each write transaction and a change means the
+    head is looked up afresh. Forget it whenever a transaction does not commit.
+    """
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._head: Head | None = None
+        self._next_ids: dict[str, int] = {}
+
+    def forget(self) -> None:
+        self._version, self._head, self._next_ids = None, None, {}
+
+    def current(self, conn: sqlite3.Connection) -> Head:
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version or self._head is None:
+            self.forget()
+            self._version, self._head = version, head(conn)
+        return self._head
+
+    def next_id(self, conn: sqlite3.Connection, table: str) -> int:
+        if table not in self._next_ids:
+            self._next_ids[table] = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+        return self._next_ids[table]
+
+    def moved(self, at: Head, table: str, row_id: int) -> None:
+        self._head = at
+        self._next_ids[table] = row_id + 1
 
 
 def head(conn: sqlite3.Connection) -> Head:
@@ -75,10 +108,16 @@ def check_head(conn: sqlite3.Connection, hasher: Hasher, path: Path) -> Head:
     return at
 
 
-def append(conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping[str, Any]) -> Position:
-    """Write `values` as the next row of the chain; return the row's id and sequence number."""
-    at = head(conn)
-    row_id = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+def append(
+    conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping[str, Any], tail: Tail | None = None
+) -> Position:
+    """Write `values` as the next row of the chain; return the row's id and sequence number.
+
+    With `tail`, the head and the next id are remembered between appends on this connection (see `Tail`).
+    """
+    tail = tail or Tail()
+    at = tail.current(conn)
+    row_id = tail.next_id(conn, table)
     row = {**values, "id": row_id, "seq": at.seq + 1}
     row_hash = hasher.row_hash(table, at.hash, row)
     names = [*COLUMNS[table], "prev_hash", "row_hash"]
@@ -86,4 +125,5 @@ def append(conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
         [*(row.get(name) for name in COLUMNS[table]), at.hash, row_hash],
     )
+    tail.moved(Head(at.seq + 1, row_hash, table), table, row_id)
     return Position(row_id, at.seq + 1)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger.append import Position, append, check_head
+from ledger.append import Position, Tail, append, check_head
 from ledger.chain import Hasher, algorithm
 from ledger.connection import FileLock, Synchronous, begin_immediate, connect
 from ledger.errors import LedgerError, from_sqlite
@@ -61,6 +61,7 @@ class Ledger(Queries):
         self._lock = threading.Lock()
         self._file_lock = FileLock(path.with_name(path.name + ".lock"))
         self._conn: sqlite3.Connection | None = None
+        self._tail = Tail()
         self._suspect = False
 
     # -- connection ---------------------------------------------------------------------------
@@ -88,10 +89,13 @@ class Ledger(Queries):
                 # The upgrade is chained too, so the record shows when the schema changed under it.
                 verb = "created" if len(applied) == len(MIGRATIONS) else "upgraded"
                 events.insert(0, ("schema", f"schema {verb}: {', '.join(applied)}"))
+            self._tail.forget()
             for kind, detail in events:
-                append(conn, self._hasher, "ledger_events", {"timestamp": utc_now(), "kind": kind, "detail": detail})
+                row = {"timestamp": utc_now(), "kind": kind, "detail": detail}
+                append(conn, self._hasher, "ledger_events", row, self._tail)
             conn.execute("COMMIT")
         except BaseException:
+            self._tail.forget()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.close()
@@ -112,7 +116,16 @@ class Ledger(Queries):
             )  # fmt: skip
         return events
 
-    def _with_connection(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
+    def _with_connection(
+        self, work: Callable[[sqlite3.Connection], _T], *, write: bool = False, synced: bool = True
+    ) -> _T:
+        """Run `work` under both locks; with `write`, in one transaction that commits.
+
+        `synced=False` commits without waiting for the disk (synchronous=NORMAL in WAL): the row survives a
+        crash of this process, and a power failure once the next synced commit, by any process, has flushed
+        the WAL. The intent of a call uses it: its outcome's synced commit follows within the call.
+        """
+        relax = write and not synced and self._synchronous == "full"
         with self._lock:
             deadline = time.monotonic() + self._busy_timeout_s
             if self._conn is None:
@@ -126,9 +139,17 @@ class Ledger(Queries):
                     self._conn = self._open(deadline)
                 if not write:
                     return work(self._conn)
+                if relax:
+                    self._conn.execute("PRAGMA synchronous = NORMAL")
                 begin_immediate(self._conn, deadline)
-                result = work(self._conn)
-                self._conn.execute("COMMIT")
+                try:
+                    result = work(self._conn)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._tail.forget()
+                    raise
+                if relax:
+                    self._conn.execute("PRAGMA synchronous = FULL")
                 return result
             except sqlite3.Error as exc:
                 error = from_sqlite(self.path, exc)
@@ -142,6 +163,7 @@ class Ledger(Queries):
                 self._file_lock.release()
 
     def _discard(self) -> None:
+        self._tail.forget()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -177,7 +199,11 @@ class Ledger(Queries):
         return None if value is None else self._scrub.text(value[:_MAX_CLIENT_ID])
 
     def record_intent(self, intent: Intent) -> Position:
-        """Commit the intent of a call; return its row id and place in the chain. Raises `LedgerError`."""
+        """Commit the intent of a call; return its row id and place in the chain. Raises `LedgerError`.
+
+        The commit does not wait for the disk: the outcome's commit, which does, follows within the call and
+        syncs both (one fsync per call, not two). Until it lands, the intent survives this process crashing.
+        """
         row = {
             "timestamp": intent.timestamp,
             "request_id": intent.request_id,
@@ -190,7 +216,9 @@ class Ledger(Queries):
             "tools_digest": intent.tools_digest,
             "notes": self._scrub.text(intent.notes),
         }
-        return self._with_connection(lambda conn: append(conn, self._hasher, "call_intents", row), write=True)
+        return self._with_connection(
+            lambda conn: append(conn, self._hasher, "call_intents", row, self._tail), write=True, synced=False
+        )
 
     def record_outcome(self, outcome: Outcome) -> Position:
         """Commit the outcome of a call and the agent's metrics together; return its place in the chain."""
@@ -223,7 +251,7 @@ class Ledger(Queries):
         }
 
         def insert(conn: sqlite3.Connection) -> Position:
-            position = append(conn, self._hasher, "agent_actions", row)
+            position = append(conn, self._hasher, "agent_actions", row, self._tail)
             _update_metrics(conn, outcome)
             return position
 
@@ -232,7 +260,9 @@ class Ledger(Queries):
     def record_event(self, kind: str, detail: str) -> Position:
         """Chain a note about the ledger itself (a durability mode, a key, a schema upgrade)."""
         row = {"timestamp": utc_now(), "kind": kind, "detail": self._scrub.text(detail)}
-        return self._with_connection(lambda conn: append(conn, self._hasher, "ledger_events", row), write=True)
+        return self._with_connection(
+            lambda conn: append(conn, self._hasher, "ledger_events", row, self._tail), write=True
+        )
 
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         return self._with_connection(work)
