@@ -140,10 +140,10 @@ def call_notes(settings: Settings) -> str:
 
 
 def to_call_result(output: AgentOutput) -> CallToolResult:
-    structured = output.model_dump(mode="json")
+    """The output as structured content, and as the same JSON in text: the bytes the ledger's digest covers."""
     return CallToolResult(
-        content=[TextContent(type="text", text=json.dumps(structured, ensure_ascii=False))],
-        structured_content=structured,
+        content=[TextContent(type="text", text=output.model_dump_json())],
+        structured_content=output.model_dump(mode="json"),
         is_error=output.decision is Decision.ERROR,
     )
 

@@ -19,15 +19,12 @@ from contracts import Decision
 from ledger import EXIT_CODES, LedgerError
 from server.app import build_server, open_runtime, server_version
 from server.audit import ledger_key
-from server.checks import run_checks
 from server.config_file import layered
-from server.config_show import render
 from server.ledger_cli import add_ledger_commands, run_ledger
 from server.logs import configure as configure_logs
 from server.policy import PolicyError, load_policy
 from server.settings import Settings, SettingsError
 from server.tools import registered_tools
-from server.vault.paths import policy_hcl
 
 __all__ = ["console", "main"]
 
@@ -142,6 +139,8 @@ _MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 
 def _doctor(settings: Settings) -> int:
+    from server.checks import run_checks  # the checks import what serving never needs: not at start-up
+
     failed = False
     for check in run_checks(settings):
         failed = failed or check.status == "fail"
@@ -151,6 +150,8 @@ def _doctor(settings: Settings) -> int:
 
 
 def _vault_policy(settings: Settings) -> int:
+    from server.vault.paths import policy_hcl
+
     mount = settings.vault.mount if settings.vault else "secret"
     key_name = settings.vault.llm_key_name if settings.vault else "openrouter"
     print(policy_hcl(mount, llm_key_name=key_name if settings.llm.api_key is None else None), end="")
@@ -176,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "ledger":
                 return run_ledger(settings, args)
             case "config":
+                from server.config_show import render
+
                 print(render(settings, layered(os.environ), as_json=args.json))
                 return 0
     except (SettingsError, PolicyError) as exc:

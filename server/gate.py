@@ -5,6 +5,7 @@ cannot be recorded the result is withheld. Refusals, including names that are no
 like any other call.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from pydantic import ValidationError
 
@@ -24,6 +26,7 @@ from ledger import Intent, Ledger, LedgerError, Outcome, Position
 from server.failures import ToolFailure
 from server.llm_policy import budget_exhausted, model_refused
 from server.names import INVALID_NAME_ERROR
+from server.offload import PendingIntent, pending_intent
 from server.progress import Progress, Report
 from server.tools import Deps, ToolResult, ToolSpec
 
@@ -118,36 +121,49 @@ class Gate:
             notes=notes,
             client_request_id=client_request_id,
         )
-        try:
-            # A cancel that arrives while the intent is being written waits for the write (anyio waits for its
-            # thread anyway; the shield says so here), then lands in the capability below, which records the
-            # CANCELLED outcome: no intent is left without one.
-            with anyio.CancelScope(shield=True):
-                intent = await anyio.to_thread.run_sync(self._ledger.record_intent, intent_record)
-        except LedgerError as exc:
-            logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
-            return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
-
         deps = dataclasses.replace(self._deps, progress=Progress(report)) if report is not None else self._deps
+        # The intent is written by the capability's first step that reads (see server.offload), in that step's
+        # worker thread, before the read; a step that cannot have it written reads nothing.
+        with pending_intent(lambda: self._ledger.record_intent(intent_record)) as pending:
+            try:
+                output = await self._capability(spec, args, deps, raw, request_id)
+                intent = await self._intent(pending)
+                # A cancel that came while a worker thread finished the last step is delivered here, to be
+                # recorded as such, rather than at the outcome's write.
+                await anyio.lowlevel.checkpoint()
+            except LedgerError as exc:
+                logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
+                return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+            except anyio.get_cancelled_exc_class():
+                # The client cancelled (or went away): the upstream request is already abandoned with this
+                # task. Record how the call ended, shielded from the cancellation, so the ledger has its intent
+                # and no intent is left without an outcome. The writes are bounded by the ledger's busy timeout.
+                with anyio.CancelScope(shield=True):
+                    info = self._error_info(
+                        "CANCELLED",
+                        "The client cancelled the call before it finished.",
+                        raw,
+                        recommended_action="Nothing to do; call again if the answer is still needed.",
+                        partial_progress="The call's intent was recorded; any upstream request was abandoned.",
+                    )
+                    with contextlib.suppress(LedgerError):  # then the outcome fails too, and says so in the log
+                        await self._intent(pending)
+                    await self._finish(self._error_output(spec.name, request_id, info), recorded_args, started,
+                                       client_request_id, pending.position, notes, refused=False)  # fmt: skip
+                raise
+        return await self._finish(output, recorded_args, started, client_request_id, intent, notes, refused=False)
+
+    async def _capability(
+        self, spec: ToolSpec, args: Any, deps: Deps, raw: dict[str, Any], request_id: str
+    ) -> AgentOutput:
+        """The capability's result in its envelope, or its failure as an error output. A ledger that cannot
+        record the intent, and cancellation, are the caller's to handle."""
         try:
             result = await spec.capability(args, deps)
-        except anyio.get_cancelled_exc_class():
-            # The client cancelled (or went away): the upstream request is already abandoned with this task.
-            # Record how the call ended, shielded from the cancellation, so the ledger has no open intent. The
-            # write is bounded by the ledger's busy timeout.
-            with anyio.CancelScope(shield=True):
-                info = self._error_info(
-                    "CANCELLED",
-                    "The client cancelled the call before it finished.",
-                    raw,
-                    recommended_action="Nothing to do; call again if the answer is still needed.",
-                    partial_progress="The call's intent was recorded; any upstream request was abandoned.",
-                )
-                await self._finish(self._error_output(spec.name, request_id, info), recorded_args, started,
-                                   client_request_id, intent, notes, refused=False)  # fmt: skip
-            raise
         except ToolFailure as failure:
-            output = self._error_output(spec.name, request_id, self._failure_info(failure, raw))
+            return self._error_output(spec.name, request_id, self._failure_info(failure, raw))
+        except LedgerError:
+            raise
         except Exception:
             logger.exception("Tool %s failed unexpectedly (request %s)", spec.name, request_id)
             info = self._error_info(
@@ -157,10 +173,18 @@ class Gate:
                 recommended_action="Report the request_id to the server's operator.",
                 partial_progress="The call's intent was recorded.",
             )
-            output = self._error_output(spec.name, request_id, info)
-        else:
-            output = self._envelope(spec.name, request_id, result)
-        return await self._finish(output, recorded_args, started, client_request_id, intent, notes, refused=False)
+            return self._error_output(spec.name, request_id, info)
+        return self._envelope(spec.name, request_id, result)
+
+    @staticmethod
+    async def _intent(pending: PendingIntent) -> Position:
+        """The intent's place in the chain: written by now, or written here when the call read nothing."""
+        if pending.position is not None:
+            return pending.position
+        # Shielded like every ledger write: a cancel waits for it, and the CANCELLED outcome follows it.
+        with anyio.CancelScope(shield=True):
+            position = await anyio.to_thread.run_sync(pending.write)
+        return position
 
     # -- admission -------------------------------------------------------------------------------
 
@@ -363,7 +387,9 @@ class Gate:
             completion_tokens=usage.completion_tokens if usage else None,
         )
         try:
-            await anyio.to_thread.run_sync(self._ledger.record_outcome, outcome)
+            # Shielded: once the call has an outcome, a cancel does not keep it out of the ledger.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._ledger.record_outcome, outcome)
         except LedgerError as exc:
             logger.error("Withholding the result of %s: the outcome could not be recorded: %s", output.action, exc)
             consequence = (

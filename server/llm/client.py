@@ -20,6 +20,7 @@ from server.failures import ToolFailure
 from server.llm.errors import auth_or_request_failure, gave_up, timed_out, unreachable
 from server.llm.retries import RETRYABLE_STATUS, retry_after_s
 from server.llm.schemas import response_format
+from server.offload import intent_recorded
 from server.progress import Progress
 from server.settings import LLMConfig
 
@@ -147,6 +148,7 @@ class LLMClient:
         is asked again without it, and not asked with it again by this process.
         """
         progress = progress or Progress()
+        await intent_recorded()  # no request leaves for a call the ledger has not recorded
         limit = self.config.timeout_s
         try:
             with anyio.fail_after(limit):

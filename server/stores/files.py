@@ -5,11 +5,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-
 from contracts import SourceRef
 from server.failures import ToolFailure, entry_not_found, entry_too_large
 from server.names import is_valid_name
+from server.offload import run_blocking
 from server.stores.base import Entry
 
 __all__ = ["DOC_SUFFIXES", "FileStore"]
@@ -26,16 +25,16 @@ class FileStore:
         self._max_bytes = max_bytes
 
     async def read_doc(self, name: str) -> Entry:
-        return await anyio.to_thread.run_sync(self._read, "docs", name, DOC_SUFFIXES)
+        return await run_blocking(lambda: self._read("docs", name, DOC_SUFFIXES))
 
     async def list_docs(self) -> list[str]:
-        return await anyio.to_thread.run_sync(self._list, "docs", DOC_SUFFIXES)
+        return await run_blocking(lambda: self._list("docs", DOC_SUFFIXES))
 
     async def read_inventory(self, name: str) -> Entry:
-        return await anyio.to_thread.run_sync(self._read, "inventory", name, _INVENTORY_SUFFIXES)
+        return await run_blocking(lambda: self._read("inventory", name, _INVENTORY_SUFFIXES))
 
     async def list_inventories(self) -> list[str]:
-        return await anyio.to_thread.run_sync(self._list, "inventory", _INVENTORY_SUFFIXES)
+        return await run_blocking(lambda: self._list("inventory", _INVENTORY_SUFFIXES))
 
     async def aclose(self) -> None:
         return None

@@ -21,6 +21,7 @@ from server.breaker import CircuitBreaker
 from server.cache import TTLCache
 from server.failures import entry_not_found, entry_too_large
 from server.names import is_valid_name
+from server.offload import intent_recorded
 from server.stores.base import Entry
 from server.vault.config import VaultConfig
 from server.vault.errors import VaultFailure, timed_out, translate
@@ -154,6 +155,7 @@ class VaultStore:
     # -- one request, bounded --------------------------------------------------------------------
 
     async def _call(self, operation: Callable[[Any], _T], *, path: str, capability: str) -> _T:
+        await intent_recorded()  # nothing is asked of Vault for a call the ledger has not recorded
         if not self.breaker.admit():
             raise self._breaker_open()
         try:

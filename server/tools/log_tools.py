@@ -1,12 +1,12 @@
 """read_logs: the calling agent's own recent ledger entries, so an assistant can see what it did."""
 
-import anyio.to_thread
 from pydantic import Field
 
 from contracts import Decision, SideEffect
 from ledger import LedgerError
 from server.failures import ToolFailure
 from server.names import EntryName
+from server.offload import run_blocking
 from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 
 __all__ = ["READ_LOGS"]
@@ -20,7 +20,7 @@ class ReadLogsArgs(Args):
 async def _read_logs(args: ReadLogsArgs, deps: Deps) -> ToolResult:
     agent_id = deps.agent.agent_id
     try:
-        entries = await anyio.to_thread.run_sync(deps.ledger.agent_log, agent_id, args.limit, args.action)
+        entries = await run_blocking(lambda: deps.ledger.agent_log(agent_id, args.limit, args.action))
     except LedgerError as exc:
         raise ToolFailure(
             "LEDGER_UNAVAILABLE",
