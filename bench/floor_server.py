@@ -79,8 +79,13 @@ class FloorServer(MCPServer[None]):
             payload["data"]["content"] = await anyio.to_thread.run_sync(
                 self._read, "inventory", arguments.get("name") or "proxmox"
             )
-        elif name in ("analyze", "generate_plan"):
+        elif name == "analyze":
             payload["llm_response"] = await self._complete(arguments["description"])
+        elif name == "generate_plan":
+            # Grounded like planner-mcp's: the inventory is read and sent with the request.
+            inventory = await anyio.to_thread.run_sync(self._read, "inventory", "proxmox")
+            prompt = f"{arguments['description']}\n\nInventory:\n{json.dumps(inventory)}"
+            payload["llm_response"] = await self._complete(prompt)
         if self._audit is not None:
             await anyio.to_thread.run_sync(self._audit.record, name, arguments)
         return CallToolResult(
@@ -97,14 +102,14 @@ class FloorServer(MCPServer[None]):
                 return json.loads(text) if suffix == ".json" else text
         raise FileNotFoundError(f"{kind}/{name}")
 
-    async def _complete(self, description: str) -> str:
+    async def _complete(self, prompt: str) -> str:
         if self._client is None:
             from openai import AsyncOpenAI
 
             self._client = AsyncOpenAI(base_url=self._llm["base_url"], api_key=self._llm["api_key"], max_retries=0)
         reply = await self._client.chat.completions.create(
             model=self._llm["model"],
-            messages=[{"role": "system", "content": "You are a planner."}, {"role": "user", "content": description}],
+            messages=[{"role": "system", "content": "You are a planner."}, {"role": "user", "content": prompt}],
         )
         return str(reply.choices[0].message.content)
 

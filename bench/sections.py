@@ -64,6 +64,9 @@ async def llm_overhead(ws: Workspace, calls: int, batch: int, delay_ms: float, e
             figures["overhead_p50_ms"] = round(figures["planner"]["p50"] - delay_ms, 3)
             figures["overhead_p95_ms"] = round(figures["planner"]["p95"] - delay_ms, 3)
             figures["bare_overhead_p50_ms"] = round(figures["bare"]["p50"] - delay_ms, 3)
+            # What planner-mcp adds to the same request: the client's round trip over stdio and the openai SDK
+            # cost the bare floor as much as they cost us, so they are not governance's to answer for.
+            figures["overhead_vs_bare_p50_ms"] = round(figures["planner"]["p50"] - figures["bare"]["p50"], 3)
             result[tool] = figures
     return result
 

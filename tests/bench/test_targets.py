@@ -15,7 +15,7 @@ def _results(**overrides: Any) -> dict[str, Any]:
         },
         "memory": {"ratio_to_bare": 1.1},
         "ledger": {"one_process": {"per_second": 3100.0}, "shared": {"per_second": 1600.0, "lost": 0}},
-        "llm": {"analyze": {"overhead_p50_ms": 1.5}, "generate_plan": {"overhead_p50_ms": 2.9}},
+        "llm": {"analyze": {"overhead_vs_bare_p50_ms": 1.5}, "generate_plan": {"overhead_vs_bare_p50_ms": 2.9}},
         "growth": {"ledger": {"ratio_p50_largest_to_smallest": 1.01}, "documents": {"exponent": 0.7}},
     }
     results.update(overrides)
@@ -46,7 +46,7 @@ def test_a_section_that_did_not_run_has_no_value_and_is_not_met() -> None:
     results = _results()
     del results["llm"]
     verdicts = {v.target.name: v for v in judge(results)}
-    assert verdicts["analyze overhead p50"].value is None and not verdicts["analyze overhead p50"].ok
+    assert verdicts["analyze overhead p50 vs bare"].value is None and not verdicts["analyze overhead p50 vs bare"].ok
     assert verdicts["cold start, p50 vs bare"].ok
 
 
@@ -61,6 +61,6 @@ def test_the_table_names_what_was_missed_and_what_was_not_run() -> None:
     table = render(results, judge(results))
     lines = {line.split("  ")[0]: line for line in table.splitlines()}
     assert lines["peak RSS vs bare"].endswith("MISSED")
-    assert lines["analyze overhead p50"].endswith("not run")
+    assert lines["analyze overhead p50 vs bare"].endswith("not run")
     assert lines["ledger appends/s, one process"].endswith("met")
     assert "lost 0, verify ok" in table
