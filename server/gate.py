@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,11 +102,9 @@ class Gate:
         raw = dict(arguments or {})
         try:
             spec, args = self._admit(name, raw, spec)
-            if LLM_ACTION in spec.actions:
-                await self._admit_llm(raw)
+            guard = self._admit_llm(raw) if LLM_ACTION in spec.actions else None
         except _Refusal as refusal:
-            output = self._error_output(action, request_id, refusal.info)
-            return await self._finish(output, self._bounded(raw), started, client_request_id, None, notes, refused=True)
+            return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
 
         recorded_args = args.model_dump(mode="json")
         intent_record = Intent(
@@ -124,13 +122,15 @@ class Gate:
         deps = dataclasses.replace(self._deps, progress=Progress(report)) if report is not None else self._deps
         # The intent is written by the capability's first step that reads (see server.offload), in that step's
         # worker thread, before the read; a step that cannot have it written reads nothing.
-        with pending_intent(lambda: self._ledger.record_intent(intent_record)) as pending:
+        with pending_intent(lambda: self._ledger.record_intent(intent_record), guard) as pending:
             try:
                 output = await self._capability(spec, args, deps, raw, request_id)
                 intent = await self._intent(pending)
                 # A cancel that came while a worker thread finished the last step is delivered here, to be
                 # recorded as such, rather than at the outcome's write.
                 await anyio.lowlevel.checkpoint()
+            except _Refusal as refusal:  # by the guard, before the intent: nothing was read
+                return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
             except LedgerError as exc:
                 logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
                 return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
@@ -146,7 +146,7 @@ class Gate:
                         recommended_action="Nothing to do; call again if the answer is still needed.",
                         partial_progress="The call's intent was recorded; any upstream request was abandoned.",
                     )
-                    with contextlib.suppress(LedgerError):  # then the outcome fails too, and says so in the log
+                    with contextlib.suppress(LedgerError, _Refusal):  # the outcome then says what it can
                         await self._intent(pending)
                     await self._finish(self._error_output(spec.name, request_id, info), recorded_args, started,
                                        client_request_id, pending.position, notes, refused=False)  # fmt: skip
@@ -162,7 +162,7 @@ class Gate:
             result = await spec.capability(args, deps)
         except ToolFailure as failure:
             return self._error_output(spec.name, request_id, self._failure_info(failure, raw))
-        except LedgerError:
+        except (LedgerError, _Refusal):
             raise
         except Exception:
             logger.exception("Tool %s failed unexpectedly (request %s)", spec.name, request_id)
@@ -175,6 +175,19 @@ class Gate:
             )
             return self._error_output(spec.name, request_id, info)
         return self._envelope(spec.name, request_id, result)
+
+    async def _refuse(
+        self,
+        refusal: _Refusal,
+        action: str,
+        request_id: str,
+        raw: dict[str, Any],
+        started: float,
+        client_request_id: str | None,
+        notes: str,
+    ) -> AgentOutput:
+        output = self._error_output(action, request_id, refusal.info)
+        return await self._finish(output, self._bounded(raw), started, client_request_id, None, notes, refused=True)
 
     @staticmethod
     async def _intent(pending: PendingIntent) -> Position:
@@ -239,20 +252,27 @@ class Gate:
             "or a higher-tier agent.",
         )
 
-    async def _admit_llm(self, raw: dict[str, Any]) -> None:
-        """The policy's limits on LLM use: the model must be listed for this tier, and today's budget unspent."""
+    def _admit_llm(self, raw: dict[str, Any]) -> Callable[[], None] | None:
+        """The policy's limits on LLM use. The model must be listed for this tier: checked here. Today's budget
+        must be unspent: the check returned is run just before the intent is written, in the same trip to a
+        worker thread (it reads the ledger), and refuses the call there."""
         agent = self._agent
-        failure = model_refused(agent, self._deps.llm.config.model)
-        if failure is None and agent.daily_token_budget is not None:
+        if (failure := model_refused(agent, self._deps.llm.config.model)) is not None:
+            raise _Refusal(self._failure_info(failure, raw))
+        if agent.daily_token_budget is None:
+            return None
+
+        def within_budget() -> None:
             day = _now()[:10]
             try:
-                spent = await anyio.to_thread.run_sync(self._ledger.tokens_spent, agent.agent_id, day)
+                spent = self._ledger.tokens_spent(agent.agent_id, day)
             except LedgerError as exc:
                 # Fail closed: a budget that cannot be read is not a budget that allows the call.
                 raise _Refusal(self._ledger_down_info(exc, "The call was refused: its budget cannot be read.")) from exc
-            failure = budget_exhausted(agent, spent, day)
-        if failure is not None:
-            raise _Refusal(self._failure_info(failure, raw))
+            if (failure := budget_exhausted(agent, spent, day)) is not None:
+                raise _Refusal(self._failure_info(failure, raw))
+
+        return within_budget
 
     # -- envelope ---------------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ The gate does not write a call's intent on its own trip to a worker thread: it a
 and the call's first blocking step writes it in the same trip, just before its own work (a file read, a
 ledger query). A step that waits on the network instead (Vault, the LLM) first awaits `intent_recorded()`.
 Either way nothing is read and no LLM is asked before the intent is committed, and a call that cannot
-record its intent reads nothing: the `LedgerError` comes out of the step that would have read. One trip
+record its intent reads nothing: the `LedgerError` comes out of the step that would have read. A check that
+must read the ledger before the call may go on (today's token budget) is the intent's guard, run in the
+same trip just before it is written. One trip
 to a thread costs about as much as the rest of a local read, so this halves what governance adds to one.
 
 Every store, tool and LLM path goes through here rather than `anyio.to_thread` (ruff bans it elsewhere).
@@ -18,7 +20,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 
-from ledger import LedgerError, Position
+from ledger import Position
 
 __all__ = ["PendingIntent", "intent_recorded", "pending_intent", "run_blocking"]
 
@@ -28,22 +30,26 @@ _T = TypeVar("_T")
 class PendingIntent:
     """The intent of the call in progress: written once, by whichever step needs it first."""
 
-    def __init__(self, write: Callable[[], Position]) -> None:
+    def __init__(self, write: Callable[[], Position], guard: Callable[[], None] | None = None) -> None:
+        """`guard` runs just before the write, in the same thread, and refuses the call by raising."""
         self._write = write
+        self._guard = guard
         self._lock = threading.Lock()
-        self._error: LedgerError | None = None
+        self._error: Exception | None = None
         self.position: Position | None = None
 
     def write(self) -> Position:
-        """Write the intent unless it is written; blocking, so called in a worker thread. A write that failed
-        is not tried again: the call is refused, and every later step of it fails the same way."""
+        """Write the intent unless it is written; blocking, so called in a worker thread. A guard that refused
+        or a write that failed is not tried again: every later step of the call fails the same way."""
         with self._lock:
             if self._error is not None:
                 raise self._error
             if self.position is None:
                 try:
+                    if self._guard is not None:
+                        self._guard()
                     self.position = self._write()
-                except LedgerError as exc:
+                except Exception as exc:
                     self._error = exc
                     raise
             return self.position
@@ -53,9 +59,9 @@ _PENDING: ContextVar[PendingIntent | None] = ContextVar("planner_mcp_pending_int
 
 
 @contextmanager
-def pending_intent(write: Callable[[], Position]) -> Iterator[PendingIntent]:
+def pending_intent(write: Callable[[], Position], guard: Callable[[], None] | None = None) -> Iterator[PendingIntent]:
     """Arm the intent for the steps of the call run inside this block."""
-    pending = PendingIntent(write)
+    pending = PendingIntent(write, guard)
     token = _PENDING.set(pending)
     try:
         yield pending

@@ -77,6 +77,10 @@ async def test_the_daily_budget_refuses_calls_once_the_ledger_shows_it_spent(
         _, again = await call(client, "analyze", {"description": "Why?"})
     assert again["error"]["type"] == "TOKEN_BUDGET_EXHAUSTED" and len(llm.chat_requests) == 2
     assert [r["error_type"] for r in rows(ledger_path)][-1] == "TOKEN_BUDGET_EXHAUSTED"
+    # Refused before the intent (the check runs in the intent's own trip to the ledger): no intent, nothing read.
+    refused = [r for r in rows(ledger_path) if r["error_type"] == "TOKEN_BUDGET_EXHAUSTED"]
+    assert [(r["refused"], r["intent_id"]) for r in refused] == [(1, None), (1, None)]
+    assert len(rows(ledger_path, "call_intents")) == 3
 
 
 async def test_the_budget_is_per_agent(
