@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ class FileStore:
     def __init__(self, root: Path, *, max_bytes: int = 4 * 1024 * 1024) -> None:
         self.root = root
         self._max_bytes = max_bytes
+        self._resolved: dict[str, Path] = {}
 
     async def read_doc(self, name: str) -> Entry:
         return await run_blocking(lambda: self._read("docs", name, DOC_SUFFIXES))
@@ -42,7 +45,8 @@ class FileStore:
     # -- blocking helpers, run in worker threads ------------------------------------------------
 
     def _folder(self, kind: str) -> Path:
-        folder = (self.root / kind).resolve()
+        # Resolved once (a dozen system calls); checked on every call, so a folder that goes away is reported.
+        folder = self._resolved.get(kind) or (self.root / kind).resolve()
         if not folder.is_dir():
             raise ToolFailure(
                 "STORE_UNAVAILABLE",
@@ -50,6 +54,7 @@ class FileStore:
                 recommended_action=f"Set PLANNER_MCP_DATA to a directory containing {kind}/, or unset it "
                 "to use the bundled example data.",
             )
+        self._resolved[kind] = folder
         return folder
 
     def _list(self, kind: str, suffixes: dict[str, str]) -> list[str]:
@@ -69,10 +74,17 @@ class FileStore:
         if Path(name).suffix in suffixes:
             candidates.insert(0, (folder / name, suffixes[Path(name).suffix]))
         for path, fmt in candidates:
-            resolved = path.resolve()
-            # A symlink inside the folder must not lead out of it.
-            if resolved.is_file() and resolved.is_relative_to(folder):
-                return resolved, fmt
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode):
+                return path, fmt  # a file right in the folder (the name has no '/'): it cannot lead out
+            if stat.S_ISLNK(mode):
+                # A symlink inside the folder must not lead out of it.
+                resolved = path.resolve()
+                if resolved.is_file() and resolved.is_relative_to(folder):
+                    return resolved, fmt
         raise entry_not_found(kind, name)
 
     def _read(self, kind: str, name: str, suffixes: dict[str, str]) -> Entry:
