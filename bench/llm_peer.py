@@ -11,23 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.peers.plans import A_PLAN
 
-__all__ = ["PLAN", "llm_peer", "main"]
-
-# A plan generate_plan accepts; analyze returns it as its text. Small, as real plans are.
-PLAN = {
-    "title": "Add a VM to the prod pool",
-    "summary": "Clone the template and register it with HA.",
-    "confidence": 0.85,
-    "assumptions": ["Template 9000 is current"],
-    "uncertainties": [],
-    "steps": [
-        {"step": 1, "action": "Clone template 9000 to vmid 104", "reversible": True, "rollback": "qm destroy 104"},
-        {"step": 2, "action": "Add vmid 104 to HA group prod-ha", "reversible": True, "rollback": "ha-manager remove"},
-    ],
-    "estimated_tier_required": 0,
-    "risks": ["Capacity on pve02"],
-}
+__all__ = ["llm_peer", "main"]
 
 
 @contextmanager
@@ -49,7 +35,7 @@ def llm_peer(delay_s: float) -> Iterator[str]:
 
 def main(argv: list[str]) -> None:
     delay = float(argv[0])
-    with FakeOpenAI(default=Reply.text(json.dumps(PLAN), delay=delay), models=["bench-model"]) as peer:
+    with FakeOpenAI(default=Reply.text(json.dumps(A_PLAN), delay=delay), models=["bench-model"]) as peer:
         print(peer.base_url, flush=True)
         sys.stdin.read()
 

@@ -18,6 +18,7 @@ from contracts import default_agent
 from server import Settings, build_server
 from server.settings import LLMConfig
 from tests.peers.openai_server import FakeOpenAI
+from tests.peers.plans import A_PLAN
 
 API_KEY = "sk-test-planner-0123456789abcdefghij"
 """A key shaped like a real one, so tests can prove it never appears anywhere it should not."""
@@ -25,19 +26,8 @@ API_KEY = "sk-test-planner-0123456789abcdefghij"
 DEFAULT_TOOLS = ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze", "read_logs"]
 """What the seed's tier-0 policy registers, in catalogue order."""
 
-PLAN: dict[str, Any] = {
-    "title": "Add a VM to the prod pool",
-    "summary": "Clone the template and register it with HA.",
-    "confidence": 0.85,
-    "assumptions": ["Template 9000 is current"],
-    "uncertainties": [],
-    "steps": [
-        {"step": 1, "action": "Clone template 9000 to vmid 104", "reversible": True, "rollback": "qm destroy 104"},
-        {"step": 2, "action": "Add vmid 104 to HA group prod-ha", "reversible": True, "rollback": "ha-manager remove"},
-    ],
-    "estimated_tier_required": 0,
-    "risks": ["Capacity on pve02"],
-}
+PLAN = A_PLAN
+"""A plan the server accepts (re-exported for the tests that import it from here)."""
 
 
 @pytest.fixture(scope="session")
