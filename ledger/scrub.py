@@ -31,8 +31,12 @@ _HEADS = (
 )  # fmt: skip
 
 
+# No pattern matches fewer characters than this (`xoxb-` and ten more is the shortest).
+_SHORTEST = 15
+
+
 def _may_match(value: str) -> bool:
-    return any(head in value for head in _HEADS) or "bearer" in value.lower()
+    return len(value) >= _SHORTEST and (any(head in value for head in _HEADS) or "bearer" in value.lower())
 
 
 class Scrubber:

@@ -2,7 +2,7 @@
 
 import re
 
-from ledger.scrub import _HEADS, _SECRET_VALUE, REDACTED, Scrubber
+from ledger.scrub import _HEADS, _SECRET_VALUE, _SHORTEST, REDACTED, Scrubber
 
 SECRETS = [
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
@@ -59,6 +59,17 @@ def _starts_with_class_of(pattern: str) -> bool:
     stem, letters, tail = match.groups()
     tail = tail.replace("\\", "")
     return all(f"{stem}{letter}{tail}" in _HEADS for letter in letters)
+
+
+def test_no_pattern_matches_text_shorter_than_the_shortcut_skips() -> None:
+    # The shortest text each pattern matches; one character less and it would not.
+    minimal = [
+        "xoxb-" + "a" * 10, "sk-" + "a" * 16, "AKIA" + "A" * 16, "hvs." + "a" * 20, "ghp_" + "a" * 20,
+        "eyJ" + "a" * 8 + "." + "a" * 8 + "." + "a" * 8, "bearer " + "a" * 12, "-----BEGIN PRIVATE KEY-----",
+    ]  # fmt: skip
+    for text in minimal:
+        assert len(text) >= _SHORTEST and Scrubber().text(text) == REDACTED, text
+    assert _SECRET_VALUE.search("xoxb-" + "a" * 9) is None
 
 
 def test_text_without_any_head_is_returned_as_it_was() -> None:
