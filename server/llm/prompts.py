@@ -7,7 +7,7 @@ from typing import Any
 
 from contracts import AgentMetadata, TaskRequest
 
-__all__ = ["DataBlock", "analysis_messages", "plan_messages", "prompt_digest"]
+__all__ = ["DataBlock", "analysis_messages", "plan_messages", "prompt_digest", "rendered"]
 
 DataBlock = tuple[str, Any]
 """A labelled piece of store content (`("docs/backup-restore", text)`), put into the prompt as data."""
@@ -38,8 +38,27 @@ _DATA_RULE = (
 )
 
 
+_RENDERED: dict[tuple[str, ...], str] = {}
+_RENDERED_MAX = 64
+
+
+def rendered(value: Any, version: tuple[str, ...] | None = None) -> str:
+    """`value` as it is shown to the model. With `version` (store, entry, version digest), the text is kept
+    and reused while the entry is unchanged: rendering the inventory cost more than the rest of the prompt."""
+    if isinstance(value, str):
+        return value
+    if version is not None and (text := _RENDERED.get(version)) is not None:
+        return text
+    text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+    if version is not None:
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.clear()
+        _RENDERED[version] = text
+    return text
+
+
 def _data(label: str, value: Any) -> str:
-    body = value if isinstance(value, str) else json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+    body = rendered(value)
     # A document cannot end its own data element early and speak as the prompt: its closing tags are defused.
     body = _CLOSING_TAG.sub(r"<\\/data", body)
     return f'<data source="{label}">\n{body}\n</data>'

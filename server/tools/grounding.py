@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from contracts import SideEffect, SourceRef
 from server.failures import ToolFailure
 from server.llm import DataBlock, truncate
+from server.llm.prompts import rendered
 from server.tools.spec import Deps
 
 __all__ = ["MAX_DOC_CHARS", "Grounding"]
@@ -35,7 +36,10 @@ class Grounding:
         except ToolFailure as failure:
             self.assumptions.append(f"Infrastructure inventory unavailable ({failure.kind}); the plan is generic.")
             return
-        self.inventory = (f"inventory/{entry.name}", entry.content)
+        source = entry.source
+        key = (source.store, source.kind, source.name, source.version) if source.version else None
+        text = rendered(entry.content, key)
+        self.inventory = (f"inventory/{entry.name}", text)
         self.side_effects.append(SideEffect(type="read_inventory", target=f"inventory/{entry.name}"))
         self.sources.append(entry.source)
 

@@ -109,3 +109,21 @@ async def test_a_very_long_runbook_is_cut_for_the_prompt_and_the_output_says_so(
         _, output = await call(client, "generate_plan", {"description": "Plan", "docs": ["long"]})
     assert len(llm.chat_requests[0].body) < 60_000
     assert "Only the first 32000 characters of docs/long were used." in output["assumptions"]
+
+
+async def test_the_inventory_sent_is_the_one_on_disk_now_even_after_it_changes(
+    settings_with: Callable[..., Settings], llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    # The rendered inventory is reused while its content digest is unchanged, and only then.
+    data = tmp_path / "data"
+    shutil.copytree(BUNDLED_DATA, data)
+    inventory = data / "inventory" / "proxmox.json"
+    llm.default = Reply.text(plan_reply())
+    async with connect(settings_with(data_dir=data)) as client:
+        await call(client, "generate_plan", {"description": "Add a VM"})
+        await call(client, "generate_plan", {"description": "Add a VM"})
+        inventory.write_text(inventory.read_text(encoding="utf-8").replace("pve01", "pve-renamed"), encoding="utf-8")
+        await call(client, "generate_plan", {"description": "Add a VM"})
+    first, second, third = ("\n".join(m["content"] for m in r.json["messages"]) for r in llm.chat_requests)
+    assert first == second and "pve01" in first
+    assert "pve-renamed" in third and "pve01" not in third
