@@ -132,8 +132,12 @@ class Gate:
             except _Refusal as refusal:  # by the guard, before the intent: nothing was read
                 return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
             except LedgerError as exc:
-                logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
-                return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+                if pending.position is None:
+                    logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
+                    return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+                # The intent is in; a step failed on the ledger later (its outcome is tried, and may fail too).
+                output = self._ledger_down(spec.name, request_id, exc, "The call could not finish.")
+                intent = pending.position
             except anyio.get_cancelled_exc_class():
                 # The client cancelled (or went away): the upstream request is already abandoned with this
                 # task. Record how the call ended, shielded from the cancellation, so the ledger has its intent

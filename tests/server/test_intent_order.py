@@ -10,8 +10,13 @@ from typing import Any
 
 import pytest
 
-from ledger import verify
+from ledger import LedgerError, verify
+from server.app import open_runtime
+from server.offload import run_blocking
+from server.policy import load_policy
 from server.settings import Settings
+from server.tools import registered_tools
+from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 from tests.conftest import call, connect, rows
 
 pytestmark = pytest.mark.anyio
@@ -75,3 +80,26 @@ async def test_a_call_that_fails_before_reading_still_records_its_intent_before_
     assert outcome["intent_id"] == intent["id"] and outcome["seq"] == intent["seq"] + 1
     assert output["provenance"]["ledger_seq"] == intent["seq"]
     assert verify(ledger_path).status == "ok"
+
+
+async def test_a_ledger_failure_after_the_intent_is_named_as_such_and_the_call_still_gets_its_outcome(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    # A step of our own that fails on the ledger once the intent is in (no shipped tool does this today):
+    # the gate must not claim that nothing was read, and must still try to close the call.
+    async def reads_then_fails(args: Args, deps: Deps) -> ToolResult:
+        await run_blocking(lambda: None)  # the intent is written here
+        raise LedgerError("the ledger went away mid-call", "io")
+
+    spec = ToolSpec(
+        "probe", "Probe", "A step that fails on the ledger.", ("read_docs",), Args, reads_then_fails, LOCAL_READ
+    )
+    settings = make_settings()
+    agent = load_policy(settings.policy_path)
+    async with open_runtime(settings, agent, registered_tools(agent)) as runtime:
+        output = await runtime.gate.call("probe", {}, spec=spec)
+    assert output.error is not None and output.error.type == "LEDGER_UNAVAILABLE"
+    assert "could not finish" in output.error.message and "Nothing was read" not in output.error.message
+    [intent] = rows(ledger_path, "call_intents")
+    [outcome] = rows(ledger_path)
+    assert outcome["intent_id"] == intent["id"] and outcome["error_type"] == "LEDGER_UNAVAILABLE"
