@@ -28,6 +28,7 @@ from server.llm_policy import budget_exhausted, model_refused
 from server.names import INVALID_NAME_ERROR
 from server.offload import PendingIntent, pending_intent
 from server.progress import Progress, Report
+from server.stores import FileStore
 from server.tools import Deps, ToolResult, ToolSpec
 
 __all__ = ["Gate"]
@@ -120,6 +121,23 @@ class Gate:
             client_request_id=client_request_id,
         )
         deps = dataclasses.replace(self._deps, progress=Progress(report)) if report is not None else self._deps
+        if spec.local is not None and isinstance(deps.store, FileStore):
+            store, local = deps.store, spec.local
+
+            def one_trip() -> AgentOutput:
+                """The whole call in one worker thread: intent, read, envelope, outcome. A cancel waits for it,
+                and the ledger then holds how the call really ended."""
+                try:
+                    intent = self._ledger.record_intent(intent_record)
+                except LedgerError as exc:
+                    logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
+                    return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+                output = self._output(spec, request_id, raw, lambda: local(args, deps, store))
+                return self._close(output, recorded_args, started, client_request_id, intent, notes, refused=False)
+
+            with anyio.CancelScope(shield=True):
+                finished = await anyio.to_thread.run_sync(one_trip)
+            return finished
         # The intent is written by the capability's first step that reads (see server.offload), in that step's
         # worker thread, before the read; a step that cannot have it written reads nothing.
         with pending_intent(lambda: self._ledger.record_intent(intent_record), guard) as pending:
@@ -164,21 +182,34 @@ class Gate:
         record the intent, and cancellation, are the caller's to handle."""
         try:
             result = await spec.capability(args, deps)
-        except ToolFailure as failure:
-            return self._error_output(spec.name, request_id, self._failure_info(failure, raw))
         except (LedgerError, _Refusal):
             raise
-        except Exception:
-            logger.exception("Tool %s failed unexpectedly (request %s)", spec.name, request_id)
-            info = self._error_info(
-                "INTERNAL_ERROR",
-                "The tool failed unexpectedly; the server log has the details.",
-                raw,
-                recommended_action="Report the request_id to the server's operator.",
-                partial_progress="The call's intent was recorded.",
-            )
-            return self._error_output(spec.name, request_id, info)
+        except Exception as exc:
+            return self._failure_output(spec, request_id, raw, exc)
         return self._envelope(spec.name, request_id, result)
+
+    def _output(
+        self, spec: ToolSpec, request_id: str, raw: dict[str, Any], produce: Callable[[], ToolResult]
+    ) -> AgentOutput:
+        """`_capability` for a blocking capability."""
+        try:
+            result = produce()
+        except Exception as exc:
+            return self._failure_output(spec, request_id, raw, exc)
+        return self._envelope(spec.name, request_id, result)
+
+    def _failure_output(self, spec: ToolSpec, request_id: str, raw: dict[str, Any], exc: Exception) -> AgentOutput:
+        if isinstance(exc, ToolFailure):
+            return self._error_output(spec.name, request_id, self._failure_info(exc, raw))
+        logger.error("Tool %s failed unexpectedly (request %s)", spec.name, request_id, exc_info=exc)
+        info = self._error_info(
+            "INTERNAL_ERROR",
+            "The tool failed unexpectedly; the server log has the details.",
+            raw,
+            recommended_action="Report the request_id to the server's operator.",
+            partial_progress="The call's intent was recorded.",
+        )
+        return self._error_output(spec.name, request_id, info)
 
     async def _refuse(
         self,
@@ -378,6 +409,26 @@ class Gate:
         *,
         refused: bool,
     ) -> AgentOutput:
+        # Shielded: once the call has an outcome, a cancel does not keep it out of the ledger.
+        with anyio.CancelScope(shield=True):
+            closed = await anyio.to_thread.run_sync(
+                lambda: self._close(output, arguments, started, client_request_id, intent, notes, refused=refused)
+            )
+        return closed
+
+    def _close(
+        self,
+        output: AgentOutput,
+        arguments: dict[str, Any],
+        started: float,
+        client_request_id: str | None,
+        intent: Position | None,
+        notes: str,
+        *,
+        refused: bool,
+    ) -> AgentOutput:
+        """Record the outcome (blocking: in a worker thread) and return the output, or the error that replaces
+        it when the outcome cannot be recorded."""
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         provenance = output.provenance
         assert provenance is not None  # every output the gate builds carries one
@@ -411,9 +462,7 @@ class Gate:
             completion_tokens=usage.completion_tokens if usage else None,
         )
         try:
-            # Shielded: once the call has an outcome, a cancel does not keep it out of the ledger.
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._ledger.record_outcome, outcome)
+            self._ledger.record_outcome(outcome)
         except LedgerError as exc:
             logger.error("Withholding the result of %s: the outcome could not be recorded: %s", output.action, exc)
             consequence = (

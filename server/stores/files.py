@@ -28,13 +28,13 @@ class FileStore:
         self._resolved: dict[str, Path] = {}
 
     async def read_doc(self, name: str) -> Entry:
-        return await run_blocking(lambda: self._read("docs", name, DOC_SUFFIXES))
+        return await run_blocking(lambda: self.read_doc_now(name))
 
     async def list_docs(self) -> list[str]:
         return await run_blocking(lambda: self._list("docs", DOC_SUFFIXES))
 
     async def read_inventory(self, name: str) -> Entry:
-        return await run_blocking(lambda: self._read("inventory", name, _INVENTORY_SUFFIXES))
+        return await run_blocking(lambda: self.read_inventory_now(name))
 
     async def list_inventories(self) -> list[str]:
         return await run_blocking(lambda: self._list("inventory", _INVENTORY_SUFFIXES))
@@ -42,7 +42,15 @@ class FileStore:
     async def aclose(self) -> None:
         return None
 
-    # -- blocking helpers, run in worker threads ------------------------------------------------
+    # -- blocking, run in worker threads -------------------------------------------------------
+
+    def read_doc_now(self, name: str) -> Entry:
+        """Blocking: for a worker thread that already holds the call's recorded intent."""
+        return self._read("docs", name, DOC_SUFFIXES)
+
+    def read_inventory_now(self, name: str) -> Entry:
+        """Blocking: for a worker thread that already holds the call's recorded intent."""
+        return self._read("inventory", name, _INVENTORY_SUFFIXES)
 
     def _folder(self, kind: str) -> Path:
         # Resolved once (a dozen system calls); checked on every call, so a folder that goes away is reported.

@@ -13,9 +13,20 @@ from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, So
 from ledger import Ledger, Scrubber
 from server.llm import LLMClient, LLMReply
 from server.progress import Progress
-from server.stores import Store
+from server.stores import FileStore, Store
 
-__all__ = ["LLM_CALL", "LOCAL_READ", "Args", "Deps", "Hints", "LLMCall", "ToolResult", "ToolSpec", "output_schema"]
+__all__ = [
+    "LLM_CALL",
+    "LOCAL_READ",
+    "Args",
+    "Deps",
+    "Hints",
+    "LLMCall",
+    "LocalCapability",
+    "ToolResult",
+    "ToolSpec",
+    "output_schema",
+]
 
 
 class Args(BaseModel):
@@ -80,6 +91,9 @@ LLM_CALL = Hints(read_only=True, destructive=False, idempotent=False, open_world
 """Asks an external model: changes no infrastructure, but the answer differs from call to call."""
 
 Capability = Callable[[Any, Deps], Awaitable[ToolResult]]
+LocalCapability = Callable[[Any, Deps, FileStore], ToolResult]
+"""The same capability, blocking, on the embedded file store: the gate runs it, with the intent before it and
+the outcome after it, in one trip to a worker thread."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ class ToolSpec:
     args: type[Args]
     capability: Capability
     hints: Hints
+    local: LocalCapability | None = None
 
     @cached_property
     def mcp_tool(self) -> MCPTool:

@@ -4,7 +4,7 @@ from pydantic import Field
 
 from contracts import Decision, SideEffect
 from server.names import EntryName
-from server.stores import Entry
+from server.stores import Entry, FileStore
 from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 
 __all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY"]
@@ -54,6 +54,14 @@ async def _read_inventory(args: ReadInventoryArgs, deps: Deps) -> ToolResult:
     return _read_result(await deps.store.read_inventory(args.name or deps.default_inventory), "read_inventory")
 
 
+def _read_docs_now(args: ReadDocsArgs, deps: Deps, store: FileStore) -> ToolResult:
+    return _read_result(store.read_doc_now(args.name), "read_docs")
+
+
+def _read_inventory_now(args: ReadInventoryArgs, deps: Deps, store: FileStore) -> ToolResult:
+    return _read_result(store.read_inventory_now(args.name or deps.default_inventory), "read_inventory")
+
+
 READ_DOCS = ToolSpec(
     name="read_docs",
     title="Read a runbook",
@@ -66,6 +74,7 @@ READ_DOCS = ToolSpec(
     args=ReadDocsArgs,
     capability=_read_docs,
     hints=LOCAL_READ,
+    local=_read_docs_now,
 )
 
 LIST_DOCS = ToolSpec(
@@ -93,4 +102,5 @@ READ_INVENTORY = ToolSpec(
     args=ReadInventoryArgs,
     capability=_read_inventory,
     hints=LOCAL_READ,
+    local=_read_inventory_now,
 )

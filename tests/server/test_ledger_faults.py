@@ -179,8 +179,18 @@ async def test_a_keyed_ledger_refuses_calls_without_its_key_or_with_another(
     assert not result.is_error
 
 
+@pytest.mark.parametrize(
+    ("tool", "arguments", "ended"),
+    [
+        # A call made of steps: the cancel is delivered after the step that waited, and recorded as such.
+        ("read_logs", {}, "CANCELLED"),
+        # A local read is one trip to a worker thread (intent, read, outcome): the cancel waits for it, and
+        # the ledger holds how the call really ended; the client drops the answer.
+        ("read_docs", {"name": "backup-restore"}, None),
+    ],
+)
 async def test_a_cancel_while_the_intent_waits_for_the_ledger_still_records_how_the_call_ended(
-    make_settings: Callable[..., Settings], ledger_path: Path
+    make_settings: Callable[..., Settings], ledger_path: Path, tool: str, arguments: dict[str, str], ended: str | None
 ) -> None:
     async with connect(make_settings()) as client:
         holder = sqlite3.connect(ledger_path, isolation_level=None, check_same_thread=False)
@@ -188,7 +198,7 @@ async def test_a_cancel_while_the_intent_waits_for_the_ledger_still_records_how_
         release = threading.Timer(0.5, lambda: holder.execute("ROLLBACK"))
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(client.call_tool, "read_docs", {"name": "backup-restore"})
+                group.start_soon(client.call_tool, tool, arguments)
                 await anyio.wait_all_tasks_blocked()  # the call is inside the gate, waiting on the ledger
                 release.start()
                 group.cancel_scope.cancel()
@@ -199,5 +209,5 @@ async def test_a_cancel_while_the_intent_waits_for_the_ledger_still_records_how_
             after = await client.call_tool("list_docs", {})
     assert not after.is_error
     cancelled, _ = rows(ledger_path)
-    assert (cancelled["action"], cancelled["error_type"]) == ("read_docs", "CANCELLED")
+    assert (cancelled["action"], cancelled["error_type"]) == (tool, ended)
     assert verify(ledger_path).status == "ok"  # no intent without its outcome
