@@ -8,12 +8,10 @@ like any other call.
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -21,9 +19,9 @@ import anyio.lowlevel
 import anyio.to_thread
 from pydantic import ValidationError
 
-from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
+from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo
 from ledger import Intent, Ledger, LedgerError, Outcome, Position
-from server.failures import ToolFailure
+from server.envelope import MAX_ARGUMENT_BYTES, Envelope, json_size, now
 from server.llm_policy import budget_exhausted, model_refused
 from server.names import INVALID_NAME_ERROR
 from server.offload import PendingIntent, pending_intent
@@ -35,21 +33,8 @@ __all__ = ["Gate"]
 
 logger = logging.getLogger(__name__)
 
-MAX_ARGUMENT_BYTES = 64 * 1024
 _MAX_NAME = 128
-_MAX_TRIGGER = 300
 LLM_ACTION = "llm_inference"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _json_size(value: Any) -> int:
-    try:
-        return len(json.dumps(value, ensure_ascii=False, default=str).encode())
-    except (RecursionError, ValueError):
-        return MAX_ARGUMENT_BYTES + 1
 
 
 class _Refusal(Exception):
@@ -76,6 +61,7 @@ class Gate:
         self._ledger = ledger
         self._tools_digest = tools_digest
         self._notes = notes
+        self._out = Envelope(agent, deps.scrubber)
 
     async def call(
         self,
@@ -110,7 +96,7 @@ class Gate:
         recorded_args = args.model_dump(mode="json")
         intent_record = Intent(
             request_id=request_id,
-            timestamp=_now(),
+            timestamp=now(),
             agent_id=self._agent.agent_id,
             agent_version=self._agent.version,
             tier=self._agent.tier,
@@ -131,13 +117,11 @@ class Gate:
                     intent = self._ledger.record_intent(intent_record)
                 except LedgerError as exc:
                     logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
-                    return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+                    return self._out.ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
                 output = self._output(spec, request_id, raw, lambda: local(args, deps, store))
-                return self._close(output, recorded_args, started, client_request_id, intent, notes, refused=False)
+                return self._close(output, recorded_args, started, client_request_id, intent, notes)
 
-            with anyio.CancelScope(shield=True):
-                finished = await anyio.to_thread.run_sync(one_trip)
-            return finished
+            return await self._in_thread(one_trip)
         # The intent is written by the capability's first step that reads (see server.offload), in that step's
         # worker thread, before the read; a step that cannot have it written reads nothing.
         with pending_intent(lambda: self._ledger.record_intent(intent_record), guard) as pending:
@@ -152,16 +136,16 @@ class Gate:
             except LedgerError as exc:
                 if pending.position is None:
                     logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
-                    return self._ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+                    return self._out.ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
                 # The intent is in; a step failed on the ledger later (its outcome is tried, and may fail too).
-                output = self._ledger_down(spec.name, request_id, exc, "The call could not finish.")
+                output = self._out.ledger_down(spec.name, request_id, exc, "The call could not finish.")
                 intent = pending.position
             except anyio.get_cancelled_exc_class():
                 # The client cancelled (or went away): the upstream request is already abandoned with this
                 # task. Record how the call ended, shielded from the cancellation, so the ledger has its intent
                 # and no intent is left without an outcome. The writes are bounded by the ledger's busy timeout.
                 with anyio.CancelScope(shield=True):
-                    info = self._error_info(
+                    info = self._out.error_info(
                         "CANCELLED",
                         "The client cancelled the call before it finished.",
                         raw,
@@ -170,10 +154,15 @@ class Gate:
                     )
                     with contextlib.suppress(LedgerError, _Refusal):  # the outcome then says what it can
                         await self._intent(pending)
-                    await self._finish(self._error_output(spec.name, request_id, info), recorded_args, started,
-                                       client_request_id, pending.position, notes, refused=False)  # fmt: skip
+                    cancelled = self._out.error_output(spec.name, request_id, info)
+                    position = pending.position
+                    await self._in_thread(
+                        lambda: self._close(cancelled, recorded_args, started, client_request_id, position, notes)
+                    )
                 raise
-        return await self._finish(output, recorded_args, started, client_request_id, intent, notes, refused=False)
+        return await self._in_thread(
+            lambda: self._close(output, recorded_args, started, client_request_id, intent, notes)
+        )
 
     async def _capability(
         self, spec: ToolSpec, args: Any, deps: Deps, raw: dict[str, Any], request_id: str
@@ -185,8 +174,8 @@ class Gate:
         except (LedgerError, _Refusal):
             raise
         except Exception as exc:
-            return self._failure_output(spec, request_id, raw, exc)
-        return self._envelope(spec.name, request_id, result)
+            return self._out.failure_output(spec.name, request_id, raw, exc)
+        return self._out.result(spec.name, request_id, result)
 
     def _output(
         self, spec: ToolSpec, request_id: str, raw: dict[str, Any], produce: Callable[[], ToolResult]
@@ -195,21 +184,8 @@ class Gate:
         try:
             result = produce()
         except Exception as exc:
-            return self._failure_output(spec, request_id, raw, exc)
-        return self._envelope(spec.name, request_id, result)
-
-    def _failure_output(self, spec: ToolSpec, request_id: str, raw: dict[str, Any], exc: Exception) -> AgentOutput:
-        if isinstance(exc, ToolFailure):
-            return self._error_output(spec.name, request_id, self._failure_info(exc, raw))
-        logger.error("Tool %s failed unexpectedly (request %s)", spec.name, request_id, exc_info=exc)
-        info = self._error_info(
-            "INTERNAL_ERROR",
-            "The tool failed unexpectedly; the server log has the details.",
-            raw,
-            recommended_action="Report the request_id to the server's operator.",
-            partial_progress="The call's intent was recorded.",
-        )
-        return self._error_output(spec.name, request_id, info)
+            return self._out.failure_output(spec.name, request_id, raw, exc)
+        return self._out.result(spec.name, request_id, result)
 
     async def _refuse(
         self,
@@ -221,8 +197,11 @@ class Gate:
         client_request_id: str | None,
         notes: str,
     ) -> AgentOutput:
-        output = self._error_output(action, request_id, refusal.info)
-        return await self._finish(output, self._bounded(raw), started, client_request_id, None, notes, refused=True)
+        output = self._out.error_output(action, request_id, refusal.info)
+        arguments = self._out.bounded(raw)
+        return await self._in_thread(
+            lambda: self._close(output, arguments, started, client_request_id, None, notes, refused=True)
+        )
 
     @staticmethod
     async def _intent(pending: PendingIntent) -> Position:
@@ -241,9 +220,9 @@ class Gate:
         # Checked again at call time: the tool list a client saw is not proof of what it may call now.
         if spec is None or not self._agent.permits_all(spec.actions):
             raise _Refusal(self._forbidden(name, raw, spec))
-        if _json_size(raw) > MAX_ARGUMENT_BYTES:
+        if json_size(raw) > MAX_ARGUMENT_BYTES:
             raise _Refusal(
-                self._error_info(
+                self._out.error_info(
                     "INVALID_INPUT",
                     f"The arguments are larger than {MAX_ARGUMENT_BYTES} bytes.",
                     raw,
@@ -259,7 +238,7 @@ class Gate:
             # A name that tries to leave its folder is a distinct, named refusal: auditors look for these.
             kind = "INVALID_NAME" if any(e["type"] == INVALID_NAME_ERROR for e in errors) else "INVALID_INPUT"
             raise _Refusal(
-                self._error_info(
+                self._out.error_info(
                     kind,
                     f"Invalid arguments for {name}: {problems}.",
                     raw,
@@ -279,7 +258,7 @@ class Gate:
             message = f"{shown} is not a tool of this server."
         else:
             message = f"Action {shown} is not permitted for agent {self._agent.agent_id} (tier {self._agent.tier})."
-        return self._error_info(
+        return self._out.error_info(
             "FORBIDDEN_ACTION",
             message,
             raw,
@@ -293,128 +272,31 @@ class Gate:
         worker thread (it reads the ledger), and refuses the call there."""
         agent = self._agent
         if (failure := model_refused(agent, self._deps.llm.config.model)) is not None:
-            raise _Refusal(self._failure_info(failure, raw))
+            raise _Refusal(self._out.failure_info(failure, raw))
         if agent.daily_token_budget is None:
             return None
 
         def within_budget() -> None:
-            day = _now()[:10]
+            day = now()[:10]
             try:
                 spent = self._ledger.tokens_spent(agent.agent_id, day)
             except LedgerError as exc:
                 # Fail closed: a budget that cannot be read is not a budget that allows the call.
-                raise _Refusal(self._ledger_down_info(exc, "The call was refused: its budget cannot be read.")) from exc
+                raise _Refusal(
+                    self._out.ledger_down_info(exc, "The call was refused: its budget cannot be read.")
+                ) from exc
             if (failure := budget_exhausted(agent, spent, day)) is not None:
-                raise _Refusal(self._failure_info(failure, raw))
+                raise _Refusal(self._out.failure_info(failure, raw))
 
         return within_budget
 
-    # -- envelope ---------------------------------------------------------------------------------
-
-    def _bounded(self, raw: dict[str, Any]) -> dict[str, Any]:
-        if _json_size(raw) <= MAX_ARGUMENT_BYTES:
-            return raw
-        return {"_omitted": f"arguments larger than {MAX_ARGUMENT_BYTES} bytes"}
-
-    def _error_info(
-        self, kind: str, message: str, raw: dict[str, Any], *, recommended_action: str, partial_progress: str = "None"
-    ) -> ErrorInfo:
-        trigger = json.dumps(self._deps.scrubber.value(self._bounded(raw)), ensure_ascii=False, default=str)
-        if len(trigger) > _MAX_TRIGGER:
-            trigger = trigger[:_MAX_TRIGGER] + "..."
-        return ErrorInfo(
-            type=kind,
-            message=self._deps.scrubber.text(message),
-            triggering_input=trigger,
-            partial_progress=partial_progress,
-            recommended_action=recommended_action,
-        )
-
-    def _failure_info(self, failure: ToolFailure, raw: dict[str, Any]) -> ErrorInfo:
-        return self._error_info(
-            failure.kind,
-            failure.message,
-            raw,
-            recommended_action=failure.recommended_action,
-            partial_progress=failure.partial_progress,
-        )
-
-    def _base(self, action: str, request_id: str) -> dict[str, Any]:
-        return {
-            "agent_id": self._agent.agent_id,
-            "version": self._agent.version,
-            "timestamp": _now(),
-            "action": action,
-            "request_id": request_id,
-        }
-
-    def _error_output(self, action: str, request_id: str, info: ErrorInfo) -> AgentOutput:
-        return AgentOutput(
-            **self._base(action, request_id),
-            decision=Decision.ERROR,
-            confidence=0.0,
-            error=info,
-            notes_for_humans=f"{info.type}: see error for details.",
-            provenance=Provenance(tool=action),
-        )
-
-    def _envelope(self, action: str, request_id: str, result: ToolResult) -> AgentOutput:
-        provenance = Provenance(tool=action, sources=result.sources)
-        if (llm := result.llm) is not None:
-            reply = llm.reply
-            provenance.llm_model = reply.model
-            provenance.llm_endpoint_host = llm.endpoint_host
-            provenance.prompt_digest = llm.prompt_digest
-            provenance.usage = reply.usage
-            provenance.llm_attempts = reply.attempts
-            provenance.llm_finish_reason = reply.finish_reason
-            provenance.llm_structured_output = reply.structured
-        return AgentOutput(
-            **self._base(action, request_id),
-            decision=result.decision,
-            confidence=result.confidence,
-            assumptions=result.assumptions,
-            side_effects=result.side_effects,
-            notes_for_humans=result.notes_for_humans,
-            llm_model=provenance.llm_model,
-            llm_response=result.llm_response,
-            plan=result.plan,
-            data=result.data,
-            provenance=provenance,
-        )
-
-    def _ledger_down_info(self, exc: LedgerError, consequence: str, action: str = "") -> ErrorInfo:
-        return ErrorInfo(
-            type="LEDGER_UNAVAILABLE",
-            message=f"The audit ledger cannot record this call ({exc}). {consequence}",
-            triggering_input=action,
-            partial_progress="None",
-            recommended_action="Ask the operator to fix the ledger (PLANNER_MCP_LEDGER: path, permissions, disk "
-            "space); calls succeed again as soon as it can be written.",
-        )
-
-    def _ledger_down(self, action: str, request_id: str, exc: LedgerError, consequence: str) -> AgentOutput:
-        return self._error_output(action, request_id, self._ledger_down_info(exc, consequence, action))
-
-    # -- outcome ----------------------------------------------------------------------------------
-
-    async def _finish(
-        self,
-        output: AgentOutput,
-        arguments: dict[str, Any],
-        started: float,
-        client_request_id: str | None,
-        intent: Position | None,
-        notes: str,
-        *,
-        refused: bool,
-    ) -> AgentOutput:
-        # Shielded: once the call has an outcome, a cancel does not keep it out of the ledger.
+    @staticmethod
+    async def _in_thread(work: Callable[[], AgentOutput]) -> AgentOutput:
+        """Run ledger work in a worker thread, shielded: once a call has an outcome, a cancel does not keep it
+        out of the ledger (the cancel is delivered when the work is done)."""
         with anyio.CancelScope(shield=True):
-            closed = await anyio.to_thread.run_sync(
-                lambda: self._close(output, arguments, started, client_request_id, intent, notes, refused=refused)
-            )
-        return closed
+            done = await anyio.to_thread.run_sync(work)
+        return done
 
     def _close(
         self,
@@ -425,7 +307,7 @@ class Gate:
         intent: Position | None,
         notes: str,
         *,
-        refused: bool,
+        refused: bool = False,
     ) -> AgentOutput:
         """Record the outcome (blocking: in a worker thread) and return the output, or the error that replaces
         it when the outcome cannot be recorded."""
@@ -468,7 +350,7 @@ class Gate:
             consequence = (
                 "The call was refused." if refused else "The result was withheld because it could not be recorded."
             )
-            return self._ledger_down(output.action, output.request_id, exc, consequence)
+            return self._out.ledger_down(output.action, output.request_id, exc, consequence)
         # Kind and timing only: arguments and payloads are the caller's data and stay in the ledger, scrubbed.
         fields = {
             "request_id": output.request_id,
