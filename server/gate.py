@@ -116,8 +116,7 @@ class Gate:
                 try:
                     intent = self._ledger.record_intent(intent_record)
                 except LedgerError as exc:
-                    logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
-                    return self._out.ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+                    return self._no_intent(spec.name, request_id, exc)
                 output = self._output(spec, request_id, raw, lambda: local(args, deps, store))
                 return self._close(output, recorded_args, started, client_request_id, intent, notes)
 
@@ -135,8 +134,7 @@ class Gate:
                 return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
             except LedgerError as exc:
                 if pending.position is None:
-                    logger.error("Refusing %s: the intent could not be recorded: %s", spec.name, exc)
-                    return self._out.ledger_down(spec.name, request_id, exc, "Nothing was read and no LLM was called.")
+                    return self._no_intent(spec.name, request_id, exc)
                 # The intent is in; a step failed on the ledger later (its outcome is tried, and may fail too).
                 output = self._out.ledger_down(spec.name, request_id, exc, "The call could not finish.")
                 intent = pending.position
@@ -186,6 +184,10 @@ class Gate:
         except Exception as exc:
             return self._out.failure_output(spec.name, request_id, raw, exc)
         return self._out.result(spec.name, request_id, result)
+
+    def _no_intent(self, action: str, request_id: str, exc: LedgerError) -> AgentOutput:
+        logger.error("Refusing %s: the intent could not be recorded: %s", action, exc)
+        return self._out.ledger_down(action, request_id, exc, "Nothing was read and no LLM was called.")
 
     async def _refuse(
         self,
