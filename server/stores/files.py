@@ -1,5 +1,6 @@
 """The embedded store: a directory with `docs/` and `inventory/`, the default when no Vault is configured."""
 
+import errno
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ __all__ = ["DOC_SUFFIXES", "FileStore"]
 
 DOC_SUFFIXES = {".md": "markdown", ".txt": "text", ".json": "json"}
 _INVENTORY_SUFFIXES = {".json": "json"}
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class FileStore:
@@ -70,7 +72,12 @@ class FileStore:
         names = {p.stem for p in folder.iterdir() if p.suffix in suffixes and p.is_file() and is_valid_name(p.stem)}
         return sorted(names)
 
-    def _find(self, folder: Path, kind: str, name: str, suffixes: dict[str, str]) -> tuple[Path, str]:
+    def _open(self, folder: Path, kind: str, name: str, suffixes: dict[str, str]) -> tuple[int, str, str]:
+        """An open descriptor of the entry's regular file, its stem and format; `entry_not_found` otherwise.
+
+        Opened without following a symlink and without blocking (a FIFO in the folder cannot stall the call),
+        then checked with fstat: one path lookup per candidate, and what is read is what was checked.
+        """
         # The name was validated at the gate; checking again here keeps the store safe on its own.
         if not is_valid_name(name):
             raise ToolFailure(
@@ -78,28 +85,42 @@ class FileStore:
                 f"{name[:80]!r} is not a valid {kind} name.",
                 recommended_action="Use letters, digits and single '.', '_' or '-' only.",
             )
-        candidates = [(folder / f"{name}{suffix}", fmt) for suffix, fmt in suffixes.items()]
-        if Path(name).suffix in suffixes:
-            candidates.insert(0, (folder / name, suffixes[Path(name).suffix]))
-        for path, fmt in candidates:
+        base = f"{folder}{os.sep}"
+        _, dot, suffix = name.rpartition(".")
+        candidates = [(f"{name}{s}", fmt) for s, fmt in suffixes.items()]
+        if dot and f".{suffix}" in suffixes:
+            candidates.insert(0, (name, suffixes[f".{suffix}"]))
+        for file_name, fmt in candidates:
+            path = base + file_name
             try:
-                mode = os.lstat(path).st_mode
-            except OSError:
-                continue
-            if stat.S_ISREG(mode):
-                return path, fmt  # a file right in the folder (the name has no '/'): it cannot lead out
-            if stat.S_ISLNK(mode):
+                fd = os.open(path, _OPEN_FLAGS)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    continue
                 # A symlink inside the folder must not lead out of it.
-                resolved = path.resolve()
-                if resolved.is_file() and resolved.is_relative_to(folder):
-                    return resolved, fmt
+                resolved = Path(path).resolve()
+                if not (resolved.is_relative_to(folder) and resolved.is_file()):
+                    continue
+                try:
+                    fd = os.open(resolved, _OPEN_FLAGS)
+                except OSError:
+                    continue
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd, file_name.rpartition(".")[0], fmt  # a file right in the folder: the name has no '/'
+            os.close(fd)
         raise entry_not_found(kind, name)
 
     def _read(self, kind: str, name: str, suffixes: dict[str, str]) -> Entry:
         folder = self._folder(kind)
-        path, fmt = self._find(folder, kind, name, suffixes)
-        raw = path.read_bytes()
-        if len(raw) > self._max_bytes:
+        fd, stem, fmt = self._open(folder, kind, name, suffixes)
+        try:
+            size = os.fstat(fd).st_size
+            if size > self._max_bytes:  # refused before reading it
+                raise entry_too_large(kind, name, size, self._max_bytes)
+            raw = _read_all(fd, self._max_bytes + 1)
+        finally:
+            os.close(fd)
+        if len(raw) > self._max_bytes:  # it grew while being read
             raise entry_too_large(kind, name, len(raw), self._max_bytes)
         content: Any
         try:
@@ -113,8 +134,20 @@ class FileStore:
             ) from exc
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
         return Entry(
-            name=path.stem,
+            name=stem,
             format=fmt,
             content=content,
-            source=SourceRef(kind=kind, name=path.stem, store=self.kind, version=digest),
+            source=SourceRef(kind=kind, name=stem, store=self.kind, version=digest),
         )
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    """Up to `limit` bytes from `fd`: enough to see that a file is larger than allowed without reading it all."""
+    chunks, left = [], limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

@@ -1,8 +1,10 @@
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
 from contracts import AgentOutput
@@ -112,6 +114,51 @@ async def test_a_symlink_out_of_the_docs_folder_is_not_followed(
         result, output = await call(client, "read_docs", {"name": "leak"})
     assert result.is_error and output["error"]["type"] == "NOT_FOUND"
     assert "private" not in json.dumps(output)
+
+
+def _data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    (data / "docs").mkdir(parents=True)
+    (data / "inventory").mkdir()
+    return data
+
+
+async def test_a_symlink_within_the_docs_folder_is_read_under_its_own_name(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    data = _data_dir(tmp_path)
+    (data / "docs" / "target.md").write_text("# the runbook", encoding="utf-8")
+    (data / "docs" / "alias.md").symlink_to(data / "docs" / "target.md")
+    async with connect(make_settings(data_dir=data)) as client:
+        result, output = await call(client, "read_docs", {"name": "alias"})
+    assert not result.is_error
+    assert (output["data"]["name"], output["data"]["content"]) == ("alias", "# the runbook")
+
+
+async def test_a_fifo_or_folder_in_place_of_a_document_is_not_found_and_does_not_stall(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    data = _data_dir(tmp_path)
+    os.mkfifo(data / "docs" / "pipe.md")  # opening it for reading would wait for a writer
+    (data / "docs" / "folder.md").mkdir()
+    async with connect(make_settings(data_dir=data)) as client:
+        with anyio.fail_after(10):
+            _, pipe = await call(client, "read_docs", {"name": "pipe"})
+            _, folder = await call(client, "read_docs", {"name": "folder"})
+    assert pipe["error"]["type"] == folder["error"]["type"] == "NOT_FOUND"
+
+
+async def test_a_document_over_the_size_limit_is_refused_by_its_size_without_being_read(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    data = _data_dir(tmp_path)
+    with (data / "docs" / "huge.md").open("wb") as sparse:
+        sparse.truncate(64 << 30)  # 64 GiB of holes: reading it whole could not fit in memory
+    async with connect(make_settings(data_dir=data, max_document_bytes=1000)) as client:
+        result, output = await call(client, "read_docs", {"name": "huge"})
+    assert result.is_error and output["error"]["type"] == "TOO_LARGE"
+    assert f"{64 << 30} bytes" in output["error"]["message"]
+    assert "PLANNER_MCP_MAX_DOCUMENT_BYTES" in output["error"]["recommended_action"]
 
 
 async def test_unknown_and_wrongly_typed_arguments_are_refused(make_settings: Callable[..., Settings]) -> None:
