@@ -14,7 +14,7 @@ enough to forge a row or recompute the chain.
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["COLUMNS", "GENESIS", "TABLES", "Hasher", "algorithm", "canonical"]
@@ -45,20 +45,24 @@ COLUMNS: dict[str, dict[str, str]] = {
 TABLES = tuple(COLUMNS)
 
 _CAST = {"i": int, "r": float, "t": str}
+# Each table's columns in key order with their cast: the row is built already sorted (the encoder still sorts).
+_SORTED = {table: [(name, _CAST[kind]) for name, kind in sorted(columns.items())] for table, columns in COLUMNS.items()}
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
 
 
 def canonical(table: str, prev_hash: str, row: Mapping[str, Any]) -> bytes:
     """The bytes a row's hash covers. Values take the column's type, as SQLite will hand them back."""
-    typed = {name: _typed(kind, row.get(name)) for name, kind in COLUMNS[table].items()}
-    body = {"prev": prev_hash, "row": typed, "table": table}
-    return _TAG + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr).encode()
+    typed = {}
+    for name, cast in _SORTED[table]:
+        value = row.get(name)
+        # A value already of its column's type is kept (the common case, and `bool` is not `int` here).
+        typed[name] = value if value is None or type(value) is cast else _typed(cast, value)
+    return _TAG + _ENCODER.encode({"prev": prev_hash, "row": typed, "table": table}).encode()
 
 
-def _typed(kind: str, value: Any) -> Any:
-    if value is None:
-        return None
+def _typed(cast: Callable[[Any], Any], value: Any) -> Any:
     try:
-        return _CAST[kind](value)
+        return cast(value)
     except (TypeError, ValueError):
         return value  # not what this column holds: hashed as found, so it cannot match what was written
 
