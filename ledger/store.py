@@ -8,6 +8,7 @@ that failed is never retried: the call it belonged to fails.
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -152,8 +153,7 @@ class Ledger(Queries):
                     self._conn.execute("PRAGMA synchronous = FULL")
                 return result
             except sqlite3.Error as exc:
-                error = from_sqlite(self.path, exc)
-                self._suspect = self._suspect or error.reason in ("io", "corrupt")
+                error = self._failed(exc)
                 self._discard()
                 raise error from exc
             except LedgerError:
@@ -161,6 +161,20 @@ class Ledger(Queries):
                 raise
             finally:
                 self._file_lock.release()
+
+    def _failed(self, exc: sqlite3.Error) -> LedgerError:
+        """The error for `exc`; after an I/O error or corruption, the next open checks the file first.
+
+        SQLite reports a write to a file that may no longer be written (made immutable, its file system remounted
+        read-only) as an I/O error: that cause is named instead.
+        """
+        error = from_sqlite(self.path, exc)
+        self._suspect = self._suspect or error.reason in ("io", "corrupt")
+        for file in (self.path, self.path.with_name(self.path.name + "-wal")):
+            if error.reason == "io" and file.exists() and not os.access(file, os.W_OK):
+                return LedgerError(f"the ledger {self.path} is read-only: {file.name} cannot be written ({exc})",
+                                   "read-only")  # fmt: skip
+        return error
 
     def _discard(self) -> None:
         self._tail.forget()

@@ -5,6 +5,7 @@ retries are off: ours honour `Retry-After` within the call's time limit, say wha
 notifications, and give up early when the endpoint asks for a wait the call cannot afford.
 """
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 from contracts import TokenUsage
 from server.backoff import backoff_s
 from server.failures import ToolFailure
-from server.llm.errors import auth_or_request_failure, gave_up, timed_out, unreachable
+from server.llm.errors import auth_or_request_failure, gave_up, invalid_reply, timed_out, unreachable
 from server.llm.retries import RETRYABLE_STATUS, retry_after_s
 from server.llm.schemas import response_format
 from server.offload import intent_recorded
@@ -187,7 +188,7 @@ class LLMClient:
             if structured and schema is not None:
                 request["response_format"] = response_format(schema)
             try:
-                response = await client.chat.completions.create(**request)
+                response = await self._create(client, request)
             except openai.APIStatusError as exc:
                 if structured and exc.status_code in _SCHEMA_REFUSED:
                     self._refuse_schema(exc.status_code)
@@ -205,7 +206,13 @@ class LLMClient:
                     raise unreachable(self.endpoint_host, attempts) from exc
                 await self._pause("Could not connect", None, attempt, attempts, progress, {})
             else:
-                return _reply(response, model, attempt, structured)
+                return _reply(response, model, attempt, structured, self.endpoint_host)
+
+    async def _create(self, client: "AsyncOpenAI", request: dict[str, Any]) -> Any:
+        try:
+            return await client.chat.completions.create(**request)
+        except json.JSONDecodeError as exc:  # a 200 whose body is cut off or not JSON: the SDK lets this through
+            raise invalid_reply(self.endpoint_host, "a body that is not valid JSON") from exc
 
     def _refuse_schema(self, status: int) -> None:
         logger.warning(
@@ -255,16 +262,12 @@ class LLMClient:
             await client.close()
 
 
-def _reply(response: Any, requested_model: str, attempts: int, structured: bool) -> LLMReply:
+def _reply(response: Any, requested_model: str, attempts: int, structured: bool, host: str) -> LLMReply:
     try:
         choice = response.choices[0]
         content = choice.message.content or ""
     except (AttributeError, IndexError, TypeError) as exc:
-        raise ToolFailure(
-            "LLM_INVALID_REPLY",
-            "The LLM endpoint answered without a message.",
-            recommended_action="Check that OPENAI_BASE_URL points at an OpenAI-compatible chat completions API.",
-        ) from exc
+        raise invalid_reply(host, "something that is not a chat completion (no message)") from exc
     usage = None
     if getattr(response, "usage", None) is not None:
         u = response.usage

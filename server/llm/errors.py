@@ -4,7 +4,7 @@ Messages name the endpoint's host and the status, never the response body: endpo
 (the key included, on some 401s), and every message must stay clean.
 """
 
-__all__ = ["auth_or_request_failure", "gave_up", "timed_out", "unreachable"]
+__all__ = ["auth_or_request_failure", "gave_up", "invalid_reply", "timed_out", "unreachable"]
 
 from server.failures import ToolFailure
 
@@ -57,6 +57,16 @@ def auth_or_request_failure(host: str, status: int, key_setting: str) -> ToolFai
     else:
         action = "Check the request settings (model, PLANNER_MCP_LLM_MAX_TOKENS) against the endpoint's documentation."
     return ToolFailure("LLM_HTTP_ERROR", f"The LLM endpoint {host} answered HTTP {status}.", recommended_action=action)
+
+
+def invalid_reply(host: str, what: str) -> ToolFailure:
+    """A success status whose body is not a chat completion: `what` says what it was instead."""
+    return ToolFailure(
+        "LLM_INVALID_REPLY",
+        f"The LLM endpoint {host} answered with {what}.",
+        recommended_action="Check that OPENAI_BASE_URL points at an OpenAI-compatible chat completions API, not a "
+        "proxy or an error page; retry later if the endpoint is failing.",
+    )
 
 
 def _tries(attempts: int) -> str:
