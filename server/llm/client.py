@@ -7,6 +7,7 @@ notifications, and give up early when the endpoint asks for a wait the call cann
 
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from server.failures import ToolFailure
 from server.llm.errors import auth_or_request_failure, gave_up, invalid_reply, timed_out, unreachable
 from server.llm.retries import RETRYABLE_STATUS, retry_after_s
 from server.llm.schemas import response_format
-from server.offload import intent_recorded
+from server.offload import intent_recorded, run_blocking
 from server.progress import Progress
 from server.settings import LLMConfig
 
@@ -92,6 +93,9 @@ class LLMClient:
 
     async def _ensure_client(self) -> "AsyncOpenAI":
         self.check_configured()
+        if "openai" not in sys.modules:
+            # Its first import takes 0.3-0.7 s: in a worker thread, so the other calls are served meanwhile.
+            await run_blocking(_import_openai)
         async with self._opening:
             if self._client is None or self._key_rejected:
                 key = await self._key()
@@ -165,9 +169,9 @@ class LLMClient:
         schema: type[BaseModel] | None,
         progress: Progress,
     ) -> LLMReply:
+        client = await self._ensure_client()
         import openai
 
-        client = await self._ensure_client()
         model = self.config.model
         assert model is not None  # checked by _ensure_client
         attempts = self.config.max_retries + 1
@@ -260,6 +264,10 @@ class LLMClient:
         self._client, self._retired = None, []
         for client in clients:
             await client.close()
+
+
+def _import_openai() -> None:
+    import openai  # noqa: F401
 
 
 def _reply(response: Any, requested_model: str, attempts: int, structured: bool, host: str) -> LLMReply:
