@@ -38,23 +38,11 @@ _DATA_RULE = (
 )
 
 
-_RENDERED: dict[tuple[str, ...], str] = {}
-_RENDERED_MAX = 64
-
-
-def rendered(value: Any, version: tuple[str, ...] | None = None) -> str:
-    """`value` as it is shown to the model. With `version` (store, entry, version digest), the text is kept
-    and reused while the entry is unchanged: rendering the inventory cost more than the rest of the prompt."""
+def rendered(value: Any) -> str:
+    """`value` as it is shown to the model (the caller keeps the text of an inventory it reuses)."""
     if isinstance(value, str):
         return value
-    if version is not None and (text := _RENDERED.get(version)) is not None:
-        return text
-    text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
-    if version is not None:
-        if len(_RENDERED) >= _RENDERED_MAX:
-            _RENDERED.clear()
-        _RENDERED[version] = text
-    return text
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
 
 
 def _data(label: str, value: Any) -> str:

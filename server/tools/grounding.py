@@ -4,15 +4,40 @@ import json
 from dataclasses import dataclass, field
 
 from contracts import SideEffect, SourceRef
+from ledger import Scrubber
 from server.failures import ToolFailure
 from server.llm import DataBlock, truncate
 from server.llm.prompts import rendered
+from server.stores import Entry
 from server.tools.spec import Deps
+from server.tools.store_tools import redaction_note
 
 __all__ = ["MAX_DOC_CHARS", "Grounding"]
 
 MAX_DOC_CHARS = 32_000
 """Per document in the prompt: enough for a runbook, and a bound on what one call can cost."""
+
+_BEFORE_ASKING = " before the model was asked."
+
+_INVENTORIES: dict[tuple[str, ...], tuple[str, int]] = {}
+_INVENTORIES_MAX = 64
+
+
+def _inventory_text(entry: Entry, scrubber: Scrubber) -> tuple[str, int]:
+    """The inventory as the model is shown it, scrubbed, and how many secrets were taken out. Kept and reused
+    while the entry is unchanged: scrubbing and rendering it cost more than the rest of the prompt. (A secret
+    learnt after it was kept is still caught: the whole prompt is scrubbed again before it is sent.)"""
+    source = entry.source
+    key = (source.store, source.kind, source.name, source.version) if source.version else None
+    if key is not None and (kept := _INVENTORIES.get(key)) is not None:
+        return kept
+    content, redacted = scrubber.redact(entry.content)
+    found = (rendered(content), redacted)
+    if key is not None:
+        if len(_INVENTORIES) >= _INVENTORIES_MAX:
+            _INVENTORIES.clear()
+        _INVENTORIES[key] = found
+    return found
 
 
 @dataclass
@@ -36,9 +61,9 @@ class Grounding:
         except ToolFailure as failure:
             self.assumptions.append(f"Infrastructure inventory unavailable ({failure.kind}); the plan is generic.")
             return
-        source = entry.source
-        key = (source.store, source.kind, source.name, source.version) if source.version else None
-        text = rendered(entry.content, key)
+        text, redacted = _inventory_text(entry, deps.scrubber)
+        if redacted:
+            self.assumptions.append(redaction_note(redacted, f"inventory/{entry.name}") + _BEFORE_ASKING)
         self.inventory = (f"inventory/{entry.name}", text)
         self.side_effects.append(SideEffect(type="read_inventory", target=f"inventory/{entry.name}"))
         self.sources.append(entry.source)
@@ -55,7 +80,11 @@ class Grounding:
         for name in dict.fromkeys(names):
             await deps.progress.say(f"Reading docs/{name}")
             entry = await deps.store.read_doc(name)
-            text = entry.content if isinstance(entry.content, str) else json.dumps(entry.content, sort_keys=True)
+            # Scrubbed whole, before it is cut: a key split by the cut would no longer look like one.
+            content, redacted = deps.scrubber.redact(entry.content)
+            if redacted:
+                self.assumptions.append(redaction_note(redacted, f"docs/{name}") + _BEFORE_ASKING)
+            text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
             if len(text) > MAX_DOC_CHARS:
                 text = truncate(text, MAX_DOC_CHARS)
                 self.assumptions.append(f"Only the first {MAX_DOC_CHARS} characters of docs/{name} were used.")

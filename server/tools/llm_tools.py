@@ -12,6 +12,7 @@ from server.llm import LLMReply, ParseFailure, analysis_messages, parse_reply, p
 from server.names import EntryName
 from server.tools.grounding import Grounding
 from server.tools.spec import LLM_CALL, Args, Deps, LLMCall, ToolResult, ToolSpec
+from server.tools.store_tools import redaction_note
 
 __all__ = ["ANALYZE", "GENERATE_PLAN"]
 
@@ -65,18 +66,30 @@ class AnalyzeArgs(_ContextArgs):
     pass
 
 
+def _context(args: _ContextArgs, deps: Deps, grounding: Grounding) -> dict[str, Any]:
+    """The caller's context as the model is shown it: scrubbed by key as well (`{"password": ...}`), as the
+    ledger scrubs it, since the prompt's own scrubbing sees only text."""
+    context, redacted = deps.scrubber.redact(args.context)
+    if redacted:
+        grounding.assumptions.append(redaction_note(redacted, "the context") + " before the model was asked.")
+    return dict(context)
+
+
 def _scrubbed(messages: list[dict[str, str]], deps: Deps) -> list[dict[str, str]]:
     # Redact before anything leaves for the endpoint: store content may hold what the model must not see.
     return [{**m, "content": deps.scrubber.text(m["content"])} for m in messages]
 
 
 async def _ask(
-    messages: list[dict[str, str]], schema: type[_M], deps: Deps, *, temperature: float
+    messages: list[dict[str, str]], schema: type[_M], deps: Deps, grounding: Grounding, *, temperature: float
 ) -> tuple[LLMReply, LLMCall]:
     sent = _scrubbed(messages, deps)
     reply = await deps.llm.complete(sent, temperature=temperature, schema=schema, progress=deps.progress)
     # The model may echo what it should not (a key it was shown by mistake, a token from a document).
-    reply = dataclasses.replace(reply, content=deps.scrubber.text(reply.content))
+    content, redacted = deps.scrubber.redact(reply.content)
+    if redacted:
+        grounding.assumptions.append(redaction_note(redacted, "the model's reply") + ".")
+    reply = dataclasses.replace(reply, content=content)
     call = LLMCall(reply=reply, endpoint_host=deps.llm.endpoint_host, prompt_digest=prompt_digest(sent))
     return reply, call
 
@@ -118,11 +131,12 @@ async def _generate_plan(args: GeneratePlanArgs, deps: Deps) -> ToolResult:
     await grounding.add_docs(args.docs, deps)
     # Grounding in the inventory is a read of its own, so it happens only where the policy allows that read.
     await grounding.add_inventory(deps)
+    context = _context(args, deps, grounding)
     request = TaskRequest(
-        task_type="generate_plan", description=args.description, context=args.context, constraints=args.constraints
+        task_type="generate_plan", description=args.description, context=context, constraints=args.constraints
     )
     messages = plan_messages(deps.agent, request, grounding.inventory, grounding.docs)
-    reply, call = await _ask(messages, Plan, deps, temperature=0.3)
+    reply, call = await _ask(messages, Plan, deps, grounding, temperature=0.3)
     try:
         plan = _parse(reply, Plan, deps)
     except ParseFailure as failure:
@@ -145,8 +159,9 @@ async def _analyze(args: AnalyzeArgs, deps: Deps) -> ToolResult:
     deps.llm.check_configured()
     grounding = Grounding()
     await grounding.add_docs(args.docs, deps)
-    request = TaskRequest(task_type="analyze", description=args.description, context=args.context)
-    reply, call = await _ask(analysis_messages(request, grounding.docs), Analysis, deps, temperature=0.4)
+    request = TaskRequest(task_type="analyze", description=args.description, context=_context(args, deps, grounding))
+    messages = analysis_messages(request, grounding.docs)
+    reply, call = await _ask(messages, Analysis, deps, grounding, temperature=0.4)
     try:
         analysis = _parse(reply, Analysis, deps)
     except ParseFailure as failure:

@@ -1,13 +1,18 @@
-"""The read tools: runbooks and inventory from the store, returned as data with their provenance."""
+"""The read tools: runbooks and inventory from the store, returned as data with their provenance.
+
+Store content is untrusted data: a key or token pasted into a runbook is replaced with a marker before it is
+returned, and the output says how many were.
+"""
 
 from pydantic import Field
 
 from contracts import Decision, SideEffect
+from ledger import REDACTED, Scrubber
 from server.names import EntryName
 from server.stores import Entry, FileStore
 from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 
-__all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY"]
+__all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY", "redaction_note"]
 
 
 class ReadDocsArgs(Args):
@@ -24,42 +29,60 @@ class ReadInventoryArgs(Args):
     )
 
 
-def _read_result(entry: Entry, action: str) -> ToolResult:
+def redaction_note(count: int, where: str) -> str:
+    """What a reader must know when secrets were taken out of what they are shown."""
+    values = "1 secret-looking value" if count == 1 else f"{count} secret-looking values"
+    return f"{values} in {where} {'was' if count == 1 else 'were'} replaced with {REDACTED}"
+
+
+_NOT_RETURNED = ": secrets are never returned; ask an operator for one you need."
+
+
+def _read_result(entry: Entry, action: str, scrubber: Scrubber) -> ToolResult:
+    where = f"{entry.source.kind}/{entry.name}"
+    content, redacted = scrubber.redact(entry.content)
+    notes = f"Read {where} from the {entry.source.store} store."
+    if redacted:
+        notes += f" {redaction_note(redacted, where)}{_NOT_RETURNED}"
     return ToolResult(
         decision=Decision.EXECUTE,
         confidence=1.0,
-        data={"name": entry.name, "format": entry.format, "content": entry.content},
-        side_effects=[SideEffect(type=action, target=f"{entry.source.kind}/{entry.name}", reversible=True)],
+        data={"name": entry.name, "format": entry.format, "content": content},
+        side_effects=[SideEffect(type=action, target=where, reversible=True)],
         sources=[entry.source],
-        notes_for_humans=f"Read {entry.source.kind}/{entry.name} from the {entry.source.store} store.",
+        notes_for_humans=notes,
     )
 
 
 async def _read_docs(args: ReadDocsArgs, deps: Deps) -> ToolResult:
-    return _read_result(await deps.store.read_doc(args.name), "read_docs")
+    return _read_result(await deps.store.read_doc(args.name), "read_docs", deps.scrubber)
 
 
 async def _list_docs(args: ListDocsArgs, deps: Deps) -> ToolResult:
-    names = await deps.store.list_docs()
+    # A file's name is store content too (`AKIA….md` is a key, however it got there).
+    names, redacted = deps.scrubber.redact(await deps.store.list_docs())
+    notes = f"{len(names)} documents in the {deps.store.kind} store."
     return ToolResult(
         decision=Decision.EXECUTE,
         confidence=1.0,
         data={"docs": names},
         side_effects=[SideEffect(type="read_docs", target="docs/", reversible=True)],
-        notes_for_humans=f"{len(names)} documents in the {deps.store.kind} store.",
+        notes_for_humans=f"{notes} {redaction_note(redacted, 'the names')}{_NOT_RETURNED}" if redacted else notes,
     )
 
 
 async def _read_inventory(args: ReadInventoryArgs, deps: Deps) -> ToolResult:
-    return _read_result(await deps.store.read_inventory(args.name or deps.default_inventory), "read_inventory")
+    entry = await deps.store.read_inventory(args.name or deps.default_inventory)
+    return _read_result(entry, "read_inventory", deps.scrubber)
 
 
 def _read_docs_now(args: ReadDocsArgs, deps: Deps, store: FileStore) -> ToolResult:
-    return _read_result(store.read_doc_now(args.name), "read_docs")
+    return _read_result(store.read_doc_now(args.name), "read_docs", deps.scrubber)
 
 
 def _read_inventory_now(args: ReadInventoryArgs, deps: Deps, store: FileStore) -> ToolResult:
-    return _read_result(store.read_inventory_now(args.name or deps.default_inventory), "read_inventory")
+    entry = store.read_inventory_now(args.name or deps.default_inventory)
+    return _read_result(entry, "read_inventory", deps.scrubber)
 
 
 READ_DOCS = ToolSpec(
