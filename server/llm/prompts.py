@@ -61,7 +61,8 @@ def _reference(docs: list[DataBlock]) -> str:
 def plan_messages(
     agent: AgentMetadata, request: TaskRequest, inventory: DataBlock | None, docs: list[DataBlock]
 ) -> list[dict[str, str]]:
-    inventory_block = _data(*inventory) if inventory else "Infrastructure context unavailable."
+    # Store content goes in the user message, never the system message: what a document says must not carry the
+    # authority of the server's own instructions.
     system = f"""You are a Tier {agent.tier} {agent.agent_role} agent in an infrastructure automation system.
 Your role is to generate implementation plans: you CANNOT execute anything.
 
@@ -73,12 +74,13 @@ Agent constraints:
 
 {_DATA_RULE}
 
-Infrastructure context:
-{inventory_block}{_reference(docs)}
-
 Answer with one JSON object and nothing else, with this structure:
 {_PLAN_SHAPE}"""
-    user = f"""Task: {request.description}
+    inventory_block = _data(*inventory) if inventory else "Infrastructure context unavailable."
+    user = f"""Infrastructure context:
+{inventory_block}{_reference(docs)}
+
+Task: {request.description}
 Additional context: {_data("caller-context", request.context) if request.context else "None"}
 Constraints: {"; ".join(request.constraints) if request.constraints else "None"}
 
@@ -90,12 +92,14 @@ def analysis_messages(request: TaskRequest, docs: list[DataBlock]) -> list[dict[
     system = f"""You are a technical analyst for an infrastructure team. Provide clear, structured analysis.
 Be explicit about uncertainties and assumptions, and rate your confidence honestly.
 
-{_DATA_RULE}{_reference(docs)}
+{_DATA_RULE}
 
 Answer with one JSON object and nothing else, with this structure:
 {_ANALYSIS_SHAPE}"""
     context = _data("caller-context", request.context) if request.context else "None"
-    user = f"Analyse: {request.description}\nContext: {context}"
+    reference = _reference(docs).lstrip("\n")
+    user = f"{reference}\n\n" if reference else ""
+    user += f"Analyse: {request.description}\nContext: {context}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

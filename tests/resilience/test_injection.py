@@ -148,7 +148,6 @@ async def test_plan_and_analysis_requests_offer_no_tools_and_carry_injections_on
     assert [r["action"] for r in rows(ledger_path)] == ["generate_plan", "analyze"]
 
 
-@pytest.mark.xfail(strict=True, reason="server/llm/prompts.py puts the inventory and the docs in the system message")
 async def test_store_text_reaches_the_model_only_in_the_user_message(settings: Settings, llm: FakeOpenAI) -> None:
     llm.enqueue(Reply.text(json.dumps(PLAN)))
     async with connect(settings) as client:
