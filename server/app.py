@@ -93,7 +93,8 @@ async def open_runtime(
     """
     # One scrubber for the ledger, the gate and the LLM prompts: a secret learnt at run time (a token from
     # a login, the LLM key read from Vault) is scrubbed everywhere from then on.
-    scrubber = Scrubber([settings.llm.api_key.get_secret_value()] if settings.llm.api_key else [])
+    held = (settings.llm.api_key, settings.http.token)
+    scrubber = Scrubber([secret.get_secret_value() for secret in held if secret is not None])
     ledger = open_ledger(settings, scrubber, key=chain_key)
     try:
         await anyio.to_thread.run_sync(ledger.open)

@@ -51,6 +51,9 @@ class VaultStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        # urllib3 logs every request line at DEBUG, and a path holds the caller's entry name, which may be a secret
+        # pasted by mistake: its request lines stay out of the log whatever the server's log level.
+        logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger("urllib3").getEffectiveLevel()))
         self.session = VaultSession(config, learn_secret=learn_secret)
         self.breaker = CircuitBreaker(
             threshold=config.breaker_failures, cooldown_s=config.breaker_cooldown_s, clock=clock
