@@ -101,6 +101,11 @@ class Scrubber:
         known = {s for s in (*self._known, *secrets) if len(s) >= _SHORTEST_KNOWN}
         self._known = tuple(sorted(known, key=len, reverse=True))
 
+    @property
+    def known(self) -> tuple[str, ...]:
+        """The exact values scrubbed today: a new tuple whenever one is learnt, so it can key what was scrubbed."""
+        return self._known
+
     def text(self, value: str) -> str:
         return self._text(value)[0]
 

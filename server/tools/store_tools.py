@@ -4,6 +4,8 @@ Store content is untrusted data: a key or token pasted into a runbook is replace
 returned, and the output says how many were.
 """
 
+from typing import Any
+
 from pydantic import Field
 
 from contracts import Decision, SideEffect
@@ -38,9 +40,27 @@ def redaction_note(count: int, where: str) -> str:
 _NOT_RETURNED = ": secrets are never returned; ask an operator for one you need."
 
 
+_SCRUBBED: dict[tuple[object, ...], tuple[Any, int]] = {}
+_SCRUBBED_MAX = 64
+
+
+def _scrubbed(entry: Entry, scrubber: Scrubber) -> tuple[Any, int]:
+    """The entry's content with its secrets replaced, and how many were. Kept while the entry's content (its
+    digest) and the secrets the scrubber knows are unchanged: walking an inventory costs more than reading it."""
+    source = entry.source
+    if not source.version:
+        return scrubber.redact(entry.content)
+    key = (source.store, source.kind, source.name, source.version, scrubber.known)
+    if (kept := _SCRUBBED.get(key)) is None:
+        if len(_SCRUBBED) >= _SCRUBBED_MAX:
+            _SCRUBBED.clear()
+        kept = _SCRUBBED[key] = scrubber.redact(entry.content)
+    return kept
+
+
 def _read_result(entry: Entry, action: str, scrubber: Scrubber) -> ToolResult:
     where = f"{entry.source.kind}/{entry.name}"
-    content, redacted = scrubber.redact(entry.content)
+    content, redacted = _scrubbed(entry, scrubber)
     notes = f"Read {where} from the {entry.source.store} store."
     if redacted:
         notes += f" {redaction_note(redacted, where)}{_NOT_RETURNED}"

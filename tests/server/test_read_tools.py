@@ -7,9 +7,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from contracts import AgentOutput
+from contracts import AgentOutput, default_agent
+from ledger import REDACTED, Ledger, Scrubber
 from server import Settings
-from server.settings import BUNDLED_DATA
+from server.llm import LLMClient
+from server.settings import BUNDLED_DATA, LLMConfig
+from server.stores import FileStore
+from server.tools import Deps
+from server.tools.store_tools import READ_DOCS
 from tests.conftest import call, connect, rows
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +183,41 @@ async def test_an_empty_data_directory_says_which_setting_to_fix(
         result, output = await call(client, "list_docs")
     assert result.is_error and output["error"]["type"] == "STORE_UNAVAILABLE"
     assert "PLANNER_MCP_DATA" in output["error"]["recommended_action"]
+
+
+async def test_a_document_changed_between_reads_is_returned_afresh_and_scrubbed_afresh(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    data = _data_dir(tmp_path)
+    doc = data / "docs" / "keys.md"
+    doc.write_text("# Keys\n\nNothing here yet.\n", encoding="utf-8")
+    key = "AKIA" + "Q" * 16
+    async with connect(make_settings(data_dir=data)) as client:
+        _, before = await call(client, "read_docs", {"name": "keys"})
+        doc.write_text(f"# Keys\n\nThe backup user's key is {key}.\n", encoding="utf-8")
+        _, after = await call(client, "read_docs", {"name": "keys"})
+    assert before["data"]["content"] == "# Keys\n\nNothing here yet.\n"
+    assert after["data"]["content"] == f"# Keys\n\nThe backup user's key is {REDACTED}.\n"
+    assert "1 secret-looking value" in after["notes_for_humans"]
+
+
+def test_a_secret_learnt_after_an_entry_was_read_is_redacted_from_the_next_read(tmp_path: Path) -> None:
+    data = _data_dir(tmp_path)
+    (data / "docs" / "login.md").write_text("Log in with plain-looking-value-0123.\n", encoding="utf-8")
+    store, scrubber = FileStore(data), Scrubber()
+    deps = Deps(
+        agent=default_agent(),
+        store=store,
+        llm=LLMClient(LLMConfig()),
+        scrubber=scrubber,
+        ledger=Ledger(tmp_path / "ledger.db"),
+        default_inventory="proxmox",
+    )
+    assert READ_DOCS.local is not None
+    args = READ_DOCS.args.model_validate({"name": "login"})
+    first = READ_DOCS.local(args, deps, store)
+    scrubber.add("plain-looking-value-0123")  # as a token from a Vault login, or a key read from Vault, is
+    second = READ_DOCS.local(args, deps, store)
+    assert first.data is not None and second.data is not None
+    assert first.data["content"] == "Log in with plain-looking-value-0123.\n"
+    assert second.data["content"] == f"Log in with {REDACTED}.\n"
