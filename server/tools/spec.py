@@ -7,7 +7,8 @@ from typing import Any
 
 from mcp.types import Tool as MCPTool
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, SourceRef
 from ledger import Ledger, Scrubber
@@ -29,10 +30,32 @@ __all__ = [
 ]
 
 
+_SHOWN_UNKNOWN = 3
+_SHOWN_CHARS = 40
+
+
+def _excerpt(key: str) -> str:
+    return repr(key[:_SHOWN_CHARS]) + ("..." if len(key) > _SHOWN_CHARS else "")
+
+
 class Args(BaseModel):
     """Base of every tool's arguments: unknown fields are refused, so a typo cannot pass silently."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_arguments(cls, data: Any) -> Any:
+        # Refused here, not by `extra="forbid"` (kept as a second line and for the schema), whose errors name every
+        # unknown key in full: keys are the caller's text, and a refusal must not echo 64 KiB of them.
+        if isinstance(data, dict) and (unknown := [key for key in data if key not in cls.model_fields]):
+            shown = ", ".join(_excerpt(str(key)) for key in unknown[:_SHOWN_UNKNOWN])
+            more = f" and {len(unknown) - _SHOWN_UNKNOWN} more" if len(unknown) > _SHOWN_UNKNOWN else ""
+            takes = ", ".join(cls.model_fields) or "none"
+            plural = "s" if len(unknown) > 1 else ""
+            problem = f"unknown argument{plural} {shown}{more} (this tool's arguments: {takes})"
+            raise PydanticCustomError("unknown_argument", "{problem}", {"problem": problem})
+        return data
 
 
 @dataclass(frozen=True)
