@@ -13,7 +13,9 @@ __all__ = ["READ_LOGS"]
 
 
 class ReadLogsArgs(Args):
-    limit: int = Field(default=20, ge=1, le=100, description="How many entries, newest first (at most 100).")
+    limit: int = Field(
+        default=20, ge=1, le=100, strict=True, description="How many entries, newest first (at most 100)."
+    )
     action: EntryName | None = Field(default=None, description="Only calls of this tool, e.g. generate_plan.")
 
 

@@ -99,9 +99,9 @@ async def test_limit_bounds_the_answer_and_action_filters_it(make_settings: Call
     assert _entries(none) == []
 
 
-@pytest.mark.parametrize("limit", [0, 101])
-async def test_a_limit_out_of_range_is_refused_as_invalid_input(
-    make_settings: Callable[..., Settings], ledger_path: Path, limit: int
+@pytest.mark.parametrize("limit", [0, 101, True, 1.0, "5"])
+async def test_a_limit_out_of_range_or_not_an_integer_is_refused_as_invalid_input(
+    make_settings: Callable[..., Settings], ledger_path: Path, limit: object
 ) -> None:
     async with connect(make_settings()) as client:
         result, output = await call(client, "read_logs", {"limit": limit})
