@@ -253,7 +253,9 @@ class LLMClient:
         if wait >= left:
             if status is None:
                 raise unreachable(self.endpoint_host, attempt)
-            raise gave_up(self.endpoint_host, status, attempt, asked_wait_s=wait, left_s=left)
+            if asked is not None:
+                raise gave_up(self.endpoint_host, status, attempt, asked_wait_s=asked, left_s=left)
+            raise gave_up(self.endpoint_host, status, attempt, left_s=left, out_of_time=True)
         reason = "as the endpoint asked" if asked is not None else "backing off"
         await progress.say(f"{what} from {self.endpoint_host}; retrying in {wait:.1f} s ({reason}), "
                            f"attempt {attempt + 1} of {attempts}")  # fmt: skip

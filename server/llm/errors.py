@@ -26,11 +26,22 @@ def unreachable(host: str, attempts: int) -> ToolFailure:
 
 
 def gave_up(
-    host: str, status: int, attempts: int, *, asked_wait_s: float | None = None, left_s: float = 0
+    host: str,
+    status: int,
+    attempts: int,
+    *,
+    asked_wait_s: float | None = None,
+    left_s: float = 0,
+    out_of_time: bool = False,
 ) -> ToolFailure:
-    """A retryable status (429, 5xx) that did not clear within the retries or the time left."""
+    """A retryable status (429, 5xx) that did not clear within the retries or the time left.
+
+    `asked_wait_s` is a wait the endpoint asked for (Retry-After) that the call cannot afford; `out_of_time`
+    says our own backoff before the next attempt would outlast the call."""
     if asked_wait_s is not None:
         why = f"it asked to retry after {asked_wait_s:g} s, more than the {max(left_s, 0):.1f} s left of this call"
+    elif out_of_time:
+        why = f"{_tries(attempts)}, with {max(left_s, 0):.1f} s left of this call: too little to try again"
     else:
         why = _tries(attempts)
     if status == 429:

@@ -62,6 +62,17 @@ async def test_server_errors_past_the_retry_limit_fail_with_the_count(
     assert len(llm.chat_requests) == 3
 
 
+async def test_a_backoff_longer_than_the_time_left_ends_the_call_without_claiming_the_endpoint_asked_for_it(
+    settings_with: Callable[..., Settings], llm: FakeOpenAI
+) -> None:
+    llm.default = Reply.error(500)  # no Retry-After: the wait would be our own backoff, 0.25-0.5 s
+    async with connect(settings_with({"max_retries": 10, "timeout_s": 0.2})) as client:
+        _, output = await call(client, "analyze", {"description": "Why?"})
+    message = output["error"]["message"]
+    assert output["error"]["type"] == "LLM_UNAVAILABLE" and len(llm.chat_requests) == 1
+    assert "1 attempt" in message and "too little to try again" in message and "asked" not in message
+
+
 async def test_a_retry_after_longer_than_the_time_left_fails_at_once_and_says_when_to_retry(
     settings_with: Callable[..., Settings], llm: FakeOpenAI
 ) -> None:
