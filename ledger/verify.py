@@ -341,7 +341,8 @@ def _incomplete(conn: sqlite3.Connection) -> Iterator[Finding]:
     ):
         yield Finding(
             "incomplete", seq, f"{action} (request {request_id}) has an intent but no outcome: the server stopped "
-            "during the call, or the call is still running",
+            "during the call, the outcome could not be written (the ledger was full or unwritable; the caller got "
+            "an error, not the result), or the call is still running",
         )  # fmt: skip
 
 
