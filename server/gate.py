@@ -222,11 +222,11 @@ class Gate:
         # Checked again at call time: the tool list a client saw is not proof of what it may call now.
         if spec is None or not self._agent.permits_all(spec.actions):
             raise _Refusal(self._forbidden(name, raw, spec))
-        if json_size(raw) > MAX_ARGUMENT_BYTES:
+        if (size := json_size(raw)) > MAX_ARGUMENT_BYTES:
             raise _Refusal(
                 self._out.error_info(
                     "INVALID_INPUT",
-                    f"The arguments are larger than {MAX_ARGUMENT_BYTES} bytes.",
+                    f"The arguments are larger than {MAX_ARGUMENT_BYTES} bytes{_largest(raw, size)}.",
                     raw,
                     recommended_action="Send shorter arguments; pass only what the tool needs.",
                 )
@@ -371,3 +371,12 @@ class Gate:
             extra=fields,
         )
         return output
+
+
+def _largest(raw: dict[str, Any], size: int) -> str:
+    """Which argument made them too large, so the caller knows what to shorten (its name bounded, like any echo)."""
+    if not raw:
+        return ""
+    name, largest = max(((key, json_size(value)) for key, value in raw.items()), key=lambda kv: kv[1])
+    shown = repr(str(name)[:40]) + ("..." if len(str(name)) > 40 else "")
+    return f" ({size} bytes in all; {shown} alone is {largest})" if largest > size // 2 else f" ({size} bytes in all)"

@@ -173,7 +173,7 @@ async def test_unknown_and_wrongly_typed_arguments_are_refused(make_settings: Ca
         _, huge = await call(client, "generate_plan", {"description": "x" * 70_000})
     assert extra["error"]["type"] == typed["error"]["type"] == huge["error"]["type"] == "INVALID_INPUT"
     assert "path" in extra["error"]["message"]
-    assert "bytes" in huge["error"]["message"]
+    assert "bytes" in huge["error"]["message"] and "'description' alone is 70002" in huge["error"]["message"]
 
 
 async def test_an_empty_data_directory_says_which_setting_to_fix(
