@@ -17,6 +17,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, PromptMessage, TextContent
 from mcp.types import Prompt as MCPPrompt
@@ -34,6 +35,7 @@ from server.llm import LLMClient
 from server.policy import load_policy
 from server.resources import POLICY_URI, PROMPT_NAME, parse_uri, plan_prompt_spec, policy_spec, routes
 from server.settings import Settings
+from server.stdio_errors import AnsweringParseErrors
 from server.stores import FileStore, Store, VaultStore
 from server.tools import CATALOGUE_BY_NAME, Deps, ToolSpec, registered_tools
 
@@ -165,6 +167,15 @@ class GovernedServer(MCPServer[Runtime]):
         self._policy = policy_spec(list(tools))
         self._prompt = plan_prompt_spec(tools)
         self._default_inventory = default_inventory
+
+    async def run_stdio_async(self) -> None:
+        """Serve on stdio, answering lines that are not JSON-RPC with a JSON-RPC error (see server.stdio_errors)."""
+        async with stdio_server() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                AnsweringParseErrors(read_stream, write_stream),
+                write_stream,
+                self._lowlevel_server.create_initialization_options(),
+            )
 
     async def list_tools(self) -> list[MCPTool]:
         return list(self._mcp_tools)

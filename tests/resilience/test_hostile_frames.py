@@ -31,8 +31,9 @@ _TEN_MB = 10 * 1024 * 1024
 _DIGITS = 10**5
 _DEPTH = 100_000
 _METHOD_NOT_FOUND, _INVALID_PARAMS = -32601, -32602
-_UNANSWERABLE = {-32700, -32600}
-"""What an answer to a frame the transport could not read may carry (the SDK sends none today)."""
+_PARSE_ERROR, _INVALID_REQUEST = -32700, -32600
+_UNANSWERABLE = {_PARSE_ERROR, _INVALID_REQUEST}
+"""What the answer to a frame that could not be read as JSON-RPC carries, with `id: null`."""
 _SILENT_NOTIFICATION = "planner/no-such-notification"
 
 
@@ -153,6 +154,9 @@ class _Frame:
     """The JSON-RPC error code of those answers; None: they are results."""
     tool_error: str | None = None
     """For tools/call: the ErrorInfo type the result carries."""
+    unreadable: int | None = None
+    """For a frame that is not JSON (-32700) or not a JSON-RPC message (-32600): the code of the error answered
+    with `id: null`. None: no such answer (a blank line, or a message the SDK reads and ignores)."""
 
 
 def _line(text: str) -> bytes:
@@ -170,10 +174,10 @@ _MAX_INT = "9" * 4300
 """The longest integer the SDK's parser reads, and Python's default int/str conversion limit."""
 _FRAMES = [
     # Not JSON at all, or cut short.
-    _Frame("invalid JSON", _line('{"jsonrpc": "2.0", "id": "cut", "method": "ping"')),
-    _Frame("plain text", _line("hello, is this the planner?")),
+    _Frame("invalid JSON", _line('{"jsonrpc": "2.0", "id": "cut", "method": "ping"'), unreadable=_PARSE_ERROR),
+    _Frame("plain text", _line("hello, is this the planner?"), unreadable=_PARSE_ERROR),
     # Bytes that are not UTF-8: alone, and inside a request's id (the transport reads them as U+FFFD).
-    _Frame("invalid UTF-8 bytes alone", b"\xff\xfe\xfd\x80\xc3\n"),
+    _Frame("invalid UTF-8 bytes alone", b"\xff\xfe\xfd\x80\xc3\n", unreadable=_PARSE_ERROR),
     _Frame("invalid UTF-8 in an id", b'{"jsonrpc":"2.0","id":"utf8-\xff","method":"ping"}\n', ("utf8-\ufffd",)),
     _Frame(
         "invalid UTF-8 in an argument",
@@ -182,15 +186,17 @@ _FRAMES = [
         tool_error="INVALID_NAME",
     ),
     # NUL bytes: raw in a string and between tokens (not JSON), escaped in a string (JSON), alone.
-    _Frame("raw NUL inside a string", b'{"jsonrpc":"2.0","id":"nul\x00raw","method":"ping"}\n'),
+    _Frame(
+        "raw NUL inside a string", b'{"jsonrpc":"2.0","id":"nul\x00raw","method":"ping"}\n', unreadable=_PARSE_ERROR
+    ),
     _Frame(
         "escaped NUL inside a string", _line('{"jsonrpc":"2.0","id":"nul\\u0000esc","method":"ping"}'), ("nul\0esc",)
     ),
-    _Frame("NUL between tokens", b'{"jsonrpc":"2.0",\x00"id":"nul-out","method":"ping"}\n'),
-    _Frame("a line of NUL bytes", b"\x00" * 64 + b"\n"),
+    _Frame("NUL between tokens", b'{"jsonrpc":"2.0",\x00"id":"nul-out","method":"ping"}\n', unreadable=_PARSE_ERROR),
+    _Frame("a line of NUL bytes", b"\x00" * 64 + b"\n", unreadable=_PARSE_ERROR),
     # Numbers: 10^5 digits (over the parser's and Python's 4300-digit limit), and 4300 digits (at it).
-    _Frame("a 10^5-digit id", _line(f'{{"jsonrpc":"2.0","id":{_NINES},"method":"ping"}}')),
-    _Frame("a 10^5-digit integer argument", _line(_call("big-int", f'{{"x":{_NINES}}}'))),
+    _Frame("a 10^5-digit id", _line(f'{{"jsonrpc":"2.0","id":{_NINES},"method":"ping"}}'), unreadable=_PARSE_ERROR),
+    _Frame("a 10^5-digit integer argument", _line(_call("big-int", f'{{"x":{_NINES}}}')), unreadable=_PARSE_ERROR),
     _Frame(
         "a 10^5-digit decimal argument",
         _line(_call("big-decimal", f'{{"x":1.{_NINES}}}')),
@@ -205,12 +211,17 @@ _FRAMES = [
         tool_error="INVALID_INPUT",
     ),
     # Nesting: 10^5 levels (past the parser's depth limit) and 150 (within it, so the gate sees it).
-    _Frame("10^5 nested arrays in an argument", _line(_call("deep-arrays", f'{{"x":{"[" * _DEPTH}{"]" * _DEPTH}}}'))),
+    _Frame(
+        "10^5 nested arrays in an argument",
+        _line(_call("deep-arrays", f'{{"x":{"[" * _DEPTH}{"]" * _DEPTH}}}')),
+        unreadable=_PARSE_ERROR,
+    ),
     _Frame(
         "10^5 nested objects in an argument",
         _line(_call("deep-objects", '{"x":' + '{"a":' * _DEPTH + "1" + "}" * (_DEPTH + 1))),
+        unreadable=_PARSE_ERROR,
     ),
-    _Frame("10^5 nested arrays alone", _line("[" * _DEPTH + "]" * _DEPTH)),
+    _Frame("10^5 nested arrays alone", _line("[" * _DEPTH + "]" * _DEPTH), unreadable=_PARSE_ERROR),
     _Frame(
         "150 nested arrays in an argument",
         _line(_call("nested-150", f'{{"x":{"[" * 150}{"]" * 150}}}')),
@@ -218,7 +229,7 @@ _FRAMES = [
         tool_error="INVALID_INPUT",
     ),
     # A 10 MB line of garbage (the 10 MB argument is in the ledger test below).
-    _Frame("a 10 MB line of garbage", b"x" * _TEN_MB + b"\n"),
+    _Frame("a 10 MB line of garbage", b"x" * _TEN_MB + b"\n", unreadable=_PARSE_ERROR),
     # Methods: unknown, as a request and as a notification.
     _Frame(
         "an unknown method",
@@ -231,19 +242,28 @@ _FRAMES = [
     _Frame(
         "a batch",
         _line('[{"jsonrpc":"2.0","id":"batch-1","method":"ping"},{"jsonrpc":"2.0","id":"batch-2","method":"ping"}]'),
+        unreadable=_INVALID_REQUEST,
     ),
-    _Frame("an empty batch", _line("[]")),
+    _Frame("an empty batch", _line("[]"), unreadable=_INVALID_REQUEST),
     # Envelopes that are JSON but not JSON-RPC 2.0.
-    _Frame("a request missing jsonrpc", _line('{"id":"no-jsonrpc","method":"ping"}')),
-    _Frame("a request missing method", _line('{"jsonrpc":"2.0","id":"no-method"}')),
-    _Frame("jsonrpc 1.0", _line('{"jsonrpc":"1.0","id":"v1","method":"ping"}')),
+    _Frame("a request missing jsonrpc", _line('{"id":"no-jsonrpc","method":"ping"}'), unreadable=_INVALID_REQUEST),
+    _Frame("a request missing method", _line('{"jsonrpc":"2.0","id":"no-method"}'), unreadable=_INVALID_REQUEST),
+    _Frame("jsonrpc 1.0", _line('{"jsonrpc":"1.0","id":"v1","method":"ping"}'), unreadable=_INVALID_REQUEST),
     _Frame("a null id", _line('{"jsonrpc":"2.0","id":null,"method":"ping"}')),
     _Frame("a float id", _line('{"jsonrpc":"2.0","id":1.5,"method":"ping"}')),
     _Frame("an object id", _line('{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}')),
     _Frame("a response to nothing", _line('{"jsonrpc":"2.0","id":"stray","result":{}}')),
     # Wrong types for params: dropped when the envelope itself is wrong, -32602 when the method's params are.
-    _Frame("params as an array", _line('{"jsonrpc":"2.0","id":"params-array","method":"tools/call","params":[1,2]}')),
-    _Frame("params as a string", _line('{"jsonrpc":"2.0","id":"params-str","method":"ping","params":"x"}')),
+    _Frame(
+        "params as an array",
+        _line('{"jsonrpc":"2.0","id":"params-array","method":"tools/call","params":[1,2]}'),
+        unreadable=_INVALID_REQUEST,
+    ),
+    _Frame(
+        "params as a string",
+        _line('{"jsonrpc":"2.0","id":"params-str","method":"ping","params":"x"}'),
+        unreadable=_INVALID_REQUEST,
+    ),
     _Frame("arguments as an array", _line(_call("args-array", "[1]")), ("args-array",), _INVALID_PARAMS),
     _Frame(
         "a tool name as a number",
@@ -290,8 +310,13 @@ def stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Stdio]:
 
 
 @pytest.mark.parametrize("frame", _FRAMES, ids=[f.name for f in _FRAMES])
-def test_a_hostile_frame_is_answered_or_dropped_and_the_server_keeps_serving(stdio: _Stdio, frame: _Frame) -> None:
+def test_a_hostile_frame_is_answered_even_if_unreadable_and_the_server_keeps_serving(
+    stdio: _Stdio, frame: _Frame
+) -> None:
     stdio.send(frame.data)
+    if frame.unreadable is not None:
+        reply = stdio.answer(None)
+        assert reply["error"]["code"] == frame.unreadable and reply["id"] is None, reply
     for request_id in frame.answered:
         reply = stdio.answer(request_id)
         if frame.code is not None:
@@ -361,3 +386,6 @@ def test_stdout_carried_only_protocol_messages_and_the_server_exits_cleanly_at_e
         elif key != '"twin"':
             assert answered[key] == 1, f"{key} was answered {answered[key]} times"
     assert _SILENT_NOTIFICATION not in json.dumps(stdio.messages)
+    # One `id: null` error for each unreadable frame, the last one cut short by EOF included; none for blank lines.
+    unreadable = [m for m in stdio.messages if m.get("id") is None]
+    assert len(unreadable) == len([f for f in _FRAMES if f.unreadable is not None]) + 1
