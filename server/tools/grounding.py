@@ -9,8 +9,9 @@ from server.failures import ToolFailure
 from server.llm import DataBlock, truncate
 from server.llm.prompts import rendered
 from server.stores import Entry
+from server.tools.kept import Kept
 from server.tools.spec import Deps
-from server.tools.store_tools import redaction_note
+from server.tools.store_tools import redaction_note, scrubbed
 
 __all__ = ["MAX_DOC_CHARS", "Grounding"]
 
@@ -19,25 +20,15 @@ MAX_DOC_CHARS = 32_000
 
 _BEFORE_ASKING = " before the model was asked."
 
-_INVENTORIES: dict[tuple[str, ...], tuple[str, int]] = {}
-_INVENTORIES_MAX = 64
-
 
 def _inventory_text(entry: Entry, scrubber: Scrubber) -> tuple[str, int]:
-    """The inventory as the model is shown it, scrubbed, and how many secrets were taken out. Kept and reused
-    while the entry is unchanged: scrubbing and rendering it cost more than the rest of the prompt. (A secret
-    learnt after it was kept is still caught: the whole prompt is scrubbed again before it is sent.)"""
-    source = entry.source
-    key = (source.store, source.kind, source.name, source.version) if source.version else None
-    if key is not None and (kept := _INVENTORIES.get(key)) is not None:
-        return kept
-    content, redacted = scrubber.redact(entry.content)
-    found = (rendered(content), redacted)
-    if key is not None:
-        if len(_INVENTORIES) >= _INVENTORIES_MAX:
-            _INVENTORIES.clear()
-        _INVENTORIES[key] = found
-    return found
+    content, redacted = scrubbed(entry, scrubber)
+    return rendered(content), redacted
+
+
+_inventory_texts = Kept(_inventory_text)
+"""The inventory as the model is shown it, scrubbed, and how many secrets were taken out: rendering it cost
+more than the rest of the prompt, so it is kept while the entry is unchanged."""
 
 
 @dataclass
@@ -50,6 +41,11 @@ class Grounding:
     side_effects: list[SideEffect] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
 
+    def redacted(self, count: int, where: str, when: str = _BEFORE_ASKING) -> None:
+        """Say, among the assumptions, that `count` secrets were taken out of `where` (when there were any)."""
+        if count:
+            self.assumptions.append(redaction_note(count, where) + when)
+
     async def add_inventory(self, deps: Deps) -> None:
         """The default inventory, when the policy allows the read; without it the plan is generic, and says so."""
         if not deps.agent.permits("read_inventory"):
@@ -61,9 +57,8 @@ class Grounding:
         except ToolFailure as failure:
             self.assumptions.append(f"Infrastructure inventory unavailable ({failure.kind}); the plan is generic.")
             return
-        text, redacted = _inventory_text(entry, deps.scrubber)
-        if redacted:
-            self.assumptions.append(redaction_note(redacted, f"inventory/{entry.name}") + _BEFORE_ASKING)
+        text, redacted = _inventory_texts(entry, deps.scrubber)
+        self.redacted(redacted, f"inventory/{entry.name}")
         self.inventory = (f"inventory/{entry.name}", text)
         self.side_effects.append(SideEffect(type="read_inventory", target=f"inventory/{entry.name}"))
         self.sources.append(entry.source)
@@ -82,8 +77,7 @@ class Grounding:
             entry = await deps.store.read_doc(name)
             # Scrubbed whole, before it is cut: a key split by the cut would no longer look like one.
             content, redacted = deps.scrubber.redact(entry.content)
-            if redacted:
-                self.assumptions.append(redaction_note(redacted, f"docs/{name}") + _BEFORE_ASKING)
+            self.redacted(redacted, f"docs/{name}")
             text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
             if len(text) > MAX_DOC_CHARS:
                 text = truncate(text, MAX_DOC_CHARS)

@@ -12,7 +12,6 @@ from server.llm import LLMReply, ParseFailure, analysis_messages, parse_reply, p
 from server.names import EntryName
 from server.tools.grounding import Grounding
 from server.tools.spec import LLM_CALL, Args, Deps, LLMCall, ToolResult, ToolSpec
-from server.tools.store_tools import redaction_note
 
 __all__ = ["ANALYZE", "GENERATE_PLAN"]
 
@@ -70,8 +69,7 @@ def _context(args: _ContextArgs, deps: Deps, grounding: Grounding) -> dict[str, 
     """The caller's context as the model is shown it: scrubbed by key as well (`{"password": ...}`), as the
     ledger scrubs it, since the prompt's own scrubbing sees only text."""
     context, redacted = deps.scrubber.redact(args.context)
-    if redacted:
-        grounding.assumptions.append(redaction_note(redacted, "the context") + " before the model was asked.")
+    grounding.redacted(redacted, "the context")
     return dict(context)
 
 
@@ -87,8 +85,7 @@ async def _ask(
     reply = await deps.llm.complete(sent, temperature=temperature, schema=schema, progress=deps.progress)
     # The model may echo what it should not (a key it was shown by mistake, a token from a document).
     content, redacted = deps.scrubber.redact(reply.content)
-    if redacted:
-        grounding.assumptions.append(redaction_note(redacted, "the model's reply") + ".")
+    grounding.redacted(redacted, "the model's reply", ".")
     reply = dataclasses.replace(reply, content=content)
     call = LLMCall(reply=reply, endpoint_host=deps.llm.endpoint_host, prompt_digest=prompt_digest(sent))
     return reply, call

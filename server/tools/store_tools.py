@@ -12,9 +12,10 @@ from contracts import Decision, SideEffect
 from ledger import REDACTED, Scrubber
 from server.names import EntryName
 from server.stores import Entry, FileStore
+from server.tools.kept import Kept
 from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 
-__all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY", "redaction_note"]
+__all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY", "redaction_note", "scrubbed"]
 
 
 class ReadDocsArgs(Args):
@@ -40,27 +41,17 @@ def redaction_note(count: int, where: str) -> str:
 _NOT_RETURNED = ": secrets are never returned; ask an operator for one you need."
 
 
-_SCRUBBED: dict[tuple[object, ...], tuple[Any, int]] = {}
-_SCRUBBED_MAX = 64
+def _redacted(entry: Entry, scrubber: Scrubber) -> tuple[Any, int]:
+    return scrubber.redact(entry.content)
 
 
-def _scrubbed(entry: Entry, scrubber: Scrubber) -> tuple[Any, int]:
-    """The entry's content with its secrets replaced, and how many were. Kept while the entry's content (its
-    digest) and the secrets the scrubber knows are unchanged: walking an inventory costs more than reading it."""
-    source = entry.source
-    if not source.version:
-        return scrubber.redact(entry.content)
-    key = (source.store, source.kind, source.name, source.version, scrubber.known)
-    if (kept := _SCRUBBED.get(key)) is None:
-        if len(_SCRUBBED) >= _SCRUBBED_MAX:
-            _SCRUBBED.clear()
-        kept = _SCRUBBED[key] = scrubber.redact(entry.content)
-    return kept
+scrubbed = Kept(_redacted)
+"""The entry's content with its secrets replaced, and how many were (kept while the entry is unchanged)."""
 
 
 def _read_result(entry: Entry, action: str, scrubber: Scrubber) -> ToolResult:
     where = f"{entry.source.kind}/{entry.name}"
-    content, redacted = _scrubbed(entry, scrubber)
+    content, redacted = scrubbed(entry, scrubber)
     notes = f"Read {where} from the {entry.source.store} store."
     if redacted:
         notes += f" {redaction_note(redacted, where)}{_NOT_RETURNED}"
