@@ -170,8 +170,10 @@ class Ledger(Queries):
         """
         error = from_sqlite(self.path, exc)
         self._suspect = self._suspect or error.reason in ("io", "corrupt")
+        if error.reason != "io":
+            return error
         for file in (self.path, self.path.with_name(self.path.name + "-wal")):
-            if error.reason == "io" and file.exists() and not os.access(file, os.W_OK):
+            if file.exists() and not os.access(file, os.W_OK):
                 return LedgerError(f"the ledger {self.path} is read-only: {file.name} cannot be written ({exc})",
                                    "read-only")  # fmt: skip
         return error
