@@ -377,7 +377,7 @@ def test_json_nested_thousands_deep_or_malformed_never_stops_the_stdio_server(le
         if request_id not in (1, 99):
             assert "error" in reply or reply["result"]["structuredContent"]["error"]["type"] == "INVALID_INPUT", reply
     assert "Traceback" not in stderr
-    # What reached the gate is recorded once; what the SDK could not parse reached nothing (no reply, no row).
+    # What reached the gate is recorded once; what the SDK could not parse got a JSON-RPC error (id null) and no row.
     recorded = [r["client_request_id"] for r in rows(ledger_path)]
     answered = {str(i) for i, reply in replies.items() if "result" in reply and i != 1}
     assert len(recorded) == len(set(recorded)) and answered <= set(recorded) <= answered | {"14"}
