@@ -182,6 +182,16 @@ def m004_hash_chain(conn: sqlite3.Connection) -> None:
             )
 
 
+@_migration
+def m005_outcomes_found_by_request(conn: sqlite3.Connection) -> None:
+    """Drop the index of outcomes by intent id: every call paid a page write to keep it, and only `verify` read it.
+
+    An outcome carries its intent's request id, which has a unique index already; `verify` finds an intent's
+    outcome through that.
+    """
+    conn.execute("DROP INDEX IF EXISTS agent_actions_by_intent")
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():

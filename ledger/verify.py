@@ -17,7 +17,7 @@ from ledger.errors import LedgerError
 from ledger.reader import ChainRow, chained_rows, read_only, unchained_rows
 from ledger.records import utc_now
 
-__all__ = ["EXIT_CODES", "Checkpoint", "Finding", "Report", "checkpoint", "load_checkpoints", "verify"]
+__all__ = ["EXIT_CODES", "INCOMPLETE", "Checkpoint", "Finding", "Report", "checkpoint", "load_checkpoints", "verify"]
 
 Kind = Literal[
     "corrupt", "unprotected", "altered", "missing", "inserted", "reordered", "truncated", "rewritten",
@@ -334,11 +334,16 @@ def _metric_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
         yield Finding("missing", None, f"{orphans} outcome(s) refer to intents that are not in the ledger")
 
 
+INCOMPLETE = (
+    "SELECT i.seq, i.request_id, i.action FROM call_intents i"
+    " WHERE NOT EXISTS (SELECT 1 FROM agent_actions a WHERE a.request_id = i.request_id AND a.intent_id = i.id)"
+    " ORDER BY i.seq"
+)
+"""Intents without their outcome. An outcome is found by its request id (unique, indexed), then its intent id."""
+
+
 def _incomplete(conn: sqlite3.Connection) -> Iterator[Finding]:
-    for seq, request_id, action in conn.execute(
-        "SELECT i.seq, i.request_id, i.action FROM call_intents i"
-        " WHERE NOT EXISTS (SELECT 1 FROM agent_actions a WHERE a.intent_id = i.id) ORDER BY i.seq"
-    ):
+    for seq, request_id, action in conn.execute(INCOMPLETE):
         yield Finding(
             "incomplete", seq, f"{action} (request {request_id}) has an intent but no outcome: the server stopped "
             "during the call, the outcome could not be written (the ledger was full or unwritable; the caller got "

@@ -7,6 +7,7 @@ import pytest
 
 from ledger import Intent, Ledger, LedgerError, Outcome, verify
 from ledger.migrations import MIGRATIONS, m001_seed_tables, m002_call_notes, m003_daily_token_usage
+from ledger.verify import INCOMPLETE
 from server import Settings
 from server.settings import SettingsError
 from tests.conftest import rows
@@ -60,6 +61,31 @@ def test_an_intent_without_its_outcome_is_incomplete_not_tampered(ledger_path: P
     assert [f.kind for f in report.findings] == ["incomplete"] and "cut-short" in report.findings[0].detail
 
 
+def test_an_upgraded_ledger_loses_the_outcomes_by_intent_index_and_verify_still_finds_incomplete_calls(
+    ledger_path: Path,
+) -> None:
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(ledger_path, isolation_level=None)
+    old.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for migration in MIGRATIONS[:4]:  # the schema as m004 left it, with the index every outcome had to update
+        migration(old)
+        old.execute("INSERT INTO _migrations VALUES (?, 'then')", (migration.__name__,))
+    old.close()
+    ledger = Ledger(ledger_path)
+    _calls(ledger, 3)
+    ledger.record_intent(_intent("cut-short"))
+    ledger.close()
+    conn = sqlite3.connect(ledger_path)
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "agent_actions_by_intent" not in indexes and "agent_actions_by_agent" in indexes
+    # An intent's outcome is looked up through the unique index on request_id: no scan of the outcomes per intent.
+    plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {INCOMPLETE}"))
+    conn.close()
+    assert "SEARCH a USING INDEX sqlite_autoindex_agent_actions_1 (request_id=?)" in plan, plan
+    report = verify(ledger_path)
+    assert [(f.kind, "cut-short" in f.detail) for f in report.findings] == [("incomplete", True)]
+
+
 @pytest.mark.parametrize("statement", ["UPDATE {t} SET timestamp = 'x'", "DELETE FROM {t}"])
 @pytest.mark.parametrize("table", ["call_intents", "agent_actions", "ledger_events"])
 def test_the_recorded_rows_refuse_update_and_delete(ledger_path: Path, table: str, statement: str) -> None:
@@ -74,6 +100,7 @@ def test_the_recorded_rows_refuse_update_and_delete(ledger_path: Path, table: st
 
 def test_a_ledger_from_before_the_chain_is_chained_in_place_in_the_order_it_was_written(ledger_path: Path) -> None:
     ledger_path.parent.mkdir(parents=True)
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
     old = sqlite3.connect(ledger_path, isolation_level=None)
     old.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     for migration in (m001_seed_tables, m002_call_notes, m003_daily_token_usage):
@@ -101,7 +128,7 @@ def test_a_ledger_from_before_the_chain_is_chained_in_place_in_the_order_it_was_
     assert (seed_row["seq"], old_intent["seq"], old_outcome["seq"]) == (1, 2, 3)  # by time, across tables
     kinds = [(e["kind"], e["detail"]) for e in rows(ledger_path, "ledger_events")]
     assert kinds[0][0] == "chain-started" and "3 rows" in kinds[0][1]
-    assert kinds[1] == ("schema", "schema upgraded: m004_hash_chain")
+    assert kinds[1] == ("schema", "schema upgraded: m004_hash_chain, m005_outcomes_found_by_request")
     assert [r["name"] for r in rows(ledger_path, "_migrations", order="name")] == [m.__name__ for m in MIGRATIONS]
     assert verify(ledger_path).status == "ok"
 
