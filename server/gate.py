@@ -106,9 +106,9 @@ class Gate:
             notes=notes,
             client_request_id=client_request_id,
         )
-        deps = dataclasses.replace(self._deps, progress=Progress(report)) if report is not None else self._deps
-        if spec.local is not None and isinstance(deps.store, FileStore):
-            store, local = deps.store, spec.local
+        if spec.local is not None and isinstance(self._deps.store, FileStore):
+            # A local read is over before a progress notification could say anything: none is set up.
+            deps, store, local = self._deps, self._deps.store, spec.local
 
             def one_trip() -> AgentOutput:
                 """The whole call in one worker thread: intent, read, envelope, outcome. A cancel waits for it,
@@ -121,6 +121,7 @@ class Gate:
                 return self._close(output, recorded_args, started, client_request_id, intent, notes)
 
             return await self._in_thread(one_trip)
+        deps = dataclasses.replace(self._deps, progress=Progress(report)) if report is not None else self._deps
         # The intent is written by the capability's first step that reads (see server.offload), in that step's
         # worker thread, before the read; a step that cannot have it written reads nothing.
         with pending_intent(lambda: self._ledger.record_intent(intent_record), guard) as pending:
