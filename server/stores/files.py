@@ -19,6 +19,7 @@ __all__ = ["DOC_SUFFIXES", "FileStore"]
 DOC_SUFFIXES = {".md": "markdown", ".txt": "text", ".json": "json"}
 _INVENTORY_SUFFIXES = {".json": "json"}
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_KEPT_PARSES = 64
 
 
 class FileStore:
@@ -28,6 +29,7 @@ class FileStore:
         self.root = root
         self._max_bytes = max_bytes
         self._resolved: dict[str, Path] = {}
+        self._parsed: dict[tuple[str, str], tuple[str, Any]] = {}
 
     async def read_doc(self, name: str) -> Entry:
         return await run_blocking(lambda: self.read_doc_now(name))
@@ -122,7 +124,20 @@ class FileStore:
             os.close(fd)
         if len(raw) > self._max_bytes:  # it grew while being read
             raise entry_too_large(kind, name, len(raw), self._max_bytes)
-        content: Any
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
+        return Entry(
+            name=stem,
+            format=fmt,
+            content=self._content(kind, stem, fmt, raw, digest),
+            source=SourceRef(kind=kind, name=stem, store=self.kind, version=digest),
+        )
+
+    def _content(self, kind: str, name: str, fmt: str, raw: bytes, digest: str) -> Any:
+        """The text, or the parsed JSON. A parse is kept while the file's bytes are unchanged: parsing an
+        inventory costs more than reading it. Nothing downstream changes a parsed value; it is shared."""
+        kept = self._parsed.get((kind, name))
+        if kept is not None and kept[0] == digest:
+            return kept[1]
         try:
             text = raw.decode("utf-8")
             content = json.loads(text) if fmt == "json" else text
@@ -132,13 +147,11 @@ class FileStore:
                 f"The {kind} entry {name!r} is not valid {'JSON' if fmt == 'json' else 'UTF-8 text'}: {exc}.",
                 recommended_action="Ask an operator to fix the file in the store.",
             ) from exc
-        digest = "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
-        return Entry(
-            name=stem,
-            format=fmt,
-            content=content,
-            source=SourceRef(kind=kind, name=stem, store=self.kind, version=digest),
-        )
+        if fmt == "json":
+            if len(self._parsed) >= _KEPT_PARSES:
+                self._parsed.clear()
+            self._parsed[(kind, name)] = (digest, content)
+        return content
 
 
 def _read_all(fd: int, limit: int) -> bytes:

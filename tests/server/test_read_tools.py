@@ -10,6 +10,7 @@ import pytest
 from contracts import AgentOutput, default_agent
 from ledger import REDACTED, Ledger, Scrubber
 from server import Settings
+from server.failures import ToolFailure
 from server.llm import LLMClient
 from server.settings import BUNDLED_DATA, LLMConfig
 from server.stores import FileStore
@@ -221,3 +222,19 @@ def test_a_secret_learnt_after_an_entry_was_read_is_redacted_from_the_next_read(
     assert first.data is not None and second.data is not None
     assert first.data["content"] == "Log in with plain-looking-value-0123.\n"
     assert second.data["content"] == f"Log in with {REDACTED}.\n"
+
+
+def test_an_inventory_is_parsed_once_while_its_file_is_unchanged_and_afresh_once_it_changes(tmp_path: Path) -> None:
+    data = _data_dir(tmp_path)
+    inventory = data / "inventory" / "lab.json"
+    inventory.write_text('{"nodes": ["pve1"]}', encoding="utf-8")
+    store = FileStore(data)
+    first, again = store.read_inventory_now("lab"), store.read_inventory_now("lab")
+    assert again.content is first.content  # the kept parse, not a second json.loads
+    inventory.write_text('{"nodes": ["pve1", "pve2"]}', encoding="utf-8")
+    changed = store.read_inventory_now("lab")
+    assert changed.content == {"nodes": ["pve1", "pve2"]} and changed.source.version != first.source.version
+    inventory.write_text('{"nodes": [', encoding="utf-8")  # a broken file is an error every time, never kept
+    for _ in range(2):
+        with pytest.raises(ToolFailure, match="not valid JSON"):
+            store.read_inventory_now("lab")
