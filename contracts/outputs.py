@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from contracts._base import Contract
 from contracts.plans import Plan
@@ -90,3 +90,14 @@ class AgentOutput(Contract):
     data: dict[str, Any] | None = None
     request_id: str
     provenance: Provenance | None = None
+
+    _sealed: str | None = PrivateAttr(default=None)
+
+    def sealed_json(self) -> str:
+        """The output as JSON, fixed on first use: the ledger's digest and the client's text are the same bytes.
+
+        Call it once the output is final (the gate does, when it records the outcome).
+        """
+        if self._sealed is None:
+            self._sealed = self.model_dump_json()
+        return self._sealed

@@ -145,7 +145,7 @@ def call_notes(settings: Settings) -> str:
 def to_call_result(output: AgentOutput) -> CallToolResult:
     """The output as structured content, and as the same JSON in text: the bytes the ledger's digest covers."""
     return CallToolResult(
-        content=[TextContent(type="text", text=output.model_dump_json())],
+        content=[TextContent(type="text", text=output.sealed_json())],
         structured_content=output.model_dump(mode="json"),
         is_error=output.decision is Decision.ERROR,
     )

@@ -341,7 +341,7 @@ class Gate:
             error_type=error.type if error else None,
             error_message=error.message if error else None,
             duration_ms=duration_ms,
-            output_digest="sha256:" + hashlib.sha256(output.model_dump_json().encode()).hexdigest(),
+            output_digest="sha256:" + hashlib.sha256(output.sealed_json().encode()).hexdigest(),
             llm_model=output.llm_model,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from contracts import AgentOutput, default_agent
+from contracts import default_agent
 from ledger import REDACTED, Ledger, Scrubber
 from server import Settings
 from server.failures import ToolFailure
@@ -50,8 +50,10 @@ async def test_read_docs_returns_the_runbook_with_its_provenance(
     assert intent["seq"] == output["provenance"]["ledger_seq"] and action["seq"] == intent["seq"] + 1
     # The client's own JSON-RPC id, to match the ledger with the host's logs.
     assert intent["client_request_id"] == action["client_request_id"] and action["client_request_id"].isdigit()
-    digest = hashlib.sha256(AgentOutput.model_validate(output).model_dump_json().encode()).hexdigest()
-    assert action["output_digest"] == f"sha256:{digest}"  # a digest of exactly what was sent, not the content
+    # A digest of exactly the bytes the client got as text, and those bytes are the structured content.
+    [text] = result.content
+    assert text.type == "text" and json.loads(text.text) == output
+    assert action["output_digest"] == f"sha256:{hashlib.sha256(text.text.encode()).hexdigest()}"
 
 
 async def test_read_inventory_reads_the_default_or_a_named_inventory(
