@@ -19,6 +19,7 @@ import anyio
 
 from bench import sections
 from bench.llm_peer import llm_peer
+from bench.processes import compile_bytecode
 from bench.report import render
 from bench.targets import judge
 from bench.workspace import capture_fixture, make_data_dir
@@ -63,6 +64,7 @@ QUICK = Profile(
 async def run(profile: Profile, root: Path, cache: Path, only: tuple[str, ...], errlog: TextIO) -> dict[str, Any]:
     """Every section asked for, in order; the figures, with what they were measured on."""
     results: dict[str, Any] = {"meta": _meta(profile, only)}
+    compile_bytecode()
     data = make_data_dir(root, profile.doc_sizes)
     with llm_peer(profile.llm_delay_ms / 1000) as base_url:
         ws = await capture_fixture(root, data, base_url, errlog)
