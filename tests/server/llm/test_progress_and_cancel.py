@@ -3,13 +3,18 @@
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import Context
+from mcp.server.session import ServerSession
 from mcp.shared.dispatcher import ProgressFnT
 
 from server import Settings
+from server.app import Runtime, progress_reporter
 from tests.conftest import API_KEY, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply
@@ -101,3 +106,27 @@ async def test_over_stdio_progress_arrives_and_a_cancel_reaches_the_endpoint(
             await anyio.to_thread.run_sync(llm.wait_for_abandoned, 1)
     assert not result.is_error and len(notes) >= 2  # one at the start, one beat per second while waiting
     assert [r["error_type"] for r in rows(ledger_path)] == [None, "CANCELLED"]
+
+
+async def test_on_the_wire_a_call_prepares_progress_only_when_its_request_carries_a_progress_token() -> None:
+    # Without a token the SDK drops every notification: a reporter would only run a heartbeat task for nothing.
+    # In process the SDK hands the client's callback over without a token, so the channel is kept there.
+    def context(params: dict[str, Any]) -> Context[Runtime, Any]:
+        request = ServerRequestContext(
+            session=cast(ServerSession, None),
+            lifespan_context=cast(Runtime, None),
+            protocol_version="2026-07-28",
+            method="tools/call",
+            params=params,
+        )
+        return Context(request_context=request)
+
+    call = {"name": "analyze", "arguments": {"description": "Which node is busiest?"}}
+    asked = context({**call, "_meta": {"progressToken": "call-1"}})
+    for wire in (True, False):
+        assert progress_reporter(None, tokens_carry_progress=wire) is None
+        assert progress_reporter(asked, tokens_carry_progress=wire) == asked.report_progress
+    assert progress_reporter(context(call), tokens_carry_progress=True) is None
+    assert progress_reporter(context({**call, "_meta": {"other": 1}}), tokens_carry_progress=True) is None
+    in_process = context(call)
+    assert progress_reporter(in_process, tokens_carry_progress=False) == in_process.report_progress
