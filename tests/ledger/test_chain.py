@@ -100,7 +100,6 @@ def test_the_recorded_rows_refuse_update_and_delete(ledger_path: Path, table: st
 
 def test_a_ledger_from_before_the_chain_is_chained_in_place_in_the_order_it_was_written(ledger_path: Path) -> None:
     ledger_path.parent.mkdir(parents=True)
-    ledger_path.parent.mkdir(parents=True, exist_ok=True)
     old = sqlite3.connect(ledger_path, isolation_level=None)
     old.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     for migration in (m001_seed_tables, m002_call_notes, m003_daily_token_usage):
