@@ -80,12 +80,14 @@ class FloorServer(MCPServer[None]):
                 self._read, "inventory", arguments.get("name") or "proxmox"
             )
         elif name == "analyze":
-            payload["llm_response"] = await self._complete(arguments["description"])
+            # planner-mcp answers with the analysis text out of the reply's JSON, and so does the floor.
+            reply = await self._complete(arguments["description"], "analysis")
+            payload["llm_response"] = json.loads(reply)["analysis"]
         elif name == "generate_plan":
             # Grounded like planner-mcp's: the inventory is read and sent with the request.
             inventory = await anyio.to_thread.run_sync(self._read, "inventory", "proxmox")
             prompt = f"{arguments['description']}\n\nInventory:\n{json.dumps(inventory)}"
-            payload["llm_response"] = await self._complete(prompt)
+            payload["llm_response"] = await self._complete(prompt, "plan")
         if self._audit is not None:
             await anyio.to_thread.run_sync(self._audit.record, name, arguments)
         return CallToolResult(
@@ -102,7 +104,8 @@ class FloorServer(MCPServer[None]):
                 return json.loads(text) if suffix == ".json" else text
         raise FileNotFoundError(f"{kind}/{name}")
 
-    async def _complete(self, prompt: str) -> str:
+    async def _complete(self, prompt: str, schema: str) -> str:
+        """The peer's reply, asked for in the shape planner-mcp asks for (`schema` names it), as planner-mcp does."""
         if self._client is None:
             from openai import AsyncOpenAI
 
@@ -110,6 +113,7 @@ class FloorServer(MCPServer[None]):
         reply = await self._client.chat.completions.create(
             model=self._llm["model"],
             messages=[{"role": "system", "content": "You are a planner."}, {"role": "user", "content": prompt}],
+            response_format={"type": "json_schema", "json_schema": {"name": schema, "schema": {"type": "object"}}},
         )
         return str(reply.choices[0].message.content)
 

@@ -1,5 +1,7 @@
 """The OpenAI-compatible endpoint of the LLM section: the tests' loopback peer, in a process of its own, so
-its work does not share an interpreter with the client being timed. Every completion waits a fixed delay.
+its work does not share an interpreter with the client being timed. Every completion waits a fixed delay, then
+answers in the shape the request's schema names: a plan for `generate_plan`, an analysis for `analyze`, so each
+tool is timed on its ordinary path rather than on a reply it cannot parse.
 
 `python -m bench.llm_peer DELAY_S` prints its base URL on one line, then serves until its stdin closes.
 """
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tests.peers.openai_server import FakeOpenAI, Reply
-from tests.peers.plans import A_PLAN
+from tests.peers.plans import A_PLAN, AN_ANALYSIS
 
 __all__ = ["llm_peer", "main"]
 
@@ -35,7 +37,9 @@ def llm_peer(delay_s: float) -> Iterator[str]:
 
 def main(argv: list[str]) -> None:
     delay = float(argv[0])
-    with FakeOpenAI(default=Reply.text(json.dumps(A_PLAN), delay=delay), models=["bench-model"]) as peer:
+    plan = Reply.text(json.dumps(A_PLAN), delay=delay)
+    analysis = Reply.text(json.dumps(AN_ANALYSIS), delay=delay)
+    with FakeOpenAI(default=plan, by_schema={"plan": plan, "analysis": analysis}, models=["bench-model"]) as peer:
         print(peer.base_url, flush=True)
         sys.stdin.read()
 

@@ -71,6 +71,13 @@ async def capture_fixture(root: Path, data: Path, llm_base_url: str, errlog: Tex
         payloads: dict[str, Any] = {}
         for call in (*READS.values(), *LLM_CALLS.values()):
             payloads[call.tool] = (await session.call(call)).structured_content
+    for call in LLM_CALLS.values():
+        answer = payloads[call.tool] or {}
+        if not answer.get("confidence"):  # an unparsed reply is answered with confidence 0 and kept raw
+            raise RuntimeError(
+                f"planner-mcp could not use the LLM peer's reply to {call.tool} ({answer.get('notes_for_humans')}): "
+                "the bench would time its fallback path, not the tool"
+            )
     fixture = {
         "tools": [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools],
         "payloads": payloads,

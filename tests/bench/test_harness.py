@@ -25,6 +25,8 @@ from bench.processes import ROOT, Launch
 from bench.sessions import Call, CallFailed, cold_start, interleave, open_session
 from bench.workspace import LLM_CALLS, READS, Workspace, capture_fixture, make_data_dir
 from ledger import verify
+from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.peers.plans import A_PLAN, AN_ANALYSIS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
 
@@ -82,6 +84,20 @@ async def test_the_floors_show_the_same_tools_and_answer_with_payloads_of_the_sa
     with sqlite3.connect(workspace.root / "durable-floor.db") as conn:
         assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == len(calls)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_the_llm_tools_are_timed_on_a_reply_they_can_use_not_on_their_fallback(
+    workspace: Workspace, tmp_path: Path, errlog: TextIO
+) -> None:
+    payloads = json.loads(workspace.fixture.read_text(encoding="utf-8"))["payloads"]
+    assert payloads["analyze"]["llm_response"] == AN_ANALYSIS["analysis"]
+    assert payloads["generate_plan"]["plan"]["title"] == A_PLAN["title"]
+    # A peer whose replies do not parse would have the bench time the fallback path: it is refused.
+    with (
+        FakeOpenAI(default=Reply.text("no JSON here"), models=["bench-model"]) as garbled,
+        pytest.raises(RuntimeError, match="could not use the LLM peer's reply to analyze"),
+    ):
+        await capture_fixture(tmp_path / "garbled", workspace.data, garbled.base_url, errlog)
 
 
 async def test_a_cold_start_lasts_until_the_first_tools_list_is_answered(workspace: Workspace, errlog: TextIO) -> None:

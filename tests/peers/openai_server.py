@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, Self, cast
@@ -63,6 +63,14 @@ _ERROR_TYPES: Final[dict[int, str]] = {
     422: "unprocessable_entity_error",
     429: "rate_limit_error",
 }
+
+
+def _schema_name(request: Any) -> str | None:
+    """The name of the JSON schema a chat completion asks for (`response_format.json_schema.name`), if any."""
+    if not isinstance(request, dict) or not isinstance(fmt := request.get("response_format"), dict):
+        return None
+    schema = fmt.get("json_schema")
+    return schema.get("name") if isinstance(schema, dict) and isinstance(schema.get("name"), str) else None
 
 
 def _default_usage() -> dict[str, Any]:
@@ -187,6 +195,11 @@ class FakeOpenAI:
     without structured outputs, without using a queued reply. Both are also
     mutable attributes (``api_key``, ``supports_response_format``), so a test
     can rotate the key or change the endpoint's abilities mid-way.
+
+    ``by_schema``: with nothing queued, a request whose ``response_format``
+    names a JSON schema (``json_schema.name``) found here gets that reply,
+    so one peer can answer each kind of request in its own shape; any other
+    request gets ``default``.
     """
 
     def __init__(
@@ -196,8 +209,10 @@ class FakeOpenAI:
         models: Iterable[str] = ("test-model",),
         api_key: str | None = None,
         response_format: bool = True,
+        by_schema: Mapping[str, Reply] | None = None,
     ) -> None:
         self.default: Reply | None = default
+        self.by_schema: dict[str, Reply] = dict(by_schema or {})
         self.models: list[str] = list(models)
         self.api_key: str | None = api_key
         self.supports_response_format: bool = response_format
@@ -324,11 +339,11 @@ class FakeOpenAI:
             self._abandoned += 1
             self._lock.notify_all()
 
-    def _next_reply(self) -> Reply | None:
+    def _next_reply(self, schema: str | None = None) -> Reply | None:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
-            return self.default
+            return self.by_schema.get(schema or "", self.default)
 
     def _next_completion_id(self) -> str:
         with self._lock:
@@ -452,7 +467,7 @@ class _Handler(LoopbackHandler):
             message = "response_format is not supported by this model"
             self._send_json(400, _error_body(400, message, param="response_format"))
             return
-        reply = self._owner._next_reply()
+        reply = self._owner._next_reply(_schema_name(request))
         if reply is None:
             message = (
                 f"FakeOpenAI: no scripted reply queued for POST {CHAT_COMPLETIONS_PATH} and no default "

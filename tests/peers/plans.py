@@ -1,8 +1,8 @@
-"""A plan the server accepts, as an OpenAI-compatible peer would return it: for tests and the benchmark."""
+"""A plan and an analysis the server accepts, as an OpenAI-compatible peer returns them: for tests and the bench."""
 
 from typing import Any
 
-__all__ = ["A_PLAN"]
+__all__ = ["AN_ANALYSIS", "A_PLAN"]
 
 A_PLAN: dict[str, Any] = {
     "title": "Add a VM to the prod pool",
@@ -16,4 +16,11 @@ A_PLAN: dict[str, Any] = {
     ],
     "estimated_tier_required": 0,
     "risks": ["Capacity on pve02"],
+}
+
+AN_ANALYSIS: dict[str, Any] = {
+    "analysis": "pve02 has the least free memory (12 GiB of 128 GiB); move new guests to pve01.",
+    "confidence": 0.8,
+    "assumptions": ["The inventory is current"],
+    "uncertainties": [],
 }

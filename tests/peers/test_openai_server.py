@@ -194,6 +194,25 @@ def test_the_default_reply_is_used_when_the_queue_is_empty() -> None:
             assert [ask(c) for _ in range(3)] == ["scripted", "fallback", "fallback"]
 
 
+def test_with_nothing_queued_a_request_gets_the_reply_for_the_schema_it_names_else_the_default() -> None:
+    by_schema = {"plan": Reply.text("a plan"), "analysis": Reply.text("an analysis")}
+    with FakeOpenAI(default=Reply.text("fallback"), by_schema=by_schema) as llm:
+        llm.enqueue(Reply.text("scripted"))
+        with openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=CLIENT_TIMEOUT) as c:
+
+            def answer(schema: str | None) -> str | None:
+                if schema is None:
+                    completion = c.chat.completions.create(model="test-model", messages=MESSAGES)
+                else:
+                    named: ResponseFormatJSONSchema = {**SCHEMA_FORMAT, "json_schema": {"name": schema}}
+                    completion = c.chat.completions.create(model="test-model", messages=MESSAGES, response_format=named)
+                return completion.choices[0].message.content
+
+            assert [answer(s) for s in ("analysis", "analysis", "plan", "other", None)] == [
+                "scripted", "an analysis", "a plan", "fallback", "fallback"
+            ]  # fmt: skip
+
+
 def test_an_empty_queue_without_default_answers_500_with_a_clear_message(client: openai.OpenAI) -> None:
     with pytest.raises(openai.InternalServerError) as caught:
         ask(client)
