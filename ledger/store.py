@@ -64,6 +64,7 @@ class Ledger(Queries):
         self._conn: sqlite3.Connection | None = None
         self._tail = Tail()
         self._suspect = False
+        self._last_arguments: tuple[dict[str, Any], tuple[str, ...], str] | None = None
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -211,6 +212,19 @@ class Ledger(Queries):
     def _json(self, value: dict[str, Any]) -> str:
         return json.dumps(self._scrub.value(value), sort_keys=True, ensure_ascii=False, default=str)
 
+    def _arguments(self, record: Intent | Outcome) -> str:
+        """A call's arguments as recorded: scrubbed JSON, encoded once for its intent and its outcome.
+
+        Kept while the same arguments object comes back under the same known secrets (a secret learnt during
+        the call scrubs the outcome's copy afresh). Records never change their arguments after they are made.
+        """
+        known, last = self._scrub.known, self._last_arguments
+        if last is not None and last[0] is record.arguments and last[1] is known:
+            return last[2]
+        encoded = self._json(record.arguments)
+        self._last_arguments = (record.arguments, known, encoded)
+        return encoded
+
     def _client_id(self, value: str | None) -> str | None:
         return None if value is None else self._scrub.text(value[:_MAX_CLIENT_ID])
 
@@ -228,7 +242,7 @@ class Ledger(Queries):
             "agent_version": intent.agent_version,
             "tier": intent.tier,
             "action": self._scrub.text(intent.action),
-            "arguments": self._json(intent.arguments),
+            "arguments": self._arguments(intent),
             "tools_digest": intent.tools_digest,
             "notes": self._scrub.text(intent.notes),
         }
@@ -257,7 +271,7 @@ class Ledger(Queries):
             "intent_id": outcome.intent_id,
             "refused": int(outcome.refused),
             "duration_ms": outcome.duration_ms,
-            "arguments": self._json(outcome.arguments),
+            "arguments": self._arguments(outcome),
             "output_digest": outcome.output_digest,
             "llm_model": None if outcome.llm_model is None else self._scrub.text(outcome.llm_model),
             "prompt_tokens": outcome.prompt_tokens,

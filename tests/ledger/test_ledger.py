@@ -1,3 +1,4 @@
+import json
 import sqlite3
 from pathlib import Path
 
@@ -121,6 +122,25 @@ def test_a_secret_learnt_after_the_ledger_opened_is_scrubbed_too(ledger_path: Pa
     raw = b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())
     assert b"learnt-at-run-time-credential" not in raw
     assert REDACTED in rows(ledger_path, "call_intents")[0]["arguments"]
+
+
+def test_a_secret_learnt_during_a_call_is_scrubbed_from_its_outcome_though_its_intent_had_it(
+    ledger_path: Path,
+) -> None:
+    # The arguments are encoded once for both records of a call, but not past a change in what is secret.
+    scrubber = Scrubber()
+    ledger = Ledger(ledger_path, scrubber=scrubber)
+    arguments = {"q": "a key like learnt-during-the-call-credential"}
+    ledger.record_intent(_intent(arguments=arguments))
+    scrubber.add("learnt-during-the-call-credential")
+    ledger.record_outcome(_outcome(arguments=arguments))
+    ledger.record_intent(_intent("r2", arguments={"q": "something else"}))
+    ledger.close()
+    [intent, later] = rows(ledger_path, "call_intents")
+    [outcome] = rows(ledger_path, "agent_actions")
+    assert "learnt-during-the-call-credential" in intent["arguments"]
+    assert json.loads(outcome["arguments"]) == {"q": f"a key like {REDACTED}"}
+    assert json.loads(later["arguments"]) == {"q": "something else"}
 
 
 def test_the_ledger_connection_runs_with_synchronous_full(ledger_path: Path) -> None:
