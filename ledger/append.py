@@ -15,10 +15,12 @@ from ledger.errors import LedgerError
 __all__ = ["Head", "Position", "Tail", "append", "check_head", "head", "head_row"]
 
 
-_INSERT = {
-    table: f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-    for table, names in ((table, [*COLUMNS[table], "prev_hash", "row_hash"]) for table in TABLES)
-}
+def _insert(table: str) -> str:
+    names = [*COLUMNS[table], "prev_hash", "row_hash"]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+_INSERT = {table: _insert(table) for table in TABLES}
 
 
 class Head(NamedTuple):
@@ -126,6 +128,6 @@ def append(
     row_id = tail.next_id(conn, table)
     row = {**values, "id": row_id, "seq": at.seq + 1}
     row_hash = hasher.row_hash(table, at.hash, row)
-    conn.execute(_INSERT[table], [*[row.get(name) for name in COLUMNS[table]], at.hash, row_hash])
+    conn.execute(_INSERT[table], [row.get(name) for name in COLUMNS[table]] + [at.hash, row_hash])
     tail.moved(Head(at.seq + 1, row_hash, table), table, row_id)
     return Position(row_id, at.seq + 1)
