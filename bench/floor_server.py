@@ -10,6 +10,11 @@ With `--audit`, it is the durable floor: one row per call committed to a SQLite 
 `synchronous=FULL`, the least any durable audit of a call can cost. Like every blocking step here, and as
 in planner-mcp, the file read and the commit run in worker threads, not on the event loop.
 
+With `--audit --intent`, it is the intent floor: the durable floor that also commits an intent row before
+the read of each read tool, as planner-mcp's design asks, without waiting for the disk (`synchronous=NORMAL`;
+the synced row that follows flushes both). No target is judged against it: it shows how much of planner-mcp's
+cost above the durable floor is the intent its design records, and how much is the rest of its governance.
+
 Only `mcp` (and, for the LLM tools, `openai`, imported on first use) is imported: this process's start-up
 time is the floor for planner-mcp's.
 """
@@ -35,20 +40,32 @@ _DOC_SUFFIXES = (".md", ".txt", ".json")
 
 
 class Audit:
-    """One committed row per call: WAL, synchronous=FULL."""
+    """One committed row per call: WAL, synchronous=FULL. With `intents`, an unsynced intent row before it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, intents: bool = False) -> None:
+        self.intents = intents
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY, timestamp TEXT, tool TEXT, arguments TEXT)"
-        )
+        for table in ("calls", "intents") if intents else ("calls",):
+            columns = "id INTEGER PRIMARY KEY, timestamp TEXT, tool TEXT, arguments TEXT"
+            self._conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
 
     def record(self, tool: str, arguments: dict[str, Any]) -> None:
-        with self._conn:  # one transaction, committed (and fsynced) on exit
+        self._insert("calls", tool, arguments)
+
+    def record_intent(self, tool: str, arguments: dict[str, Any]) -> None:
+        """Commit the intent without waiting for the disk: the next `record` syncs it with its own row."""
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            self._insert("intents", tool, arguments)
+        finally:
+            self._conn.execute("PRAGMA synchronous = FULL")
+
+    def _insert(self, table: str, tool: str, arguments: dict[str, Any]) -> None:
+        with self._conn:  # one transaction, committed on exit
             self._conn.execute(
-                "INSERT INTO calls (timestamp, tool, arguments) VALUES (?, ?, ?)",
+                f"INSERT INTO {table} (timestamp, tool, arguments) VALUES (?, ?, ?)",
                 (_now(), tool, json.dumps(arguments, sort_keys=True)),
             )
 
@@ -74,10 +91,12 @@ class FloorServer(MCPServer[None]):
         payload["timestamp"] = _now()
         if name == "read_docs":
             payload["data"]["name"] = arguments["name"]
-            payload["data"]["content"] = await anyio.to_thread.run_sync(self._read, "docs", arguments["name"])
+            payload["data"]["content"] = await anyio.to_thread.run_sync(
+                self._read_after_intent, name, arguments, "docs", arguments["name"]
+            )
         elif name == "read_inventory":
             payload["data"]["content"] = await anyio.to_thread.run_sync(
-                self._read, "inventory", arguments.get("name") or "proxmox"
+                self._read_after_intent, name, arguments, "inventory", arguments.get("name") or "proxmox"
             )
         elif name == "analyze":
             # planner-mcp answers with the analysis text out of the reply's JSON, and so does the floor.
@@ -95,6 +114,12 @@ class FloorServer(MCPServer[None]):
             structured_content=payload,
             is_error=False,
         )
+
+    def _read_after_intent(self, tool: str, arguments: dict[str, Any], kind: str, name: str) -> Any:
+        """The read, after its intent (intent floor only) in the same trip to a worker thread, as planner-mcp does."""
+        if self._audit is not None and self._audit.intents:
+            self._audit.record_intent(tool, arguments)
+        return self._read(kind, name)
 
     def _read(self, kind: str, name: str) -> Any:
         for suffix in _DOC_SUFFIXES:
@@ -127,9 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("fixture", type=Path)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--audit", type=Path, help="the durable floor: commit one row per call to this file")
+    parser.add_argument("--intent", action="store_true", help="with --audit, the intent floor: an intent row first")
     args = parser.parse_args(argv)
+    if args.intent and not args.audit:
+        parser.error("--intent needs --audit")
     fixture = json.loads(args.fixture.read_text(encoding="utf-8"))
-    audit = Audit(args.audit) if args.audit else None
+    audit = Audit(args.audit, intents=args.intent) if args.audit else None
     FloorServer(fixture, args.data_dir, audit).run(transport="stdio")
 
 

@@ -37,11 +37,12 @@ def planner(name: str, *, ledger: Path, data_dir: Path, **env: str) -> Launch:
     return Launch(name, params)
 
 
-def floor(name: str, *, fixture: Path, data_dir: Path, audit: Path | None = None) -> Launch:
-    """The bare floor, or with `audit` the durable floor (see `bench.floor_server`)."""
+def floor(name: str, *, fixture: Path, data_dir: Path, audit: Path | None = None, intent: bool = False) -> Launch:
+    """The bare floor; with `audit` the durable floor, and with `intent` too the intent floor (see
+    `bench.floor_server`)."""
     args = ["-m", "bench.floor_server", str(fixture), str(data_dir)]
     if audit is not None:
-        args += ["--audit", str(audit)]
+        args += ["--audit", str(audit), *(["--intent"] if intent else [])]
     return Launch(name, StdioServerParameters(command=sys.executable, args=args, env=_env({}), cwd=ROOT))
 
 

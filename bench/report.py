@@ -18,7 +18,7 @@ def _latency_rows(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[st
     if cold := results.get("cold_start"):
         rows += [("cold start (spawn to tools/list)", name, cold[name]) for name in ("planner", "bare")]
     for tool, figures in results.get("read_tools", {}).items():
-        rows += [(f"{tool} round trip", name, figures[name]) for name in ("planner", "durable", "bare")]
+        rows += [(f"{tool} round trip", name, figures[name]) for name in ("planner", "intent", "durable", "bare")]
     if llm := results.get("llm"):
         for tool in ("analyze", "generate_plan"):
             label = f"{tool} (peer delay {llm['delay_ms']:g} ms)"
@@ -45,6 +45,11 @@ def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
         lines.append(
             f"{label:<44} {'':<10} {shared['per_second']:8.0f}   lost {shared['lost']}, verify {shared['verify']}"
         )
+    for tool, figures in results.get("read_tools", {}).items():
+        # Not targets: how the cost above the durable floor splits between the intent row and the rest.
+        for label, key in (("intent floor vs durable", "ratio_p50_intent_floor_to_durable"),
+                           ("planner vs intent floor", "ratio_p50_to_intent_floor")):  # fmt: skip
+            lines.append(f"{f'{tool} p50, {label}':<55} {figures[key]:8.3f}x")
     lines += ["", f"{'target':<48} {'value':>10} {'limit':>10}  result", "-" * 78]
     for verdict in verdicts:
         target = verdict.target

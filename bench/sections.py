@@ -34,11 +34,15 @@ async def cold_starts(ws: Workspace, runs: int, errlog: TextIO) -> dict[str, Any
 
 
 async def read_latency(ws: Workspace, calls: int, batch: int, errlog: TextIO) -> dict[str, Any]:
-    """Round trips of the read tools on planner-mcp (ledger at synchronous=FULL) and both floors, interleaved;
-    then the peak RSS of each server process over all those calls."""
+    """Round trips of the read tools on planner-mcp (ledger at synchronous=FULL) and the floors, interleaved;
+    then the peak RSS of each server process over all those calls.
+
+    The intent floor is reported beside the target's floors, not judged: the share of planner-mcp's cost that
+    is the intent its design commits before each read."""
     result: dict[str, Any] = {}
+    launches = [ws.planner("planner", "reads-ledger"), ws.bare(), ws.durable(), ws.intent_floor()]
     async with AsyncExitStack() as stack:
-        sessions = await _sessions(stack, [ws.planner("planner", "reads-ledger"), ws.bare(), ws.durable()], errlog)
+        sessions = await _sessions(stack, launches, errlog)
         for tool, call in READS.items():
             samples = await interleave(sessions, [call], rounds=max(1, calls // batch), batch=batch)
             figures = _summaries(samples)
@@ -46,6 +50,8 @@ async def read_latency(ws: Workspace, calls: int, batch: int, errlog: TextIO) ->
             figures["ratio_p50_to_durable"] = ratio(figures["planner"]["p50"], figures["durable"]["p50"])
             figures["ratio_p50_to_bare"] = ratio(figures["planner"]["p50"], figures["bare"]["p50"])
             figures["ratio_p95_to_durable"] = ratio(figures["planner"]["p95"], figures["durable"]["p95"])
+            figures["ratio_p50_to_intent_floor"] = ratio(figures["planner"]["p50"], figures["intent"]["p50"])
+            figures["ratio_p50_intent_floor_to_durable"] = ratio(figures["intent"]["p50"], figures["durable"]["p50"])
             result[tool] = figures
         rss = {s.name: s.peak_rss_kib() for s in sessions}
     memory = {"peak_rss_kib": rss, "ratio_to_bare": ratio(rss["planner"], rss["bare"])}

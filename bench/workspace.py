@@ -61,6 +61,9 @@ class Workspace:
     def durable(self, name: str = "durable") -> Launch:
         return floor(name, fixture=self.fixture, data_dir=self.data, audit=self.root / "durable-floor.db")
 
+    def intent_floor(self, name: str = "intent") -> Launch:
+        return floor(name, fixture=self.fixture, data_dir=self.data, audit=self.root / "intent-floor.db", intent=True)
+
 
 async def capture_fixture(root: Path, data: Path, llm_base_url: str, errlog: TextIO) -> Workspace:
     """Ask planner-mcp for its tool list and one answer of each measured tool, for the floors to serve."""

@@ -66,15 +66,20 @@ async def test_the_floors_show_the_same_tools_and_answer_with_payloads_of_the_sa
         async with AsyncExitStack() as stack:
             servers = [
                 await open_session(stack, launch, errlog)
-                for launch in (workspace.planner("planner", "ledger"), workspace.bare(), workspace.durable())
+                for launch in (
+                    workspace.planner("planner", "ledger"),
+                    workspace.bare(),
+                    workspace.durable(),
+                    workspace.intent_floor(),
+                )
             ]
             listed = [(await s.client.list_tools()).tools for s in servers]
             answers = [[(await s.call(call)).structured_content for call in calls] for s in servers]
-    assert listed[0] == listed[1] == listed[2]
-    planner, bare, durable = answers
-    for ours, theirs, durable_theirs in zip(planner, bare, durable, strict=True):
-        assert ours is not None and theirs is not None and durable_theirs is not None
-        assert _shape(theirs) == _shape(ours) == _shape(durable_theirs)
+    assert listed[0] == listed[1] == listed[2] == listed[3]
+    planner, bare, *audited = answers
+    for ours, theirs, *audited_theirs in zip(planner, bare, *audited, strict=True):
+        assert ours is not None and theirs is not None and None not in audited_theirs
+        assert _shape(theirs) == _shape(ours) == _shape(audited_theirs[0]) == _shape(audited_theirs[1])
         size = len(json.dumps(ours))
         assert abs(len(json.dumps(theirs)) - size) < 0.05 * size
         assert theirs["request_id"] != ours["request_id"]
@@ -84,6 +89,25 @@ async def test_the_floors_show_the_same_tools_and_answer_with_payloads_of_the_sa
     with sqlite3.connect(workspace.root / "durable-floor.db") as conn:
         assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == len(calls)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # The intent floor commits both rows of each read tool's call, and only the durable floor's row otherwise.
+    reads = sum(call.tool.startswith("read_") for call in calls)
+    with sqlite3.connect(workspace.root / "intent-floor.db") as conn:
+        assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == len(calls)
+        assert conn.execute("SELECT count(*) FROM intents").fetchone()[0] == reads > 0
+
+
+async def test_the_intent_floor_commits_the_intent_before_it_reads(workspace: Workspace, errlog: TextIO) -> None:
+    with anyio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            session = await open_session(stack, workspace.intent_floor(), errlog)
+            await session.call(READS["read_docs"])
+            with pytest.raises(CallFailed, match="read_docs failed"):
+                await session.call(Call("read_docs", {"name": "no-such-runbook"}))
+    # The read that failed left its intent, and no row of its own: the intent was in before the read.
+    with sqlite3.connect(workspace.root / "intent-floor.db") as conn:
+        intents = [json.loads(a)["name"] for (a,) in conn.execute("SELECT arguments FROM intents ORDER BY id")]
+        assert intents == ["backup-restore", "no-such-runbook"]
+        assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 1
 
 
 async def test_the_llm_tools_are_timed_on_a_reply_they_can_use_not_on_their_fallback(
@@ -187,6 +211,8 @@ def test_the_quick_run_measures_every_target_and_writes_table_and_json(tmp_path:
     assert all(t["measured"] for t in results["targets"]), results["targets"]
     assert results["ledger"]["shared"]["lost"] == 0
     assert set(results["read_tools"]) == {"read_docs", "read_inventory"}
+    assert {"planner", "bare", "durable", "intent"} <= set(results["read_tools"]["read_docs"])
+    assert "planner vs intent floor" in done.stdout
     assert "cold start, p50 vs bare" in done.stdout and "figures:" in done.stdout
     assert bytecode.exists()
 
