@@ -9,11 +9,11 @@ from pathlib import Path
 
 from mcp import StdioServerParameters
 
-__all__ = ["PACKAGES", "Launch", "children", "compile_bytecode", "floor", "peak_rss_kib", "planner"]
+__all__ = ["Launch", "children", "compile_bytecode", "floor", "peak_rss_kib", "planner"]
 
 # Both servers are started from the checkout, so `server` and `bench` import from it whatever is installed.
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("server", "ledger", "contracts", "bench")
+_PACKAGES = ("server", "ledger", "contracts", "bench")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def compile_bytecode() -> None:
     would compile planner-mcp's ~70 modules from source (~200 ms) while the floor, whose code is the SDK's and
     compiled when it was installed, compiles nothing: a cost no host that starts an installed server pays.
     """
-    for package in PACKAGES:
+    for package in _PACKAGES:
         if not compileall.compile_dir(ROOT / package, quiet=1):
             raise RuntimeError(f"could not compile {ROOT / package}")
 
