@@ -1,5 +1,6 @@
 """The AgentOutput envelope every call is answered with: results, errors and refusals, scrubbed and bounded."""
 
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -10,11 +11,13 @@ from ledger import LedgerError, Scrubber
 from server.failures import ToolFailure
 from server.tools import ToolResult
 
-__all__ = ["MAX_ARGUMENT_BYTES", "Envelope", "json_size", "now"]
+__all__ = ["MAX_ARGUMENT_BYTES", "MAX_REFUSED_ARGUMENT_BYTES", "Envelope", "json_size", "now"]
 
 logger = logging.getLogger("server.gate")
 
 MAX_ARGUMENT_BYTES = 64 * 1024
+MAX_REFUSED_ARGUMENT_BYTES = 512
+"""The most of a refused call's arguments the ledger keeps (as scrubbed JSON): an excerpt and a digest beyond."""
 _MAX_TRIGGER = 300
 
 
@@ -40,6 +43,21 @@ class Envelope:
         if json_size(raw) <= MAX_ARGUMENT_BYTES:
             return raw
         return {"_omitted": f"arguments larger than {MAX_ARGUMENT_BYTES} bytes"}
+
+    def refused_arguments(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """What the ledger keeps of a refused call's arguments: them whole when short, else a bounded excerpt of
+        their scrubbed JSON with its size and digest, so refusals cannot fill the ledger (and with it, lock every
+        caller out). Scrubbed before the cut, so no secret is kept in part; the digest is of the scrubbed text,
+        so it cannot be used to test guesses at a secret."""
+        try:
+            text = json.dumps(self._scrubber.value(raw), sort_keys=True, ensure_ascii=False, default=str)
+        except (RecursionError, ValueError):
+            return {"_omitted": "arguments nested too deeply to encode"}
+        encoded = text.encode()
+        if len(encoded) <= MAX_REFUSED_ARGUMENT_BYTES:
+            return raw
+        excerpt = encoded[:MAX_REFUSED_ARGUMENT_BYTES].decode(errors="ignore")
+        return {"_excerpt": excerpt, "_bytes": len(encoded), "_sha256": hashlib.sha256(encoded).hexdigest()}
 
     def error_info(
         self, kind: str, message: str, raw: dict[str, Any], *, recommended_action: str, partial_progress: str = "None"

@@ -201,7 +201,7 @@ class Gate:
         notes: str,
     ) -> AgentOutput:
         output = self._out.error_output(action, request_id, refusal.info)
-        arguments = self._out.bounded(raw)
+        arguments = self._out.refused_arguments(raw)
         return await self._in_thread(
             lambda: self._close(output, arguments, started, client_request_id, None, notes, refused=True)
         )

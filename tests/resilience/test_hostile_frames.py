@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from server.envelope import MAX_ARGUMENT_BYTES, json_size
+from server.envelope import MAX_ARGUMENT_BYTES, MAX_REFUSED_ARGUMENT_BYTES, json_size
 from tests.conftest import DEFAULT_TOOLS, host_env, rows
 
 pytestmark = pytest.mark.subprocess
@@ -364,7 +364,7 @@ def test_arguments_over_the_limit_are_refused_before_any_work(stdio: _Stdio, siz
     assert request_id not in intents and control_id in intents
     (refusal,) = [r for r in rows(stdio.ledger_path) if r["client_request_id"] == request_id]
     assert refusal["refused"] == 1 and refusal["error_type"] == "INVALID_INPUT" and refusal["intent_id"] is None
-    assert len(refusal["arguments"]) < 200
+    assert len(refusal["arguments"]) < 2 * MAX_REFUSED_ARGUMENT_BYTES and '"_sha256"' in refusal["arguments"]
     stdio.assert_alive()
 
 
