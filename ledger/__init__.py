@@ -1,5 +1,6 @@
 """The audit ledger: every call, allowed or refused, is recorded before anything leaves, in one hash chain."""
 
+from ledger.budget import BudgetExhausted, Reservation
 from ledger.errors import LedgerError
 from ledger.records import Intent, Outcome
 from ledger.scrub import REDACTED, Scrubber
@@ -9,6 +10,7 @@ from ledger.verify import EXIT_CODES, Checkpoint, Finding, Report, checkpoint, v
 __all__ = [
     "EXIT_CODES",
     "REDACTED",
+    "BudgetExhausted",
     "Checkpoint",
     "Finding",
     "Intent",
@@ -17,6 +19,7 @@ __all__ = [
     "Outcome",
     "Position",
     "Report",
+    "Reservation",
     "Scrubber",
     "checkpoint",
     "verify",

@@ -5,14 +5,14 @@ the head the row is written after, even with other processes appending to the sa
 """
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher, algorithm
+from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher, algorithm, storage_problems
 from ledger.errors import LedgerError
 
-__all__ = ["Head", "Position", "Tail", "append", "check_head", "head", "head_row"]
+__all__ = ["Head", "Position", "Tail", "append", "check_head", "head", "head_row", "keyed_since", "write_row"]
 
 
 def _insert(table: str) -> str:
@@ -67,10 +67,11 @@ class Tail:
         self._next_ids[table] = row_id + 1
 
 
-def head(conn: sqlite3.Connection) -> Head:
-    """The newest chained row: one index lookup per table, no scan."""
+def head(conn: sqlite3.Connection, tables: Sequence[str] = TABLES) -> Head:
+    """The newest chained row: one index lookup per table, no scan. (`tables`: those a ledger an older version
+    wrote has, for a reader that does not upgrade it.)"""
     best = Head(0, GENESIS, None)
-    for table in TABLES:
+    for table in tables:
         found = conn.execute(
             f"SELECT seq, row_hash FROM {table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -88,16 +89,28 @@ def head_row(conn: sqlite3.Connection, at: Head) -> dict[str, Any] | None:
     return dict(zip(names, found, strict=True)) if found is not None else None
 
 
-def check_head(conn: sqlite3.Connection, hasher: Hasher, path: Path) -> Head:
+def check_head(conn: sqlite3.Connection, hasher: Hasher, path: Path, tables: Sequence[str] = TABLES) -> Head:
     """The head, once its row is shown to match its hash under this hasher; else `LedgerError` naming why.
 
-    One row, not the whole chain (that is `verify`): enough that no process extends an altered chain, or a
-    keyed chain without its key, or with another key.
+    One row, not the whole chain (that is `verify`): enough that no process extends an altered chain, a
+    keyed chain without its key or with another key, or an unkeyed row forged at the head of a keyed chain.
     """
-    at = head(conn)
+    at = head(conn, tables)
     row = head_row(conn, at)
     if row is None or at.table is None:
         return at
+    if problems := storage_problems(at.table, row):
+        raise LedgerError(
+            f"the newest row of the ledger {path} (seq {at.seq}) was altered: {problems[0]}; "
+            "run `planner-mcp ledger verify`",
+            "tampered",
+        )
+    if algorithm(at.hash) == "sha256" and (keyed_at := keyed_since(conn, tables)) is not None:
+        raise LedgerError(
+            f"the newest row of the ledger {path} (seq {at.seq}) is not keyed, but the chain is keyed from seq "
+            f"{keyed_at}: it was written without the key; run `planner-mcp ledger verify`",
+            "tampered",
+        )
     matches = hasher.matches(at.hash, at.table, row["prev_hash"], row)
     if matches is None:
         raise LedgerError(f"the ledger {path} is keyed (HMAC): set PLANNER_MCP_LEDGER_KEY_FILE to its key", "key")
@@ -116,6 +129,28 @@ def check_head(conn: sqlite3.Connection, hasher: Hasher, path: Path) -> Head:
     return at
 
 
+def keyed_since(conn: sqlite3.Connection, tables: Sequence[str] = TABLES) -> int | None:
+    """The seq from which the chain is keyed, or None for an unkeyed chain.
+
+    A chain is keyed from its first row when it was created with a key, or from the `chain-keyed` event a
+    server with a key records when it first extends an unkeyed chain; both are keyed rows themselves. Two
+    lookups, so it can be asked at every open.
+    """
+    first = _hash_at(conn, 1, tables)
+    if first is not None and algorithm(first) == "hmac-sha256":
+        return 1
+    found = conn.execute("SELECT min(seq) FROM ledger_events WHERE kind = 'chain-keyed'").fetchone()
+    return None if found is None or found[0] is None else int(found[0])
+
+
+def _hash_at(conn: sqlite3.Connection, seq: int, tables: Sequence[str]) -> str | None:
+    for table in tables:
+        found = conn.execute(f"SELECT row_hash FROM {table} WHERE seq = ?", (seq,)).fetchone()
+        if found is not None:
+            return str(found[0])
+    return None
+
+
 def append(
     conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping[str, Any], tail: Tail | None = None
 ) -> Position:
@@ -126,8 +161,27 @@ def append(
     tail = tail or Tail()
     at = tail.current(conn)
     row_id = tail.next_id(conn, table)
+    written = write_row(conn, hasher, table, values, at, row_id)
+    tail.moved(written, table, row_id)
+    return Position(row_id, written.seq)
+
+
+def write_row(
+    conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping[str, Any], at: Head, row_id: int
+) -> Head:
+    """Insert one row after `at` and prove it is there; return the new head. Raises `LedgerError`.
+
+    The proof is SQLite's own count of the rows the statement changed: a trigger that silences the insert
+    (`RAISE(IGNORE)`) leaves it at 0, and a call must not cite a row that was never written. (Which triggers
+    exist is checked against the migrations' schema whenever the schema changes: see `ledger.schema`.)
+    """
     row = {**values, "id": row_id, "seq": at.seq + 1}
     row_hash = hasher.row_hash(table, at.hash, row)
-    conn.execute(_INSERT[table], [row.get(name) for name in COLUMNS[table]] + [at.hash, row_hash])
-    tail.moved(Head(at.seq + 1, row_hash, table), table, row_id)
-    return Position(row_id, at.seq + 1)
+    cursor = conn.execute(_INSERT[table], [row.get(name) for name in COLUMNS[table]] + [at.hash, row_hash])
+    if cursor.rowcount != 1:
+        raise LedgerError(
+            f"a row written to {table} did not land ({cursor.rowcount} rows changed): something in the ledger "
+            "silences its inserts; run `planner-mcp ledger verify`",
+            "tampered",
+        )
+    return Head(at.seq + 1, row_hash, table)

@@ -14,10 +14,10 @@ enough to forge a row or recompute the chain.
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["COLUMNS", "GENESIS", "TABLES", "Hasher", "algorithm", "canonical"]
+__all__ = ["COLUMNS", "GENESIS", "TABLES", "Hasher", "algorithm", "canonical", "storage_problems"]
 
 GENESIS = "genesis"
 """The `prev_hash` of the first row (seq 1)."""
@@ -40,31 +40,56 @@ COLUMNS: dict[str, dict[str, str]] = {
         "tools_digest": "t", "notes": "t",
     },
     "ledger_events": {"id": "i", "seq": "i", "timestamp": "t", "kind": "t", "detail": "t"},
+    "token_reservations": {
+        "id": "i", "seq": "i", "timestamp": "t", "request_id": "t", "agent_id": "t", "day": "t", "tokens": "i",
+        "stage": "t",
+    },
 }  # fmt: skip
 
 TABLES = tuple(COLUMNS)
 
-_CAST = {"i": int, "r": float, "t": str}
-# Each table's columns in key order with their cast: the row is built already sorted (the encoder still sorts).
-_SORTED = {table: [(name, _CAST[kind]) for name, kind in sorted(columns.items())] for table, columns in COLUMNS.items()}
+_STORED = {"i": int, "r": float, "t": str}
+"""What SQLite hands back for a value of each kind in its column (INTEGER, REAL, TEXT affinity)."""
+_STORAGE_NAMES = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
+# Each table's columns in key order with their type: the row is built already sorted (the encoder still sorts).
+_SORTED = {table: [(name, _STORED[kind]) for name, kind in sorted(cols.items())] for table, cols in COLUMNS.items()}
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
 
 
 def canonical(table: str, prev_hash: str, row: Mapping[str, Any]) -> bytes:
-    """The bytes a row's hash covers. Values take the column's type, as SQLite will hand them back."""
+    """The bytes a row's hash covers: each value as SQLite will hand it back.
+
+    Only the two conversions SQLite makes on the way in are applied (an integer into a REAL column comes
+    back a float; Python's `bool` is stored as an integer). Any other value is hashed as found: a REAL 0.5
+    written into `success` later is not read as the 0 it would truncate to, so it cannot match the hash
+    the row was written with.
+    """
     typed = {}
-    for name, cast in _SORTED[table]:
+    for name, stored in _SORTED[table]:
         value = row.get(name)
-        # A value already of its column's type is kept (the common case, and `bool` is not `int` here).
-        typed[name] = value if value is None or type(value) is cast else _typed(cast, value)
+        if value is not None and type(value) is not stored:
+            if stored is float and type(value) is int:
+                value = float(value)
+            elif stored is int and type(value) is bool:
+                value = int(value)
+        typed[name] = value
     return _TAG + _ENCODER.encode({"prev": prev_hash, "row": typed, "table": table}).encode()
 
 
-def _typed(cast: Callable[[Any], Any], value: Any) -> Any:
-    try:
-        return cast(value)
-    except (TypeError, ValueError):
-        return value  # not what this column holds: hashed as found, so it cannot match what was written
+def storage_problems(table: str, row: Mapping[str, Any]) -> list[str]:
+    """Columns of a row read back from SQLite that hold another storage class than the ledger writes there."""
+    problems = []
+    for name, stored in _SORTED[table]:
+        value = row.get(name)
+        if value is not None and type(value) is not stored:
+            found = _STORAGE_NAMES.get(type(value), type(value).__name__)
+            problems.append(f"{name} holds {found} {_excerpt(value)} where the ledger writes {_STORAGE_NAMES[stored]}")
+    return problems
+
+
+def _excerpt(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:40] + "..."
 
 
 def algorithm(stored_hash: str) -> str:

@@ -4,10 +4,10 @@ Never edit a migration that has shipped: add a new one. A database is brought up
 """
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
-from ledger.append import append
-from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher
+from ledger.append import Head, write_row
+from ledger.chain import COLUMNS, GENESIS, Hasher
 from ledger.records import utc_now
 
 __all__ = ["MIGRATIONS", "migrate"]
@@ -169,17 +169,13 @@ def m004_hash_chain(conn: sqlite3.Connection) -> None:
         )
         prev = row_hash
     if earlier:
-        append(conn, hasher, "ledger_events", {
+        write_row(conn, hasher, "ledger_events", {
             "timestamp": utc_now(), "kind": "chain-started",
             "detail": f"{len(earlier)} rows recorded before the hash chain existed were chained at the upgrade; "
             "nothing protected them before it.",
-        })  # fmt: skip
-    for table in TABLES:
-        for verb in ("UPDATE", "DELETE"):
-            conn.execute(
-                f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only: {table} rows cannot be changed'); END"
-            )
+        }, Head(len(earlier), prev, earlier[-1][0]), 1)  # fmt: skip
+    for table in ("call_intents", "agent_actions", "ledger_events"):  # the chained tables of this version
+        _append_only(conn, table)
 
 
 @_migration
@@ -192,14 +188,58 @@ def m005_outcomes_found_by_request(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS agent_actions_by_intent")
 
 
+@_migration
+def m006_token_reservations(conn: sqlite3.Connection) -> None:
+    """Token budgets rest on the chain alone: reservations are chained rows, spending is read from outcomes.
+
+    `agent_token_usage` was kept beside the chain, and a budget checked against it re-opened once the table
+    was reset. A call's worst case (`max_tokens`, then its prompt's size) is reserved in a chained row in the
+    same transaction that checks the budget; what a day has used is summed from the outcomes' own token
+    counts through an index that holds only LLM calls, so the read tools' outcomes pay nothing for it.
+    """
+    _run_script(
+        conn,
+        """
+        DROP TABLE agent_token_usage;
+        CREATE TABLE token_reservations (
+            id         INTEGER PRIMARY KEY,
+            seq        INTEGER,
+            timestamp  TEXT    NOT NULL,
+            request_id TEXT    NOT NULL,
+            agent_id   TEXT    NOT NULL,
+            day        TEXT    NOT NULL,
+            tokens     INTEGER NOT NULL,
+            stage      TEXT    NOT NULL,
+            prev_hash  TEXT,
+            row_hash   TEXT
+        );
+        CREATE UNIQUE INDEX token_reservations_by_seq ON token_reservations(seq);
+        CREATE INDEX token_reservations_by_day ON token_reservations(agent_id, day);
+        CREATE INDEX token_reservations_by_request ON token_reservations(request_id);
+        CREATE INDEX agent_actions_tokens_by_day
+            ON agent_actions(agent_id, timestamp, prompt_tokens, completion_tokens)
+            WHERE prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL
+        """,
+    )
+    _append_only(conn, "token_reservations")
+
+
+def _append_only(conn: sqlite3.Connection, table: str) -> None:
+    for verb in ("UPDATE", "DELETE"):
+        conn.execute(
+            f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only: {table} rows cannot be changed'); END"
+        )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations this database lacks; return their names.
+def migrate(conn: sqlite3.Connection, upto: Collection[str] | None = None) -> list[str]:
+    """Apply the migrations this database lacks (of those named in `upto`, if given); return their names.
 
     The caller holds the write transaction (`BEGIN IMMEDIATE`, lock first), so two processes opening a new
     file cannot both migrate it, and a failed upgrade leaves the file as it was.
@@ -208,7 +248,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
     applied = []
     for fn in MIGRATIONS:
-        if fn.__name__ not in done:
+        if fn.__name__ not in done and (upto is None or fn.__name__ in upto):
             fn(conn)
             conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (fn.__name__, utc_now()))
             applied.append(fn.__name__)

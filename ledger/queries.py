@@ -1,6 +1,7 @@
 """What the server and the CLI ask of the ledger: budgets, the newest calls, an agent's own log, metrics.
 
-Every query here is an index lookup or a bounded range: none scans the ledger, so none slows as it grows.
+Every query a call asks is an index lookup or a bounded range, so none slows as the ledger grows; `stats` is
+a report, and reads every outcome.
 """
 
 import contextlib
@@ -8,6 +9,9 @@ import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from ledger.budget import committed
+from ledger.metrics import as_dicts, derived
 
 __all__ = ["Queries"]
 
@@ -19,34 +23,22 @@ _LOG_COLUMNS = (
 )
 
 
-def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 class Queries:
     """Read-only questions, asked through the ledger's own connection and locks."""
 
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         raise NotImplementedError
 
-    def tokens_spent(self, agent_id: str, day: str) -> int:
-        """LLM tokens (prompt and completion) the agent's recorded calls spent on `day` (UTC, YYYY-MM-DD)."""
-
-        def select(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT prompt_tokens + completion_tokens FROM agent_token_usage WHERE agent_id = ? AND day = ?",
-                (agent_id, day),
-            ).fetchone()
-            return int(row[0]) if row else 0
-
-        return self._read(select)
+    def tokens_committed(self, agent_id: str, day: str) -> int:
+        """LLM tokens the agent's calls spent on `day` (UTC, YYYY-MM-DD), plus those its unsettled calls
+        reserved: what its daily budget is checked against (see `ledger.budget`)."""
+        return self._read(lambda conn: committed(conn, agent_id, day))
 
     def tail(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest `limit` outcomes, oldest first."""
 
         def select(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            newest = _dicts(conn.execute("SELECT * FROM agent_actions ORDER BY id DESC LIMIT ?", (limit,)))
+            newest = as_dicts(conn.execute("SELECT * FROM agent_actions ORDER BY id DESC LIMIT ?", (limit,)))
             return newest[::-1]
 
         return self._read(select)
@@ -58,14 +50,15 @@ class Queries:
             where, params = where + " AND action = ?", [*params, action]
 
         def select(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            found = _dicts(
+            found = as_dicts(
                 conn.execute(
                     f"SELECT {_LOG_COLUMNS} FROM agent_actions WHERE {where} ORDER BY id DESC LIMIT ?",
                     (*params, limit),
                 )
             )
             for entry in found:
-                entry["success"], entry["refused"] = bool(entry["success"]), bool(entry["refused"])
+                # Only the integer 1 the ledger writes is true: a REAL 0.5 put there by hand is not a success.
+                entry["success"], entry["refused"] = _flag(entry["success"]), _flag(entry["refused"])
                 with contextlib.suppress(TypeError, ValueError):  # a row written by something else: shown as stored
                     entry["arguments"] = json.loads(entry["arguments"])
             return found
@@ -73,22 +66,16 @@ class Queries:
         return self._read(select)
 
     def stats(self) -> list[dict[str, Any]]:
-        """Per agent: the seed's agent_metrics, kept current with every outcome, plus the tokens spent."""
+        """Per agent: the seed's agent_metrics and the tokens spent, counted from the outcomes themselves (not
+        read from agent_metrics, which anyone who can write the file can rewrite: `verify` names drift)."""
+        return self._read(lambda conn: [{name: row[name] for name in _STATS} for row in derived(conn)])
 
-        def select(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            return _dicts(
-                conn.execute(
-                    """
-                    SELECT m.agent_id, m.current_tier, m.total_runs, m.compliant_runs, m.consecutive_compliant,
-                           m.refused_runs, m.error_runs,
-                           coalesce(sum(u.prompt_tokens), 0) AS prompt_tokens,
-                           coalesce(sum(u.completion_tokens), 0) AS completion_tokens,
-                           coalesce(sum(u.llm_calls), 0) AS llm_calls,
-                           m.last_active_at
-                    FROM agent_metrics m LEFT JOIN agent_token_usage u ON u.agent_id = m.agent_id
-                    GROUP BY m.agent_id ORDER BY m.agent_id
-                    """
-                )
-            )
 
-        return self._read(select)
+_STATS = (
+    "agent_id", "current_tier", "total_runs", "compliant_runs", "consecutive_compliant", "refused_runs", "error_runs",
+    "prompt_tokens", "completion_tokens", "llm_calls", "last_active_at",
+)  # fmt: skip
+
+
+def _flag(value: Any) -> bool:
+    return type(value) is int and value == 1

@@ -15,7 +15,7 @@ from ledger.chain import COLUMNS, TABLES
 from ledger.errors import LedgerError, from_sqlite
 from ledger.queries import Queries
 
-__all__ = ["ChainRow", "Snapshot", "chained_rows", "read_only", "unchained_rows"]
+__all__ = ["ChainRow", "Snapshot", "chained_rows", "chained_tables", "read_only", "unchained_rows"]
 
 _T = TypeVar("_T")
 
@@ -65,19 +65,21 @@ def _table_rows(conn: sqlite3.Connection, table: str, where: str) -> Iterator[tu
 
 def chained_rows(conn: sqlite3.Connection, *, after_seq: int = 0) -> Iterator[ChainRow]:
     """Every chained row with seq > `after_seq`, in sequence order (ties, which only tampering makes, by table)."""
-    streams = [
-        _table_rows(conn, table, f"seq > {int(after_seq)} ORDER BY seq") for table in TABLES if _has_chain(conn, table)
-    ]
+    streams = [_table_rows(conn, table, f"seq > {int(after_seq)} ORDER BY seq") for table in chained_tables(conn)]
     for _, _, row in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
         yield row
 
 
 def unchained_rows(conn: sqlite3.Connection) -> Iterator[ChainRow]:
     """Rows with no place in the chain: written by something other than the ledger (the seed's own INSERT)."""
-    for table in TABLES:
-        if _has_chain(conn, table):
-            for _, _, row in _table_rows(conn, table, "seq IS NULL"):
-                yield row
+    for table in chained_tables(conn):
+        for _, _, row in _table_rows(conn, table, "seq IS NULL"):
+            yield row
+
+
+def chained_tables(conn: sqlite3.Connection) -> list[str]:
+    """The chained tables this ledger has: one written by an older version may lack the newer ones."""
+    return [table for table in TABLES if _has_chain(conn, table)]
 
 
 def _has_chain(conn: sqlite3.Connection, table: str) -> bool:

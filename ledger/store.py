@@ -6,6 +6,7 @@ the file and checks it (integrity, the chain's head, the key) before anything is
 that failed is never retried: the call it belonged to fails.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ledger.append import Position, Tail, append, check_head
+from ledger.budget import BudgetExhausted, Reservation, Stage, reserve
 from ledger.chain import Hasher, algorithm
 from ledger.connection import FileLock, Synchronous, begin_immediate, connect
 from ledger.errors import LedgerError, from_sqlite
+from ledger.metrics import update_metrics
 from ledger.migrations import MIGRATIONS, migrate
 from ledger.queries import Queries
 from ledger.records import Intent, Outcome, utc_now
+from ledger.schema import differences
 from ledger.scrub import Scrubber
 
 __all__ = ["Ledger", "LedgerError", "Position"]
@@ -64,6 +68,7 @@ class Ledger(Queries):
         self._conn: sqlite3.Connection | None = None
         self._tail = Tail()
         self._suspect = False
+        self._schema_version: int | None = None
         self._last_arguments: tuple[dict[str, Any], tuple[str, ...], str] | None = None
 
     # -- connection ---------------------------------------------------------------------------
@@ -73,6 +78,7 @@ class Ledger(Queries):
         self._with_connection(lambda _: None)
 
     def _open(self, deadline: float) -> sqlite3.Connection:
+        _create_private(self.path)
         conn = connect(
             self.path, busy_timeout_s=self._busy_timeout_s, synchronous=self._synchronous, max_bytes=self._max_bytes
         )
@@ -86,6 +92,8 @@ class Ledger(Queries):
                     )
             begin_immediate(conn, deadline)
             applied = migrate(conn)
+            self._schema_version = None
+            self._check_schema(conn)
             events = self._check_head(conn)
             if applied:
                 # The upgrade is chained too, so the record shows when the schema changed under it.
@@ -118,6 +126,24 @@ class Ledger(Queries):
             )  # fmt: skip
         return events
 
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Refuse a ledger whose schema is not the migrations' (a trigger that silences inserts, say).
+
+        Compared in full at open, and again whenever SQLite's schema cookie moves, which any change to the
+        schema by any connection does: a trigger added while the server runs is caught at the next write.
+        """
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        if version == self._schema_version:
+            return
+        if found := differences(conn):
+            more = f" (also: {', '.join(d.name for d in found[1:])})" if len(found) > 1 else ""
+            raise LedgerError(
+                f"the schema of the ledger {self.path} is not the one planner-mcp made: {found[0].problem}{more}; "
+                "run `planner-mcp ledger verify`",
+                "tampered",
+            )
+        self._schema_version = version
+
     def _with_connection(
         self, work: Callable[[sqlite3.Connection], _T], *, write: bool = False, synced: bool = True
     ) -> _T:
@@ -132,7 +158,7 @@ class Ledger(Queries):
             deadline = time.monotonic() + self._busy_timeout_s
             if self._conn is None:
                 try:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 except OSError as exc:
                     raise LedgerError(f"cannot create the ledger directory {self.path.parent}: {exc.strerror}") from exc
             self._file_lock.acquire(deadline)
@@ -141,27 +167,43 @@ class Ledger(Queries):
                     self._conn = self._open(deadline)
                 if not write:
                     return work(self._conn)
-                if relax:
-                    self._conn.execute("PRAGMA synchronous = NORMAL")
-                begin_immediate(self._conn, deadline)
-                try:
-                    result = work(self._conn)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._tail.forget()
-                    raise
-                if relax:
-                    self._conn.execute("PRAGMA synchronous = FULL")
-                return result
+                return self._transaction(self._conn, work, deadline, relax=relax)
+            except BudgetExhausted:
+                raise  # a refusal, not a failure: nothing was written and the connection is sound
             except sqlite3.Error as exc:
                 error = self._failed(exc)
                 self._discard()
                 raise error from exc
-            except LedgerError:
+            except BaseException:
+                # Anything else inside a transaction (a LedgerError, a value sqlite3 cannot bind, a bug) rolls
+                # it back with the connection, so no write lock outlives the call.
                 self._discard()
                 raise
             finally:
                 self._file_lock.release()
+
+    def _transaction(
+        self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T], deadline: float, *, relax: bool
+    ) -> _T:
+        if relax:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        begin_immediate(conn, deadline)
+        try:
+            self._check_schema(conn)
+            result = work(conn)
+            conn.execute("COMMIT")
+        except BudgetExhausted:
+            conn.execute("ROLLBACK")
+            self._tail.forget()
+            if relax:
+                conn.execute("PRAGMA synchronous = FULL")
+            raise
+        except BaseException:
+            self._tail.forget()
+            raise
+        if relax:
+            conn.execute("PRAGMA synchronous = FULL")
+        return result
 
     def _failed(self, exc: sqlite3.Error) -> LedgerError:
         """The error for `exc`; after an I/O error or corruption, the next open checks the file first.
@@ -228,11 +270,13 @@ class Ledger(Queries):
     def _client_id(self, value: str | None) -> str | None:
         return None if value is None else self._scrub.text(value[:_MAX_CLIENT_ID])
 
-    def record_intent(self, intent: Intent) -> Position:
+    def record_intent(self, intent: Intent, reservation: Reservation | None = None) -> Position:
         """Commit the intent of a call; return its row id and place in the chain. Raises `LedgerError`.
 
         The commit does not wait for the disk: the outcome's commit, which does, follows within the call and
         syncs both (one fsync per call, not two). Until it lands, the intent survives this process crashing.
+        With `reservation` (an LLM call under a token budget), the call's worst case is reserved in the same
+        transaction, or `BudgetExhausted` is raised and nothing is written (see `ledger.budget`).
         """
         row = {
             "timestamp": intent.timestamp,
@@ -246,9 +290,27 @@ class Ledger(Queries):
             "tools_digest": intent.tools_digest,
             "notes": self._scrub.text(intent.notes),
         }
-        return self._with_connection(
-            lambda conn: append(conn, self._hasher, "call_intents", row, self._tail), write=True, synced=False
+
+        def insert(conn: sqlite3.Connection) -> Position:
+            position = append(conn, self._hasher, "call_intents", row, self._tail)
+            if reservation is not None:
+                self._reserve(conn, intent.request_id, intent.agent_id, "intent", reservation)
+            return position
+
+        return self._with_connection(insert, write=True, synced=False)
+
+    def reserve_tokens(self, request_id: str, agent_id: str, reservation: Reservation) -> None:
+        """Reserve more of the day's budget for a call under way (its prompt, before the request is sent), or
+        raise `BudgetExhausted`. Not synced: the outcome's commit is, as for the intent."""
+        self._with_connection(
+            lambda conn: self._reserve(conn, request_id, agent_id, "request", reservation), write=True, synced=False
         )
+
+    def _reserve(
+        self, conn: sqlite3.Connection, request_id: str, agent_id: str, stage: Stage, reservation: Reservation
+    ) -> None:
+        reserve(conn, self._hasher, self._tail, request_id=request_id, agent_id=agent_id, stage=stage,
+                reservation=reservation)  # fmt: skip
 
     def record_outcome(self, outcome: Outcome) -> Position:
         """Commit the outcome of a call and the agent's metrics together; return its place in the chain."""
@@ -282,7 +344,7 @@ class Ledger(Queries):
 
         def insert(conn: sqlite3.Connection) -> Position:
             position = append(conn, self._hasher, "agent_actions", row, self._tail)
-            _update_metrics(conn, outcome)
+            update_metrics(conn, outcome)
             return position
 
         return self._with_connection(insert, write=True)
@@ -298,41 +360,8 @@ class Ledger(Queries):
         return self._with_connection(work)
 
 
-def _update_metrics(conn: sqlite3.Connection, outcome: Outcome) -> None:
-    """The seed's agent_metrics, kept current in the outcome's own transaction, and the daily token use."""
-    compliant = int(outcome.success)
-    refused = int(outcome.refused)
-    errored = int(not outcome.success and not outcome.refused)
-    conn.execute(
-        """
-        INSERT INTO agent_metrics (agent_id, current_tier, total_runs, compliant_runs, consecutive_compliant,
-                                   refused_runs, error_runs, last_active_at, created_at, updated_at)
-        VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(agent_id) DO UPDATE SET
-            current_tier = excluded.current_tier,
-            total_runs = total_runs + 1,
-            compliant_runs = compliant_runs + excluded.compliant_runs,
-            consecutive_compliant = CASE WHEN excluded.compliant_runs = 1
-                                         THEN consecutive_compliant + 1 ELSE 0 END,
-            refused_runs = refused_runs + excluded.refused_runs,
-            error_runs = error_runs + excluded.error_runs,
-            last_active_at = excluded.last_active_at,
-            updated_at = excluded.updated_at
-        """,
-        (
-            outcome.agent_id, outcome.tier, compliant, compliant, refused, errored,
-            outcome.timestamp, outcome.timestamp, outcome.timestamp,
-        ),
-    )  # fmt: skip
-    if outcome.prompt_tokens is not None or outcome.completion_tokens is not None:
-        conn.execute(
-            """
-            INSERT INTO agent_token_usage (agent_id, day, prompt_tokens, completion_tokens, llm_calls)
-            VALUES (?, substr(?, 1, 10), ?, ?, 1)
-            ON CONFLICT(agent_id, day) DO UPDATE SET
-                prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-                completion_tokens = completion_tokens + excluded.completion_tokens,
-                llm_calls = llm_calls + 1
-            """,
-            (outcome.agent_id, outcome.timestamp, outcome.prompt_tokens or 0, outcome.completion_tokens or 0),
-        )
+def _create_private(path: Path) -> None:
+    """Create the ledger file readable by its owner only (SQLite gives its WAL and shared-memory files the
+    same mode); a file that exists is left as it is. When it cannot be created, opening it says why."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))

@@ -12,16 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ledger.chain import GENESIS, TABLES, Hasher, algorithm
+from ledger.chain import GENESIS, Hasher, algorithm, storage_problems
 from ledger.errors import LedgerError
-from ledger.reader import ChainRow, chained_rows, read_only, unchained_rows
+from ledger.metrics import derived, drift
+from ledger.reader import ChainRow, chained_rows, chained_tables, read_only, unchained_rows
 from ledger.records import utc_now
+from ledger.schema import APPEND_ONLY, recorded_differences
 
 __all__ = ["EXIT_CODES", "INCOMPLETE", "Checkpoint", "Finding", "Report", "checkpoint", "load_checkpoints", "verify"]
 
 Kind = Literal[
-    "corrupt", "unprotected", "altered", "missing", "inserted", "reordered", "truncated", "rewritten",
-    "downgraded", "unverified", "incomplete",
+    "corrupt", "schema", "unprotected", "altered", "missing", "inserted", "reordered", "truncated", "rewritten",
+    "downgraded", "drift", "unverified", "incomplete",
 ]  # fmt: skip
 Status = Literal["ok", "incomplete", "unverified", "tampered"]
 
@@ -133,6 +135,10 @@ class _Walk:
         self.previous = row
 
     def _check_content(self, row: ChainRow) -> None:
+        if problems := storage_problems(row.table, row.row):
+            # Never written by the ledger: a value SQLite would hand back as the 0 or 1 a hash was taken of.
+            self.report.findings.append(Finding("altered", row.seq, "; ".join(problems)))
+            return
         matches = self._matches(row, row.seq)
         if matches is None:
             if not self.unverified:
@@ -229,7 +235,7 @@ def _name(row: ChainRow) -> str:
 
 def _find(conn: sqlite3.Connection, column: str, where: str, value: object) -> object | None:
     """`column` of the chained row whose `where` column is `value`, in whichever table holds it."""
-    for table in TABLES:
+    for table in chained_tables(conn):
         found: tuple[object] | None = conn.execute(
             f"SELECT {column} FROM {table} WHERE {where} = ?", (value,)
         ).fetchone()
@@ -257,7 +263,7 @@ def verify(path: Path, *, key: bytes | None = None, checkpoints: Iterable[Checkp
             report.findings.append(
                 Finding("corrupt", None, "the file fails SQLite's integrity check: " + "; ".join(problems))
             )
-        report.findings.extend(_trigger_findings(conn))
+        report.findings.extend(_schema_findings(conn))
         report.findings.extend(
             Finding("inserted", None, f"{_name(row)} has no place in the chain: it was written outside the ledger")
             for row in unchained_rows(conn)
@@ -273,17 +279,28 @@ def verify(path: Path, *, key: bytes | None = None, checkpoints: Iterable[Checkp
         walk.finish()
         report.findings.extend(_checkpoint_findings(conn, report, checkpoints))
         report.findings.extend(_metric_findings(conn))
+        report.findings.extend(_orphans(conn))
         report.findings.extend(_incomplete(conn))
     report.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
     return report
 
 
-def _trigger_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
-    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    for table in TABLES:
-        for verb in ("update", "delete"):
-            if f"{table}_no_{verb}" not in present:
-                yield Finding("unprotected", None, f"the trigger that refuses {verb.upper()} on {table} was removed")
+def _schema_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
+    """The schema against the one the migrations this ledger records would make: an append-only trigger
+    dropped or emptied leaves the tables `unprotected`; anything else added or changed is `schema`."""
+    for difference in recorded_differences(conn):
+        if difference.unprotects:
+            table, verb = APPEND_ONLY[difference.name]
+            yield Finding(
+                "unprotected", None, f"the trigger that refuses {verb} on {table} is gone or changed: "
+                f"{difference.problem}",
+            )  # fmt: skip
+        else:
+            yield Finding("schema", None, difference.problem)
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
 def _checkpoint_findings(
@@ -310,22 +327,14 @@ def _hash_at(conn: sqlite3.Connection, seq: int) -> str | None:
 
 
 def _metric_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
-    """Counts kept as rows are written, which deleting the newest rows (undetectable by the chain) leaves behind:
-    agent_metrics counts every outcome, and every outcome names its intent."""
-    for agent_id, runs, outcomes in conn.execute(
-        "SELECT m.agent_id, m.total_runs, (SELECT count(*) FROM agent_actions a WHERE a.agent_id = m.agent_id)"
-        " FROM agent_metrics m"
-    ):
-        if runs > outcomes:
-            yield Finding(
-                "truncated", None, f"agent_metrics counts {runs} runs of {agent_id}, but only {outcomes} outcomes "
-                "are in the ledger",
-            )  # fmt: skip
-        elif runs < outcomes:
-            yield Finding(
-                "inserted", None, f"the ledger holds {outcomes} outcomes of {agent_id}, but agent_metrics counted "
-                f"only {runs} as they were written",
-            )  # fmt: skip
+    """agent_metrics sits outside the chain: every counter that disagrees with the outcomes is named. (Deleting
+    the newest rows and the counts with them, or the WAL after a crash, leaves no drift: checkpoints see that.)"""
+    if _has_table(conn, "agent_metrics"):
+        for problem in drift(conn, derived(conn)):
+            yield Finding("drift", None, problem)
+
+
+def _orphans(conn: sqlite3.Connection) -> Iterator[Finding]:
     (orphans,) = conn.execute(
         "SELECT count(*) FROM agent_actions a WHERE a.intent_id IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM call_intents i WHERE i.id = a.intent_id)"

@@ -7,6 +7,7 @@ like any other call.
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import time
@@ -20,9 +21,9 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo
-from ledger import Intent, Ledger, LedgerError, Outcome, Position
+from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation
 from server.envelope import MAX_ARGUMENT_BYTES, Envelope, json_size, now
-from server.llm_policy import budget_exhausted, model_refused
+from server.llm_policy import TokenBudget, budget_exhausted, model_refused
 from server.names import INVALID_NAME_ERROR
 from server.offload import PendingIntent, pending_intent
 from server.progress import Progress, Report
@@ -89,7 +90,7 @@ class Gate:
         raw = dict(arguments or {})
         try:
             spec, args = self._admit(name, raw, spec)
-            guard = self._admit_llm(raw) if LLM_ACTION in spec.actions else None
+            reservation = self._admit_llm(raw) if LLM_ACTION in spec.actions else None
         except _Refusal as refusal:
             return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
 
@@ -121,17 +122,18 @@ class Gate:
                 return self._close(output, recorded_args, started, client_request_id, intent, notes)
 
             return await self._in_thread(one_trip)
-        deps = dataclasses.replace(self._deps, progress=Progress(report)) if report is not None else self._deps
+        deps = self._call_deps(report, request_id, reservation)
+        write_intent = functools.partial(self._write_intent, intent_record, reservation, raw)
         # The intent is written by the capability's first step that reads (see server.offload), in that step's
         # worker thread, before the read; a step that cannot have it written reads nothing.
-        with pending_intent(lambda: self._ledger.record_intent(intent_record), guard) as pending:
+        with pending_intent(write_intent) as pending:
             try:
                 output = await self._capability(spec, args, deps, raw, request_id)
                 intent = await self._intent(pending)
                 # A cancel that came while a worker thread finished the last step is delivered here, to be
                 # recorded as such, rather than at the outcome's write.
                 await anyio.lowlevel.checkpoint()
-            except _Refusal as refusal:  # by the guard, before the intent: nothing was read
+            except _Refusal as refusal:  # by the budget, instead of the intent: nothing was read
                 return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
             except LedgerError as exc:
                 if pending.position is None:
@@ -269,29 +271,31 @@ class Gate:
             "or a higher-tier agent.",
         )
 
-    def _admit_llm(self, raw: dict[str, Any]) -> Callable[[], None] | None:
-        """The policy's limits on LLM use. The model must be listed for this tier: checked here. Today's budget
-        must be unspent: the check returned is run just before the intent is written, in the same trip to a
-        worker thread (it reads the ledger), and refuses the call there."""
+    def _admit_llm(self, raw: dict[str, Any]) -> Reservation | None:
+        """The policy's limits on LLM use. The model must be listed for this tier: checked here. Under a daily
+        budget, the call's completion (`max_tokens`) is reserved with its intent, in the same transaction that
+        checks the budget; its prompt is reserved before the request (see `ledger.budget`)."""
         agent = self._agent
         if (failure := model_refused(agent, self._deps.llm.config.model)) is not None:
             raise _Refusal(self._out.failure_info(failure, raw))
         if agent.daily_token_budget is None:
             return None
+        return Reservation(tokens=self._deps.llm.config.max_tokens, budget=agent.daily_token_budget)
 
-        def within_budget() -> None:
-            day = now()[:10]
-            try:
-                spent = self._ledger.tokens_spent(agent.agent_id, day)
-            except LedgerError as exc:
-                # Fail closed: a budget that cannot be read is not a budget that allows the call.
-                raise _Refusal(
-                    self._out.ledger_down_info(exc, "The call was refused: its budget cannot be read.")
-                ) from exc
-            if (failure := budget_exhausted(agent, spent, day)) is not None:
-                raise _Refusal(self._out.failure_info(failure, raw))
+    def _write_intent(self, intent: Intent, reservation: Reservation | None, raw: dict[str, Any]) -> Position:
+        try:
+            return self._ledger.record_intent(intent, reservation)
+        except BudgetExhausted as exc:  # nothing was written: a refusal like any other
+            raise _Refusal(self._out.failure_info(budget_exhausted(self._agent, exc), raw)) from None
 
-        return within_budget
+    def _call_deps(self, report: Report | None, request_id: str, reservation: Reservation | None) -> Deps:
+        """What this call's capability may use: the shared deps, with the call's own progress and budget."""
+        changes: dict[str, Any] = {}
+        if report is not None:
+            changes["progress"] = Progress(report)
+        if reservation is not None:
+            changes["budget"] = TokenBudget(self._ledger, self._agent, request_id)
+        return dataclasses.replace(self._deps, **changes) if changes else self._deps
 
     @staticmethod
     async def _in_thread(work: Callable[[], AgentOutput]) -> AgentOutput:

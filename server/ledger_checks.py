@@ -1,7 +1,8 @@
 """The doctor's view of the ledger: can it be written, how durably, and is the head of its chain intact.
 
 Read-only: the doctor never creates, migrates or repairs the ledger. A full check of every row is
-`planner-mcp ledger verify`; here only the newest row is checked, as every server does before writing.
+`planner-mcp ledger verify`; here the schema and the newest row are checked, as every server does before
+writing.
 """
 
 import os
@@ -11,7 +12,8 @@ from collections.abc import Iterator
 from ledger import LedgerError
 from ledger.append import check_head
 from ledger.chain import Hasher
-from ledger.reader import read_only
+from ledger.reader import chained_tables, read_only
+from ledger.schema import recorded_differences
 from server.audit import ledger_key
 from server.checks import Check
 from server.settings import Settings, SettingsError
@@ -42,7 +44,10 @@ def ledger_checks(settings: Settings) -> Iterator[Check]:
     try:
         with read_only(path) as conn:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            at = check_head(conn, Hasher(key), path)
+            if found := recorded_differences(conn):
+                problem = found[0].problem
+                raise LedgerError(f"the schema of {path} is not the one planner-mcp made: {problem}", "tampered")
+            at = check_head(conn, Hasher(key), path, chained_tables(conn))
     except LedgerError as exc:
         fix = "Run `planner-mcp ledger verify` to see what changed." if exc.reason == "tampered" else ""
         yield Check("ledger", "fail", str(exc), fix or "Fix the ledger, or set PLANNER_MCP_LEDGER to a new file.")

@@ -1,9 +1,18 @@
-"""The policy's limits on LLM use, checked before a call is admitted: which models, and how many tokens a day."""
+"""The policy's limits on LLM use: which models, and how many tokens a day (reserved before they are spent)."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
 
 from contracts import AgentMetadata
+from ledger import BudgetExhausted, Ledger, Reservation
 from server.failures import ToolFailure
+from server.offload import run_blocking
 
-__all__ = ["budget_exhausted", "model_refused"]
+__all__ = ["MESSAGE_OVERHEAD_TOKENS", "TokenBudget", "budget_exhausted", "model_refused", "prompt_token_bound"]
+
+MESSAGE_OVERHEAD_TOKENS = 8
+"""Tokens a chat format may add around each message (role markers, separators): generous for every tokenizer."""
 
 
 def model_refused(agent: AgentMetadata, model: str | None) -> ToolFailure | None:
@@ -20,18 +29,44 @@ def model_refused(agent: AgentMetadata, model: str | None) -> ToolFailure | None
     )
 
 
-def budget_exhausted(agent: AgentMetadata, spent: int, day: str) -> ToolFailure | None:
-    """Refused once the tokens recorded for `day` (UTC) reach the daily budget.
-
-    Calls already in flight when the budget runs out still finish, so a day may overshoot by at most the
-    tokens of the calls running at that moment (each bounded by PLANNER_MCP_LLM_MAX_TOKENS plus its prompt).
-    """
-    budget = agent.daily_token_budget
-    if budget is None or spent < budget:
-        return None
+def budget_exhausted(agent: AgentMetadata, exhausted: BudgetExhausted) -> ToolFailure:
+    """The refusal of an LLM call once the day's tokens, spent and reserved by other calls, reach the budget."""
     return ToolFailure(
         "TOKEN_BUDGET_EXHAUSTED",
-        f"Agent {agent.agent_id} has spent {spent} of its {budget} LLM tokens for {day} (UTC).",
-        recommended_action="Wait for the next UTC day, use the read tools meanwhile, or ask the operator to raise "
-        "daily_token_budget in the policy.",
+        f"Agent {agent.agent_id} has spent or reserved {exhausted.committed} of its {exhausted.budget} LLM tokens "
+        f"for {exhausted.day} (UTC).",
+        recommended_action="Wait for the calls under way to finish or for the next UTC day, use the read tools "
+        "meanwhile, or ask the operator to raise daily_token_budget in the policy.",
     )
+
+
+def prompt_token_bound(messages: list[dict[str, str]], schema: dict[str, Any] | None) -> int:
+    """The most tokens a prompt can count, for any tokenizer: one per UTF-8 byte of what the model reads (every
+    token covers at least one byte), plus each message's framing, plus the reply schema it may be sent."""
+    size = sum(len(message["content"].encode()) + MESSAGE_OVERHEAD_TOKENS for message in messages)
+    if schema is not None:
+        size += len(json.dumps(schema, separators=(",", ":")).encode())
+    return size
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """One LLM call's hold on its agent's daily budget: `max_tokens` reserved with the intent (by the gate),
+    then its prompt's size here, just before the request is sent."""
+
+    ledger: Ledger
+    agent: AgentMetadata
+    request_id: str
+
+    @property
+    def budget(self) -> int:
+        assert self.agent.daily_token_budget is not None  # a TokenBudget exists only under a budget
+        return self.agent.daily_token_budget
+
+    async def reserve_prompt(self, tokens: int) -> None:
+        """Reserve `tokens` more, or fail with TOKEN_BUDGET_EXHAUSTED before anything is sent."""
+        reservation = Reservation(tokens=tokens, budget=self.budget)
+        try:
+            await run_blocking(lambda: self.ledger.reserve_tokens(self.request_id, self.agent.agent_id, reservation))
+        except BudgetExhausted as exc:
+            raise budget_exhausted(self.agent, exc) from None

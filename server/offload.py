@@ -4,11 +4,10 @@ The gate does not write a call's intent on its own trip to a worker thread: it a
 and the call's first blocking step writes it in the same trip, just before its own work (a file read, a
 ledger query). A step that waits on the network instead (Vault, the LLM) first awaits `intent_recorded()`.
 Either way nothing is read and no LLM is asked before the intent is committed, and a call that cannot
-record its intent reads nothing: the `LedgerError` comes out of the step that would have read. A check that
-must read the ledger before the call may go on (today's token budget) is the intent's guard, run in the
-same trip just before it is written. A trip to a thread costs about as much as the rest of a local read
-(~100-160 us of CPU on a small VM), so each one saved shows. (A read on the embedded store goes further:
-the gate runs it whole, intent to outcome, in one trip; see `ToolSpec.local`.)
+record its intent (or is refused by what its intent's transaction checks, such as a token budget) reads
+nothing: the error comes out of the step that would have read. A trip to a thread costs about as much as
+the rest of a local read (~100-160 us of CPU on a small VM), so each one saved shows. (A read on the
+embedded store goes further: the gate runs it whole, intent to outcome, in one trip; see `ToolSpec.local`.)
 
 Every store, tool and LLM path goes through here rather than `anyio.to_thread` (ruff bans it elsewhere).
 """
@@ -31,24 +30,20 @@ _T = TypeVar("_T")
 class PendingIntent:
     """The intent of the call in progress: written once, by whichever step needs it first."""
 
-    def __init__(self, write: Callable[[], Position], guard: Callable[[], None] | None = None) -> None:
-        """`guard` runs just before the write, in the same thread, and refuses the call by raising."""
+    def __init__(self, write: Callable[[], Position]) -> None:
         self._write = write
-        self._guard = guard
         self._lock = threading.Lock()
         self._error: Exception | None = None
         self.position: Position | None = None
 
     def write(self) -> Position:
-        """Write the intent unless it is written; blocking, so called in a worker thread. A guard that refused
-        or a write that failed is not tried again: every later step of the call fails the same way."""
+        """Write the intent unless it is written; blocking, so called in a worker thread. A write that failed
+        (or refused the call) is not tried again: every later step of the call fails the same way."""
         with self._lock:
             if self._error is not None:
                 raise self._error
             if self.position is None:
                 try:
-                    if self._guard is not None:
-                        self._guard()
                     self.position = self._write()
                 except Exception as exc:
                     self._error = exc
@@ -60,9 +55,9 @@ _PENDING: ContextVar[PendingIntent | None] = ContextVar("planner_mcp_pending_int
 
 
 @contextmanager
-def pending_intent(write: Callable[[], Position], guard: Callable[[], None] | None = None) -> Iterator[PendingIntent]:
+def pending_intent(write: Callable[[], Position]) -> Iterator[PendingIntent]:
     """Arm the intent for the steps of the call run inside this block."""
-    pending = PendingIntent(write, guard)
+    pending = PendingIntent(write)
     token = _PENDING.set(pending)
     try:
         yield pending

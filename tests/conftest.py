@@ -15,6 +15,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from contracts import default_agent
+from ledger.metrics import METRIC_COLUMNS, derived
 from server import Settings, build_server
 from server.settings import LLMConfig
 from tests.peers.openai_server import FakeOpenAI
@@ -124,3 +125,14 @@ def policy_file(path: Path, **changes: Any) -> Path:
         lines += [f"[{table}]", *(f'"{k}" = {toml(v)}' for k, v in entries.items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def recount_metrics(conn: sqlite3.Connection) -> None:
+    """Rewrite agent_metrics to match the outcomes as they now stand, as an intruder who edited outcomes would."""
+    conn.execute("DELETE FROM agent_metrics")
+    for row in derived(conn):
+        conn.execute(
+            "INSERT INTO agent_metrics (agent_id, current_tier, total_runs, compliant_runs, consecutive_compliant,"
+            " refused_runs, error_runs, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [row[name] for name in ("agent_id", *METRIC_COLUMNS)],
+        )

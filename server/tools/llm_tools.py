@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 from contracts import Analysis, Decision, Plan, SideEffect, TaskRequest
 from server.decisions import decide, plan_warnings
 from server.llm import LLMReply, ParseFailure, analysis_messages, parse_reply, plan_messages, prompt_digest, truncate
+from server.llm_policy import prompt_token_bound
 from server.names import EntryName
 from server.tools.grounding import Grounding
 from server.tools.spec import LLM_CALL, Args, Deps, LLMCall, ToolResult, ToolSpec
@@ -82,6 +83,8 @@ async def _ask(
     messages: list[dict[str, str]], schema: type[_M], deps: Deps, grounding: Grounding, *, temperature: float
 ) -> tuple[LLMReply, LLMCall]:
     sent = _scrubbed(messages, deps)
+    if deps.budget is not None:
+        await deps.budget.reserve_prompt(prompt_token_bound(sent, schema.model_json_schema()))
     reply = await deps.llm.complete(sent, temperature=temperature, schema=schema, progress=deps.progress)
     # The model may echo what it should not (a key it was shown by mistake, a token from a document).
     content, redacted = deps.scrubber.redact(reply.content)

@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, SourceRef
 from ledger import Ledger, Scrubber
 from server.llm import LLMClient, LLMReply
+from server.llm_policy import TokenBudget
 from server.progress import Progress
 from server.stores import FileStore, Store
 
@@ -70,6 +71,8 @@ class Deps:
     ledger: Ledger
     default_inventory: str
     progress: Progress = field(default_factory=Progress)
+    budget: TokenBudget | None = None
+    """The call's hold on a daily token budget, when its agent has one and the call asks an LLM."""
 
 
 @dataclass(frozen=True)

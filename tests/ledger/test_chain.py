@@ -118,6 +118,10 @@ def test_a_ledger_from_before_the_chain_is_chained_in_place_in_the_order_it_was_
         "INSERT INTO agent_actions (timestamp, agent_id, agent_version, tier, action, decision, confidence, success)"
         " VALUES ('2026-11-01T12:00:00Z', 'a', '0.1.0', 0, 'generate_plan', 'ESCALATE', 0.5, 1)"
     )
+    old.execute(  # and the counters kept with them, as the versions before the chain kept them
+        "INSERT INTO agent_metrics (agent_id, current_tier, total_runs, compliant_runs, consecutive_compliant,"
+        " last_active_at) VALUES ('a', 0, 2, 2, 2, '2026-11-01T12:00:00Z')"
+    )
     old.close()
     ledger = Ledger(ledger_path)
     _calls(ledger, 1)
@@ -127,7 +131,8 @@ def test_a_ledger_from_before_the_chain_is_chained_in_place_in_the_order_it_was_
     assert (seed_row["seq"], old_intent["seq"], old_outcome["seq"]) == (1, 2, 3)  # by time, across tables
     kinds = [(e["kind"], e["detail"]) for e in rows(ledger_path, "ledger_events")]
     assert kinds[0][0] == "chain-started" and "3 rows" in kinds[0][1]
-    assert kinds[1] == ("schema", "schema upgraded: m004_hash_chain, m005_outcomes_found_by_request")
+    upgraded = "m004_hash_chain, m005_outcomes_found_by_request, m006_token_reservations"
+    assert kinds[1] == ("schema", f"schema upgraded: {upgraded}")
     assert [r["name"] for r in rows(ledger_path, "_migrations", order="name")] == [m.__name__ for m in MIGRATIONS]
     assert verify(ledger_path).status == "ok"
 

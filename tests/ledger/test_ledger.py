@@ -94,10 +94,10 @@ def test_an_upgraded_ledger_counts_the_tokens_its_old_rows_already_spent(ledger_
         )
     old.close()
     ledger = Ledger(ledger_path)
-    assert ledger.tokens_spent("llm-planner-001", "2026-11-24") == 170
-    assert ledger.tokens_spent("llm-planner-001", "2026-11-23") == 2000
-    assert ledger.tokens_spent("other-agent", "2026-11-24") == 14
-    assert ledger.tokens_spent("nobody", "2026-11-24") == 0
+    assert ledger.tokens_committed("llm-planner-001", "2026-11-24") == 170
+    assert ledger.tokens_committed("llm-planner-001", "2026-11-23") == 2000
+    assert ledger.tokens_committed("other-agent", "2026-11-24") == 14
+    assert ledger.tokens_committed("nobody", "2026-11-24") == 0
 
 
 def test_each_outcome_with_usage_adds_to_its_agents_day(ledger_path: Path) -> None:
@@ -106,11 +106,10 @@ def test_each_outcome_with_usage_adds_to_its_agents_day(ledger_path: Path) -> No
     ledger.record_outcome(_outcome("r2", action="analyze", prompt_tokens=8, completion_tokens=0))
     ledger.record_outcome(_outcome("r3"))  # a read: no LLM, no tokens
     ledger.record_outcome(_outcome("r4", timestamp="2026-11-25T00:00:00.000Z", prompt_tokens=5, completion_tokens=5))
-    assert ledger.tokens_spent("llm-planner-001", "2026-11-24") == 50
-    assert ledger.tokens_spent("llm-planner-001", "2026-11-25") == 10
-    [today, tomorrow] = rows(ledger_path, "agent_token_usage", order="day")
-    assert (today["prompt_tokens"], today["completion_tokens"], today["llm_calls"]) == (38, 12, 2)
-    assert tomorrow["llm_calls"] == 1
+    assert ledger.tokens_committed("llm-planner-001", "2026-11-24") == 50
+    assert ledger.tokens_committed("llm-planner-001", "2026-11-25") == 10
+    [stats] = ledger.stats()
+    assert (stats["prompt_tokens"], stats["completion_tokens"], stats["llm_calls"]) == (43, 17, 3)
 
 
 def test_a_secret_learnt_after_the_ledger_opened_is_scrubbed_too(ledger_path: Path) -> None:
@@ -226,3 +225,20 @@ def test_the_ledger_recovers_once_its_location_is_fixed(tmp_path: Path) -> None:
 
 def test_a_secret_sent_as_an_arguments_name_is_scrubbed_too() -> None:
     assert Scrubber().value({API_KEY: {"nested sk-abcdefghijklmnop0123": 1}}) == {REDACTED: {f"nested {REDACTED}": 1}}
+
+
+def test_a_new_ledger_and_its_folder_are_private_to_the_user(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    previous = os.umask(0o022)  # the usual umask, under which SQLite alone would create the file 0644
+    try:
+        path = tmp_path / "new" / "folder" / "ledger.db"
+        ledger = Ledger(path)
+        ledger.record_intent(_intent())
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+        ledger.close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert modes == {"ledger.db": 0o600, "ledger.db-wal": 0o600, "ledger.db-shm": 0o600, "ledger.db.lock": 0o600}

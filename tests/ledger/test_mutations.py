@@ -16,9 +16,10 @@ import pytest
 
 from ledger import Checkpoint, Report, checkpoint, verify
 from ledger.chain import COLUMNS, TABLES, Hasher
+from ledger.reader import Snapshot
 from ledger.verify import Kind
 from server import Settings
-from tests.conftest import call, connect
+from tests.conftest import call, connect, recount_metrics, rows
 
 KEY = b"0123456789abcdef0123456789abcdef-test-ledger-key"
 _CALLS: list[tuple[str, dict[str, Any]]] = [
@@ -76,14 +77,20 @@ def _copy(source: Path, target: Path) -> Path:
 
 
 @contextmanager
-def attack(path: Path) -> Iterator[sqlite3.Connection]:
-    """Write access to the file: the append-only triggers are dropped first, as any editor of the file can."""
+def attack(path: Path, *, careful: bool = True) -> Iterator[sqlite3.Connection]:
+    """Write access to the file: the append-only triggers are dropped first, as any editor of the file can.
+
+    A `careful` attacker then makes agent_metrics (outside the chain) agree with the edited outcomes, so what
+    is left to find is what the chain itself shows.
+    """
     conn = sqlite3.connect(path, isolation_level=None)
     for table in TABLES:
         for verb in ("update", "delete"):
             conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
     try:
         yield conn
+        if careful:
+            recount_metrics(conn)
     finally:
         conn.close()
 
@@ -164,6 +171,62 @@ def test_a_changed_field_is_named_altered_at_its_row(plain: Path) -> None:
     assert [f.seq for f in report.findings if f.kind == "altered"] == [seq]
 
 
+def test_a_fraction_in_a_flag_is_named_altered_though_it_truncates_to_what_was_hashed(keyed: Path) -> None:
+    with attack(keyed) as conn:
+        seq = _seq_of(conn, "SELECT seq FROM agent_actions WHERE success = 0 AND refused = 0 LIMIT 1")
+        conn.execute("UPDATE agent_actions SET success = 0.5, refused = 0.5 WHERE seq = ?", (seq,))
+    report = verify(keyed, key=KEY)
+    assert tampering(report) == {"altered"}
+    [found] = [f for f in report.findings if f.kind == "altered"]
+    assert found.seq == seq and "success holds REAL 0.5 where the ledger writes INTEGER" in found.detail
+    [entry] = [e for e in Snapshot(keyed).agent_log("llm-planner-001", 100) if e["seq"] == seq]
+    assert entry["success"] is False and entry["refused"] is False  # a failure is not shown as a success
+
+
+def test_a_value_of_the_wrong_storage_class_is_named_even_in_a_recomputed_unkeyed_chain(plain: Path) -> None:
+    with attack(plain) as conn:
+        seq = _seq_of(conn, "SELECT seq FROM agent_actions WHERE success = 0 AND refused = 0 LIMIT 1")
+        conn.execute("UPDATE agent_actions SET success = 0.5 WHERE seq = ?", (seq,))
+        _rehash_from(conn, seq, Hasher())  # SHA-256 anyone can recompute: the hashes hold, the type does not
+    report = verify(plain)
+    assert tampering(report) == {"altered"}
+    assert [f.seq for f in report.findings if f.kind == "altered"] == [seq]
+
+
+def _forge_unkeyed_event(path: Path) -> int:
+    """Append a ledger event hashed with plain SHA-256, linked to the head: no trigger is needed to insert."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    heads = " UNION ALL ".join(f"SELECT seq, row_hash FROM {t}" for t in TABLES)
+    seq, head_hash = conn.execute(f"SELECT seq, row_hash FROM ({heads}) ORDER BY seq DESC LIMIT 1").fetchone()
+    (next_id,) = conn.execute("SELECT max(id) + 1 FROM ledger_events").fetchone()
+    row = {"id": next_id, "seq": seq + 1, "timestamp": "2026-12-05T00:00:00.000Z", "kind": "note", "detail": "ok"}
+    row_hash = Hasher().row_hash("ledger_events", head_hash, row)
+    conn.execute(
+        "INSERT INTO ledger_events (id, seq, timestamp, kind, detail, prev_hash, row_hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (*row.values(), head_hash, row_hash),
+    )
+    conn.close()
+    return int(seq) + 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("with_key", [True, False])
+async def test_an_unkeyed_row_forged_at_the_head_of_a_keyed_chain_is_refused(
+    keyed: Path, tmp_path: Path, with_key: bool
+) -> None:
+    forged = _forge_unkeyed_event(keyed)
+    key_file = tmp_path / "ledger.key"
+    key_file.write_bytes(KEY)
+    settings = Settings(ledger_path=keyed, ledger_key_file=key_file if with_key else None)
+    async with connect(settings) as client:
+        _, output = await call(client, "list_docs")
+    assert output["error"]["type"] == "LEDGER_UNAVAILABLE"
+    assert f"(seq {forged}) is not keyed" in output["error"]["message"]
+    assert max(r["seq"] for r in rows(keyed, "ledger_events")) == forged  # nothing was chained after it
+    assert ("downgraded", forged) in [(f.kind, f.seq) for f in verify(keyed, key=KEY).findings]
+
+
 def test_a_deleted_row_is_named_missing(plain: Path) -> None:
     with attack(plain) as conn:
         seq = _seq_of(conn, "SELECT seq FROM call_intents ORDER BY seq LIMIT 1 OFFSET 2")
@@ -241,23 +304,31 @@ def test_a_row_claiming_a_taken_place_is_named_inserted(plain: Path) -> None:
 def test_a_truncated_tail_is_named_by_a_checkpoint(plain: Path, tmp_path: Path) -> None:
     anchor, _ = checkpoint(plain)
     assert anchor is not None
-    with attack(plain) as conn:
-        gone = _seq_of(conn, f"SELECT count(*) FROM agent_actions WHERE seq > {anchor.seq - 3}")
+    with attack(plain) as conn:  # the counters are recounted too, as a careful intruder would
         for table in TABLES:
             conn.execute(f"DELETE FROM {table} WHERE seq > ?", (anchor.seq - 3,))
-        conn.execute("UPDATE agent_metrics SET total_runs = total_runs - ?", (gone,))  # hide it from the counts too
     assert tampering(verify(plain)) == set()  # a shorter chain is still a valid chain: hence checkpoints
     report = verify(plain, checkpoints=[anchor])
     assert tampering(report) == {"truncated"}
     assert [f.seq for f in report.findings if f.kind == "truncated"] == [anchor.seq - 2]
 
 
-def test_a_truncated_tail_is_named_by_the_counts_it_leaves_behind(plain: Path) -> None:
-    with attack(plain) as conn:
+def test_a_truncated_tail_whose_counters_were_left_behind_is_named_drift(plain: Path) -> None:
+    with attack(plain, careful=False) as conn:
         last = _seq_of(conn, "SELECT max(seq) FROM agent_actions")
         conn.execute("DELETE FROM agent_actions WHERE seq = ?", (last,))
     report = verify(plain)
-    assert tampering(report) == {"truncated"}
+    assert tampering(report) == {"drift"}
+    assert any("total_runs = 8" in f.detail and "say 7" in f.detail for f in report.findings if f.kind == "drift")
+
+
+def test_counters_rewritten_to_flatter_an_agent_are_named_drift(plain: Path) -> None:
+    with attack(plain, careful=False) as conn:
+        conn.execute("UPDATE agent_metrics SET compliant_runs = total_runs, error_runs = 0, refused_runs = 0")
+    report = verify(plain)
+    assert tampering(report) == {"drift"}
+    details = " ".join(f.detail for f in report.findings)
+    assert "compliant_runs" in details and "refused_runs" in details and "error_runs" in details
 
 
 def test_a_recomputed_chain_is_named_rewritten_by_a_checkpoint(plain: Path) -> None:

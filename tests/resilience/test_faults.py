@@ -12,9 +12,10 @@ tests/server/test_ledger_faults.py) cover each failure's details; these cover re
 
 Two ledger faults need care. Read-only: permission bits do not stop a file already open, so the ledger's files
 are made immutable (`chattr +i`, root only; skipped otherwise). Full: SQLite's page cap (PLANNER_MCP_LEDGER_MAX_MB)
-stands in for the disk, and a ballast table for the other files that filled it; dropping it frees the room, in the
-same file. A full ledger may still take a call's intent and refuse its outcome (the result is then withheld), so
-`ledger verify` finds those intents "incomplete", and only those.
+stands in for the disk, and ballast rows for the other files that filled it (in agent_metrics, the one table whose
+rows the server never reads back: a table of its own would change the schema, which the server refuses); deleting
+them frees the room, in the same file. A full ledger may still take a call's intent and refuse its outcome (the
+result is then withheld), so `ledger verify` finds those intents "incomplete", and only those.
 """
 
 import json
@@ -207,17 +208,22 @@ def _ballast(path: Path) -> Iterator[None]:
     try:
         page = holder.execute("PRAGMA page_size").fetchone()[0]
         holder.execute(f"PRAGMA max_page_count = {_CAP // page}")
-        holder.execute("CREATE TABLE ballast (b BLOB)")
+        pieces = 0
         for size in (16 * page, page, 16):  # large pieces first, then the crumbs
             while True:
                 try:
-                    holder.execute("INSERT INTO ballast VALUES (zeroblob(?))", (size,))
+                    holder.execute(
+                        "INSERT INTO agent_metrics (agent_id, last_active_at) VALUES (?, zeroblob(?))",
+                        (f"ballast-{pieces}", size),
+                    )
+                    pieces += 1
                 except sqlite3.OperationalError as exc:
                     assert exc.sqlite_errorcode == sqlite3.SQLITE_FULL, exc
                     break
         yield
     finally:
-        holder.execute("DROP TABLE IF EXISTS ballast")  # its pages go to the free list: room, in the same file
+        # Its pages go to the free list: room, in the same file.
+        holder.execute("DELETE FROM agent_metrics WHERE agent_id LIKE 'ballast-%'")
         holder.close()
 
 

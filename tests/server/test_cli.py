@@ -131,8 +131,10 @@ def test_doctor_checks_the_ledgers_chain_head_and_key(ledger_path: Path, tmp_pat
     assert "ok    ledger: " in healthy.stdout and "chain head at seq 3 intact" in healthy.stdout
     assert "ledger.sqlite: SQLite" in healthy.stdout
     conn = sqlite3.connect(ledger_path)
+    (trigger,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_actions_no_update'").fetchone()
     conn.execute("DROP TRIGGER agent_actions_no_update")
     conn.execute("UPDATE agent_actions SET decision = 'ESCALATE'")
+    conn.execute(trigger)  # put back, as a careful intruder would: the schema is as it was
     conn.commit()
     conn.close()
     altered = run_cli(ledger_path, "doctor")

@@ -1,16 +1,20 @@
 """Fail closed: when the ledger cannot record, nothing is read, no LLM is called, and the client is told why."""
 
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 
 from server import Settings
 from server.settings import BUNDLED_DATA, LLMConfig
 from tests.conftest import call, connect, rows
 from tests.file_access import file_accesses_under
-from tests.peers.openai_server import FakeOpenAI
+from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.anyio
 
@@ -77,20 +81,34 @@ async def test_calls_succeed_again_once_the_ledger_is_fixed_without_a_restart(
 
 
 async def test_when_the_outcome_cannot_be_recorded_the_result_is_withheld(
-    make_settings: Callable[..., Settings], ledger_path: Path
+    make_settings: Callable[..., Settings], ledger_path: Path, llm: FakeOpenAI
 ) -> None:
-    # Recording the intent works; then the outcome table refuses writes, so the result must not leave.
-    async with connect(make_settings()) as client:
-        await call(client, "list_docs")
-        conn = sqlite3.connect(ledger_path)
-        conn.execute(
-            "CREATE TRIGGER refuse_outcomes BEFORE INSERT ON agent_actions"
-            " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
-        )
-        conn.commit()
-        conn.close()
-        result, output = await call(client, "read_docs", {"name": "backup-restore"})
-    assert result.is_error and output["error"]["type"] == "LEDGER_UNAVAILABLE"
-    assert "withheld" in output["error"]["message"]
-    assert output["data"] is None
-    assert len(rows(ledger_path, "call_intents")) == 2  # the intent is there: an incomplete call, visible to audit
+    # The intent is recorded; while the model answers, another process holds the ledger's write lock past the busy
+    # timeout, so the outcome cannot be written and the result must not leave.
+    llm.default = Reply.text("an answer the server will not let out", delay=0.5)
+    config = LLMConfig(api_key="sk-test-planner-0123456789abcdefghij", base_url=llm.base_url, model="m", timeout_s=5)
+    settings = make_settings(llm=config, ledger_busy_timeout_s=0.2)
+    outputs: list[dict[str, Any]] = []
+    answered = anyio.Event()
+    async with connect(settings) as client, anyio.create_task_group() as tg:
+
+        async def ask() -> None:
+            outputs.append((await call(client, "analyze", {"description": "Why?"}))[1])
+            answered.set()
+
+        tg.start_soon(ask)
+        await anyio.to_thread.run_sync(llm.wait_for_requests, 1)
+        holder = sqlite3.connect(ledger_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with anyio.fail_after(10):
+                await answered.wait()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    [output] = outputs
+    assert output["decision"] == "ERROR" and output["error"]["type"] == "LEDGER_UNAVAILABLE"
+    assert "withheld" in output["error"]["message"] and "locked" in output["error"]["message"]
+    assert output["llm_response"] is None and "not let out" not in json.dumps(output)
+    assert len(rows(ledger_path, "call_intents")) == 1  # the intent is there: an incomplete call, visible to audit
+    assert rows(ledger_path) == []

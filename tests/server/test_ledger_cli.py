@@ -15,7 +15,7 @@ from contracts import default_agent
 from ledger import Intent, Ledger
 from ledger.chain import GENESIS, TABLES
 from server import Settings
-from tests.conftest import call, connect, rows, run_cli
+from tests.conftest import call, connect, recount_metrics, rows, run_cli
 
 pytestmark = pytest.mark.subprocess
 
@@ -94,10 +94,7 @@ def test_a_checkpoint_detects_newest_rows_deleted_that_the_chain_alone_cannot(
     with _tamper(ledger_path, *deletes) as conn:
         for table in TABLES:
             conn.execute(f"DELETE FROM {table} WHERE seq > ?", (anchor["seq"] - 1,))
-        conn.execute(  # and the counts that would give it away, as a careful intruder would
-            "UPDATE agent_metrics SET total_runs ="
-            " (SELECT count(*) FROM agent_actions a WHERE a.agent_id = agent_metrics.agent_id)"
-        )
+        recount_metrics(conn)  # and the counts that would give it away, as a careful intruder would
     assert run_cli(ledger_path, "ledger", "verify").returncode == 0  # what a chain cannot see by itself
     code, cut = _verify(ledger_path, "--checkpoint", str(checkpoints))
     assert (code, cut["status"], cut["head"]["seq"]) == (1, "tampered", anchor["seq"] - 1)

@@ -158,8 +158,10 @@ async def test_a_ledger_whose_newest_row_was_altered_refuses_to_extend_it(
     async with connect(make_settings()) as client:
         await call(client, "list_docs")
     conn = sqlite3.connect(ledger_path, isolation_level=None)
+    (trigger,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_actions_no_update'").fetchone()
     conn.execute("DROP TRIGGER agent_actions_no_update")
     conn.execute("UPDATE agent_actions SET decision = 'ESCALATE' WHERE seq = (SELECT max(seq) FROM agent_actions)")
+    conn.execute(trigger)  # put back, as a careful intruder would: the schema is as it was
     conn.close()
     await _every_call_is_refused(_settings(make_settings, llm), llm, "does not match its hash")
 

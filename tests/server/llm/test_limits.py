@@ -69,7 +69,7 @@ async def test_the_daily_budget_refuses_calls_once_the_ledger_shows_it_spent(
         read, _ = await call(client, "read_inventory")
     assert not first.is_error and not second.is_error and not read.is_error
     assert third.is_error and spent["error"]["type"] == "TOKEN_BUDGET_EXHAUSTED"
-    assert "has spent 36 of its 30 LLM tokens" in spent["error"]["message"]
+    assert "has spent or reserved 36 of its 30 LLM tokens" in spent["error"]["message"]
     assert "daily_token_budget" in spent["error"]["recommended_action"]
     assert len(llm.chat_requests) == 2
     # A new server process on the same ledger knows what was spent: the budget lives in the ledger, not memory.
