@@ -15,6 +15,7 @@ import pytest
 from ledger import Ledger, LedgerError, verify
 from ledger.append import Head, write_row
 from ledger.chain import TABLES, Hasher
+from ledger.migrations import MIGRATIONS, migrate
 from server import Settings
 from tests.conftest import call, connect, rows, run_cli
 
@@ -30,6 +31,16 @@ def _edit(path: Path, *statements: str) -> None:
             conn.execute(statement)
     finally:
         conn.close()
+
+
+def _written_by_the_previous_version(path: Path) -> None:
+    """A ledger with every migration but the newest, as the version before this one left it."""
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("BEGIN")
+    migrate(old, {fn.__name__ for fn in MIGRATIONS[:-1]})
+    old.execute("COMMIT")
+    old.close()
 
 
 async def _one_call(settings: Settings) -> dict[str, object]:
@@ -116,15 +127,8 @@ async def test_any_object_the_migrations_did_not_make_is_named_and_refused(
 
 
 def test_a_ledger_is_verified_against_the_migrations_it_records_not_the_newest(ledger_path: Path) -> None:
-    from ledger.migrations import MIGRATIONS, migrate
-
     # A copy an older version wrote, handed to today's verify (which writes nothing, so upgrades nothing).
-    ledger_path.parent.mkdir(parents=True)
-    old = sqlite3.connect(ledger_path, isolation_level=None)
-    old.execute("BEGIN")
-    migrate(old, {fn.__name__ for fn in MIGRATIONS[:-1]})
-    old.execute("COMMIT")
-    old.close()
+    _written_by_the_previous_version(ledger_path)
     assert verify(ledger_path).status == "ok"
     _edit(ledger_path, "INSERT INTO _migrations VALUES ('m999_from_the_future', '2030-01-01T00:00:00Z')")
     assert verify(ledger_path).kinds() == {"schema"}
@@ -143,14 +147,7 @@ def test_a_row_that_did_not_land_is_never_reported_written(tmp_path: Path) -> No
 
 
 def test_doctor_checks_the_schema_of_a_ledger_an_older_version_wrote_without_failing_it(ledger_path: Path) -> None:
-    from ledger.migrations import MIGRATIONS, migrate
-
-    ledger_path.parent.mkdir(parents=True)
-    old = sqlite3.connect(ledger_path, isolation_level=None)
-    old.execute("BEGIN")
-    migrate(old, {fn.__name__ for fn in MIGRATIONS[:-1]})
-    old.execute("COMMIT")
-    old.close()
+    _written_by_the_previous_version(ledger_path)
     doctor = run_cli(ledger_path, "doctor")
     lines = doctor.stdout.splitlines()
     assert any(line.startswith("ok    ledger: ") and "intact" in line for line in lines), doctor.stdout
