@@ -130,7 +130,7 @@ def _check_error(tool: str, args: dict[str, Any], error: dict[str, Any]) -> None
         case "INVALID_INPUT" | "INVALID_NAME" if message.startswith("The arguments are larger than"):
             assert error["type"] == "INVALID_INPUT" and f"{MAX_ARGUMENT_BYTES} bytes" in message
         case "INVALID_INPUT" | "INVALID_NAME":
-            prefix = f"Invalid arguments for {tool}: "
+            prefix = f"Invalid arguments for tool {tool}: "
             assert message.startswith(prefix), message
             # Each problem starts with where it is: an argument (or an item of one), or the arguments as a whole.
             detail = message.removeprefix(prefix)
