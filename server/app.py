@@ -34,6 +34,7 @@ from server.gate import Gate
 from server.llm import LLMClient
 from server.policy import load_policy
 from server.progress import Report
+from server.rejected import RecordRejected
 from server.resources import POLICY_URI, prompt_catalogue, resource_catalogue, route, routes
 from server.settings import Settings
 from server.stdio_errors import AnsweringParseErrors
@@ -161,7 +162,8 @@ class GovernedServer(MCPServer[Runtime]):
 
     `list_tools`, `call_tool` and their resource and prompt counterparts are the SDK's public seams;
     overriding them keeps unknown names on our path too, so a call to `ssh` is refused and recorded rather
-    than answered by the SDK. Each method reaches its own catalogue only (see server.resources).
+    than answered by the SDK. Each method reaches its own catalogue only (see server.resources), and a
+    request the SDK rejects before these methods run is recorded too (see server.rejected).
     """
 
     def __init__(self, tools: Mapping[str, ToolSpec], *, default_inventory: str, **kwargs: Any) -> None:
@@ -171,6 +173,7 @@ class GovernedServer(MCPServer[Runtime]):
         self._resources = resource_catalogue(tools)
         self._prompts = prompt_catalogue(tools)
         self._default_inventory = default_inventory
+        self.middleware.append(RecordRejected(_via))
         # Served in process (a `Client` given this object) the SDK hands a client's progress callback over without
         # a token; over stdio or HTTP a request that wants progress carries one (see `progress_reporter`).
         self._tokens_carry_progress = False

@@ -165,6 +165,24 @@ class Gate:
             lambda: self._close(output, recorded_args, started, client_request_id, intent, notes)
         )
 
+    async def refuse_malformed(
+        self, name: str, sent: dict[str, Any], problem: str, *, client_request_id: str | None, via: str
+    ) -> AgentOutput:
+        """Record, as a refusal like any other, a request the SDK rejected before it could reach `call`: its params
+        did not fit the method's schema (`arguments` a string, `name` missing). `name` and `sent` are what the
+        caller sent, bounded and scrubbed here like any name and arguments; `problem` says what did not fit."""
+        info = self._out.error_info(
+            "INVALID_INPUT",
+            f"The request does not fit the protocol's schema: {problem}.",
+            sent,
+            recommended_action="Send the request as the method's schema says (for tools/call: `name` a string, "
+            "`arguments` an object) and call again.",
+        )
+        action = self._deps.scrubber.text(name[:_MAX_NAME])
+        notes = self._notes_via(via)
+        started = time.perf_counter()
+        return await self._refuse(_Refusal(info), action, uuid.uuid4().hex, sent, started, client_request_id, notes)
+
     def _notes_via(self, via: str) -> str:
         if not via:
             return self._notes
