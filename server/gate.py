@@ -2,8 +2,8 @@
 capability, envelope, outcome.
 
 Fail closed: when the intent cannot be recorded nothing is read and no LLM is called; when the outcome
-cannot be recorded the result is withheld. Refusals, including names that are not tools (prompts, resources)
-here, are recorded like any other call.
+cannot be recorded the result is withheld. Refusals, including names that are no tool, prompt or resource of
+this server, are recorded like any other call.
 """
 
 import contextlib
