@@ -16,11 +16,9 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.stdio import stdio_server
-from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
-from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, PromptMessage, TextContent
+from mcp.types import CallToolResult, GetPromptResult, PromptMessage, TextContent
 from mcp.types import Prompt as MCPPrompt
 from mcp.types import PromptArgument as MCPPromptArgument
 from mcp.types import Resource as MCPResource
@@ -36,11 +34,13 @@ from server.gate import Gate
 from server.llm import LLMClient
 from server.policy import load_policy
 from server.progress import Report
-from server.resources import POLICY_URI, PROMPT_NAME, parse_uri, plan_prompt_spec, policy_spec, routes
+from server.rejected import RecordRejected
+from server.resources import POLICY_URI, prompt_catalogue, resource_catalogue, route, routes
 from server.settings import Settings
 from server.stdio_errors import AnsweringParseErrors
 from server.stores import FileStore, Store, VaultStore
-from server.tools import CATALOGUE_BY_NAME, Deps, ToolSpec, registered_tools
+from server.tools import Deps, ToolSpec, registered_tools
+from server.wire_errors import prompt_error, read_error
 
 __all__ = [
     "GovernedServer",
@@ -85,6 +85,7 @@ class Runtime:
     tools: Mapping[str, ToolSpec]
     ledger: Ledger
     gate: Gate
+    scrubber: Scrubber
 
 
 @asynccontextmanager
@@ -119,7 +120,7 @@ async def open_runtime(
     digest = tools_digest([spec.mcp_tool for spec in tools.values()])
     gate = Gate(agent=agent, tools=tools, deps=deps, ledger=ledger, tools_digest=digest, notes=call_notes(settings))
     try:
-        yield Runtime(agent=agent, tools=tools, ledger=ledger, gate=gate)
+        yield Runtime(agent=agent, tools=tools, ledger=ledger, gate=gate, scrubber=scrubber)
     finally:
         await llm.aclose()
         await store.aclose()
@@ -161,16 +162,18 @@ class GovernedServer(MCPServer[Runtime]):
 
     `list_tools`, `call_tool` and their resource and prompt counterparts are the SDK's public seams;
     overriding them keeps unknown names on our path too, so a call to `ssh` is refused and recorded rather
-    than answered by the SDK.
+    than answered by the SDK. Each method reaches its own catalogue only (see server.resources), and a
+    request the SDK rejects before these methods run is recorded too (see server.rejected).
     """
 
     def __init__(self, tools: Mapping[str, ToolSpec], *, default_inventory: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._mcp_tools = [spec.mcp_tool for spec in tools.values()]
         self._routes = routes(tools)
-        self._policy = policy_spec(list(tools))
-        self._prompt = plan_prompt_spec(tools)
+        self._resources = resource_catalogue(tools)
+        self._prompts = prompt_catalogue(tools)
         self._default_inventory = default_inventory
+        self.middleware.append(RecordRejected(_via))
         # Served in process (a `Client` given this object) the SDK hands a client's progress callback over without
         # a token; over stdio or HTTP a request that wants progress carries one (see `progress_reporter`).
         self._tokens_carry_progress = False
@@ -237,23 +240,23 @@ class GovernedServer(MCPServer[Runtime]):
     ) -> Iterable[ReadResourceContents]:
         runtime, request_id = _runtime(context)
         text = str(uri)
-        parsed = parse_uri(text)
-        spec, arguments = None, {}
-        if text == POLICY_URI:
-            spec = self._policy
-        elif parsed is not None and parsed[0] in _STORE_TOOLS:
-            # A scheme this policy does not allow still goes to the gate, to be refused and recorded.
-            spec, arguments = CATALOGUE_BY_NAME[_STORE_TOOLS[parsed[0]]], {"name": parsed[1]}
+        # A URI that is no resource here (another scheme, or one this policy does not allow) still goes to the
+        # gate, to be refused and recorded.
+        key, arguments = route(text, self._resources)
         output = await runtime.gate.call(
-            spec.name if spec else text, arguments, spec=spec, client_request_id=request_id,
-            via=_via(f"resources/read {text}"),
-        )  # fmt: skip
-        if output.decision is Decision.ERROR:
-            assert output.error is not None
-            raise ResourceError(f"{output.error.type}: {output.error.message}")
+            key, arguments, catalogue=self._resources, client_request_id=request_id, via=_via(f"resources/read {text}")
+        )
+        if output.error is not None:
+            assert context is not None  # _runtime checked
+            raise read_error(
+                output.error,
+                uri=runtime.scrubber.text(text[:_SHOWN_URI]),
+                exists=key in self._resources.specs,
+                protocol_version=context.request_context.protocol_version,
+            )
         data = output.data or {}
         meta = {"planner-mcp/request_id": output.request_id}
-        if spec is self._policy:
+        if key == POLICY_URI:
             return [ReadResourceContents(content=json.dumps(data, indent=2), mime_type=_JSON, meta=meta)]
         content = data["content"]
         mime = _MIME.get(data.get("format", ""), "text/plain")
@@ -261,33 +264,37 @@ class GovernedServer(MCPServer[Runtime]):
         return [ReadResourceContents(content=text_content, mime_type=mime, meta=meta)]
 
     async def list_prompts(self) -> list[MCPPrompt]:
-        if self._prompt is None:
-            return []
-        arguments = [
-            MCPPromptArgument(name=name, description=field.description, required=field.is_required())
-            for name, field in self._prompt.args.model_fields.items()
+        return [
+            MCPPrompt(
+                name=name,
+                title=prompt.title,
+                description=prompt.description,
+                arguments=[
+                    MCPPromptArgument(name=arg, description=field.description, required=field.is_required())
+                    for arg, field in prompt.args.model_fields.items()
+                ],
+            )
+            for name, prompt in self._prompts.specs.items()
         ]
-        return [MCPPrompt(name=PROMPT_NAME, title=self._prompt.title, description=self._prompt.description,
-                          arguments=arguments)]  # fmt: skip
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Runtime, Any] | None = None
     ) -> GetPromptResult:
         runtime, request_id = _runtime(context)
-        spec = self._prompt if name == PROMPT_NAME else None
+        via = _via(f"prompts/get {name}")
         output = await runtime.gate.call(
-            name, arguments or {}, spec=spec, client_request_id=request_id, via=_via(f"prompts/get {name}")
+            name, arguments or {}, catalogue=self._prompts, client_request_id=request_id, via=via
         )
-        if output.decision is Decision.ERROR or output.data is None:
-            assert output.error is not None
-            raise MCPError(code=INVALID_PARAMS, message=f"{output.error.type}: {output.error.message}")
+        if output.error is not None:
+            raise prompt_error(output.error)
+        assert output.data is not None  # a prompt that ran framed its text
         message = PromptMessage(role="user", content=TextContent(type="text", text=output.data["text"]))
-        return GetPromptResult(description=self._prompt.description if self._prompt else None, messages=[message])
+        return GetPromptResult(description=self._prompts.specs[name].description, messages=[message])
 
 
 _JSON = "application/json"
 _MIME = {"markdown": "text/markdown", "json": _JSON}
-_STORE_TOOLS = {"docs": "read_docs", "inventory": "read_inventory"}
+_SHOWN_URI = 256
 
 
 def progress_reporter(context: Context[Runtime, Any] | None, *, tokens_carry_progress: bool) -> Report | None:

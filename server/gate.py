@@ -1,8 +1,9 @@
-"""The gate every tools/call passes: allowlist, argument validation, intent, capability, envelope, outcome.
+"""The gate every tools/call, prompts/get and resources/read passes: allowlist, argument validation, intent,
+capability, envelope, outcome.
 
 Fail closed: when the intent cannot be recorded nothing is read and no LLM is called; when the outcome
-cannot be recorded the result is withheld. Refusals, including names that are not tools here, are recorded
-like any other call.
+cannot be recorded the result is withheld. Refusals, including names that are no tool, prompt or resource of
+this server, are recorded like any other call.
 """
 
 import contextlib
@@ -28,7 +29,7 @@ from server.names import INVALID_NAME_ERROR
 from server.offload import PendingIntent, pending_intent
 from server.progress import Progress, Report
 from server.stores import FileStore
-from server.tools import Deps, ToolResult, ToolSpec
+from server.tools import Catalogue, Deps, ToolResult, ToolSpec
 
 __all__ = ["Gate"]
 
@@ -57,7 +58,7 @@ class Gate:
     ) -> None:
         """`notes` go into every ledger row of every call: conditions an auditor must see (TLS unverified)."""
         self._agent = agent
-        self._tools = tools
+        self._tools = Catalogue("tool", tools)
         self._deps = deps
         self._ledger = ledger
         self._tools_digest = tools_digest
@@ -71,25 +72,26 @@ class Gate:
         *,
         report: Report | None = None,
         client_request_id: str | None = None,
-        spec: ToolSpec | None = None,
+        catalogue: Catalogue | None = None,
         via: str = "",
     ) -> AgentOutput:
         """Run one call through every rule; `report` sends progress notifications, when the client asked.
 
         `client_request_id` is the JSON-RPC id the client gave the call: the ledger keeps it beside ours.
-        `spec` runs a capability that is not a tool (a resource, a prompt) under the same rules, and `via`
-        says in the ledger how it was asked for (e.g. `resources/read docs://backup-restore`).
+        `catalogue` is the one the call's MCP method reaches (the tools unless said otherwise): `name` is looked
+        up there and nowhere else. `via` says in the ledger how it was asked for (e.g. `resources/read
+        docs://backup-restore`).
         """
-        notes = self._notes
-        if via:
-            notes = "; ".join(note for note in (notes, self._deps.scrubber.text(via[: _MAX_NAME * 2])) if note)
+        notes = self._notes_via(via)
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
+        catalogue = catalogue or self._tools
+        found = catalogue.specs.get(name)
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
-        action = self._deps.scrubber.text(name[:_MAX_NAME])
+        action = found.name if found is not None else self._deps.scrubber.text(name[:_MAX_NAME])
         raw = dict(arguments or {})
         try:
-            spec, args = self._admit(name, raw, spec)
+            spec, args = self._admit(name, raw, found, catalogue)
             reservation = self._admit_llm(raw) if LLM_ACTION in spec.actions else None
         except _Refusal as refusal:
             return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
@@ -165,6 +167,29 @@ class Gate:
             lambda: self._close(output, recorded_args, started, client_request_id, intent, notes)
         )
 
+    async def refuse_malformed(
+        self, name: str, sent: dict[str, Any], problem: str, *, client_request_id: str | None, via: str
+    ) -> AgentOutput:
+        """Record, as a refusal like any other, a request the SDK rejected before it could reach `call`: its params
+        did not fit the method's schema (`arguments` a string, `name` missing). `name` and `sent` are what the
+        caller sent, bounded and scrubbed here like any name and arguments; `problem` says what did not fit."""
+        info = self._out.error_info(
+            "INVALID_INPUT",
+            f"The request does not fit the protocol's schema: {problem}.",
+            sent,
+            recommended_action="Send the request as the method's schema says (for tools/call: `name` a string, "
+            "`arguments` an object) and call again.",
+        )
+        action = self._deps.scrubber.text(name[:_MAX_NAME])
+        notes = self._notes_via(via)
+        started = time.perf_counter()
+        return await self._refuse(_Refusal(info), action, uuid.uuid4().hex, sent, started, client_request_id, notes)
+
+    def _notes_via(self, via: str) -> str:
+        if not via:
+            return self._notes
+        return "; ".join(note for note in (self._notes, self._deps.scrubber.text(via[: _MAX_NAME * 2])) if note)
+
     async def _capability(
         self, spec: ToolSpec, args: Any, deps: Deps, raw: dict[str, Any], request_id: str
     ) -> AgentOutput:
@@ -220,11 +245,12 @@ class Gate:
 
     # -- admission -------------------------------------------------------------------------------
 
-    def _admit(self, name: str, raw: dict[str, Any], spec: ToolSpec | None) -> tuple[ToolSpec, Any]:
-        spec = spec or self._tools.get(name)
+    def _admit(
+        self, name: str, raw: dict[str, Any], spec: ToolSpec | None, catalogue: Catalogue
+    ) -> tuple[ToolSpec, Any]:
         # Checked again at call time: the tool list a client saw is not proof of what it may call now.
         if spec is None or not self._agent.permits_all(spec.actions):
-            raise _Refusal(self._forbidden(name, raw, spec))
+            raise _Refusal(self._forbidden(name, raw, spec, catalogue))
         if (size := json_size(raw)) > MAX_ARGUMENT_BYTES:
             raise _Refusal(
                 self._out.error_info(
@@ -245,30 +271,31 @@ class Gate:
             raise _Refusal(
                 self._out.error_info(
                     kind,
-                    f"Invalid arguments for {name}: {problems}.",
+                    f"Invalid arguments for {catalogue.kind} {name}: {problems}.",
                     raw,
-                    recommended_action="Fix the arguments to match the tool's input schema and call again.",
+                    recommended_action=f"Fix the arguments to match the {catalogue.kind}'s input schema and call "
+                    "again.",
                 )
             ) from None
 
-    def _forbidden(self, name: str, raw: dict[str, Any], spec: ToolSpec | None) -> ErrorInfo:
+    def _forbidden(self, name: str, raw: dict[str, Any], spec: ToolSpec | None, catalogue: Catalogue) -> ErrorInfo:
         shown = repr(name[:_MAX_NAME])
-        tools = ", ".join(self._tools) or "none"
+        kind = catalogue.kind
         if name in self._agent.forbidden_actions:
             message = (
                 f"Action {shown} is forbidden for agent {self._agent.agent_id} (tier {self._agent.tier}); "
                 "this server has no implementation of it."
             )
         elif spec is None:
-            message = f"{shown} is not a tool of this server."
+            message = f"{shown} is not a {kind} of this server."
         else:
             message = f"Action {shown} is not permitted for agent {self._agent.agent_id} (tier {self._agent.tier})."
         return self._out.error_info(
             "FORBIDDEN_ACTION",
             message,
             raw,
-            recommended_action=f"Use one of the registered tools ({tools}), or escalate to a human "
-            "or a higher-tier agent.",
+            recommended_action=f"Use one of this server's {kind}s ({', '.join(catalogue.specs) or 'none'}), or "
+            "escalate to a human or a higher-tier agent.",
         )
 
     def _admit_llm(self, raw: dict[str, Any]) -> Reservation | None:

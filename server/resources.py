@@ -5,6 +5,10 @@
 - `policy://effective` shows what this agent can reach (tier, allowed and forbidden actions, threshold,
   registered tools, models, budget, ledger location), for the people who audit it;
 - the `plan_request` prompt frames a planning request around the tools, when generate_plan is registered.
+
+Each method has its own catalogue (`resource_catalogue`, `prompt_catalogue`), built by the same rule as the
+lists a client is shown, and the gate looks a name up in that one only: nothing is reachable that is not
+listed, and no URI or prompt name reaches a tool.
 """
 
 import re
@@ -15,10 +19,19 @@ from typing import Any
 from pydantic import Field
 
 from contracts import Decision
-from server.tools import ToolResult, ToolSpec
+from server.tools import Catalogue, ToolResult, ToolSpec
 from server.tools.spec import LOCAL_READ, Args, Deps
 
-__all__ = ["POLICY_URI", "PROMPT_NAME", "ResourceRoute", "parse_uri", "plan_prompt_spec", "policy_spec", "routes"]
+__all__ = [
+    "POLICY_URI",
+    "PROMPT_NAME",
+    "ResourceRoute",
+    "policy_spec",
+    "prompt_catalogue",
+    "resource_catalogue",
+    "route",
+    "routes",
+]
 
 POLICY_URI = "policy://effective"
 PROMPT_NAME = "plan_request"
@@ -51,10 +64,24 @@ def routes(tools: Mapping[str, ToolSpec]) -> dict[str, ResourceRoute]:
     return found
 
 
-def parse_uri(uri: str) -> tuple[str, str] | None:
-    """(scheme, the rest) of a resource URI, or None when it is not one of ours in shape."""
-    match = _URI.match(uri)
-    return (match["scheme"], match["rest"]) if match else None
+def resource_catalogue(tools: Mapping[str, ToolSpec]) -> Catalogue:
+    """What resources/read reaches, by URI template: the store's resources this policy allows, and the policy."""
+    specs = {r.template: r.spec for r in routes(tools).values()}
+    specs[POLICY_URI] = policy_spec(list(tools))
+    return Catalogue("resource", specs)
+
+
+def route(uri: str, catalogue: Catalogue) -> tuple[str, dict[str, Any]]:
+    """The catalogue entry a URI reads (its template), and the arguments it carries. A URI that matches no entry
+    is looked up as itself, and so is refused as not a resource of this server."""
+    arguments: dict[str, Any] = {}
+    if uri == POLICY_URI:
+        key = POLICY_URI
+    elif (match := _URI.match(uri)) is not None:
+        key, arguments = f"{match['scheme']}://{{name}}", {"name": match["rest"]}
+    else:
+        key = uri
+    return (key, arguments) if key in catalogue.specs else (uri, {})
 
 
 class _NoArgs(Args):
@@ -130,5 +157,6 @@ PLAN_PROMPT = ToolSpec(
 )
 
 
-def plan_prompt_spec(tools: Mapping[str, ToolSpec]) -> ToolSpec | None:
-    return PLAN_PROMPT if "generate_plan" in tools else None
+def prompt_catalogue(tools: Mapping[str, ToolSpec]) -> Catalogue:
+    """What prompts/get reaches: the planning prompt when generate_plan is registered, else nothing."""
+    return Catalogue("prompt", {PLAN_PROMPT.name: PLAN_PROMPT} if "generate_plan" in tools else {})

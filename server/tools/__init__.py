@@ -3,10 +3,10 @@
 from contracts import AgentMetadata
 from server.tools.llm_tools import ANALYZE, GENERATE_PLAN
 from server.tools.log_tools import READ_LOGS
-from server.tools.spec import Deps, ToolResult, ToolSpec
+from server.tools.spec import Catalogue, Deps, ToolResult, ToolSpec
 from server.tools.store_tools import LIST_DOCS, READ_DOCS, READ_INVENTORY
 
-__all__ = ["CATALOGUE", "CATALOGUE_BY_NAME", "Deps", "ToolResult", "ToolSpec", "registered_tools"]
+__all__ = ["CATALOGUE", "CATALOGUE_BY_NAME", "Catalogue", "Deps", "ToolResult", "ToolSpec", "registered_tools"]
 
 CATALOGUE: tuple[ToolSpec, ...] = (READ_DOCS, LIST_DOCS, READ_INVENTORY, GENERATE_PLAN, ANALYZE, READ_LOGS)
 """Every tool this server can offer. Nothing that writes or executes is here, so no policy can enable it."""

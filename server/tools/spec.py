@@ -1,6 +1,6 @@
 """What a tool is to the gate: the actions it needs, its argument model, its hints and its capability."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
@@ -21,6 +21,7 @@ __all__ = [
     "LLM_CALL",
     "LOCAL_READ",
     "Args",
+    "Catalogue",
     "Deps",
     "Hints",
     "LLMCall",
@@ -151,6 +152,17 @@ class ToolSpec:
             ),
             _meta={"planner-mcp/actions": list(self.actions)},
         )
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The capabilities one MCP method reaches (`tools/call` the tools, `prompts/get` the prompts, `resources/read`
+    the resources), by the names that method takes. The gate looks a call's name up in its own method's catalogue
+    and nowhere else, so no method reaches a capability of another kind."""
+
+    kind: str
+    """What its members are called ("tool", "prompt", "resource"): the word a refusal uses."""
+    specs: Mapping[str, ToolSpec]
 
 
 @cache

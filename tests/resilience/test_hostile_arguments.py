@@ -130,7 +130,7 @@ def _check_error(tool: str, args: dict[str, Any], error: dict[str, Any]) -> None
         case "INVALID_INPUT" | "INVALID_NAME" if message.startswith("The arguments are larger than"):
             assert error["type"] == "INVALID_INPUT" and f"{MAX_ARGUMENT_BYTES} bytes" in message
         case "INVALID_INPUT" | "INVALID_NAME":
-            prefix = f"Invalid arguments for {tool}: "
+            prefix = f"Invalid arguments for tool {tool}: "
             assert message.startswith(prefix), message
             # Each problem starts with where it is: an argument (or an item of one), or the arguments as a whole.
             detail = message.removeprefix(prefix)
@@ -377,7 +377,10 @@ def test_json_nested_thousands_deep_or_malformed_never_stops_the_stdio_server(le
         if request_id not in (1, 99):
             assert "error" in reply or reply["result"]["structuredContent"]["error"]["type"] == "INVALID_INPUT", reply
     assert "Traceback" not in stderr
-    # What reached the gate is recorded once; what the SDK could not parse got a JSON-RPC error (id null) and no row.
+    # Every call answered by its id is recorded once: what reached the gate, and what the SDK refused for its
+    # params (-32602) before the gate. What the SDK could not parse got a JSON-RPC error (id null) and no row.
     recorded = [r["client_request_id"] for r in rows(ledger_path)]
-    answered = {str(i) for i, reply in replies.items() if "result" in reply and i != 1}
-    assert len(recorded) == len(set(recorded)) and answered <= set(recorded) <= answered | {"14"}
+    answered = {str(i) for i in replies if i not in (None, 0, 1)}
+    rejected = {str(i) for i, reply in replies.items() if "error" in reply and reply["error"]["code"] == -32602}
+    assert rejected == {"12", "13", "17"}  # arguments a list, a string; a name that is a number
+    assert len(recorded) == len(set(recorded)) and set(recorded) == answered

@@ -368,6 +368,22 @@ def test_arguments_over_the_limit_are_refused_before_any_work(stdio: _Stdio, siz
     stdio.assert_alive()
 
 
+_REJECTED = "args-a-string"
+
+
+def test_a_call_whose_params_the_sdk_rejects_is_answered_invalid_params_and_recorded(stdio: _Stdio) -> None:
+    # The SDK answers it before our handler runs; the ledger must still hold it, refused, with what was sent.
+    stdio.send(_line(_call(_REJECTED, '"x"', "ssh")))
+    reply = stdio.answer(_REJECTED)
+    assert reply["error"]["code"] == _INVALID_PARAMS, reply
+    assert _REJECTED not in [r["client_request_id"] for r in rows(stdio.ledger_path, "call_intents")]
+    (refusal,) = [r for r in rows(stdio.ledger_path) if r["client_request_id"] == _REJECTED]
+    assert (refusal["action"], refusal["refused"], refusal["error_type"]) == ("ssh", 1, "INVALID_INPUT")
+    assert json.loads(refusal["arguments"]) == {"arguments": "x"} and refusal["notes"] == "tools/call"
+    assert "params.arguments" in refusal["error_message"]
+    stdio.assert_alive()
+
+
 def test_stdout_carried_only_protocol_messages_and_the_server_exits_cleanly_at_eof(stdio: _Stdio) -> None:
     """Runs last: closes the module's server. Until then every answer was checked as it came."""
     stdio.send(b'{"jsonrpc":"2.0","id":"unterminated","method":')  # a last frame cut short by EOF
@@ -376,7 +392,7 @@ def test_stdout_carried_only_protocol_messages_and_the_server_exits_cleanly_at_e
     assert all(m.get("jsonrpc") == "2.0" for m in stdio.messages)
     assert not [m for m in stdio.messages if "method" in m], "the server sent requests or notifications unasked"
     answered = Counter(json.dumps(m.get("id")) for m in stdio.messages)
-    expected = {json.dumps(i) for f in _FRAMES for i in f.answered} | {'"init"', '"twin"'}
+    expected = {json.dumps(i) for f in _FRAMES for i in f.answered} | {'"init"', '"twin"', json.dumps(_REJECTED)}
     expected |= {json.dumps(f"oversize-{size}") for size in (MAX_ARGUMENT_BYTES + 1, _TEN_MB)}
     # An answer nobody asked for (to a dropped frame) may only say the frame could not be read.
     for message in stdio.messages:

@@ -96,8 +96,8 @@ async def test_a_ledger_failure_after_the_intent_is_named_as_such_and_the_call_s
     )
     settings = make_settings()
     agent = load_policy(settings.policy_path)
-    async with open_runtime(settings, agent, registered_tools(agent)) as runtime:
-        output = await runtime.gate.call("probe", {}, spec=spec)
+    async with open_runtime(settings, agent, {**registered_tools(agent), "probe": spec}) as runtime:
+        output = await runtime.gate.call("probe", {})
     assert output.error is not None and output.error.type == "LEDGER_UNAVAILABLE"
     assert "could not finish" in output.error.message and "Nothing was read" not in output.error.message
     [intent] = rows(ledger_path, "call_intents")

@@ -1,8 +1,11 @@
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, Request
 
 from server import Settings
 from tests.conftest import call, connect, rows
@@ -78,3 +81,38 @@ async def test_a_secret_sent_as_a_tool_name_is_neither_echoed_nor_recorded(
         result, output = await call(client, secret, {"token": secret})
     assert result.is_error and secret not in json.dumps(output)
     assert secret.encode() not in b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())
+
+
+class _UncheckedCall(Request[dict[str, Any], Literal["tools/call"]]):
+    """A tools/call whose params go on the wire as given, as a faulty or hostile client can send them."""
+
+
+@pytest.mark.parametrize(
+    ("params", "action", "sent", "problem"),
+    [
+        ({"name": "ssh", "arguments": "x"}, "ssh", {"arguments": "x"}, "params.arguments: Input should be a valid"),
+        ({"name": "read_docs", "arguments": [1]}, "read_docs", {"arguments": [1]}, "params.arguments: Input should"),
+        ({"name": 5}, "tools/call", {"name": 5}, "params.name: Input should be a valid string"),
+        ({"arguments": {}}, "tools/call", {"arguments": {}}, "params.name: Field required"),
+    ],
+)
+async def test_a_call_the_sdk_rejects_before_the_gate_is_still_recorded_as_a_refusal(
+    make_settings: Callable[..., Settings],
+    ledger_path: Path,
+    mode: str,
+    params: dict[str, Any],
+    action: str,
+    sent: dict[str, Any],
+    problem: str,
+) -> None:
+    async with connect(make_settings(), mode) as client:
+        with pytest.raises(MCPError) as rejected:
+            await client.session.send_request(_UncheckedCall(method="tools/call", params=params), CallToolResult)
+        await call(client, "list_docs")  # and the server keeps serving
+    assert rejected.value.error.code == -32602
+    assert rows(ledger_path, "call_intents")[0]["action"] == "list_docs"  # no intent for the rejected call
+    refusal, served = rows(ledger_path)
+    assert (refusal["action"], refusal["refused"], refusal["error_type"]) == (action, 1, "INVALID_INPUT")
+    assert json.loads(refusal["arguments"]) == sent and refusal["notes"] == "tools/call"
+    assert problem in refusal["error_message"] and refusal["intent_id"] is None
+    assert refusal["client_request_id"] is not None and served["action"] == "list_docs"

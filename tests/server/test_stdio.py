@@ -5,11 +5,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, Request
 
 from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, host_env, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
@@ -101,3 +103,37 @@ def _converse(proc: "subprocess.Popen[str]", messages: list[dict[str, Any]], ans
     finally:
         watchdog.cancel()
         proc.kill()
+
+
+class _UncheckedCall(Request[dict[str, Any], Literal["tools/call"]]):
+    """A tools/call whose params go on the wire as given."""
+
+
+async def test_a_host_over_stdio_sees_each_methods_own_error_codes_and_every_refusal_is_recorded(
+    ledger_path: Path, mode: str
+) -> None:
+    with anyio.fail_after(60):
+        async with Client(_params(ledger_path), mode=mode) as client:
+            codes = []
+            for ask in (
+                lambda: client.read_resource("docs://no-such-runbook"),
+                lambda: client.read_resource("file:///etc/passwd"),
+                lambda: client.read_resource("docs://../secrets"),
+                lambda: client.get_prompt("generate_plan", {"description": "Add a VM"}),
+                lambda: client.session.send_request(
+                    _UncheckedCall(method="tools/call", params={"name": "ssh", "arguments": "x"}), CallToolResult
+                ),
+            ):
+                with pytest.raises(MCPError) as refused:
+                    await ask()
+                codes.append(refused.value.error.code)
+    not_found = -32002 if mode == "legacy" else -32602  # SEP-2164 retired -32002 in 2026-07-28
+    assert codes == [not_found, not_found, -32602, -32602, -32602]
+    recorded = [(r["action"], r["error_type"], r["refused"]) for r in rows(ledger_path)]
+    assert recorded == [
+        ("read_docs", "NOT_FOUND", 0),
+        ("file:///etc/passwd", "FORBIDDEN_ACTION", 1),
+        ("read_docs", "INVALID_NAME", 1),
+        ("generate_plan", "FORBIDDEN_ACTION", 1),
+        ("ssh", "INVALID_INPUT", 1),
+    ]
