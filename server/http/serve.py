@@ -12,7 +12,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
 from server.app import build_server
-from server.http_auth import JWTVerifier, StaticBearer
+from server.http.auth import JWTVerifier, StaticBearer
 from server.settings import HTTPConfig, Settings, SettingsError
 
 __all__ = ["http_app", "serve_http"]
