@@ -4,13 +4,26 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import host_env
 
-__all__ = ["free_port", "http_server"]
+__all__ = ["Served", "free_port", "http_server", "initialize", "serving", "use"]
+
+_INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
 def free_port() -> int:
@@ -19,14 +32,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Served:
+    url: str
+    port: int
+    stderr: str = ""
+    """What the server wrote to stderr, once it has stopped."""
+
+
+def _descriptors(limit: int | None) -> Callable[[], None] | None:
+    if limit is None:
+        return None
+    import resource  # POSIX only, like the tests that limit descriptors
+
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
 @contextmanager
-def http_server(ledger_path: Path, *args: str, port: int = 0, **env: str) -> Iterator[str]:
-    """`planner-mcp serve --transport http` in its own process; yields its MCP endpoint once it accepts."""
+def serving(
+    ledger_path: Path,
+    *args: str,
+    port: int = 0,
+    env: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
+    descriptors: int | None = None,
+) -> Iterator[Served]:
+    """The server in its own process (`options` before `serve`, `args` after it; at most `descriptors` open
+    files): yields where it serves once it accepts, and holds its stderr once it has stopped."""
     port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(port), *args],
-        env=host_env(ledger_path, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "server", *options, "serve", "--transport", "http", "--port", str(port), *args],
+        env=host_env(ledger_path, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_descriptors(descriptors),
     )  # fmt: skip
+    served = Served(f"http://127.0.0.1:{port}/mcp", port)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -37,7 +76,32 @@ def http_server(ledger_path: Path, *args: str, port: int = 0, **env: str) -> Ite
             except OSError:
                 assert time.monotonic() < deadline, "the HTTP server did not start within 30 s"
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield served
     finally:
         proc.terminate()
-        proc.communicate(timeout=30)  # also closes the pipes
+        served.stderr = proc.communicate(timeout=30)[1]  # also closes the pipes
+
+
+@contextmanager
+def http_server(ledger_path: Path, *args: str, port: int = 0, **env: str) -> Iterator[str]:
+    """`planner-mcp serve --transport http` in its own process; yields its MCP endpoint once it accepts."""
+    with serving(ledger_path, *args, port=port, env=env) as served:
+        yield served.url
+
+
+def initialize(url: str, **headers: str) -> httpx2.Response:
+    """An `initialize` POST with these headers besides the required ones (`authorization=…`, `origin=…`)."""
+    return httpx2.post(url, json=_INIT, headers={**_HEADERS, **headers}, timeout=30)
+
+
+async def use(url: str, token: str) -> tuple[list[str], str]:
+    """What a caller with `token` does: list the tools and read a document. Returns the tools' names and the
+    read's request id."""
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        tools = [t.name for t in (await client.list_tools()).tools]
+        result = await client.call_tool("read_docs", {"name": "backup-restore"})
+    assert not result.is_error and result.structured_content is not None
+    return tools, str(result.structured_content["request_id"])
