@@ -120,7 +120,7 @@ class HTTPConfig(BaseModel):
     public_url: str | None = None
     """The URL clients reach the MCP endpoint at: the resource tokens are issued for (default http://host:port/mcp)."""
     allowed_origins: tuple[str, ...] = ()
-    """Browser origins allowed besides localhost's; any other Origin is refused (DNS rebinding)."""
+    """Browser origins allowed besides the server's own; any other Origin is refused (DNS rebinding)."""
     stateless: bool = False
     """No session kept between requests, so replicas behind a load balancer can each answer any request."""
 

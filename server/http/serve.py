@@ -1,9 +1,11 @@
 """`planner-mcp serve --transport http`: Streamable HTTP, bearer tokens required, foreign origins refused.
 
-Binds 127.0.0.1 unless told otherwise. Host and Origin headers are checked on every request (DNS
-rebinding): localhost's, the public URL's, and the origins configured are the only ones accepted.
+Binds 127.0.0.1 unless told otherwise. Host and Origin headers are checked on every request (DNS rebinding):
+the Host must be localhost's, the bound address's or the public URL's, and an Origin, when a browser sends one,
+must be this server's own (where it is served, and its public URL) or one configured.
 """
 
+import ipaddress
 import logging
 from urllib.parse import urlsplit
 
@@ -20,7 +22,8 @@ __all__ = ["http_app", "serve_http"]
 logger = logging.getLogger(__name__)
 
 _LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-_LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+_ANY_ADDRESS = ("0.0.0.0", "::")
 
 
 def http_app(settings: Settings) -> ASGIApp:
@@ -50,8 +53,26 @@ def http_app(settings: Settings) -> ASGIApp:
 def _security(config: HTTPConfig) -> TransportSecuritySettings:
     public = urlsplit(config.resource_url)
     hosts = [*_LOCAL_HOSTS, f"{config.host}:*", public.netloc]
-    origins = [*_LOCAL_ORIGINS, f"{public.scheme}://{public.netloc}", *config.allowed_origins]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+    origins = [*_own_origins(config), f"{public.scheme}://{public.netloc}", *config.allowed_origins]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=list(dict.fromkeys(origins))
+    )
+
+
+def _own_origins(config: HTTPConfig) -> list[str]:
+    """Where this server is served: its address, and each loopback name when it listens there, at its port only.
+    A page served by another program on localhost (another port) is foreign."""
+    names = [f"[{config.host}]" if ":" in config.host else config.host]
+    if config.host in _ANY_ADDRESS or _is_loopback(config.host):
+        names += _LOOPBACK_NAMES
+    return [f"http://{name}:{config.port}" for name in names]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def serve_http(settings: Settings) -> int:

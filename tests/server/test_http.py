@@ -25,16 +25,24 @@ TOKEN = "test-http-token-0123456789abcdef"
 
 
 def test_a_static_token_is_required_and_a_foreign_origin_refused(ledger_path: Path) -> None:
-    with http_server(ledger_path, PLANNER_MCP_HTTP_TOKEN=TOKEN) as url:
+    port = free_port()
+    with http_server(ledger_path, port=port, PLANNER_MCP_HTTP_TOKEN=TOKEN) as url:
         missing = initialize(url)
         wrong = initialize(url, authorization="Bearer not-the-token-at-all")
-        foreign = initialize(url, authorization=f"Bearer {TOKEN}", origin="http://evil.example")
-        local_page = initialize(url, authorization=f"Bearer {TOKEN}", origin=url.rsplit("/", 1)[0])
+        origins = {
+            origin: initialize(url, authorization=f"Bearer {TOKEN}", origin=origin).status_code
+            for origin in [
+                "http://evil.example",
+                f"http://localhost:{port + 1}",  # a page another program serves on this machine
+                f"http://127.0.0.1:{port}",  # this server's own
+                f"http://localhost:{port}",  # the same, by name
+            ]
+        }
         tools, request_id = anyio.run(use, url, TOKEN)
     assert missing.status_code == wrong.status_code == 401
     assert missing.headers["www-authenticate"].startswith("Bearer")
     assert TOKEN not in missing.text + wrong.text
-    assert foreign.status_code == 403 and local_page.status_code == 200
+    assert list(origins.values()) == [403, 403, 200, 200]
     assert tools == DEFAULT_TOOLS
     assert [r["request_id"] for r in rows(ledger_path)] == [request_id]  # the refusals never reached the gate
 
