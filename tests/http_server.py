@@ -1,5 +1,6 @@
 """`planner-mcp serve --transport http` as a real process on a free loopback port, for the tests that need it."""
 
+import json
 import socket
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from mcp import Client
@@ -15,7 +17,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import host_env
 
-__all__ = ["Served", "free_port", "http_server", "initialize", "serving", "use"]
+__all__ = ["JSON_LOGS", "Served", "free_port", "http_server", "initialize", "refusals", "serving", "use"]
+
+JSON_LOGS = ("--log-format", "json")
+"""`serving(options=JSON_LOGS)`: stderr as a log collector reads it, one JSON object a line."""
 
 _INIT = {
     "jsonrpc": "2.0",
@@ -30,6 +35,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def refusals(stderr: str) -> tuple[list[dict[str, Any]], int]:
+    """The refusal log's lines in a JSON stderr, and how many refusals its counts add (those without a line)."""
+    logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    mine = [entry for entry in logged if entry["logger"] == "server.http.refusals"]
+    return [e for e in mine if "reason" in e], sum(e.get("suppressed", 0) for e in mine)
 
 
 @dataclass

@@ -6,18 +6,16 @@ are reached with the server's own credentials, never with the token a client sen
 
 import hmac
 import json
-import logging
 from typing import Any
 
 import anyio.to_thread
 from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.http.refusals import note_refusal
 from server.settings import HTTPConfig
 
 __all__ = ["JWTVerifier", "StaticBearer"]
-
-logger = logging.getLogger(__name__)
 
 _ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
 """Asymmetric only: a key published in a JWKS must not be usable to mint tokens (no HS*, no `none`)."""
@@ -53,7 +51,7 @@ class StaticBearer:
 
 class JWTVerifier:
     """The SDK's TokenVerifier for OAuth access tokens: signature by a key from the issuer's JWKS, then
-    issuer, audience and expiry. Any failure is a refusal; the reason goes to the server's log only."""
+    issuer, audience and expiry. Any failure is a refusal; the reason goes to the refusal log."""
 
     def __init__(self, config: HTTPConfig) -> None:
         import jwt  # only HTTP with OAuth pays for it
@@ -68,7 +66,7 @@ class JWTVerifier:
         try:
             claims = await anyio.to_thread.run_sync(self._decode, token)
         except self._jwt.PyJWTError as exc:
-            logger.warning("Refused an HTTP request: its access token is not valid here (%s)", exc)
+            note_refusal("invalid_token", f"{type(exc).__name__}: {exc}".replace(token, "[the token]"))
             return None
         scopes = str(claims.get("scope", "")).split()
         return AccessToken(

@@ -2,7 +2,8 @@
 
 Binds 127.0.0.1 unless told otherwise. Host and Origin headers are checked on every request (DNS rebinding):
 the Host must be localhost's, the bound address's or the public URL's, and an Origin, when a browser sends one,
-must be this server's own (where it is served, and its public URL) or one configured.
+must be this server's own (where it is served, and its public URL) or one configured. Every refusal leaves a
+rate-limited line in the log (`refusals`).
 """
 
 import ipaddress
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp
 
 from server.app import build_server
 from server.http.auth import JWTVerifier, StaticBearer
+from server.http.refusals import LogRefusals, RefusalLog
 from server.settings import HTTPConfig, Settings, SettingsError
 
 __all__ = ["http_app", "serve_http"]
@@ -26,7 +28,7 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _ANY_ADDRESS = ("0.0.0.0", "::")
 
 
-def http_app(settings: Settings) -> ASGIApp:
+def http_app(settings: Settings, refusals: RefusalLog | None = None) -> ASGIApp:
     """The ASGI app for these settings; raises `SettingsError` naming what to set when it cannot be served."""
     config = settings.http
     if (problem := config.problem()) is not None:
@@ -47,7 +49,7 @@ def http_app(settings: Settings) -> ASGIApp:
     )
     if config.token is not None:
         app = StaticBearer(app, config.token.get_secret_value())
-    return app
+    return LogRefusals(app, refusals or RefusalLog())
 
 
 def _security(config: HTTPConfig) -> TransportSecuritySettings:
@@ -78,8 +80,11 @@ def _is_loopback(host: str) -> bool:
 def serve_http(settings: Settings) -> int:
     import uvicorn
 
-    app = http_app(settings)
     config = settings.http
+    refusals = RefusalLog()
+    app = http_app(settings, refusals)
+    # The SDK logs each Host and Origin it refuses, unbounded: the refusal log says it once, at a bounded rate.
+    logging.getLogger("mcp.server.transport_security").setLevel(logging.ERROR)
     mode = "OAuth access tokens from " + str(config.oauth_issuer) if config.oauth else "a static bearer token"
     logger.warning(
         "Serving MCP over HTTP at http://%s:%d/mcp (%s%s)",
@@ -89,5 +94,7 @@ def serve_http(settings: Settings) -> int:
         ", stateless" if config.stateless else "",
     )
     # log_config=None: uvicorn keeps its hands off logging, so its lines take our format (text or JSON).
-    uvicorn.run(app, host=config.host, port=config.port, log_config=None, lifespan="on")
+    # proxy_headers=False: uvicorn would take the caller's address from X-Forwarded-For whenever the peer is on
+    # loopback (as every caller is, by default), so anyone could name the address a refusal is logged under.
+    uvicorn.run(app, host=config.host, port=config.port, log_config=None, lifespan="on", proxy_headers=False)
     return 0
