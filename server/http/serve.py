@@ -3,7 +3,8 @@
 Binds 127.0.0.1 unless told otherwise. Host and Origin headers are checked on every request (DNS rebinding):
 the Host must be localhost's, the bound address's or the public URL's, and an Origin, when a browser sends one,
 must be this server's own (where it is served, and its public URL) or one configured. Every refusal leaves a
-rate-limited line in the log (`refusals`).
+rate-limited line in the log (`refusals`), and no connection is held longer than a request takes to arrive
+(`connections`).
 """
 
 import ipaddress
@@ -80,9 +81,17 @@ def _is_loopback(host: str) -> bool:
 def serve_http(settings: Settings) -> int:
     import uvicorn
 
+    from server.http.connections import ConnectionLimits, descriptor_share, guarded_protocol
+
     config = settings.http
     refusals = RefusalLog()
     app = http_app(settings, refusals)
+    limits = ConnectionLimits(descriptor_share(config.max_connections), config.request_timeout_s)
+    if limits.max_connections < config.max_connections:
+        logger.warning(
+            "At most %d HTTP connections, not %d: half of the descriptors this process may open (`ulimit -n`)",
+            limits.max_connections, config.max_connections,
+        )  # fmt: skip
     # The SDK logs each Host and Origin it refuses, unbounded: the refusal log says it once, at a bounded rate.
     logging.getLogger("mcp.server.transport_security").setLevel(logging.ERROR)
     mode = "OAuth access tokens from " + str(config.oauth_issuer) if config.oauth else "a static bearer token"
@@ -94,7 +103,10 @@ def serve_http(settings: Settings) -> int:
         ", stateless" if config.stateless else "",
     )
     # log_config=None: uvicorn keeps its hands off logging, so its lines take our format (text or JSON).
+    # ws="none": MCP has no use for WebSockets, and an upgraded connection would leave the limits above.
     # proxy_headers=False: uvicorn would take the caller's address from X-Forwarded-For whenever the peer is on
     # loopback (as every caller is, by default), so anyone could name the address a refusal is logged under.
-    uvicorn.run(app, host=config.host, port=config.port, log_config=None, lifespan="on", proxy_headers=False)
+    uvicorn.run(app, host=config.host, port=config.port, log_config=None, lifespan="on",
+                http=guarded_protocol(limits, refusals), backlog=limits.backlog, ws="none",
+                proxy_headers=False)  # fmt: skip
     return 0
