@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio.to_thread
 from mcp.server import MCPServer
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel.helper_types import ReadResourceContents
@@ -32,6 +31,7 @@ from starlette.applications import Starlette
 from contracts import AgentMetadata, AgentOutput, Decision
 from ledger import Ledger, LedgerError, Scrubber
 from server.audit import ledger_key, open_ledger
+from server.callers import via
 from server.gate import Gate
 from server.llm import LLMClient
 from server.policy import load_policy
@@ -201,7 +201,7 @@ class GovernedServer(MCPServer[Runtime]):
             arguments,
             report=progress_reporter(context, tokens_carry_progress=self._tokens_carry_progress),
             client_request_id=request_id,
-            via=_via(),
+            via=via(),
         )
         return to_call_result(output)
 
@@ -246,7 +246,7 @@ class GovernedServer(MCPServer[Runtime]):
             spec, arguments = CATALOGUE_BY_NAME[_STORE_TOOLS[parsed[0]]], {"name": parsed[1]}
         output = await runtime.gate.call(
             spec.name if spec else text, arguments, spec=spec, client_request_id=request_id,
-            via=_via(f"resources/read {text}"),
+            via=via("resources/read", text),
         )  # fmt: skip
         if output.decision is Decision.ERROR:
             assert output.error is not None
@@ -276,7 +276,7 @@ class GovernedServer(MCPServer[Runtime]):
         runtime, request_id = _runtime(context)
         spec = self._prompt if name == PROMPT_NAME else None
         output = await runtime.gate.call(
-            name, arguments or {}, spec=spec, client_request_id=request_id, via=_via(f"prompts/get {name}")
+            name, arguments or {}, spec=spec, client_request_id=request_id, via=via("prompts/get", name)
         )
         if output.decision is Decision.ERROR or output.data is None:
             assert output.error is not None
@@ -308,14 +308,6 @@ def _runtime(context: Context[Runtime, Any] | None) -> tuple[Runtime, str | None
     if context is None:
         raise RuntimeError("GovernedServer needs the request context that holds the runtime")
     return context.request_context.lifespan_context, context.request_id
-
-
-def _via(how: str = "") -> str:
-    """How a call arrived, for its ledger rows: the MCP method (when not a tool call) and, over HTTP with
-    OAuth, who the access token was issued to, so the record says which person or client made the call."""
-    token = get_access_token()
-    caller = f"caller: client={token.client_id} sub={token.subject or '-'}" if token is not None else ""
-    return "; ".join(part for part in (how, caller) if part)
 
 
 def build_server(settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier] | None = None) -> GovernedServer:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo
 from ledger import Intent, Ledger, LedgerError, Outcome, Position
+from server.callers import MAX_VIA
 from server.envelope import MAX_ARGUMENT_BYTES, Envelope, json_size, now
 from server.llm_policy import budget_exhausted, model_refused
 from server.names import INVALID_NAME_ERROR
@@ -81,7 +82,7 @@ class Gate:
         """
         notes = self._notes
         if via:
-            notes = "; ".join(note for note in (notes, self._deps.scrubber.text(via[: _MAX_NAME * 2])) if note)
+            notes = "; ".join(note for note in (notes, self._deps.scrubber.text(via[:MAX_VIA])) if note)
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
