@@ -45,10 +45,10 @@ def caller() -> str | None:
 
 def via(method: str = "", target: str = "") -> str:
     """How the current call arrived, for its ledger rows: the MCP method when it is not a tool call, with its
-    target (a URI, a prompt name; `;` escaped, cut to fit), then who called, whole and last."""
+    target if it has one (a URI, a prompt name; `;` escaped, cut to fit), then who called, whole and last."""
     who = caller()
     record = f"; {who}" if who and method else who or ""
     if not method:
         return record
-    how = f"{method} {target[:MAX_VIA].replace(';', '%3B')}"
+    how = f"{method} {target[:MAX_VIA].replace(';', '%3B')}" if target else method
     return how[: MAX_VIA - len(record)] + record
