@@ -13,9 +13,12 @@ from typing import Any, TypeVar
 from ledger.budget import committed
 from ledger.metrics import as_dicts, derived
 
-__all__ = ["Queries"]
+__all__ = ["CALLER_WINDOW", "Queries"]
 
 _T = TypeVar("_T")
+
+CALLER_WINDOW = 10_000
+"""How far back (in an agent's outcomes) one caller's calls are looked for among everyone's."""
 
 _LOG_COLUMNS = (
     "seq, timestamp, request_id, action, decision, confidence, success, refused, error_type, error_message,"
@@ -43,11 +46,25 @@ class Queries:
 
         return self._read(select)
 
-    def agent_log(self, agent_id: str, limit: int, action: str | None = None) -> list[dict[str, Any]]:
-        """The agent's newest `limit` outcomes (of one action, if given), newest first, arguments parsed."""
-        where, params = "agent_id = ?", [agent_id]
+    def agent_log(
+        self, agent_id: str, limit: int, action: str | None = None, caller: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The agent's newest `limit` outcomes (of one action, if given), newest first, arguments parsed.
+
+        `caller` keeps only the calls whose `notes` close with that record of who made them (`server.callers`),
+        looked for among the agent's newest `CALLER_WINDOW` outcomes, so the search stays a bounded range.
+        """
+        where = "agent_id = ?"
+        params: list[object] = [agent_id]
         if action is not None:
-            where, params = where + " AND action = ?", [*params, action]
+            where += " AND action = ?"
+            params.append(action)
+        if caller is not None:
+            where += (
+                " AND (notes = ? OR substr(notes, -?) = ?) AND id >= coalesce((SELECT id FROM agent_actions"
+                " WHERE agent_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?), 0)"
+            )
+            params += [caller, len(caller) + 2, f"; {caller}", agent_id, CALLER_WINDOW - 1]
 
         def select(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             found = as_dicts(

@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio.to_thread
 from mcp.server import MCPServer
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel.helper_types import ReadResourceContents
@@ -30,6 +29,7 @@ from starlette.applications import Starlette
 from contracts import AgentMetadata, AgentOutput, Decision
 from ledger import Ledger, LedgerError, Scrubber
 from server.audit import ledger_key, open_ledger
+from server.callers import via
 from server.gate import Gate
 from server.llm import LLMClient
 from server.policy import load_policy
@@ -173,7 +173,7 @@ class GovernedServer(MCPServer[Runtime]):
         self._resources = resource_catalogue(tools)
         self._prompts = prompt_catalogue(tools)
         self._default_inventory = default_inventory
-        self.middleware.append(RecordRejected(_via))
+        self.middleware.append(RecordRejected(via))
         # Served in process (a `Client` given this object) the SDK hands a client's progress callback over without
         # a token; over stdio or HTTP a request that wants progress carries one (see `progress_reporter`).
         self._tokens_carry_progress = False
@@ -204,7 +204,7 @@ class GovernedServer(MCPServer[Runtime]):
             arguments,
             report=progress_reporter(context, tokens_carry_progress=self._tokens_carry_progress),
             client_request_id=request_id,
-            via=_via(),
+            via=via(),
         )
         return to_call_result(output)
 
@@ -244,7 +244,7 @@ class GovernedServer(MCPServer[Runtime]):
         # gate, to be refused and recorded.
         key, arguments = route(text, self._resources)
         output = await runtime.gate.call(
-            key, arguments, catalogue=self._resources, client_request_id=request_id, via=_via(f"resources/read {text}")
+            key, arguments, catalogue=self._resources, client_request_id=request_id, via=via("resources/read", text)
         )
         if output.error is not None:
             assert context is not None  # _runtime checked
@@ -281,9 +281,8 @@ class GovernedServer(MCPServer[Runtime]):
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Runtime, Any] | None = None
     ) -> GetPromptResult:
         runtime, request_id = _runtime(context)
-        via = _via(f"prompts/get {name}")
         output = await runtime.gate.call(
-            name, arguments or {}, catalogue=self._prompts, client_request_id=request_id, via=via
+            name, arguments or {}, catalogue=self._prompts, client_request_id=request_id, via=via("prompts/get", name)
         )
         if output.error is not None:
             raise prompt_error(output.error)
@@ -315,14 +314,6 @@ def _runtime(context: Context[Runtime, Any] | None) -> tuple[Runtime, str | None
     if context is None:
         raise RuntimeError("GovernedServer needs the request context that holds the runtime")
     return context.request_context.lifespan_context, context.request_id
-
-
-def _via(how: str = "") -> str:
-    """How a call arrived, for its ledger rows: the MCP method (when not a tool call) and, over HTTP with
-    OAuth, who the access token was issued to, so the record says which person or client made the call."""
-    token = get_access_token()
-    caller = f"caller: client={token.client_id} sub={token.subject or '-'}" if token is not None else ""
-    return "; ".join(part for part in (how, caller) if part)
 
 
 def build_server(settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier] | None = None) -> GovernedServer:

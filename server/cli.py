@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if getattr(args, "transport", "stdio") == "http":
-        from server.http_serve import serve_http
+        from server.http.serve import serve_http
 
         changes = {"host": args.host, "port": args.port, "stateless": args.stateless or None}
         http = settings.http.model_copy(update={k: v for k, v in changes.items() if v is not None})

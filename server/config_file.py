@@ -58,8 +58,10 @@ VARIABLES: dict[str, str] = {
     "PLANNER_MCP_OAUTH_AUDIENCE": "OAuth: the audience (aud) access tokens must be for",
     "PLANNER_MCP_OAUTH_JWKS_URL": "OAuth: where the issuer's signing keys (JWKS) are published",
     "PLANNER_MCP_HTTP_PUBLIC_URL": "the URL clients reach the MCP endpoint at (the token's resource)",
-    "PLANNER_MCP_HTTP_ALLOWED_ORIGINS": "browser origins allowed besides localhost, comma-separated",
+    "PLANNER_MCP_HTTP_ALLOWED_ORIGINS": "browser origins allowed besides the server's own, comma-separated",
     "PLANNER_MCP_HTTP_STATELESS": "true: keep no session between requests (replicas behind a load balancer)",
+    "PLANNER_MCP_HTTP_MAX_CONNECTIONS": "HTTP connections open at most (and at most half of `ulimit -n`)",
+    "PLANNER_MCP_HTTP_REQUEST_TIMEOUT": "seconds an HTTP connection may take to send a whole request",
 }
 """Every setting, by the name both the environment and the file use."""
 

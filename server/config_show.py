@@ -60,6 +60,8 @@ _VALUES: dict[str, Callable[[Settings], Any]] = {
     "PLANNER_MCP_HTTP_PUBLIC_URL": lambda s: s.http.resource_url,
     "PLANNER_MCP_HTTP_ALLOWED_ORIGINS": lambda s: ",".join(s.http.allowed_origins) or None,
     "PLANNER_MCP_HTTP_STATELESS": lambda s: s.http.stateless,
+    "PLANNER_MCP_HTTP_MAX_CONNECTIONS": lambda s: s.http.max_connections,
+    "PLANNER_MCP_HTTP_REQUEST_TIMEOUT": lambda s: s.http.request_timeout_s,
 }
 
 

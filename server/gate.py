@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo
 from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation
+from server.callers import MAX_VIA
 from server.envelope import MAX_ARGUMENT_BYTES, Envelope, json_size, now
 from server.llm_policy import TokenBudget, budget_exhausted, model_refused
 from server.names import INVALID_NAME_ERROR
@@ -188,7 +189,7 @@ class Gate:
     def _notes_via(self, via: str) -> str:
         if not via:
             return self._notes
-        return "; ".join(note for note in (self._notes, self._deps.scrubber.text(via[: _MAX_NAME * 2])) if note)
+        return "; ".join(note for note in (self._notes, self._deps.scrubber.text(via[:MAX_VIA])) if note)
 
     async def _capability(
         self, spec: ToolSpec, args: Any, deps: Deps, raw: dict[str, Any], request_id: str

@@ -48,6 +48,8 @@ _ENV_NAMES = {
     "ledger_max_bytes": "PLANNER_MCP_LEDGER_MAX_MB",
     "host": "PLANNER_MCP_HTTP_HOST",
     "port": "PLANNER_MCP_HTTP_PORT",
+    "max_connections": "PLANNER_MCP_HTTP_MAX_CONNECTIONS",
+    "request_timeout_s": "PLANNER_MCP_HTTP_REQUEST_TIMEOUT",
 }
 """So a validation error names the variable the user set, not our field."""
 
@@ -120,9 +122,14 @@ class HTTPConfig(BaseModel):
     public_url: str | None = None
     """The URL clients reach the MCP endpoint at: the resource tokens are issued for (default http://host:port/mcp)."""
     allowed_origins: tuple[str, ...] = ()
-    """Browser origins allowed besides localhost's; any other Origin is refused (DNS rebinding)."""
+    """Browser origins allowed besides the server's own; any other Origin is refused (DNS rebinding)."""
     stateless: bool = False
     """No session kept between requests, so replicas behind a load balancer can each answer any request."""
+    max_connections: int = Field(default=256, ge=1, le=1_000_000)
+    """Open connections at most (and at most half the process's descriptors): past it, the connection that has
+    waited longest for its request is closed to make room."""
+    request_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    """How long a connection may take to deliver a request whole, headers and body, before it is closed."""
 
     @property
     def oauth(self) -> bool:
@@ -238,6 +245,8 @@ class Settings(BaseModel):
             "public_url": get("PLANNER_MCP_HTTP_PUBLIC_URL"),
             "allowed_origins": tuple(o.strip() for o in origins.split(",") if o.strip()) if origins else None,
             "stateless": stateless in _TRUE,
+            "max_connections": number("PLANNER_MCP_HTTP_MAX_CONNECTIONS", int),
+            "request_timeout_s": number("PLANNER_MCP_HTTP_REQUEST_TIMEOUT", float),
         }
         try:
             values["http"] = HTTPConfig(**{k: v for k, v in http.items() if v is not None})

@@ -1,9 +1,14 @@
-"""read_logs: the calling agent's own recent ledger entries, so an assistant can see what it did."""
+"""read_logs: the calling agent's own recent ledger entries, so an assistant can see what it did.
+
+Over HTTP with OAuth many people may act as one agent: each then sees only the calls its ledger rows say it made
+(`server.callers`), never another's calls or the `context` it sent.
+"""
 
 from pydantic import Field
 
 from contracts import Decision, SideEffect
 from ledger import LedgerError
+from server.callers import caller
 from server.failures import ToolFailure
 from server.names import EntryName
 from server.offload import run_blocking
@@ -21,20 +26,30 @@ class ReadLogsArgs(Args):
 
 async def _read_logs(args: ReadLogsArgs, deps: Deps) -> ToolResult:
     agent_id = deps.agent.agent_id
+    who = caller()
+    if who is not None and deps.scrubber.text(who) != who:
+        # The record of this caller was scrubbed in its rows (its identity looks like a secret), so they cannot be
+        # told apart from another's: show none rather than someone else's.
+        raise ToolFailure(
+            "CALLER_UNRECORDED",
+            "This caller's identity cannot be told apart in the ledger, so its calls cannot be shown.",
+            recommended_action="Ask the operator to read the ledger with `planner-mcp ledger tail`.",
+        )
     try:
-        entries = await run_blocking(lambda: deps.ledger.agent_log(agent_id, args.limit, args.action))
+        entries = await run_blocking(lambda: deps.ledger.agent_log(agent_id, args.limit, args.action, who))
     except LedgerError as exc:
         raise ToolFailure(
             "LEDGER_UNAVAILABLE",
             f"The ledger cannot be read: {exc}.",
             recommended_action="Ask the operator to run `planner-mcp doctor` and `planner-mcp ledger verify`.",
         ) from exc
+    whose = f"{who.removeprefix('caller: ')}, of agent {agent_id}" if who else f"agent {agent_id}"
     return ToolResult(
         decision=Decision.EXECUTE,
         confidence=1.0,
         data={"agent_id": agent_id, "entries": entries},
         side_effects=[SideEffect(type="read_logs", target="ledger/agent_actions", reversible=True)],
-        notes_for_humans=f"{len(entries)} ledger entries of agent {agent_id}, newest first.",
+        notes_for_humans=f"{len(entries)} ledger entries of {whose}, newest first.",
     )
 
 
@@ -44,7 +59,8 @@ READ_LOGS = ToolSpec(
     description=(
         "Read the most recent audit-ledger entries of this agent (newest first): which tool was called, with "
         "which arguments (secrets scrubbed), its decision, error and duration. Use it to see what you already "
-        "did or why a call was refused. Shows only this agent's calls; this call itself is recorded too."
+        "did or why a call was refused. Shows only this agent's calls (over HTTP with OAuth, only your own); this "
+        "call itself is recorded too."
     ),
     actions=("read_logs",),
     args=ReadLogsArgs,

@@ -15,48 +15,34 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, host_env, rows
-from tests.http_server import free_port, http_server
+from tests.http_server import free_port, http_server, initialize, use
 from tests.peers.jwks_server import Issuer
 from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.subprocess
 
 TOKEN = "test-http-token-0123456789abcdef"
-_INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-
-
-def _post(url: str, **headers: str) -> httpx2.Response:
-    return httpx2.post(url, json=_INIT, headers={**_HEADERS, **headers}, timeout=10)
-
-
-async def _use(url: str, token: str) -> tuple[list[str], str]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
-        tools = [t.name for t in (await client.list_tools()).tools]
-        result = await client.call_tool("read_docs", {"name": "backup-restore"})
-    assert not result.is_error and result.structured_content is not None
-    return tools, str(result.structured_content["request_id"])
 
 
 def test_a_static_token_is_required_and_a_foreign_origin_refused(ledger_path: Path) -> None:
-    with http_server(ledger_path, PLANNER_MCP_HTTP_TOKEN=TOKEN) as url:
-        missing = _post(url)
-        wrong = _post(url, authorization="Bearer not-the-token-at-all")
-        foreign = _post(url, authorization=f"Bearer {TOKEN}", origin="http://evil.example")
-        local_page = _post(url, authorization=f"Bearer {TOKEN}", origin=url.rsplit("/", 1)[0])
-        tools, request_id = anyio.run(_use, url, TOKEN)
+    port = free_port()
+    with http_server(ledger_path, port=port, PLANNER_MCP_HTTP_TOKEN=TOKEN) as url:
+        missing = initialize(url)
+        wrong = initialize(url, authorization="Bearer not-the-token-at-all")
+        origins = {
+            origin: initialize(url, authorization=f"Bearer {TOKEN}", origin=origin).status_code
+            for origin in [
+                "http://evil.example",
+                f"http://localhost:{port + 1}",  # a page another program serves on this machine
+                f"http://127.0.0.1:{port}",  # this server's own
+                f"http://localhost:{port}",  # the same, by name
+            ]
+        }
+        tools, request_id = anyio.run(use, url, TOKEN)
     assert missing.status_code == wrong.status_code == 401
     assert missing.headers["www-authenticate"].startswith("Bearer")
     assert TOKEN not in missing.text + wrong.text
-    assert foreign.status_code == 403 and local_page.status_code == 200
+    assert list(origins.values()) == [403, 403, 200, 200]
     assert tools == DEFAULT_TOOLS
     assert [r["request_id"] for r in rows(ledger_path)] == [request_id]  # the refusals never reached the gate
 
@@ -83,16 +69,16 @@ def test_oauth_access_tokens_are_checked_for_signature_issuer_audience_and_expir
         }
         with http_server(ledger_path, port=port, **env) as url:
             refused = {
-                "none": _post(url),
-                "expired": _post(url, authorization=f"Bearer {issuer.token(exp=int(time.time()) - 60)}"),
-                "audience": _post(url, authorization=f"Bearer {issuer.token(aud='https://other.example/mcp')}"),
-                "issuer": _post(url, authorization=f"Bearer {issuer.token(iss='https://evil.example')}"),
-                "signature": _post(url, authorization=f"Bearer {issuer.token(key=issuer.stranger_key)}"),
-                "no expiry": _post(url, authorization=f"Bearer {issuer.token(exp=None)}"),
-                "garbage": _post(url, authorization="Bearer not.a.jwt"),
+                "none": initialize(url),
+                "expired": initialize(url, authorization=f"Bearer {issuer.token(exp=int(time.time()) - 60)}"),
+                "audience": initialize(url, authorization=f"Bearer {issuer.token(aud='https://other.example/mcp')}"),
+                "issuer": initialize(url, authorization=f"Bearer {issuer.token(iss='https://evil.example')}"),
+                "signature": initialize(url, authorization=f"Bearer {issuer.token(key=issuer.stranger_key)}"),
+                "no expiry": initialize(url, authorization=f"Bearer {issuer.token(exp=None)}"),
+                "garbage": initialize(url, authorization="Bearer not.a.jwt"),
             }
             metadata = httpx2.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp", timeout=10)
-            tools, request_id = anyio.run(_use, url, issuer.token())
+            tools, request_id = anyio.run(use, url, issuer.token())
     assert {name: r.status_code for name, r in refused.items()} == dict.fromkeys(refused, 401)
     assert "resource_metadata=" in refused["none"].headers["www-authenticate"]
     assert metadata.status_code == 200
@@ -104,8 +90,8 @@ def test_oauth_access_tokens_are_checked_for_signature_issuer_audience_and_expir
 
 def test_a_stateless_server_answers_without_a_session(ledger_path: Path) -> None:
     with http_server(ledger_path, "--stateless", PLANNER_MCP_HTTP_TOKEN=TOKEN) as url:
-        first = _post(url, authorization=f"Bearer {TOKEN}")
-        _, request_id = anyio.run(_use, url, TOKEN)
+        first = initialize(url, authorization=f"Bearer {TOKEN}")
+        _, request_id = anyio.run(use, url, TOKEN)
     assert first.status_code == 200 and "mcp-session-id" not in first.headers
     assert [r["request_id"] for r in rows(ledger_path)] == [request_id]
 
@@ -128,7 +114,7 @@ def test_a_stateless_server_answers_without_a_session(ledger_path: Path) -> None
 )
 def test_an_http_configuration_that_cannot_check_callers_names_the_fix(env: dict[str, str], says: str) -> None:
     from server import Settings
-    from server.http_serve import http_app
+    from server.http.serve import http_app
     from server.settings import SettingsError
 
     with pytest.raises(SettingsError, match=says):

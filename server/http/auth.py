@@ -6,21 +6,20 @@ are reached with the server's own credentials, never with the token a client sen
 
 import hmac
 import json
-import logging
 from typing import Any
 
 import anyio.to_thread
 from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.http.refusals import note_refusal
 from server.settings import HTTPConfig
 
 __all__ = ["JWTVerifier", "StaticBearer"]
 
-logger = logging.getLogger(__name__)
-
 _ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
-"""Asymmetric only: a key published in a JWKS must not be usable to mint tokens (no HS*, no `none`)."""
+"""Asymmetric only: a key published in a JWKS must not be usable to mint tokens (no HS*, no `none`). Each key
+verifies only its own algorithm among these."""
 
 
 class StaticBearer:
@@ -52,8 +51,8 @@ class StaticBearer:
 
 
 class JWTVerifier:
-    """The SDK's TokenVerifier for OAuth access tokens: signature by a key from the issuer's JWKS, then
-    issuer, audience and expiry. Any failure is a refusal; the reason goes to the server's log only."""
+    """The SDK's TokenVerifier for OAuth access tokens: signature by a key from the issuer's JWKS, then issuer,
+    audience and expiry. Any failure is a refusal (the SDK answers 401); the reason goes to the refusal log."""
 
     def __init__(self, config: HTTPConfig) -> None:
         import jwt  # only HTTP with OAuth pays for it
@@ -65,30 +64,37 @@ class JWTVerifier:
         self._audience = config.oauth_audience
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        """Never raises: whatever a token makes PyJWT, the JWKS fetch or a key's library raise (a malformed token,
+        a key of another type than its `alg`, an issuer that cannot be reached) is a refusal like a bad signature,
+        not an error of the server's (a 500)."""
         try:
             claims = await anyio.to_thread.run_sync(self._decode, token)
-        except self._jwt.PyJWTError as exc:
-            logger.warning("Refused an HTTP request: its access token is not valid here (%s)", exc)
+            return self._access(token, claims)
+        except Exception as exc:
+            note_refusal("invalid_token", f"{type(exc).__name__}: {exc}".replace(token, "[the token]"))
             return None
-        scopes = str(claims.get("scope", "")).split()
-        return AccessToken(
-            token=token,
-            client_id=str(claims.get("client_id") or claims.get("azp") or claims.get("sub") or "unknown"),
-            scopes=scopes,
-            expires_at=int(claims["exp"]),
-            resource=self._audience,
-            subject=claims.get("sub"),
-            claims={"iss": claims.get("iss")},
-        )
 
     def _decode(self, token: str) -> dict[str, Any]:
+        # The key itself (a PyJWK), not its bare public key: PyJWT then verifies with the key's own algorithm
+        # (its JWK's `alg`, or its type's), so a token cannot pick another one for it (ES256 for an RSA key).
         key = self._keys.get_signing_key_from_jwt(token)
         claims: dict[str, Any] = self._jwt.decode(
             token,
-            key.key,
+            key,
             algorithms=_ALGORITHMS,
             audience=self._audience,
             issuer=self._issuer,
             options={"require": ["exp", "iss", "aud"]},
         )
         return claims
+
+    def _access(self, token: str, claims: dict[str, Any]) -> AccessToken:
+        return AccessToken(
+            token=token,
+            client_id=str(claims.get("client_id") or claims.get("azp") or claims.get("sub") or "unknown"),
+            scopes=str(claims.get("scope", "")).split(),
+            expires_at=int(claims["exp"]),
+            resource=self._audience,
+            subject=claims.get("sub"),
+            claims={"iss": claims.get("iss")},
+        )
