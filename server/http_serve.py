@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from server.app import build_server
 from server.http_auth import JWTVerifier, StaticBearer
 from server.settings import HTTPConfig, Settings, SettingsError
+from server.urls import shown
 
 __all__ = ["http_app", "serve_http"]
 
@@ -48,7 +49,7 @@ def http_app(settings: Settings) -> ASGIApp:
 
 
 def _security(config: HTTPConfig) -> TransportSecuritySettings:
-    public = urlsplit(config.resource_url)
+    public = urlsplit(shown(config.resource_url))  # a Host or Origin header never carries a user
     hosts = [*_LOCAL_HOSTS, f"{config.host}:*", public.netloc]
     origins = [*_LOCAL_ORIGINS, f"{public.scheme}://{public.netloc}", *config.allowed_origins]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
@@ -59,7 +60,7 @@ def serve_http(settings: Settings) -> int:
 
     app = http_app(settings)
     config = settings.http
-    mode = "OAuth access tokens from " + str(config.oauth_issuer) if config.oauth else "a static bearer token"
+    mode = "OAuth access tokens from " + shown(config.oauth_issuer or "") if config.oauth else "a static bearer token"
     logger.warning(
         "Serving MCP over HTTP at http://%s:%d/mcp (%s%s)",
         config.host,
