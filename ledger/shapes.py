@@ -175,7 +175,11 @@ _CASED = sorted(
 )
 """Shortest first, so a short text stops looking once no other rule can match it."""
 _ANY_CASE_SHORTEST = min(_RULES[index].shortest for index in _ANY_CASE_HEADS.values())
-_ANY_CASE = re.compile("|".join([*_NAME_HEADS, *_ANY_CASE_HEADS]), re.I | re.A)
+_UNNAMED_SHORTEST = min(rule.shortest for rule in _RULES if not any(":" in head for head in rule.heads))
+"""The shortest match of a rule that needs no `:` or `=`: the name rule needs one, and so does a rule whose
+head holds a `:` (the URL's `://`)."""
+_ANY_CASE = re.compile("(?=(" + "|".join([*_NAME_HEADS, *_ANY_CASE_HEADS]) + "))", re.I | re.A)
+"""Every place any of those heads starts, overlapping ones too (`awsecret`)."""
 
 SHORTEST = 5
 """No rule matches fewer characters than this (`pwd=x`)."""
@@ -184,6 +188,10 @@ SHORTEST = 5
 def heads_in(text: str) -> list[tuple[int, int]]:
     """Where a rule may start, and which (its index in `_RULES`; the name rule is `len(_RULES)`), in order."""
     find, size = text.find, len(text)
+    # Most short strings (a call's action, an inventory's values) hold no separator, and no other rule fits.
+    named = find(":") >= 0 or find("=") >= 0
+    if not named and size < _UNNAMED_SHORTEST:
+        return []
     found: set[tuple[int, int]] = set()
     for index, rule in _CASED:
         if rule.shortest > size:
@@ -193,8 +201,6 @@ def heads_in(text: str) -> list[tuple[int, int]]:
             while at >= 0:
                 found.add((at, index))
                 at = find(head, at + 1)
-    # Most short strings (an inventory's values) hold neither a separator nor room for the other rules.
-    named = find(":") >= 0 or find("=") >= 0
     if named or size >= _ANY_CASE_SHORTEST:
         found.update(_any_case_heads(text, named))
     return sorted(found)
@@ -206,7 +212,7 @@ def _any_case_heads(text: str, named: bool) -> Iterable[tuple[int, int]]:
     if len(lowered) == size:
         places = [(at, head) for head in heads for at in _places(lowered, head)]
     else:  # a character whose lower case is longer (`İ`) shifts every place after it
-        places = [(m.start(), m.group().lower()) for m in _ANY_CASE.finditer(text)]
+        places = [(m.start(), m[1].lower()) for m in _ANY_CASE.finditer(text)]
     for at, head in places:
         if (index := _ANY_CASE_HEADS.get(head)) is not None:
             if _RULES[index].shortest <= size:
