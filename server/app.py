@@ -100,8 +100,8 @@ async def open_runtime(
     """
     # One scrubber for the ledger, the gate and the LLM prompts: a secret learnt at run time (a token from
     # a login, the LLM key read from Vault) is scrubbed everywhere from then on.
-    held = (settings.llm.api_key, settings.http.token)
-    scrubber = Scrubber([secret.get_secret_value() for secret in held if secret is not None])
+    http_token = [] if settings.http.token is None else [settings.http.token.get_secret_value()]
+    scrubber = Scrubber([*settings.llm.secrets(), *http_token])
     ledger = open_ledger(settings, scrubber, key=chain_key)
     try:
         await anyio.to_thread.run_sync(ledger.open)

@@ -13,6 +13,7 @@ from server.config_file import layered
 from server.policy import PolicyError, load_policy
 from server.settings import Settings
 from server.tools import registered_tools
+from server.urls import shown
 
 __all__ = ["Check", "run_checks"]
 
@@ -89,5 +90,7 @@ def _configuration(settings: Settings) -> Iterator[Check]:
     elif (problem := http.problem()) is not None:
         yield Check("http", "fail", f"`serve --transport http` would not start: {problem}", problem)
     else:
-        how = f"OAuth tokens from {http.oauth_issuer}" if http.oauth else "a static bearer token"
-        yield Check("http", "ok", f"`serve --transport http` would serve {http.resource_url} to callers with {how}")
+        how = f"OAuth tokens from {shown(http.oauth_issuer or '')}" if http.oauth else "a static bearer token"
+        yield Check(
+            "http", "ok", f"`serve --transport http` would serve {shown(http.resource_url)} to callers with {how}"
+        )

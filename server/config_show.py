@@ -11,10 +11,17 @@ from typing import Any
 
 from server.config_file import SECRETS, VARIABLES, Layered
 from server.settings import Settings
+from server.urls import shown
 
 __all__ = ["effective", "render"]
 
 MASK = "********"
+
+_URLS = frozenset({
+    "OPENAI_BASE_URL", "VAULT_ADDR", "PLANNER_MCP_OAUTH_ISSUER", "PLANNER_MCP_OAUTH_JWKS_URL",
+    "PLANNER_MCP_HTTP_PUBLIC_URL", "PLANNER_MCP_HTTP_ALLOWED_ORIGINS",
+})  # fmt: skip
+"""Settings holding URLs (the origins, a comma-separated list of them): shown without a user or password."""
 
 
 def _vault(attribute: str) -> Callable[[Settings], Any]:
@@ -67,18 +74,20 @@ _VALUES: dict[str, Callable[[Settings], Any]] = {
 
 def effective(settings: Settings, env: Layered) -> list[dict[str, Any]]:
     """One entry per setting: name, value (secrets masked, paths as text, None when unset), source, meaning."""
-    shown = []
+    entries = []
     for name, meaning in VARIABLES.items():
         value = _VALUES[name](settings)
         if name in SECRETS and value is not None:
             value = MASK
+        elif name in _URLS and value is not None:
+            value = ",".join(shown(url) for url in str(value).split(","))
         elif isinstance(value, Path):
             value = str(value)
         source = env.sources.get(name, "default")
         if source == "file":
             source = f"file {env.file}"
-        shown.append({"name": name, "value": value, "source": source, "meaning": meaning})
-    return shown
+        entries.append({"name": name, "value": value, "source": source, "meaning": meaning})
+    return entries
 
 
 def render(settings: Settings, env: Layered, *, as_json: bool) -> str:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from server.config_file import layered
 from server.names import EntryName
+from server.urls import split
 from server.vault.config import VaultConfig
 
 __all__ = [
@@ -96,6 +97,12 @@ class LLMConfig(BaseModel):
         if self.base_url is None and self.key_from_vault:
             return OPENROUTER_BASE_URL
         return self.base_url
+
+    def secrets(self) -> list[str]:
+        """Every credential this configuration holds: the key, and the password OPENAI_BASE_URL may hold."""
+        credentials = split(self.base_url)[1] if self.base_url is not None else None
+        held = [] if self.api_key is None else [self.api_key.get_secret_value()]
+        return held if credentials is None else [*held, credentials[1]]
 
     def missing(self) -> list[str]:
         """What must still be set before an LLM can be called (a local endpoint needs no key)."""

@@ -19,6 +19,7 @@ from server.app import build_server
 from server.http.auth import JWTVerifier, StaticBearer
 from server.http.refusals import LogRefusals, RefusalLog
 from server.settings import HTTPConfig, Settings, SettingsError
+from server.urls import shown
 
 __all__ = ["http_app", "serve_http"]
 
@@ -54,7 +55,7 @@ def http_app(settings: Settings, refusals: RefusalLog | None = None) -> ASGIApp:
 
 
 def _security(config: HTTPConfig) -> TransportSecuritySettings:
-    public = urlsplit(config.resource_url)
+    public = urlsplit(shown(config.resource_url))  # a Host or Origin header never carries a user
     hosts = [*_LOCAL_HOSTS, f"{config.host}:*", public.netloc]
     origins = [*_own_origins(config), f"{public.scheme}://{public.netloc}", *config.allowed_origins]
     return TransportSecuritySettings(
@@ -94,7 +95,7 @@ def serve_http(settings: Settings) -> int:
         )  # fmt: skip
     # The SDK logs each Host and Origin it refuses, unbounded: the refusal log says it once, at a bounded rate.
     logging.getLogger("mcp.server.transport_security").setLevel(logging.ERROR)
-    mode = "OAuth access tokens from " + str(config.oauth_issuer) if config.oauth else "a static bearer token"
+    mode = "OAuth access tokens from " + shown(config.oauth_issuer or "") if config.oauth else "a static bearer token"
     logger.warning(
         "Serving MCP over HTTP at http://%s:%d/mcp (%s%s)",
         config.host,

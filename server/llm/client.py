@@ -5,6 +5,7 @@ retries are off: ours honour `Retry-After` within the call's time limit, say wha
 notifications, and give up early when the endpoint asks for a wait the call cannot afford.
 """
 
+import base64
 import json
 import logging
 import sys
@@ -25,12 +26,13 @@ from server.llm.schemas import response_format
 from server.offload import intent_recorded, run_blocking
 from server.progress import Progress
 from server.settings import LLMConfig
+from server.urls import shown, split
 
 if TYPE_CHECKING:
     import openai
     from openai import AsyncOpenAI
 
-__all__ = ["LLMClient", "LLMReply", "endpoint_host"]
+__all__ = ["LLMClient", "LLMReply", "endpoint", "endpoint_host"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +59,19 @@ def endpoint_host(config: LLMConfig) -> str:
     base_url = config.effective_base_url
     if base_url is None:
         return _DEFAULT_HOST
-    return urlparse(base_url).hostname or _DEFAULT_HOST
+    return urlparse(shown(base_url)).hostname or _DEFAULT_HOST
+
+
+def endpoint(config: LLMConfig) -> dict[str, Any]:
+    """How an openai client reaches the endpoint: the base URL without a user and password (the SDK and httpx
+    log the URLs they request), and those sent as HTTP Basic credentials, as httpx sends a URL's own."""
+    if config.effective_base_url is None:
+        return {"base_url": None}
+    base_url, credentials = split(config.effective_base_url)
+    if credentials is None:
+        return {"base_url": base_url}
+    basic = base64.b64encode(":".join(credentials).encode()).decode()
+    return {"base_url": base_url, "default_headers": {"Authorization": f"Basic {basic}"}}
 
 
 KeySource = Callable[[], Awaitable[str | None]]
@@ -112,9 +126,7 @@ class LLMClient:
         from openai import AsyncOpenAI
 
         # The call's own deadline (anyio) bounds every request; the SDK's is a backstop, and its retries are ours.
-        return AsyncOpenAI(
-            api_key=key, base_url=self.config.effective_base_url, timeout=self.config.timeout_s + 5, max_retries=0
-        )
+        return AsyncOpenAI(api_key=key, **endpoint(self.config), timeout=self.config.timeout_s + 5, max_retries=0)
 
     @property
     def _key_setting(self) -> str:

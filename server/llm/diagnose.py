@@ -10,8 +10,9 @@ from typing import Any
 
 from contracts import AgentMetadata
 from server.checks import Check
-from server.llm.client import endpoint_host
+from server.llm.client import endpoint, endpoint_host
 from server.settings import LLMConfig
+from server.urls import shown
 
 __all__ = ["llm_checks"]
 
@@ -31,7 +32,8 @@ def llm_checks(config: LLMConfig, agent: AgentMetadata | None) -> Iterator[Check
         if config.api_key
         else ("read from Vault on first use" if config.key_from_vault else "none")
     )
-    yield Check("llm", "ok", f"model {config.model} at {config.effective_base_url or host}; key {key}")
+    where = shown(config.effective_base_url) if config.effective_base_url else host
+    yield Check("llm", "ok", f"model {config.model} at {where}; key {key}")
     yield from _policy(config, agent)
     if config.key_from_vault:
         # Reading the key would mean fetching a secret; the Vault checks above prove the token may read it.
@@ -61,7 +63,7 @@ def _client(config: LLMConfig, key: str | None) -> Any:
 
     return openai.OpenAI(
         api_key=key or "no-key-needed",
-        base_url=config.effective_base_url,
+        **endpoint(config),
         timeout=min(config.timeout_s, _PROBE_TIMEOUT_S),
         max_retries=0,
     )

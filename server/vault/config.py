@@ -7,6 +7,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from server.urls import shown, split
+
 __all__ = ["AuthMethod", "VaultConfig"]
 
 AuthMethod = Literal["token", "token-file", "approle"]
@@ -80,7 +82,8 @@ class VaultConfig(BaseModel):
 
     @property
     def host(self) -> str:
-        return urlparse(self.addr).netloc
+        """Vault's host and port, as messages name it (never the user and password VAULT_ADDR may hold)."""
+        return urlparse(shown(self.addr)).netloc
 
     def auth_methods(self) -> list[AuthMethod]:
         """The ways to authenticate, in Vault's order of precedence."""
@@ -94,4 +97,7 @@ class VaultConfig(BaseModel):
         return methods
 
     def secrets(self) -> list[str]:
-        return [s.get_secret_value() for s in (self.token, self.secret_id) if s is not None]
+        """Every credential this configuration holds, the password in VAULT_ADDR included."""
+        _, credentials = split(self.addr)
+        held = [s.get_secret_value() for s in (self.token, self.secret_id) if s is not None]
+        return held if credentials is None else [*held, credentials[1]]

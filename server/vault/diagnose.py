@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from server.checks import Check
+from server.urls import shown
 from server.vault.config import VaultConfig
 from server.vault.errors import VaultFailure, translate
 from server.vault.paths import entry_path, llm_key_path
@@ -28,7 +29,7 @@ def vault_checks(config: VaultConfig, *, default_inventory: str, llm_key_from_va
         except Exception as exc:
             yield _failed("vault.reachable", exc, config, "sys/seal-status")
             return
-        yield Check("vault.reachable", "ok", f"Vault {status.get('version', '?')} answers at {config.addr}")
+        yield Check("vault.reachable", "ok", f"Vault {status.get('version', '?')} answers at {shown(config.addr)}")
         if status.get("sealed"):
             yield Check("vault.sealed", "fail", "Vault is sealed", "Ask a Vault operator to unseal it.")
             return
@@ -54,7 +55,10 @@ def _tls(config: VaultConfig) -> Check:
         )
     if config.addr.startswith("http://"):
         return Check(
-            "vault.tls", "warn", f"{config.addr} is plain HTTP: tokens and data travel unencrypted", "Use https://."
+            "vault.tls",
+            "warn",
+            f"{shown(config.addr)} is plain HTTP: tokens and data travel unencrypted",
+            "Use https://.",
         )
     source = (
         f"VAULT_CACERT={config.cacert}"

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from server.urls import Credentials, split
 from server.vault.config import AuthMethod, VaultConfig
 from server.vault.errors import VaultFailure
 
@@ -53,6 +54,7 @@ class VaultSession:
         if self._client is None:
             import hvac
 
+            url, credentials = split(self.config.addr)
             if self.config.skip_verify:
                 import urllib3
 
@@ -62,11 +64,12 @@ class VaultSession:
             # Every value passed explicitly: hvac otherwise reads VAULT_TOKEN, ~/.vault-token and VAULT_CACERT
             # itself, some of them at import time, around our settings.
             self._client = hvac.Client(
-                url=self.config.addr,
+                url=url,
                 token="",
                 verify=self.config.verify,
                 timeout=self.config.timeout_s,
                 namespace=self.config.namespace,
+                session=_session(credentials, self.config.verify),
             )
         return self._client
 
@@ -214,6 +217,18 @@ class VaultSession:
         except hvac.exceptions.Forbidden:
             return True
         return False
+
+
+def _session(credentials: Credentials | None, verify: bool | str) -> Any:
+    """A requests session sending VAULT_ADDR's user and password as HTTP Basic credentials, as requests would
+    from the URL itself, which is handed to hvac without them; None (hvac's own session) when there are none."""
+    if credentials is None:
+        return None
+    import requests
+
+    session = requests.Session()
+    session.auth, session.verify = credentials, verify  # hvac takes `verify` from a session it is given
+    return session
 
 
 _DESCRIPTIONS: dict[AuthMethod, str] = {

@@ -1,8 +1,7 @@
 """Canary secrets planted in the environment, the store and Vault never come out: not in tool output (structured
 or text), the ledger's files (WAL included), stderr at DEBUG, nor the requests the LLM endpoint receives.
 
-Every canary carries the marker `c4nary` (any case) and no ordinary text does, so a search for the marker
-finds a whole canary, a fragment of one (a PEM line) and a half-redacted one alike.
+Every canary carries the marker of `tests.resilience.canaries`.
 """
 
 import json
@@ -26,11 +25,10 @@ from server.vault import VaultConfig
 from tests.conftest import PLAN, call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault
+from tests.resilience.canaries import leaks
 from tests.server.vault.conftest import SHIPPED_POLICY, parse_hcl
 
 pytestmark = pytest.mark.anyio
-
-MARKER = b"c4nary"
 
 # What the server holds: its environment and Vault's api-keys/.
 OPENAI_KEY = "sk-proj-c4naryOPENAIkey0123456789abcdefXY"
@@ -80,15 +78,6 @@ INVENTORY = {
 }
 STORE_SECRETS = [AWS_KEY, GITHUB_TOKEN, *PEM_BODY, PASSWORD, JWT, BEARER]
 SERVER_SECRETS = [OPENAI_KEY, VAULT_TOKEN, SECRET_ID, VAULT_LLM_KEY, LEDGER_KEY, HTTP_TOKEN]
-
-
-def _leaks(blob: bytes) -> list[str]:
-    """Every place the marker appears, with some context, for a failure message that says where."""
-    lowered, found, start = blob.lower(), [], 0
-    while (at := lowered.find(MARKER, start)) >= 0:
-        found.append(blob[max(0, at - 60) : at + 40].decode(errors="replace"))
-        start = at + 1
-    return found
 
 
 def _write_data(root: Path) -> Path:
@@ -204,7 +193,7 @@ async def _exercise(
 
 def _check_outputs(outputs: list[dict[str, Any]], texts: list[str]) -> None:
     """No canary in any output, and the calls did what they are for: the scrubbing hid secrets, not data."""
-    assert _leaks(json.dumps(outputs).encode() + "".join(texts).encode()) == []
+    assert leaks(json.dumps(outputs).encode() + "".join(texts).encode()) == []
     listing, runbook, creds, inventory = outputs[:4]
     assert sorted(listing["data"]["docs"]) == ["backup-creds", "rotate-keys"]
     content = runbook["data"]["content"]
@@ -227,7 +216,7 @@ def _ledger_bytes(ledger_path: Path) -> dict[str, bytes]:
 def _check_llm(llm: FakeOpenAI, calls: int) -> None:
     bodies = [r.body for r in llm.requests]
     assert len(llm.chat_requests) == calls
-    assert _leaks(b"\n".join(bodies)) == []
+    assert leaks(b"\n".join(bodies)) == []
     prompt = json.dumps(llm.chat_requests[0].json)
     assert "Drain pve01" in prompt and REDACTED in prompt  # the runbook was sent, without its secrets
 
@@ -255,9 +244,9 @@ async def test_no_canary_leaves_an_in_memory_server_on_the_file_store(
     _check_outputs(outputs, texts)
     assert {"ledger.db", "ledger.db-wal", "ledger.db-shm"} <= live.keys() and len(live["ledger.db-wal"]) > 0
     for name, blob in {**live, **{f"{k} (closed)": v for k, v in closed.items()}}.items():
-        assert _leaks(blob) == [], name
+        assert leaks(blob) == [], name
     assert len(rows(ledger_path)) == len(outputs) + 1
-    assert caplog.records and _leaks(caplog.text.encode()) == []
+    assert caplog.records and leaks(caplog.text.encode()) == []
     _check_llm(llm, calls=4)
 
 
@@ -288,11 +277,11 @@ async def test_no_canary_leaves_an_in_memory_server_on_vault_with_the_llm_key_fr
     _check_outputs(outputs, texts)
     [issued, *_] = vault.issued_tokens  # the AppRole login's token is a secret too, and not a canary by name
     for name, blob in {**live, **{f"{k} (closed)": v for k, v in closed.items()}}.items():
-        assert _leaks(blob) == [] and issued.encode() not in blob, name
+        assert leaks(blob) == [] and issued.encode() not in blob, name
     assert "ledger.db-wal" in live
     everything = json.dumps(outputs) + "".join(texts) + caplog.text + str([r.body for r in llm.requests])
     assert issued not in everything
-    assert _leaks(caplog.text.encode()) == []
+    assert leaks(caplog.text.encode()) == []
     _check_llm(llm, calls=4)
     assert {r.header("authorization") for r in llm.chat_requests} == {f"Bearer {VAULT_LLM_KEY}"}  # used, not shown
 
@@ -344,7 +333,7 @@ async def test_no_canary_reaches_a_stdio_servers_output_ledger_or_debug_stderr(
         **{f"{k} (closed)": v for k, v in closed.items()},
         "stderr": stderr.read_bytes(),
     }.items():
-        assert _leaks(blob) == [] and not any(t in blob for t in issued), name
+        assert leaks(blob) == [] and not any(t in blob for t in issued), name
     log = stderr.read_text(encoding="utf-8")
     assert " DEBUG " in log and "generate_plan EXECUTE" in log  # DEBUG was on, and the calls were logged
     _check_llm(llm, calls=4)
@@ -359,8 +348,8 @@ async def test_the_http_bearer_token_is_scrubbed_like_every_other_server_secret(
     async with connect(settings) as client:
         _, output = await call(client, "read_docs", {"name": HTTP_TOKEN})
     assert output["error"]["type"] == "NOT_FOUND"
-    assert _leaks(json.dumps(output).encode()) == []
-    assert _leaks(b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())) == []
+    assert leaks(json.dumps(output).encode()) == []
+    assert leaks(b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())) == []
 
 
 async def test_a_secret_sent_as_an_entry_name_stays_out_of_the_debug_log_on_vault(
@@ -370,11 +359,10 @@ async def test_a_secret_sent_as_an_entry_name_stays_out_of_the_debug_log_on_vaul
     with caplog.at_level(logging.DEBUG):
         async with connect(make_settings(vault=config)) as client:
             _, output = await call(client, "read_docs", {"name": AWS_KEY})
-    assert output["error"]["type"] == "NOT_FOUND" and _leaks(json.dumps(output).encode()) == []
-    assert _leaks(caplog.text.encode()) == []
+    assert output["error"]["type"] == "NOT_FOUND" and leaks(json.dumps(output).encode()) == []
+    assert leaks(caplog.text.encode()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="free-text `password: value` lines are not a pattern the scrubber knows")
 async def test_a_password_written_as_prose_in_a_runbook_is_redacted(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -382,4 +370,4 @@ async def test_a_password_written_as_prose_in_a_runbook_is_redacted(
     (data / "docs" / "ipmi.md").write_text(f"# IPMI\n\nLog in as admin, password: {PASSWORD}\n", encoding="utf-8")
     async with connect(make_settings(data_dir=data)) as client:
         _, output = await call(client, "read_docs", {"name": "ipmi"})
-    assert "Log in as admin" in output["data"]["content"] and _leaks(json.dumps(output).encode()) == []
+    assert "Log in as admin" in output["data"]["content"] and leaks(json.dumps(output).encode()) == []
