@@ -125,6 +125,16 @@ def test_doctor_checks_the_file_store_and_names_the_fix(ledger_path: Path, tmp_p
     assert not ledger_path.exists()  # the doctor looks; it does not write
 
 
+def test_doctor_fails_a_data_folder_the_store_would_refuse_to_read(ledger_path: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "inventory").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (data / "docs").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    linked = run_cli(ledger_path, "doctor", PLANNER_MCP_DATA=str(data))
+    assert linked.returncode == 1
+    assert "FAIL  store: docs/ under" in linked.stdout and "symbolic link" in linked.stdout
+
+
 def test_doctor_checks_the_ledgers_chain_head_and_key(ledger_path: Path, tmp_path: Path) -> None:
     assert run_cli(ledger_path, "call", "list_docs").returncode == 0
     healthy = run_cli(ledger_path, "doctor")
