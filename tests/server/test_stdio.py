@@ -79,6 +79,47 @@ def test_stdout_carries_only_protocol_messages(ledger_path: Path) -> None:
     assert "planner-mcp: serving" not in stderr  # the hint is for terminals only
 
 
+_FORGED = "2026-01-01 00:00:00,000 ERROR server.gate: forged"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_name_a_caller_sends_cannot_forge_a_log_line(ledger_path: Path, log_format: str) -> None:
+    names = [f"nope\n{_FORGED}", f"nope\r{_FORGED}", f"nope\u2028{_FORGED}", f"nope\x85{_FORGED}"]
+    messages: list[dict[str, Any]] = [
+        {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": n}} for i, n in enumerate(names, 1)),
+    ]
+    with subprocess.Popen(
+        [sys.executable, "-m", "server", "--log-level", "INFO", "--log-format", log_format, "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=host_env(ledger_path),
+    ) as proc:
+        _, stderr = _converse(proc, messages, answers=len(names) + 1)
+    # Split as the most eager reader would: at every line break Unicode knows, not only at "\n".
+    lines = stderr.splitlines()
+    assert lines and not [line for line in lines if line.startswith(_FORGED[:10])], stderr
+    if log_format == "json":
+        entries = [json.loads(line) for line in lines]  # each a whole object: no value broke its line
+        assert sorted(e["action"] for e in entries if "action" in e) == sorted(names)  # and each value intact
+    else:
+        for escaped in ("\\n", "\\r", "\\u2028", "\\x85"):
+            assert f"nope{escaped}{_FORGED}" in stderr
+
+
 def _converse(proc: "subprocess.Popen[str]", messages: list[dict[str, Any]], answers: int) -> tuple[list[str], str]:
     """Send the messages, read stdout until `answers` replies came, then close stdin; bounded by a watchdog."""
     watchdog = threading.Timer(60, proc.kill)
