@@ -25,26 +25,30 @@ SEED_FORBIDDEN_ACTIONS: tuple[str, ...] = (
 class AgentMetadata(Contract):
     """The policy an agent runs under: an allowlist of side effects and a denylist of actions.
 
-    Anything the policy does not name is denied; an action named in both lists is denied.
+    Anything the policy does not name is denied; an action named in both lists is denied. Numbers and switches
+    are strict: `tier = true` or `tier = "1"` in a policy file is refused, not read as tier 1.
     """
 
     agent_id: str = Field(min_length=1, max_length=128)
     agent_role: str = Field(min_length=1, max_length=64)
     owner: str = Field(min_length=1, max_length=128)
     version: str = Field(min_length=1, max_length=32)
-    tier: int = Field(ge=0, le=4, description="0 observes and plans; higher tiers may act.")
+    tier: int = Field(ge=0, le=4, strict=True, description="0 observes and plans; higher tiers may act.")
     input_contract: str = "TaskRequest"
     output_contract: str = "AgentOutput"
     allowed_side_effects: frozenset[str] = frozenset()
     forbidden_actions: frozenset[str] = frozenset()
-    confidence_reporting: bool = True
-    confidence_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    confidence_reporting: bool = Field(default=True, strict=True)
+    confidence_threshold: float = Field(default=0.7, ge=0.0, le=1.0, strict=True)
     models_by_tier: dict[int, frozenset[str]] | None = Field(
         default=None,
         description="The LLM models each tier may use; unset allows any model, a tier not listed may use none.",
     )
     daily_token_budget: int | None = Field(
-        default=None, gt=0, description="LLM tokens this agent may spend per UTC day, counted from the ledger."
+        default=None,
+        gt=0,
+        strict=True,
+        description="LLM tokens this agent may spend per UTC day, counted from the ledger.",
     )
 
     @field_validator("allowed_side_effects", "forbidden_actions", mode="before")

@@ -10,8 +10,10 @@ from typing import Literal
 
 from contracts import AgentMetadata
 from server.config_file import layered
+from server.failures import ToolFailure
 from server.policy import PolicyError, load_policy
 from server.settings import Settings
+from server.stores import FileStore
 from server.tools import registered_tools
 from server.urls import shown
 
@@ -59,18 +61,16 @@ def _policy(settings: Settings) -> tuple[Check, AgentMetadata | None]:
 
 
 def _file_store(settings: Settings) -> Iterator[Check]:
-    root = settings.data_dir
-    missing = [kind for kind in ("docs", "inventory") if not (root / kind).is_dir()]
-    if missing:
-        yield Check(
-            "store",
-            "fail",
-            f"file store {root} has no {' or '.join(f'{m}/' for m in missing)} folder",
-            "Set PLANNER_MCP_DATA to a directory with docs/ and inventory/, or unset it for the bundled examples.",
-        )
+    """The store's own listing, so the doctor passes only what the store serves (no folder that is a link)."""
+    root, store = settings.data_dir, FileStore(settings.data_dir)
+    try:
+        store.list_docs_now()
+        inventories = store.list_inventories_now()
+    except ToolFailure as exc:
+        yield Check("store", "fail", exc.message, exc.recommended_action)
         return
     yield Check("store", "ok", f"file store {root} (VAULT_ADDR is not set)")
-    if not any((root / "inventory").glob(f"{settings.default_inventory}.json")):
+    if settings.default_inventory not in inventories:
         yield Check(
             "store.inventory",
             "warn",

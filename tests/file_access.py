@@ -1,5 +1,6 @@
 """Counting real file accesses under a folder, in every thread, without touching the server's code."""
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,11 +13,14 @@ _watched: list[tuple[str, list[str]]] = []
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    # An interpreter audit hook sees every real file access, in every thread, without touching our code.
+    # An interpreter audit hook sees every real file access, in every thread, without touching our code. The file
+    # store opens each folder and entry by its bare name, relative to a folder it holds open: such a name cannot
+    # be placed, so it counts as an access under every folder watched.
     if _watched and event in ("open", "os.scandir", "os.listdir") and args and isinstance(args[0], str | Path):
+        path = str(args[0])
         for root, seen in _watched:
-            if str(args[0]).startswith(root):
-                seen.append(str(args[0]))
+            if path.startswith(root) or not os.path.isabs(path):
+                seen.append(path)
 
 
 sys.addaudithook(_audit)

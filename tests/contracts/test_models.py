@@ -38,6 +38,27 @@ def test_metadata_refuses_unknown_fields_and_a_bare_string_of_actions() -> None:
         AgentMetadata.model_validate({**base, "allowed_side_effects": "read_docs"})
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tier", True),
+        ("tier", 1.0),
+        ("tier", "1"),
+        ("confidence_threshold", True),
+        ("confidence_threshold", "0.9"),
+        ("daily_token_budget", True),
+        ("daily_token_budget", 1000.0),
+        ("confidence_reporting", 1),
+        ("confidence_reporting", "yes"),
+        ("models_by_tier", {True: ["m"]}),
+        ("models_by_tier", {1.0: ["m"]}),
+    ],
+)
+def test_a_number_or_switch_of_another_type_is_refused_not_converted(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        AgentMetadata.model_validate({**default_agent().model_dump(), field: value})
+
+
 def test_a_plan_needs_steps_and_a_confidence_between_0_and_1() -> None:
     assert Plan.model_validate(PLAN).steps[1].rollback == "ha-manager remove"
     with pytest.raises(ValidationError):

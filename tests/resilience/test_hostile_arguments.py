@@ -27,6 +27,7 @@ from mcp import Client
 
 from server import Settings
 from server.envelope import MAX_ARGUMENT_BYTES
+from server.names import is_valid_name
 from server.settings import BUNDLED_DATA, LLMConfig
 from server.tools import CATALOGUE_BY_NAME
 from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, call, connect, host_env, rows
@@ -96,10 +97,10 @@ class _Served:
             "SELECT request_id, refused, intent_id, error_type FROM agent_actions ORDER BY id DESC LIMIT 1"
         ).fetchall()
         assert (row[0], row[3]) == (output["request_id"], error["type"] if error else None)
-        # Nothing but the store's two folders and their files (and a module a late import may load).
-        folders = {str(self.store / "docs"), str(self.store / "inventory")}
+        # Nothing but the store's folder, opened by its path, then its two folders and their files, each opened by
+        # a bare name relative to the folder before (and a module a late import may load).
         opened = [path for path in opened if not path.endswith((".py", ".pyc", ".so"))]
-        assert all(path in folders or str(Path(path).parent) in folders for path in opened), opened
+        assert all(path == str(self.store) or _is_store_name(path) for path in opened), opened
         if kind in _REFUSALS:  # refused before any work
             assert (row[1], row[2]) == (1, None)
             assert self._count("call_intents") == intents
@@ -117,6 +118,12 @@ class _Served:
     def still_serves(self) -> None:
         _, output = self.portal.call(call, self.client, "read_docs", {"name": "backup-restore"})
         assert output["decision"] == "EXECUTE" and output["data"]["name"] == "backup-restore"
+
+
+def _is_store_name(path: str) -> bool:
+    """`docs`, `inventory`, or an entry's file name: one component, which cannot reach another folder."""
+    stem, _, suffix = path.rpartition(".")
+    return path in ("docs", "inventory") or (suffix in ("md", "txt", "json") and is_valid_name(stem))
 
 
 def _check_error(tool: str, args: dict[str, Any], error: dict[str, Any]) -> None:

@@ -89,8 +89,13 @@ def settings(make_settings: Callable[..., Settings], llm_settings: Settings, dat
 
 
 def _opened(seen: list[str], data: Path) -> list[str]:
-    """The entries whose files were opened (or tried: the store looks for `name.md`, `.txt`, then `.json`)."""
-    return sorted({str(Path(p).relative_to(data).with_suffix("")) for p in seen})
+    """The entries whose files were opened (or tried: the store looks for `name.md`, `.txt`, then `.json`).
+
+    The store opens a file by its bare name, relative to its folder; no name here is in both folders, so the one
+    that holds it says which (`?` for a name in neither)."""
+    stems = {Path(p).stem for p in seen if not Path(p).is_absolute() and p not in ("docs", "inventory")}
+    found = {s: [k for k in ("docs", "inventory") if any((data / k).glob(f"{s}.*"))] or ["?"] for s in stems}
+    return sorted(f"{kind}/{stem}" for stem, kinds in found.items() for kind in kinds)
 
 
 async def test_injected_documents_come_back_exactly_as_data_and_nothing_else_is_read(

@@ -125,6 +125,16 @@ def test_doctor_checks_the_file_store_and_names_the_fix(ledger_path: Path, tmp_p
     assert not ledger_path.exists()  # the doctor looks; it does not write
 
 
+def test_doctor_fails_a_data_folder_the_store_would_refuse_to_read(ledger_path: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "inventory").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (data / "docs").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    linked = run_cli(ledger_path, "doctor", PLANNER_MCP_DATA=str(data))
+    assert linked.returncode == 1
+    assert "FAIL  store: docs/ under" in linked.stdout and "symbolic link" in linked.stdout
+
+
 def test_doctor_checks_the_ledgers_chain_head_and_key(ledger_path: Path, tmp_path: Path) -> None:
     assert run_cli(ledger_path, "call", "list_docs").returncode == 0
     healthy = run_cli(ledger_path, "doctor")
@@ -160,3 +170,24 @@ def test_json_logs_are_one_object_a_line_on_stderr_with_the_calls_fields(ledger_
         "EXECUTE",
     )
     assert call["request_id"] == output["request_id"] and call["duration_ms"] > 0 and call["ts"].endswith("Z")
+
+
+_TRACEBACK = """
+import logging
+from server.logs import configure
+configure("INFO", "text")
+try:
+    raise ValueError("no entry named 'x\\n2026-01-01 00:00:00,000 ERROR server.gate: forged'")
+except ValueError:
+    logging.getLogger("server.test").exception("Reading %s failed", "x\\u2028y")
+"""
+
+
+def test_a_text_log_line_and_its_traceback_cannot_be_made_to_start_a_line_by_a_value() -> None:
+    proc = subprocess.run([sys.executable, "-c", _TRACEBACK], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first, *traceback = proc.stderr.splitlines()  # at every line break Unicode knows
+    assert first.endswith(" ERROR server.test: Reading x\\u2028y failed")
+    # Only the record's first line starts at the margin: every line of the traceback, its message's too, is indented.
+    assert traceback and all(line.startswith("    ") for line in traceback), proc.stderr
+    assert "    2026-01-01 00:00:00,000 ERROR server.gate: forged'" in traceback  # the message's own line, indented

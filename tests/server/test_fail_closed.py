@@ -12,6 +12,7 @@ import pytest
 
 from server import Settings
 from server.settings import BUNDLED_DATA, LLMConfig
+from server.stores import FileStore
 from tests.conftest import call, connect, rows
 from tests.file_access import file_accesses_under
 from tests.peers.openai_server import FakeOpenAI, Reply
@@ -27,10 +28,13 @@ def broken_ledger(tmp_path: Path) -> Path:
     return blocker / "ledger.db"
 
 
-def test_the_audit_hook_sees_a_store_read() -> None:
+def test_the_audit_hook_sees_every_store_read() -> None:
+    store = FileStore(BUNDLED_DATA)
+    store.read_doc_now("backup-restore")  # the first read also opens the data folder, by its full path
     with file_accesses_under(BUNDLED_DATA) as seen:
-        (BUNDLED_DATA / "docs" / "backup-restore.md").read_bytes()
-    assert seen  # so the zero counts below mean something
+        store.read_doc_now("backup-restore")
+        store.list_docs_now()
+    assert "backup-restore.md" in seen and seen.count("docs") == 2  # so the zero counts below mean something
 
 
 async def test_with_an_unwritable_ledger_a_read_reads_nothing_and_says_why(

@@ -109,21 +109,6 @@ async def test_a_name_that_could_leave_its_folder_is_refused_before_any_read(
     assert (action["refused"], action["error_type"]) == (1, "INVALID_NAME")
 
 
-async def test_a_symlink_out_of_the_docs_folder_is_not_followed(
-    make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    data = tmp_path / "data"
-    (data / "docs").mkdir(parents=True)
-    (data / "inventory").mkdir()
-    outside = tmp_path / "outside.md"
-    outside.write_text("private", encoding="utf-8")
-    (data / "docs" / "leak.md").symlink_to(outside)
-    async with connect(make_settings(data_dir=data)) as client:
-        result, output = await call(client, "read_docs", {"name": "leak"})
-    assert result.is_error and output["error"]["type"] == "NOT_FOUND"
-    assert "private" not in json.dumps(output)
-
-
 def _data_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     (data / "docs").mkdir(parents=True)
@@ -131,19 +116,37 @@ def _data_dir(tmp_path: Path) -> Path:
     return data
 
 
-async def test_a_symlink_within_the_docs_folder_is_read_under_its_own_name(
+async def test_a_symlink_out_of_the_docs_folder_is_neither_followed_nor_listed(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    data = _data_dir(tmp_path)
+    outside = tmp_path / "outside.md"
+    outside.write_text("private", encoding="utf-8")
+    (data / "docs" / "leak.md").symlink_to(outside)
+    async with connect(make_settings(data_dir=data)) as client:
+        result, output = await call(client, "read_docs", {"name": "leak"})
+        _, listed = await call(client, "list_docs")
+    assert result.is_error and output["error"]["type"] == "NOT_FOUND"
+    assert listed["data"]["docs"] == []
+    assert "private" not in json.dumps(output)
+
+
+async def test_a_symlink_within_the_docs_folder_is_not_followed_either(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     data = _data_dir(tmp_path)
     (data / "docs" / "target.md").write_text("# the runbook", encoding="utf-8")
     (data / "docs" / "alias.md").symlink_to(data / "docs" / "target.md")
     async with connect(make_settings(data_dir=data)) as client:
-        result, output = await call(client, "read_docs", {"name": "alias"})
-    assert not result.is_error
-    assert (output["data"]["name"], output["data"]["content"]) == ("alias", "# the runbook")
+        _, alias = await call(client, "read_docs", {"name": "alias"})
+        _, target = await call(client, "read_docs", {"name": "target"})
+        _, listed = await call(client, "list_docs")
+    assert alias["error"]["type"] == "NOT_FOUND"
+    assert target["data"]["content"] == "# the runbook"
+    assert listed["data"]["docs"] == ["target"]
 
 
-async def test_a_fifo_or_folder_in_place_of_a_document_is_not_found_and_does_not_stall(
+async def test_a_fifo_or_folder_in_place_of_a_document_is_not_found_not_listed_and_does_not_stall(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     data = _data_dir(tmp_path)
@@ -153,7 +156,9 @@ async def test_a_fifo_or_folder_in_place_of_a_document_is_not_found_and_does_not
         with anyio.fail_after(10):
             _, pipe = await call(client, "read_docs", {"name": "pipe"})
             _, folder = await call(client, "read_docs", {"name": "folder"})
+            _, listed = await call(client, "list_docs")
     assert pipe["error"]["type"] == folder["error"]["type"] == "NOT_FOUND"
+    assert listed["data"]["docs"] == []
 
 
 async def test_a_document_over_the_size_limit_is_refused_by_its_size_without_being_read(

@@ -45,31 +45,30 @@ async def test_a_host_lists_and_calls_the_tools_over_stdio(ledger_path: Path, ll
     assert len(llm.chat_requests) == 1
 
 
+_HANDSHAKE: list[dict[str, Any]] = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "raw-test", "version": "1"},
+        },
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+]
+"""What a host sends first, as raw JSON-RPC lines: initialize (id 1) and its notification."""
+
+
 def test_stdout_carries_only_protocol_messages(ledger_path: Path) -> None:
     messages: list[dict[str, Any]] = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "raw-test", "version": "1"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *_HANDSHAKE,
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "ssh", "arguments": {}}},
         {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "list_docs", "arguments": {}}},
     ]
-    with subprocess.Popen(
-        [sys.executable, "-m", "server", "--log-level", "DEBUG", "serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=host_env(ledger_path),
-    ) as proc:
+    with _serve(ledger_path, "--log-level", "DEBUG") as proc:
         lines, stderr = _converse(proc, messages, answers=4)
     replies = [json.loads(line) for line in lines]
     assert all(r.get("jsonrpc") == "2.0" for r in replies)
@@ -79,6 +78,41 @@ def test_stdout_carries_only_protocol_messages(ledger_path: Path) -> None:
     assert by_id[4]["result"]["isError"] is False
     assert "DEBUG" in stderr  # logs were written, to stderr
     assert "planner-mcp: serving" not in stderr  # the hint is for terminals only
+
+
+_FORGED = "2026-01-01 00:00:00,000 ERROR server.gate: forged"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_name_a_caller_sends_cannot_forge_a_log_line(ledger_path: Path, log_format: str) -> None:
+    names = [f"nope\n{_FORGED}", f"nope\r{_FORGED}", f"nope\u2028{_FORGED}", f"nope\x85{_FORGED}"]
+    messages: list[dict[str, Any]] = [
+        *_HANDSHAKE,
+        *({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": n}} for i, n in enumerate(names, 2)),
+    ]
+    with _serve(ledger_path, "--log-level", "INFO", "--log-format", log_format) as proc:
+        _, stderr = _converse(proc, messages, answers=len(names) + 1)
+    # Split as the most eager reader would: at every line break Unicode knows, not only at "\n".
+    lines = stderr.splitlines()
+    assert lines and not [line for line in lines if line.startswith(_FORGED[:10])], stderr
+    if log_format == "json":
+        entries = [json.loads(line) for line in lines]  # each a whole object: no value broke its line
+        assert sorted(e["action"] for e in entries if "action" in e) == sorted(names)  # and each value intact
+    else:
+        for escaped in ("\\n", "\\r", "\\u2028", "\\x85"):
+            assert f"nope{escaped}{_FORGED}" in stderr
+
+
+def _serve(ledger_path: Path, *options: str) -> "subprocess.Popen[str]":
+    """`planner-mcp OPTIONS serve` as a host starts it, its three streams piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "server", *options, "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        env=host_env(ledger_path),
+    )
 
 
 def _converse(proc: "subprocess.Popen[str]", messages: list[dict[str, Any]], answers: int) -> tuple[list[str], str]:

@@ -7,7 +7,7 @@ import pytest
 from contracts import SEED_FORBIDDEN_ACTIONS
 from server import Settings
 from server.policy import PolicyError, load_policy
-from tests.conftest import DEFAULT_TOOLS, connect
+from tests.conftest import DEFAULT_TOOLS, connect, policy_file
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +102,19 @@ def test_a_bad_policy_file_is_refused_with_a_message_that_names_the_problem(
     path.write_text(content, encoding="utf-8")
     with pytest.raises(PolicyError, match=message):
         load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tier", True), ("tier", 1.0), ("tier", "1"), ("confidence_threshold", True), ("daily_token_budget", True)],
+)
+def test_a_policy_number_of_another_type_is_refused_naming_the_field_and_the_file(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    path = policy_file(tmp_path / "policy.toml", **{field: value})  # `tier = true`, `tier = 1.0`, `tier = "1"`…
+    with pytest.raises(PolicyError) as refused:
+        load_policy(path)
+    assert str(path) in str(refused.value) and f"{field}: Input should be a valid" in str(refused.value)
 
 
 def test_a_missing_policy_file_is_refused_by_name(tmp_path: Path) -> None:
