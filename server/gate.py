@@ -19,14 +19,13 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-from pydantic import ValidationError
 
-from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo
+from contracts import AgentMetadata, AgentOutput, Decision
 from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation
+from server.admission import MAX_NAME, Admission, Refusal
 from server.callers import MAX_VIA
-from server.envelope import MAX_ARGUMENT_BYTES, Envelope, json_size, now
-from server.llm_policy import TokenBudget, budget_exhausted, model_refused
-from server.names import INVALID_NAME_ERROR
+from server.envelope import Envelope, now
+from server.llm_policy import TokenBudget, budget_exhausted
 from server.offload import PendingIntent, pending_intent
 from server.progress import Progress, Report
 from server.stores import FileStore
@@ -36,14 +35,7 @@ __all__ = ["Gate"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_NAME = 128
 LLM_ACTION = "llm_inference"
-
-
-class _Refusal(Exception):
-    def __init__(self, info: ErrorInfo) -> None:
-        super().__init__(info.message)
-        self.info = info
 
 
 class Gate:
@@ -65,6 +57,7 @@ class Gate:
         self._tools_digest = tools_digest
         self._notes = notes
         self._out = Envelope(agent, deps.scrubber)
+        self._admission = Admission(agent, self._out, deps.llm.config)
 
     async def call(
         self,
@@ -89,12 +82,12 @@ class Gate:
         catalogue = catalogue or self._tools
         found = catalogue.specs.get(name)
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
-        action = found.name if found is not None else self._deps.scrubber.text(name[:_MAX_NAME])
+        action = found.name if found is not None else self._deps.scrubber.text(name[:MAX_NAME])
         raw = dict(arguments or {})
         try:
-            spec, args = self._admit(name, raw, found, catalogue)
-            reservation = self._admit_llm(raw) if LLM_ACTION in spec.actions else None
-        except _Refusal as refusal:
+            spec, args = self._admission.admit(name, raw, found, catalogue)
+            reservation = self._admission.llm(raw) if LLM_ACTION in spec.actions else None
+        except Refusal as refusal:
             return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
 
         recorded_args = args.model_dump(mode="json")
@@ -136,7 +129,7 @@ class Gate:
                 # A cancel that came while a worker thread finished the last step is delivered here, to be
                 # recorded as such, rather than at the outcome's write.
                 await anyio.lowlevel.checkpoint()
-            except _Refusal as refusal:  # by the budget, instead of the intent: nothing was read
+            except Refusal as refusal:  # by the budget, instead of the intent: nothing was read
                 return await self._refuse(refusal, action, request_id, raw, started, client_request_id, notes)
             except LedgerError as exc:
                 if pending.position is None:
@@ -156,7 +149,7 @@ class Gate:
                         recommended_action="Nothing to do; call again if the answer is still needed.",
                         partial_progress="The call's intent was recorded; any upstream request was abandoned.",
                     )
-                    with contextlib.suppress(LedgerError, _Refusal):  # the outcome then says what it can
+                    with contextlib.suppress(LedgerError, Refusal):  # the outcome then says what it can
                         await self._intent(pending)
                     cancelled = self._out.error_output(spec.name, request_id, info)
                     position = pending.position
@@ -181,10 +174,10 @@ class Gate:
             recommended_action="Send the request as the method's schema says (for tools/call: `name` a string, "
             "`arguments` an object) and call again.",
         )
-        action = self._deps.scrubber.text(name[:_MAX_NAME])
+        action = self._deps.scrubber.text(name[:MAX_NAME])
         notes = self._notes_via(via)
         started = time.perf_counter()
-        return await self._refuse(_Refusal(info), action, uuid.uuid4().hex, sent, started, client_request_id, notes)
+        return await self._refuse(Refusal(info), action, uuid.uuid4().hex, sent, started, client_request_id, notes)
 
     def _notes_via(self, via: str) -> str:
         if not via:
@@ -198,7 +191,7 @@ class Gate:
         record the intent, and cancellation, are the caller's to handle."""
         try:
             result = await spec.capability(args, deps)
-        except (LedgerError, _Refusal):
+        except (LedgerError, Refusal):
             raise
         except Exception as exc:
             return self._out.failure_output(spec.name, request_id, raw, exc)
@@ -220,7 +213,7 @@ class Gate:
 
     async def _refuse(
         self,
-        refusal: _Refusal,
+        refusal: Refusal,
         action: str,
         request_id: str,
         raw: dict[str, Any],
@@ -244,77 +237,11 @@ class Gate:
             position = await anyio.to_thread.run_sync(pending.write)
         return position
 
-    # -- admission -------------------------------------------------------------------------------
-
-    def _admit(
-        self, name: str, raw: dict[str, Any], spec: ToolSpec | None, catalogue: Catalogue
-    ) -> tuple[ToolSpec, Any]:
-        # Checked again at call time: the tool list a client saw is not proof of what it may call now.
-        if spec is None or not self._agent.permits_all(spec.actions):
-            raise _Refusal(self._forbidden(name, raw, spec, catalogue))
-        if (size := json_size(raw)) > MAX_ARGUMENT_BYTES:
-            raise _Refusal(
-                self._out.error_info(
-                    "INVALID_INPUT",
-                    f"The arguments are larger than {MAX_ARGUMENT_BYTES} bytes{_largest(raw, size)}.",
-                    raw,
-                    recommended_action="Send shorter arguments; pass only what the tool needs.",
-                )
-            )
-        try:
-            return spec, spec.args.model_validate(raw)
-        except ValidationError as exc:
-            # Field names and rules only: the rejected values are the caller's data.
-            errors = exc.errors(include_url=False, include_input=False)
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}" for e in errors)
-            # A name that tries to leave its folder is a distinct, named refusal: auditors look for these.
-            kind = "INVALID_NAME" if any(e["type"] == INVALID_NAME_ERROR for e in errors) else "INVALID_INPUT"
-            raise _Refusal(
-                self._out.error_info(
-                    kind,
-                    f"Invalid arguments for {catalogue.kind} {name}: {problems}.",
-                    raw,
-                    recommended_action=f"Fix the arguments to match the {catalogue.kind}'s input schema and call "
-                    "again.",
-                )
-            ) from None
-
-    def _forbidden(self, name: str, raw: dict[str, Any], spec: ToolSpec | None, catalogue: Catalogue) -> ErrorInfo:
-        shown = repr(name[:_MAX_NAME])
-        kind = catalogue.kind
-        if name in self._agent.forbidden_actions:
-            message = (
-                f"Action {shown} is forbidden for agent {self._agent.agent_id} (tier {self._agent.tier}); "
-                "this server has no implementation of it."
-            )
-        elif spec is None:
-            message = f"{shown} is not a {kind} of this server."
-        else:
-            message = f"Action {shown} is not permitted for agent {self._agent.agent_id} (tier {self._agent.tier})."
-        return self._out.error_info(
-            "FORBIDDEN_ACTION",
-            message,
-            raw,
-            recommended_action=f"Use one of this server's {kind}s ({', '.join(catalogue.specs) or 'none'}), or "
-            "escalate to a human or a higher-tier agent.",
-        )
-
-    def _admit_llm(self, raw: dict[str, Any]) -> Reservation | None:
-        """The policy's limits on LLM use. The model must be listed for this tier: checked here. Under a daily
-        budget, the call's completion (`max_tokens`) is reserved with its intent, in the same transaction that
-        checks the budget; its prompt is reserved before the request (see `ledger.budget`)."""
-        agent = self._agent
-        if (failure := model_refused(agent, self._deps.llm.config.model)) is not None:
-            raise _Refusal(self._out.failure_info(failure, raw))
-        if agent.daily_token_budget is None:
-            return None
-        return Reservation(tokens=self._deps.llm.config.max_tokens, budget=agent.daily_token_budget)
-
     def _write_intent(self, intent: Intent, reservation: Reservation | None, raw: dict[str, Any]) -> Position:
         try:
             return self._ledger.record_intent(intent, reservation)
         except BudgetExhausted as exc:  # nothing was written: a refusal like any other
-            raise _Refusal(self._out.failure_info(budget_exhausted(self._agent, exc), raw)) from None
+            raise Refusal(self._out.failure_info(budget_exhausted(self._agent, exc), raw)) from None
 
     def _call_deps(self, report: Report | None, request_id: str, reservation: Reservation | None) -> Deps:
         """What this call's capability may use: the shared deps, with the call's own progress and budget."""
@@ -404,12 +331,3 @@ class Gate:
             extra=fields,
         )
         return output
-
-
-def _largest(raw: dict[str, Any], size: int) -> str:
-    """Which argument made them too large, so the caller knows what to shorten (its name bounded, like any echo)."""
-    if not raw:
-        return ""
-    name, largest = max(((key, json_size(value)) for key, value in raw.items()), key=lambda kv: kv[1])
-    shown = repr(str(name)[:40]) + ("..." if len(str(name)) > 40 else "")
-    return f" ({size} bytes in all; {shown} alone is {largest})" if largest > size // 2 else f" ({size} bytes in all)"
