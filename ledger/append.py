@@ -12,7 +12,9 @@ from typing import Any, NamedTuple
 from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher, algorithm, storage_problems
 from ledger.errors import LedgerError
 
-__all__ = ["Head", "Position", "Tail", "append", "check_head", "head", "head_row", "keyed_since", "write_row"]
+__all__ = [
+    "Head", "Position", "Tail", "append", "check_head", "hash_at", "head", "head_row", "keyed_since", "write_row",
+]  # fmt: skip
 
 
 def _insert(table: str) -> str:
@@ -136,14 +138,15 @@ def keyed_since(conn: sqlite3.Connection, tables: Sequence[str] = TABLES) -> int
     server with a key records when it first extends an unkeyed chain; both are keyed rows themselves. Two
     lookups, so it can be asked at every open.
     """
-    first = _hash_at(conn, 1, tables)
+    first = hash_at(conn, 1, tables)
     if first is not None and algorithm(first) == "hmac-sha256":
         return 1
     found = conn.execute("SELECT min(seq) FROM ledger_events WHERE kind = 'chain-keyed'").fetchone()
     return None if found is None or found[0] is None else int(found[0])
 
 
-def _hash_at(conn: sqlite3.Connection, seq: int, tables: Sequence[str]) -> str | None:
+def hash_at(conn: sqlite3.Connection, seq: int, tables: Sequence[str] = TABLES) -> str | None:
+    """The stored hash of the row at `seq`, in whichever table holds it (an index lookup per table)."""
     for table in tables:
         found = conn.execute(f"SELECT row_hash FROM {table} WHERE seq = ?", (seq,)).fetchone()
         if found is not None:

@@ -15,7 +15,7 @@ from ledger.chain import COLUMNS, TABLES
 from ledger.errors import LedgerError, from_sqlite
 from ledger.queries import Queries
 
-__all__ = ["ChainRow", "Snapshot", "chained_rows", "chained_tables", "read_only", "unchained_rows"]
+__all__ = ["ChainRow", "Snapshot", "chained_rows", "chained_tables", "has_table", "read_only", "unchained_rows"]
 
 _T = TypeVar("_T")
 
@@ -80,6 +80,11 @@ def unchained_rows(conn: sqlite3.Connection) -> Iterator[ChainRow]:
 def chained_tables(conn: sqlite3.Connection) -> list[str]:
     """The chained tables this ledger has: one written by an older version may lack the newer ones."""
     return [table for table in TABLES if _has_chain(conn, table)]
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the ledger has the table `name` (one an older version wrote may lack it)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
 def _has_chain(conn: sqlite3.Connection, table: str) -> bool:

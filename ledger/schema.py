@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from ledger.chain import TABLES
 from ledger.migrations import MIGRATIONS, migrate
+from ledger.reader import has_table
 
 __all__ = ["APPEND_ONLY", "Difference", "differences", "expected", "recorded_differences"]
 
@@ -66,8 +67,8 @@ def differences(conn: sqlite3.Connection, *, applied: frozenset[str] | None = No
 def recorded_differences(conn: sqlite3.Connection) -> list[Difference]:
     """`differences` against the migrations the ledger records as applied: for readers that write nothing
     (`verify`, `doctor`), which may be handed a ledger an older version wrote and has not upgraded."""
-    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'").fetchone()
-    names = [name for (name,) in conn.execute("SELECT name FROM _migrations")] if has_table else []
+    recorded = conn.execute("SELECT name FROM _migrations") if has_table(conn, "_migrations") else []
+    names = [name for (name,) in recorded]
     known = [fn.__name__ for fn in MIGRATIONS]
     if set(names) != set(known[: len(names)]):
         unknown = ", ".join(sorted(set(names) - set(known))) or "none"

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ledger.append import hash_at
 from ledger.chain import GENESIS, Hasher, algorithm, storage_problems
 from ledger.errors import LedgerError
 from ledger.metrics import derived, drift
-from ledger.reader import ChainRow, chained_rows, chained_tables, read_only, unchained_rows
+from ledger.reader import ChainRow, chained_rows, chained_tables, has_table, read_only, unchained_rows
 from ledger.records import utc_now
 from ledger.schema import APPEND_ONLY, recorded_differences
 
@@ -299,10 +300,6 @@ def _schema_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
             yield Finding("schema", None, difference.problem)
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
-
-
 def _checkpoint_findings(
     conn: sqlite3.Connection, report: Report, checkpoints: Iterable[Checkpoint]
 ) -> Iterator[Finding]:
@@ -313,7 +310,7 @@ def _checkpoint_findings(
                 f"the chain ends at seq {report.head_seq}, but the checkpoint of {cp.at} saw it reach seq {cp.seq}",
             )  # fmt: skip
             continue
-        stored = GENESIS if cp.seq == 0 else _hash_at(conn, cp.seq)
+        stored = GENESIS if cp.seq == 0 else hash_at(conn, cp.seq, chained_tables(conn))
         if stored != cp.hash:
             yield Finding(
                 "rewritten", cp.seq, f"this row's hash is not the one the checkpoint of {cp.at} recorded: the chain "
@@ -321,15 +318,10 @@ def _checkpoint_findings(
             )  # fmt: skip
 
 
-def _hash_at(conn: sqlite3.Connection, seq: int) -> str | None:
-    found = _find(conn, "row_hash", "seq", seq)
-    return None if found is None else str(found)
-
-
 def _metric_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
     """agent_metrics sits outside the chain: every counter that disagrees with the outcomes is named. (Deleting
     the newest rows and the counts with them, or the WAL after a crash, leaves no drift: checkpoints see that.)"""
-    if _has_table(conn, "agent_metrics"):
+    if has_table(conn, "agent_metrics"):
         for problem in drift(conn, derived(conn)):
             yield Finding("drift", None, problem)
 
