@@ -66,8 +66,12 @@ class FileLock:
 def connect(
     path: Path, *, busy_timeout_s: float, synchronous: Synchronous, max_bytes: int | None
 ) -> sqlite3.Connection:
-    """Open the ledger in WAL mode at the asked durability, and check that SQLite really gave both."""
-    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    """Open the ledger in WAL mode at the asked durability, and check that SQLite really gave both.
+
+    The path is made absolute: SQLite builds that take `file:` names as URIs even unasked would read a relative
+    `file:audit#1.db` as the file `audit`.
+    """
+    conn = sqlite3.connect(path.absolute(), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
