@@ -1,4 +1,7 @@
-"""Loading the agent's policy: the seed's tier-0 planner, or a TOML file named by PLANNER_MCP_POLICY."""
+"""Loading the agent's policy: the seed's tier-0 planner, or a TOML file named by PLANNER_MCP_POLICY.
+
+The file decides what the agent may do, so it is refused when anyone but its user or root could change it.
+"""
 
 import tomllib
 from pathlib import Path
@@ -6,6 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from contracts import AgentMetadata, default_agent
+from server.file_trust import UntrustedFile, require_trusted
 
 __all__ = ["PolicyError", "load_policy"]
 
@@ -18,6 +22,10 @@ def load_policy(path: Path | None) -> AgentMetadata:
     """Read agent metadata from a TOML file (the seed's field names, at the top level)."""
     if path is None:
         return default_agent()
+    try:
+        require_trusted(path, "PLANNER_MCP_POLICY")
+    except UntrustedFile as exc:
+        raise PolicyError(str(exc)) from None
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
