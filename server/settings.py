@@ -3,6 +3,7 @@
 Nothing else in the project reads the environment: tests and the CLI build `Settings` directly.
 """
 
+import contextlib
 import math
 import os
 import sys
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from server.bounds import OUT_OF_RANGE, accepted
 from server.config_file import layered
+from server.file_trust import UntrustedFile, require_trusted
 from server.names import EntryName
 from server.urls import split
 from server.vault.config import VaultConfig
@@ -299,9 +301,26 @@ def _vault_from_env(
         "cache_ttl_s": number("PLANNER_MCP_VAULT_CACHE_TTL", float),
     }
     try:
-        return VaultConfig(**{k: v for k, v in values.items() if v is not None})
+        config = VaultConfig(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         raise SettingsError(f"invalid Vault settings: {_problems(exc, _VAULT_ENV, lambda name: '')}") from None
+    _trust_ca(config)
+    return config
+
+
+def _trust_ca(config: VaultConfig) -> None:
+    """Whoever can change the CA Vault's certificate is checked against can stand in for Vault, and take its
+    token: the bundle, or the folder of certificates and each one in it, must be as trustworthy as the config."""
+    cas = [("VAULT_CACERT", config.cacert)] if config.cacert is not None else []
+    if config.capath is not None:
+        cas.append(("VAULT_CAPATH", config.capath))
+        with contextlib.suppress(OSError):  # a folder the server cannot list fails at the first TLS handshake
+            cas += [("VAULT_CAPATH", entry) for entry in sorted(config.capath.iterdir())]
+    try:
+        for name, path in cas:
+            require_trusted(path, name)
+    except UntrustedFile as exc:
+        raise SettingsError(str(exc)) from None
 
 
 _MODELS: dict[str, type[BaseModel]] = {

@@ -151,3 +151,38 @@ def test_a_file_in_a_shared_folder_with_the_sticky_bit_is_trusted(tmp_path: Path
     proc = run_cli(tmp_path / "ledger.db", "config", "show", PLANNER_MCP_CONFIG=str(config))
     assert proc.returncode == 0, proc.stderr
     assert 'PLANNER_MCP_MODEL = "llama3.1"' in proc.stdout
+
+
+def test_a_ledger_key_file_others_could_replace_is_refused_by_the_server_verify_and_doctor(tmp_path: Path) -> None:
+    """With the ledger and a key of their own, someone could recompute the whole chain."""
+    key = _private(tmp_path, "ledger.key", "k" * 64)
+    ledger = tmp_path / "ledger.db"
+    env = {"PLANNER_MCP_LEDGER_KEY_FILE": str(key)}
+    assert run_cli(ledger, "call", "list_docs", **env).returncode == 0
+    assert run_cli(ledger, "ledger", "verify", **env).returncode == 0
+
+    key.chmod(0o666)
+    fix = f"`chmod go-w {key}`"
+    for args in (["call", "list_docs"], ["ledger", "verify"], ["ledger", "checkpoint"]):
+        proc = run_cli(ledger, *args, **env)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert f"PLANNER_MCP_LEDGER_KEY_FILE: {key} is refused" in proc.stderr and fix in proc.stderr
+        assert "k" * 32 not in proc.stdout + proc.stderr
+    doctor = run_cli(ledger, "doctor", **env)
+    assert doctor.returncode == 1
+    [line] = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL  ledger.key:")]
+    assert fix in line
+
+
+@pytest.mark.parametrize("setting", ["VAULT_CACERT", "VAULT_CAPATH"])
+def test_a_vault_ca_others_could_change_is_refused(tmp_path: Path, setting: str) -> None:
+    """Whoever can add a CA can stand in for Vault and be handed its token."""
+    bundle = _private(tmp_path, "vault-ca.pem", "-----BEGIN CERTIFICATE-----\n")
+    named = bundle if setting == "VAULT_CACERT" else bundle.parent
+    env = {"VAULT_ADDR": "https://127.0.0.1:9", setting: str(named)}
+    assert run_cli(tmp_path / "ledger.db", "config", "show", **env).returncode == 0
+
+    bundle.chmod(0o664)
+    proc = run_cli(tmp_path / "ledger.db", "config", "show", **env)
+    assert proc.returncode == 2
+    assert f"{setting}: {bundle} is refused" in proc.stderr and f"`chmod go-w {bundle}`" in proc.stderr
