@@ -34,10 +34,14 @@ class FileLock:
     def acquire(self, deadline: float) -> None:
         if self._fd is None:
             try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                # Never through a link: one planted in the ledger's folder would have the server create files elsewhere.
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             except OSError as exc:
                 reason: Reason = "read-only" if exc.errno in (errno.EACCES, errno.EROFS) else "unavailable"
-                raise LedgerError(f"cannot open the ledger's lock file {self.path}: {exc.strerror}", reason) from exc
+                why = "it is a link, which planner-mcp never follows; remove it" if exc.errno == errno.ELOOP else ""
+                raise LedgerError(
+                    f"cannot open the ledger's lock file {self.path}: {why or exc.strerror}", reason
+                ) from exc
         delay = 0.0002
         while True:
             try:

@@ -90,3 +90,15 @@ def test_a_relative_ledger_path_that_looks_like_a_uri_is_written_as_named(tmp_pa
     )
     assert proc.returncode == 0, proc.stderr
     assert _files(tmp_path) == {"file:audit#1.db"}
+
+
+def test_a_link_planted_at_the_lock_file_is_not_followed(tmp_path: Path) -> None:
+    """Someone who can write the ledger's folder must not have the server create files where the link points."""
+    ledger_path = tmp_path / "ledger.db"
+    victim = tmp_path / "elsewhere" / "created-by-the-server"
+    victim.parent.mkdir()
+    ledger_path.with_name("ledger.db.lock").symlink_to(victim)
+    proc = run_cli(ledger_path, "call", "list_docs")
+    assert proc.returncode == 1
+    assert f"lock file {ledger_path}.lock: it is a link" in proc.stdout + proc.stderr
+    assert not victim.exists()
