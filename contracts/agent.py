@@ -47,8 +47,10 @@ class AgentMetadata(Contract):
     daily_token_budget: int | None = Field(
         default=None,
         gt=0,
+        le=2**53,
         strict=True,
-        description="LLM tokens this agent may spend per UTC day, counted from the ledger.",
+        description="LLM tokens this agent may spend per UTC day, counted from the ledger (at most 2**53, the "
+        "largest whole number every JSON reader keeps exact).",
     )
 
     @field_validator("allowed_side_effects", "forbidden_actions", mode="before")

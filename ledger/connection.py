@@ -34,10 +34,14 @@ class FileLock:
     def acquire(self, deadline: float) -> None:
         if self._fd is None:
             try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                # Never through a link: one planted in the ledger's folder would have the server create files elsewhere.
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             except OSError as exc:
                 reason: Reason = "read-only" if exc.errno in (errno.EACCES, errno.EROFS) else "unavailable"
-                raise LedgerError(f"cannot open the ledger's lock file {self.path}: {exc.strerror}", reason) from exc
+                why = "it is a link, which planner-mcp never follows; remove it" if exc.errno == errno.ELOOP else ""
+                raise LedgerError(
+                    f"cannot open the ledger's lock file {self.path}: {why or exc.strerror}", reason
+                ) from exc
         delay = 0.0002
         while True:
             try:
@@ -66,8 +70,12 @@ class FileLock:
 def connect(
     path: Path, *, busy_timeout_s: float, synchronous: Synchronous, max_bytes: int | None
 ) -> sqlite3.Connection:
-    """Open the ledger in WAL mode at the asked durability, and check that SQLite really gave both."""
-    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    """Open the ledger in WAL mode at the asked durability, and check that SQLite really gave both.
+
+    The path is made absolute: SQLite builds that take `file:` names as URIs even unasked would read a relative
+    `file:audit#1.db` as the file `audit`.
+    """
+    conn = sqlite3.connect(path.absolute(), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

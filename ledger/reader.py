@@ -38,11 +38,15 @@ class ChainRow:
 
 @contextmanager
 def read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection holding one snapshot: rows appended meanwhile are not part of what is read."""
+    """A read-only connection holding one snapshot: rows appended meanwhile are not part of what is read.
+
+    The file is named by a URI built from the whole path, percent-encoded: a `#` or `?` in a name pasted into
+    `file:{path}` would cut it, and SQLite would open (and create, read-write) another file.
+    """
     if not path.is_file():
         raise LedgerError(f"there is no ledger at {path} (PLANNER_MCP_LEDGER)")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None)
     except sqlite3.Error as exc:
         raise from_sqlite(path, exc) from exc
     try:

@@ -1,13 +1,15 @@
 """The ledger as the settings describe it: its file, durability, size cap and the chain's key.
 
 The key is read from a file named by PLANNER_MCP_LEDGER_KEY_FILE, never from the database: someone who
-can write the ledger file but not read the key cannot forge a row or recompute the chain.
+can write the ledger file but not read the key cannot forge a row or recompute the chain. Nor may anyone
+else be able to replace the key: with the ledger, that is the whole chain.
 """
 
 import logging
 import stat
 
 from ledger import Ledger, Scrubber
+from server.file_trust import UntrustedFile, require_trusted
 from server.settings import Settings, SettingsError
 
 __all__ = ["MIN_KEY_BYTES", "ledger_key", "open_ledger"]
@@ -23,6 +25,10 @@ def ledger_key(settings: Settings) -> bytes | None:
     if path is None:
         return None
     fix = f"create one with `openssl rand -hex 32 > {path}`, or unset PLANNER_MCP_LEDGER_KEY_FILE"
+    try:
+        require_trusted(path, "PLANNER_MCP_LEDGER_KEY_FILE")
+    except UntrustedFile as exc:
+        raise SettingsError(str(exc)) from None
     try:
         key = path.read_bytes().strip()
         mode = path.stat().st_mode

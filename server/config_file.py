@@ -8,7 +8,8 @@
 
 One set of names for both places means a setting is documented once, and a value moves from a host's `env`
 block to the file (or back) unchanged. A name the server does not know is an error, with the nearest
-known name, so a typo is not silently ignored.
+known name, so a typo is not silently ignored. The file decides where secrets are sent, so it is refused,
+whatever it holds, when anyone but its user or root could change it (`server.file_trust`).
 """
 
 import difflib
@@ -16,6 +17,8 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+
+from server.file_trust import require_trusted
 
 __all__ = ["CONFIG_VARIABLE", "SECRETS", "VARIABLES", "Layered", "layered"]
 
@@ -95,6 +98,7 @@ def layered(env: Mapping[str, str]) -> Layered:
 
 def _read(path: Path) -> dict[str, str]:
     where = f"{CONFIG_VARIABLE}: {path}"
+    require_trusted(path, CONFIG_VARIABLE)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         mode = path.stat().st_mode

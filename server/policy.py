@@ -1,11 +1,17 @@
-"""Loading the agent's policy: the seed's tier-0 planner, or a TOML file named by PLANNER_MCP_POLICY."""
+"""Loading the agent's policy: the seed's tier-0 planner, or a TOML file named by PLANNER_MCP_POLICY.
+
+The file decides what the agent may do, so it is refused when anyone but its user or root could change it.
+"""
 
 import tomllib
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from contracts import AgentMetadata, default_agent
+from server.bounds import OUT_OF_RANGE, accepted
+from server.file_trust import UntrustedFile, require_trusted
 
 __all__ = ["PolicyError", "load_policy"]
 
@@ -19,6 +25,10 @@ def load_policy(path: Path | None) -> AgentMetadata:
     if path is None:
         return default_agent()
     try:
+        require_trusted(path, "PLANNER_MCP_POLICY")
+    except UntrustedFile as exc:
+        raise PolicyError(str(exc)) from None
+    try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PolicyError(f"cannot read the policy file {path} (PLANNER_MCP_POLICY): {exc.strerror}") from exc
@@ -27,5 +37,12 @@ def load_policy(path: Path | None) -> AgentMetadata:
     try:
         return AgentMetadata.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {_message(e)}" for e in exc.errors())
         raise PolicyError(f"the policy file {path} is invalid: {problems}") from None
+
+
+def _message(error: ErrorDetails) -> str:
+    """Pydantic's message, or for a number out of its range (NaN included) the whole range accepted."""
+    field = error["loc"][0] if len(error["loc"]) == 1 else None
+    in_range = accepted(AgentMetadata, field) if isinstance(field, str) and error["type"] in OUT_OF_RANGE else None
+    return error["msg"] if in_range is None else in_range

@@ -3,6 +3,8 @@
 Nothing else in the project reads the environment: tests and the CLI build `Settings` directly.
 """
 
+import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -11,7 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from server.bounds import OUT_OF_RANGE, accepted
 from server.config_file import layered
+from server.file_trust import UntrustedFile, require_trusted
 from server.names import EntryName
 from server.urls import split
 from server.vault.config import VaultConfig
@@ -68,6 +72,8 @@ _VAULT_ENV = {
     "retries": "PLANNER_MCP_VAULT_RETRIES",
     "cache_ttl_s": "PLANNER_MCP_VAULT_CACHE_TTL",
 }
+_MAX_LEDGER_MB = 16 * 2**20
+"""16 TiB: SQLite's own limit at its default page size; a bigger cap is no cap, and a typo."""
 _TRUE = {"1", "true", "t", "yes"}
 _FALSE = {"0", "false", "f", "no"}
 
@@ -172,14 +178,14 @@ class Settings(BaseModel):
     policy_path: Path | None = None
     llm: LLMConfig = LLMConfig()
     default_inventory: EntryName = "proxmox"
-    max_document_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
-    ledger_busy_timeout_s: float = Field(default=5.0, gt=0)
+    max_document_bytes: int = Field(default=4 * 1024 * 1024, gt=0, le=2**30)
+    ledger_busy_timeout_s: float = Field(default=5.0, gt=0, le=3600)
     """How long a ledger write may wait for another process's lock before the call is refused."""
     ledger_key_file: Path | None = None
     """A file holding the key of the ledger's HMAC chain, kept outside the database (and its directory)."""
     ledger_sync: Literal["full", "normal"] = "full"
     """`normal` may lose the last calls recorded before a power failure; its use is recorded in the ledger."""
-    ledger_max_bytes: int | None = Field(default=None, gt=0)
+    ledger_max_bytes: int | None = Field(default=None, gt=0, le=_MAX_LEDGER_MB * 2**20)
     """A size cap: once reached, calls are refused as on a full disk, rather than filling the disk."""
     vault: VaultConfig | None = None
     """When set (VAULT_ADDR), docs and inventory come from Vault and PLANNER_MCP_DATA is not used."""
@@ -205,12 +211,14 @@ class Settings(BaseModel):
             raw = get(name)
             if raw is None:
                 return None
+            what = "an integer" if kind is int else "a finite number"
             try:
-                return kind(raw)
+                value = kind(raw)
             except ValueError:
-                raise SettingsError(
-                    f"{name}={raw!r}{where(name)} is not a {kind.__name__}; set it to a number or unset it."
-                ) from None
+                value = math.nan
+            if not math.isfinite(value):
+                raise SettingsError(f"{name}={raw!r}{where(name)} is not {what}; set it to one or unset it.")
+            return value
 
         vault = _vault_from_env(get, number, env)
         llm: dict[str, object] = {
@@ -232,9 +240,9 @@ class Settings(BaseModel):
             "ledger_busy_timeout_s": number("PLANNER_MCP_LEDGER_BUSY_TIMEOUT", float),
             "ledger_key_file": get("PLANNER_MCP_LEDGER_KEY_FILE"),
             "ledger_sync": (get("PLANNER_MCP_LEDGER_SYNC") or "full").lower(),
-            "ledger_max_bytes": None
-            if (cap_mb := number("PLANNER_MCP_LEDGER_MAX_MB", float)) is None
-            else int(cap_mb * 2**20),
+            "ledger_max_bytes": _megabytes(
+                number("PLANNER_MCP_LEDGER_MAX_MB", float), where("PLANNER_MCP_LEDGER_MAX_MB")
+            ),
             "vault": vault,
         }
         origins = get("PLANNER_MCP_HTTP_ALLOWED_ORIGINS")
@@ -260,9 +268,7 @@ class Settings(BaseModel):
             values["llm"] = LLMConfig(**{k: v for k, v in llm.items() if v is not None})
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
-            named = [(_ENV_NAMES.get(str(e["loc"][0]), str(e["loc"][0])), e["msg"]) for e in exc.errors()]
-            problems = "; ".join(f"{name}{where(name)}: {message}" for name, message in named)
-            raise SettingsError(f"invalid settings: {problems}") from None
+            raise SettingsError(f"invalid settings: {_problems(exc, _ENV_NAMES, where)}") from None
 
 
 def _vault_from_env(
@@ -295,13 +301,55 @@ def _vault_from_env(
         "cache_ttl_s": number("PLANNER_MCP_VAULT_CACHE_TTL", float),
     }
     try:
-        return VaultConfig(**{k: v for k, v in values.items() if v is not None})
+        config = VaultConfig(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{_VAULT_ENV.get(str(e['loc'][0]), 'Vault') if e['loc'] else 'Vault'}: {e['msg']}"
-            for e in exc.errors(include_input=False)
+        raise SettingsError(f"invalid Vault settings: {_problems(exc, _VAULT_ENV, lambda name: '')}") from None
+    _trust_ca(config)
+    return config
+
+
+def _trust_ca(config: VaultConfig) -> None:
+    """Whoever can change the CA Vault's certificate is checked against can stand in for Vault, and take its
+    token: the bundle, or the folder of certificates and each one in it, must be as trustworthy as the config."""
+    cas = [("VAULT_CACERT", config.cacert)] if config.cacert is not None else []
+    if config.capath is not None:
+        cas.append(("VAULT_CAPATH", config.capath))
+        with contextlib.suppress(OSError):  # a folder the server cannot list fails at the first TLS handshake
+            cas += [("VAULT_CAPATH", entry) for entry in sorted(config.capath.iterdir())]
+    try:
+        for name, path in cas:
+            require_trusted(path, name)
+    except UntrustedFile as exc:
+        raise SettingsError(str(exc)) from None
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    model.__name__: model for model in (Settings, LLMConfig, HTTPConfig, VaultConfig)
+}
+
+
+def _problems(exc: ValidationError, names: Mapping[str, str], where: Callable[[str], str]) -> str:
+    """Each problem by the variable the user set, a number out of range with the range accepted; no value is
+    repeated (it may be a secret)."""
+    problems = []
+    for error in exc.errors(include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = names.get(field, field or exc.title.removesuffix("Config"))
+        model = _MODELS.get(exc.title)
+        in_range = accepted(model, field) if model is not None and error["type"] in OUT_OF_RANGE else None
+        problems.append(f"{name}{where(name)}: {error['msg'] if in_range is None else in_range}")
+    return "; ".join(problems)
+
+
+def _megabytes(cap_mb: float | None, where: str) -> int | None:
+    """PLANNER_MCP_LEDGER_MAX_MB in bytes, checked in the unit the user wrote."""
+    if cap_mb is None:
+        return None
+    if not 0 < cap_mb <= _MAX_LEDGER_MB:
+        raise SettingsError(
+            f"PLANNER_MCP_LEDGER_MAX_MB{where}: out of range: accepted more than 0 and at most {_MAX_LEDGER_MB}"
         )
-        raise SettingsError(f"invalid Vault settings: {problems}") from None
+    return max(1, int(cap_mb * 2**20))
 
 
 def default_ledger_path(env: Mapping[str, str]) -> Path:
