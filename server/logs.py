@@ -29,6 +29,10 @@ HTTP_REFUSAL_FIELDS = ("status", "reason", "detail", "remote", "method", "path",
 """What a refused HTTP request's line carries (server.http.refusals), and the count a rate-limited window left out."""
 _FIELDS = CALL_FIELDS + HTTP_REFUSAL_FIELDS
 
+_WIRE_LOGGERS = ("httpcore", "httpcore2", "httpx", "httpx2", "openai", "urllib3", "hvac")
+"""The HTTP libraries under the LLM client and the Vault store. Below WARNING they log the wire itself (response
+headers, reason phrases, request ids, request lines), which an upstream writes and can fill with the key it was
+sent: they log at WARNING and above only, whatever --log-level says. The gate's line per call says what happened."""
 _INDENT = "    "
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
@@ -69,3 +73,5 @@ def configure(level: str, log_format: LogFormat) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JSONFormatter() if log_format == "json" else _TextFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in _WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
