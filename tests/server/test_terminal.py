@@ -45,19 +45,21 @@ def _record_hostile(ledger_path: Path) -> None:
         conn.close()
 
 
-def _printed(ledger_path: Path, *command: str) -> str:
+def _printed(ledger_path: Path, *command: str, status: int = 0) -> str:
     proc = run_cli(ledger_path, "ledger", *command)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == status, proc.stderr
     assert not _RAW.findall(proc.stdout), proc.stdout
     return proc.stdout
 
 
-def test_tail_and_stats_show_a_hostile_name_escaped_on_one_line(ledger_path: Path) -> None:
+def test_tail_stats_and_verify_show_a_hostile_name_escaped_on_one_line(ledger_path: Path) -> None:
     _record_hostile(ledger_path)
     tail = _printed(ledger_path, "tail").splitlines()
     stats = _printed(ledger_path, "stats").splitlines()
+    verify = _printed(ledger_path, "verify", status=1).splitlines()  # the crafted row is named, and quoted
     assert len(tail) == 2 and len(stats) == 3  # two rows; a header and two agents: no value began a line
-    assert not [line for line in tail + stats if line.startswith(_FORGED[:10])]
+    assert not [line for line in tail + stats + verify if line.startswith(_FORGED[:10])]
+    assert verify[-1] == "TAMPERED" and [line for line in verify if line.startswith("  altered     seq 4")]
     shown = "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31mred\\x9b2J\\u202eevil\\u2066\\u200bssh"
     assert tail[1].count(shown) == 3  # the crafted agent id, and the tool name as the action and in the error
     assert [line for line in stats if line.startswith(shown)]  # the crafted agent id
