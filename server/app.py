@@ -38,7 +38,7 @@ from server.rejected import RecordRejected
 from server.resources import POLICY_URI, prompt_catalogue, resource_catalogue, route, routes
 from server.settings import Settings
 from server.stdio_errors import AnsweringParseErrors
-from server.stdio_exit import StdinLines, cancel_on_signals
+from server.stdio_exit import StdinLines, serve_until_signalled
 from server.stores import FileStore, Store, VaultStore
 from server.tools import Deps, ToolSpec, registered_tools
 from server.wire_errors import prompt_error, read_error
@@ -189,16 +189,16 @@ class GovernedServer(MCPServer[Runtime]):
         """Serve on stdio until stdin closes or a SIGINT or SIGTERM comes (see server.stdio_exit), answering lines
         that are not JSON-RPC with a JSON-RPC error (see server.stdio_errors)."""
         self._tokens_carry_progress = True
-        async with anyio.create_task_group() as serving:
-            serving.start_soon(cancel_on_signals, serving.cancel_scope)
-            stdin: Any = StdinLines()  # what `stdio_server` iterates, as it would an anyio.AsyncFile
-            async with stdio_server(stdin=stdin) as (read_stream, write_stream):
-                await self._lowlevel_server.run(
-                    AnsweringParseErrors(read_stream, write_stream),
-                    write_stream,
-                    self._lowlevel_server.create_initialization_options(),
-                )
-            serving.cancel_scope.cancel()
+        await serve_until_signalled(self._serve_stdio)
+
+    async def _serve_stdio(self) -> None:
+        stdin: Any = StdinLines()  # what `stdio_server` iterates, as it would an anyio.AsyncFile
+        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                AnsweringParseErrors(read_stream, write_stream),
+                write_stream,
+                self._lowlevel_server.create_initialization_options(),
+            )
 
     async def list_tools(self) -> list[MCPTool]:
         return list(self._mcp_tools)

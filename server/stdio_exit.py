@@ -13,13 +13,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from typing import BinaryIO, Self
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-__all__ = ["StdinLines", "cancel_on_signals"]
+__all__ = ["StdinLines", "serve_until_signalled"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -60,10 +61,23 @@ class StdinLines:
             return
 
 
-async def cancel_on_signals(scope: anyio.CancelScope) -> None:
-    """Cancel `scope` at the first SIGINT or SIGTERM; later ones find the stop already under way."""
+async def serve_until_signalled(serve: Callable[[], Awaitable[None]]) -> None:
+    """Run `serve` until it returns or the first SIGINT or SIGTERM cancels it.
+
+    The signals stay this function's until `serve` has unwound (the gate recording each call in flight, the
+    runtime closing the ledger): a second Ctrl-C is then ignored, not a KeyboardInterrupt that cuts that short.
+    """
     if sys.platform == "win32":  # no signal receiver there: Ctrl-C stays a KeyboardInterrupt
-        await anyio.sleep_forever()
+        await serve()
+        return
     with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
-        async for _ in signals:
-            scope.cancel()
+        async with anyio.create_task_group() as serving:
+
+            async def stop_at_the_first() -> None:
+                async for _ in signals:
+                    serving.cancel_scope.cancel()
+                    return
+
+            serving.start_soon(stop_at_the_first)
+            await serve()
+            serving.cancel_scope.cancel()

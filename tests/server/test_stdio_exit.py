@@ -57,6 +57,7 @@ def test_a_signal_stops_a_stdio_server_at_once_and_its_call_in_flight_is_recorde
             assert json.loads(proc.stdout.readline())["id"] == 1
             llm.wait_for_requests(1, timeout=30)  # the call waits on the endpoint, and stdin stays open
             proc.send_signal(stop)
+            proc.send_signal(stop)  # an impatient second one finds the stop under way, and changes nothing
             proc.wait(timeout=30)  # not communicate(), which closes stdin: TimeoutExpired if the signal did nothing
             stderr = proc.stderr.read()
         finally:
