@@ -15,7 +15,8 @@ import anyio
 import pytest
 
 from server import Settings
-from tests.conftest import call, connect, run_cli
+from tests.conftest import API_KEY, call, connect, run_cli
+from tests.peers.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.subprocess
 
@@ -76,3 +77,15 @@ def test_json_output_escapes_the_same_characters_and_decodes_to_the_values_recor
     assert [v.get("agent_id") for v in values].count(HOSTILE) == 1
     if command[0] != "stats":
         assert [v.get("action") for v in values].count(HOSTILE) == 1
+
+
+def test_doctor_quotes_an_endpoints_model_names_escaped_on_their_own_line(ledger_path: Path) -> None:
+    forged = "ok    llm.model: test-model is listed by the endpoint"
+    with FakeOpenAI(models=[f"\x1b]0;owned\x07\x1b[2J\u202eledom\u2066\n{forged}"]) as llm:
+        env = {"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": API_KEY, "PLANNER_MCP_MODEL": "test-model"}
+        proc = run_cli(ledger_path, "doctor", **env)
+    assert proc.returncode == 1, proc.stdout  # the configured model is not listed
+    assert not _RAW.findall(proc.stdout), proc.stdout
+    [quoted] = [line for line in proc.stdout.splitlines() if line.startswith("FAIL  llm.model")]
+    assert f"\\x1b]0;owned\\x07\\x1b[2J\\u202eledom\\u2066\\n{forged}" in quoted
+    assert forged not in proc.stdout.replace(quoted, "")  # the forged line is only inside the quoted one
