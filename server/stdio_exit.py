@@ -22,7 +22,7 @@ import anyio.lowlevel
 
 __all__ = ["StdinLines", "serve_until_signalled"]
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StdinLines:
@@ -70,7 +70,7 @@ async def serve_until_signalled(serve: Callable[[], Awaitable[None]]) -> None:
     if sys.platform == "win32":  # no signal receiver there: Ctrl-C stays a KeyboardInterrupt
         await serve()
         return
-    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+    with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
         async with anyio.create_task_group() as serving:
 
             async def stop_at_the_first() -> None:
