@@ -38,6 +38,7 @@ from server.rejected import RecordRejected
 from server.resources import POLICY_URI, prompt_catalogue, resource_catalogue, route, routes
 from server.settings import Settings
 from server.stdio_errors import AnsweringParseErrors
+from server.stdio_exit import StdinLines, serve_until_signalled
 from server.stores import FileStore, Store, VaultStore
 from server.tools import Deps, ToolSpec, registered_tools
 from server.wire_errors import prompt_error, read_error
@@ -122,9 +123,11 @@ async def open_runtime(
     try:
         yield Runtime(agent=agent, tools=tools, ledger=ledger, gate=gate, scrubber=scrubber)
     finally:
-        await llm.aclose()
-        await store.aclose()
-        await anyio.to_thread.run_sync(ledger.close)
+        # Shielded: a server stopped by a signal is cancelled, and still closes what it opened.
+        with anyio.CancelScope(shield=True):
+            await llm.aclose()
+            await store.aclose()
+            await anyio.to_thread.run_sync(ledger.close)
 
 
 def open_store(settings: Settings, scrubber: Scrubber) -> Store:
@@ -183,9 +186,14 @@ class GovernedServer(MCPServer[Runtime]):
         return super().streamable_http_app(*args, **kwargs)
 
     async def run_stdio_async(self) -> None:
-        """Serve on stdio, answering lines that are not JSON-RPC with a JSON-RPC error (see server.stdio_errors)."""
+        """Serve on stdio until stdin closes or a SIGINT or SIGTERM comes (see server.stdio_exit), answering lines
+        that are not JSON-RPC with a JSON-RPC error (see server.stdio_errors)."""
         self._tokens_carry_progress = True
-        async with stdio_server() as (read_stream, write_stream):
+        await serve_until_signalled(self._serve_stdio)
+
+    async def _serve_stdio(self) -> None:
+        stdin: Any = StdinLines()  # what `stdio_server` iterates, as it would an anyio.AsyncFile
+        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
             await self._lowlevel_server.run(
                 AnsweringParseErrors(read_stream, write_stream),
                 write_stream,

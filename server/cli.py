@@ -24,6 +24,7 @@ from server.ledger_cli import add_ledger_commands, run_ledger
 from server.logs import configure as configure_logs
 from server.policy import PolicyError, load_policy
 from server.settings import Settings, SettingsError
+from server.terminal import say, say_json
 from server.tools import registered_tools
 
 __all__ = ["console", "main"]
@@ -100,7 +101,7 @@ def _tools(settings: Settings, as_json: bool) -> int:
     tools = registered_tools(load_policy(settings.policy_path))
     if as_json:
         payload = [spec.mcp_tool.model_dump(mode="json", by_alias=True, exclude_none=True) for spec in tools.values()]
-        print(json.dumps(payload, indent=2))
+        say_json(json.dumps(payload, indent=2))
         return 0
     for spec in tools.values():
         hints = spec.hints
@@ -110,7 +111,7 @@ def _tools(settings: Settings, as_json: bool) -> int:
             "idempotent" if hints.idempotent else "non-idempotent",
             "open-world" if hints.open_world else "closed-world",
         ]
-        print(f"{spec.name:<16} {spec.title:<36} actions={','.join(spec.actions):<38} {' '.join(flags)}")
+        say(f"{spec.name:<16} {spec.title:<36} actions={','.join(spec.actions):<38} {' '.join(flags)}")
     return 0
 
 
@@ -118,10 +119,10 @@ def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
     try:
         arguments: Any = json.loads(raw_arguments)
     except json.JSONDecodeError as exc:
-        print(f"planner-mcp: the arguments are not valid JSON: {exc}", file=sys.stderr)
+        say(f"planner-mcp: the arguments are not valid JSON: {exc}", file=sys.stderr)
         return _EXIT_USAGE
     if not isinstance(arguments, dict):
-        print("planner-mcp: the arguments must be a JSON object", file=sys.stderr)
+        say("planner-mcp: the arguments must be a JSON object", file=sys.stderr)
         return _EXIT_USAGE
     agent = load_policy(settings.policy_path)
     key = ledger_key(settings)
@@ -129,7 +130,7 @@ def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
     async def run() -> int:
         async with open_runtime(settings, agent, registered_tools(agent), chain_key=key) as runtime:
             output = await runtime.gate.call(tool, arguments)
-        print(output.model_dump_json(indent=2))
+        say_json(output.model_dump_json(indent=2))
         return _EXIT_ERROR if output.decision is Decision.ERROR else 0
 
     return anyio.run(run)
@@ -144,8 +145,9 @@ def _doctor(settings: Settings) -> int:
     failed = False
     for check in run_checks(settings):
         failed = failed or check.status == "fail"
-        fix = f"\n      fix: {check.fix}" if check.fix and check.status != "ok" else ""
-        print(f"{_MARKS[check.status]}  {check.name}: {check.detail}{fix}", flush=True)
+        fix = [f"      fix: {check.fix}"] if check.fix and check.status != "ok" else []
+        say(f"{_MARKS[check.status]}  {check.name}: {check.detail}", *fix)
+        sys.stdout.flush()  # each check as it ends: the next may wait on a slow upstream
     return _EXIT_ERROR if failed else 0
 
 
@@ -154,7 +156,18 @@ def _vault_policy(settings: Settings) -> int:
 
     mount = settings.vault.mount if settings.vault else "secret"
     key_name = settings.vault.llm_key_name if settings.vault else "openrouter"
-    print(policy_hcl(mount, llm_key_name=key_name if settings.llm.api_key is None else None), end="")
+    say(*policy_hcl(mount, llm_key_name=key_name if settings.llm.api_key is None else None).splitlines())
+    return 0
+
+
+def _config_show(settings: Settings, *, as_json: bool) -> int:
+    from server.config_show import render
+
+    text = render(settings, layered(os.environ), as_json=as_json)
+    if as_json:
+        say_json(text)
+    else:
+        say(*text.split("\n"))
     return 0
 
 
@@ -177,15 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "ledger":
                 return run_ledger(settings, args)
             case "config":
-                from server.config_show import render
-
-                print(render(settings, layered(os.environ), as_json=args.json))
-                return 0
+                return _config_show(settings, as_json=args.json)
     except (SettingsError, PolicyError) as exc:
-        print(f"planner-mcp: {exc}", file=sys.stderr)
+        say(f"planner-mcp: {exc}", file=sys.stderr)
         return _EXIT_USAGE
     except LedgerError as exc:
-        print(f"planner-mcp: {exc}", file=sys.stderr)
+        say(f"planner-mcp: {exc}", file=sys.stderr)
         # For verify this means the ledger could not be read, so it was not verified: not the same as tampered.
         verifying = args.command == "ledger" and args.ledger_command in ("verify", "checkpoint")
         return EXIT_CODES["unverified"] if verifying else _EXIT_ERROR

@@ -15,6 +15,7 @@ from ledger.reader import Snapshot, chained_rows, read_only
 from ledger.verify import load_checkpoints
 from server.audit import ledger_key
 from server.settings import Settings
+from server.terminal import say, say_json
 
 __all__ = ["add_ledger_commands", "run_ledger"]
 
@@ -68,9 +69,9 @@ def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
             if anchor is None:
                 _print_report(report, as_json=False, out=sys.stderr)
                 why = "the chain is broken" if report.status == "tampered" else "its keyed rows need the key to check"
-                print(f"planner-mcp: no checkpoint: {why}", file=sys.stderr)
+                say(f"planner-mcp: no checkpoint: {why}", file=sys.stderr)
                 return EXIT_CODES[report.status]
-            print(anchor.to_json())
+            say_json(anchor.to_json())
             return 0
         case "tail":
             return _tail(Snapshot(path).tail(args.lines), as_json=args.json)
@@ -79,7 +80,7 @@ def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
         case "export":
             with read_only(path) as conn:
                 for row in chained_rows(conn, after_seq=args.after_seq):
-                    print(json.dumps({"table": row.table, **row.row}, ensure_ascii=False))
+                    say_json(json.dumps({"table": row.table, **row.row}, ensure_ascii=False))
             return 0
     raise AssertionError(f"unhandled ledger command {args.ledger_command!r}")
 
@@ -95,22 +96,24 @@ def _print_report(report: Report, *, as_json: bool, out: Any = None) -> None:
             "keyed_rows": report.keyed_rows,
             "findings": [{"kind": f.kind, "seq": f.seq, "detail": f.detail} for f in report.findings],
         }
-        print(json.dumps(payload, indent=2), file=out)
+        say_json(json.dumps(payload, indent=2), file=out)
         return
     keyed = f", {report.keyed_rows} keyed (HMAC)" if report.keyed_rows else ""
-    print(f"ledger {report.path}: {report.rows} rows, head seq {report.head_seq} {report.head_hash}{keyed}", file=out)
-    for finding in report.findings:
-        print(f"  {finding}", file=out)
-    print(report.status.upper(), file=out)
+    say(
+        f"ledger {report.path}: {report.rows} rows, head seq {report.head_seq} {report.head_hash}{keyed}",
+        *(f"  {finding}" for finding in report.findings),
+        report.status.upper(),
+        file=out,
+    )
 
 
 def _tail(rows: list[dict[str, Any]], *, as_json: bool) -> int:
     for row in rows:
         if as_json:
-            print(json.dumps(row, ensure_ascii=False))
+            say_json(json.dumps(row, ensure_ascii=False))
             continue
         error = f" {row['error_type']}: {row['error_message']}" if row["error_type"] else ""
-        print(
+        say(
             f"{row['seq'] or '-':>7} {row['timestamp']} {row['agent_id']} {row['action']:<16} "
             f"{row['decision']:<9} conf={row['confidence']:.2f} {row['duration_ms'] or 0:.1f}ms{error}"
         )
@@ -119,13 +122,13 @@ def _tail(rows: list[dict[str, Any]], *, as_json: bool) -> int:
 
 def _stats(rows: list[dict[str, Any]], *, as_json: bool) -> int:
     if as_json:
-        print(json.dumps(rows, indent=2))
+        say_json(json.dumps(rows, indent=2))
         return 0
     header = ("agent", "tier", "runs", "compliant", "consecutive", "refused", "errors", "tokens", "last active")
-    print("{:<24} {:>4} {:>7} {:>9} {:>11} {:>7} {:>6} {:>9}  {}".format(*header))
+    say("{:<24} {:>4} {:>7} {:>9} {:>11} {:>7} {:>6} {:>9}  {}".format(*header))
     for row in rows:
         tokens = row["prompt_tokens"] + row["completion_tokens"]
-        print(
+        say(
             f"{row['agent_id']:<24} {row['current_tier'] if row['current_tier'] is not None else '-':>4} "
             f"{row['total_runs']:>7} {row['compliant_runs']:>9} {row['consecutive_compliant']:>11} "
             f"{row['refused_runs']:>7} {row['error_runs']:>6} {tokens:>9}  {row['last_active_at'] or '-'}"

@@ -4,19 +4,21 @@ request's (status, reason, address, method, path) as keys.
 
 A logged value can come from a caller (a tool name, a token's `kid`, an exception's message), so no value may
 start a line of its own, and none may break one, however a reader splits lines (at "\\n" only, or at every line
-break Unicode knows). In text, a record's message is one line with its control characters, line separators and
-bidirectional controls escaped; the lines of a traceback after it are indented and escaped the same way, so only a
-record's first line starts at the margin. In JSON, the same characters are written as \\u escapes: each line
-decodes to the very values logged.
+break Unicode knows). In text, a record's message is one line with its control characters, line separators,
+bidirectional controls and invisible characters escaped as everything else the server writes to a terminal is (see
+server.terminal); the lines of a traceback after it are indented and escaped the same way, so only a record's first
+line starts at the margin. In JSON, the same characters are written as \\u escapes: each line decodes to the very
+values logged.
 """
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal
+
+from server.terminal import escape, escape_json
 
 __all__ = ["CALL_FIELDS", "HTTP_REFUSAL_FIELDS", "LogFormat", "configure"]
 
@@ -27,29 +29,16 @@ HTTP_REFUSAL_FIELDS = ("status", "reason", "detail", "remote", "method", "path",
 """What a refused HTTP request's line carries (server.http.refusals), and the count a rate-limited window left out."""
 _FIELDS = CALL_FIELDS + HTTP_REFUSAL_FIELDS
 
-# C0 and C1 controls and DEL, the Unicode line and paragraph separators, and the bidirectional controls that can
-# make a terminal show text in another order than it was written.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_WIRE_LOGGERS = ("httpcore", "httpcore2", "httpx", "httpx2", "openai", "urllib3", "hvac")
+"""The HTTP libraries under the LLM client and the Vault store. Below WARNING they log the wire itself (response
+headers, reason phrases, request ids, request lines), which an upstream writes and can fill with the key it was
+sent: they log at WARNING and above only, whatever --log-level says. The gate's line per call says what happened."""
 _INDENT = "    "
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 
-def _escaped(match: re.Match[str]) -> str:
-    c = match.group()
-    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-
-
-def _json_escaped(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
-
-def _escape(text: str) -> str:
-    return _UNSAFE.sub(_escaped, text)
-
-
 def _indented(text: str) -> str:
-    return "\n".join(_INDENT + _escape(line) for line in text.split("\n"))
+    return "\n".join(_INDENT + escape(line) for line in text.split("\n"))
 
 
 class _TextFormatter(logging.Formatter):
@@ -57,7 +46,7 @@ class _TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return f"{record.asctime} {record.levelname} {record.name}: {_escape(record.message)}"
+        return f"{record.asctime} {record.levelname} {record.name}: {escape(record.message)}"
 
     def formatException(self, ei: _ExcInfo) -> str:
         return _indented(super().formatException(ei))
@@ -77,11 +66,12 @@ class _JSONFormatter(logging.Formatter):
         entry.update({f: getattr(record, f) for f in _FIELDS if hasattr(record, f)})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        # json.dumps escapes C0 controls; the others it leaves raw can only be inside strings, where \\uXXXX is theirs.
-        return _UNSAFE.sub(_json_escaped, json.dumps(entry, ensure_ascii=False, default=str))
+        return escape_json(json.dumps(entry, ensure_ascii=False, default=str))
 
 
 def configure(level: str, log_format: LogFormat) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JSONFormatter() if log_format == "json" else _TextFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in _WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
