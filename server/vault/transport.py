@@ -1,0 +1,91 @@
+"""The one HTTP session every request to Vault goes through: no redirect followed, no answer read past a cap.
+
+hvac sends the token in a header and AppRole's secret in a body, and `requests` follows a redirect with both
+(to another host, even from https to http). Vault itself only redirects a standby's clients to the active
+node, so a redirect is refused here, as an answer that names the fix (VAULT_ADDR at the address it points to),
+and nothing is sent twice. An answer is read in pieces and its decoded size counted (so gzip is counted as
+what it becomes), and the reading stops at a cap and at the attempt's deadline: an endless or dripping body
+is never held whole and never keeps a worker thread reading after its call has given up.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+
+from server.urls import Credentials
+from server.vault.config import VaultConfig
+from server.vault.errors import VaultFailure, timed_out
+
+__all__ = ["VaultHTTP", "attempt_deadline"]
+
+_CHUNK = 64 * 1024
+_ENVELOPE_BYTES = 64 * 1024
+"""Room for what wraps an entry in Vault's answer (request id, metadata, warnings)."""
+_ESCAPING = 6
+"""Vault's JSON writes `<`, `>`, `&` and control characters as six-byte escapes: the most an entry can grow."""
+
+_local = threading.local()
+
+
+@contextmanager
+def attempt_deadline(seconds: float) -> Iterator[None]:
+    """Bound every request this thread makes inside the block, from now: login, renewal and read together."""
+    _local.deadline = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _local.deadline = None
+
+
+class VaultHTTP(requests.Session):
+    """A requests session for hvac that never follows a redirect and reads at most `cap_bytes` of an answer."""
+
+    def __init__(self, config: VaultConfig, *, max_entry_bytes: int, credentials: Credentials | None) -> None:
+        super().__init__()
+        self.auth, self.verify = credentials, config.verify  # hvac takes `verify` from a session it is given
+        self.max_redirects = 0
+        self._config = config
+        self.cap_bytes = max_entry_bytes * _ESCAPING + _ENVELOPE_BYTES
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        deadline = getattr(_local, "deadline", None) or time.monotonic() + self._config.attempt_s
+        kwargs.update(allow_redirects=False, stream=True)
+        response = super().send(request, **kwargs)
+        try:
+            if 300 <= response.status_code < 400:
+                raise self._redirected(response.status_code)
+            response._content = self._body(response, deadline)  # what `.json()` and `.text` read from now on
+        except BaseException:
+            response.close()  # the connection is dropped, not reused: what is left on it is not read
+            raise
+        return response
+
+    def _body(self, response: requests.Response, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > self.cap_bytes:
+                raise VaultFailure(
+                    "TOO_LARGE",
+                    f"Vault at {self._config.host} answered with more than {self.cap_bytes} bytes; reading stopped "
+                    "there.",
+                    recommended_action="Ask an operator to split the entry or raise PLANNER_MCP_MAX_DOCUMENT_BYTES.",
+                )
+            if time.monotonic() > deadline:
+                raise timed_out(self._config, self._config.attempt_s)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _redirected(self, status: int) -> VaultFailure:
+        return VaultFailure(
+            "VAULT_ERROR",
+            f"Vault at {self._config.host} answered HTTP {status}, a redirect; planner-mcp does not follow "
+            "redirects, which would send its token (or AppRole credentials) to wherever they point.",
+            recommended_action="Point VAULT_ADDR at the active Vault node (the address the redirect names), not "
+            "at a standby or a proxy that redirects, and restart the server.",
+        )
