@@ -3,9 +3,10 @@
 hvac sends the token in a header and AppRole's secret in a body, and `requests` follows a redirect with both
 (to another host, even from https to http). Vault itself only redirects a standby's clients to the active
 node, so a redirect is refused here, as an answer that names the fix (VAULT_ADDR at the address it points to),
-and nothing is sent twice. An answer is read in pieces and its decoded size counted (so gzip is counted as
-what it becomes), and the reading stops at a cap and at the attempt's deadline: an endless or dripping body
-is never held whole and never keeps a worker thread reading after its call has given up.
+and nothing is sent twice. Answers are asked for uncompressed and one that comes compressed anyway is refused
+unread, so no small body can become a large one. An answer is read a piece at a time (each piece what one read
+of the socket brings), and the reading stops at a cap and at the attempt's deadline: an endless or dripping
+body is never held whole and never keeps a worker thread reading after its call has given up.
 """
 
 import threading
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
+import urllib3.exceptions
 
 from server.urls import Credentials
 from server.vault.config import VaultConfig
@@ -47,7 +49,7 @@ class VaultHTTP(requests.Session):
     def __init__(self, config: VaultConfig, *, max_entry_bytes: int, credentials: Credentials | None) -> None:
         super().__init__()
         self.auth, self.verify = credentials, config.verify  # hvac takes `verify` from a session it is given
-        self.max_redirects = 0
+        self.headers["Accept-Encoding"] = "identity"
         self._config = config
         self.cap_bytes = max_entry_bytes * _ESCAPING + _ENVELOPE_BYTES
 
@@ -58,6 +60,13 @@ class VaultHTTP(requests.Session):
         try:
             if 300 <= response.status_code < 400:
                 raise self._redirected(response.status_code)
+            if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+                raise VaultFailure(
+                    "VAULT_ERROR",
+                    f"Vault at {self._config.host} sent a compressed answer, which was not asked for; it was not read.",
+                    recommended_action="Check that VAULT_ADDR points at Vault itself, not at a proxy that "
+                    "compresses what it forwards.",
+                )
             response._content = self._body(response, deadline)  # what `.json()` and `.text` read from now on
         except BaseException:
             response.close()  # the connection is dropped, not reused: what is left on it is not read
@@ -67,7 +76,7 @@ class VaultHTTP(requests.Session):
     def _body(self, response: requests.Response, deadline: float) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(_CHUNK):
+        while chunk := self._piece(response):
             size += len(chunk)
             if size > self.cap_bytes:
                 raise VaultFailure(
@@ -80,6 +89,16 @@ class VaultHTTP(requests.Session):
                 raise timed_out(self._config, self._config.attempt_s)
             chunks.append(chunk)
         return b"".join(chunks)
+
+    @staticmethod
+    def _piece(response: requests.Response) -> bytes:
+        """What one read of the socket brings (not a full chunk: a drip must reach the deadline check)."""
+        try:
+            return response.raw.read1(_CHUNK)  # type: ignore[no-any-return]
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ReadTimeout(exc) from None
+        except urllib3.exceptions.HTTPError as exc:  # the connection broke off mid-answer
+            raise requests.exceptions.ChunkedEncodingError(exc) from None
 
     def _redirected(self, status: int) -> VaultFailure:
         return VaultFailure(
