@@ -307,6 +307,11 @@ class FakeVault:
             versions.append(_Version(copied, _iso(time.time())))
             return len(versions)
 
+    def delete_metadata(self, path: str, *, mount: str = "secret") -> None:
+        """``vault kv metadata delete``: every version of ``path`` goes, and the next :meth:`put` is version 1."""
+        with self._lock:
+            self._kv.get(mount.strip("/"), {}).pop(path.strip("/"), None)
+
     def add_policy(self, name: str, rules: Mapping[str, Sequence[str]]) -> None:
         """Define (or replace) policy ``name``: Vault path pattern to capabilities.
 
