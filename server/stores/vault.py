@@ -9,6 +9,7 @@ cached for a short TTL; the gate still records every call.
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -44,6 +45,10 @@ _PER_CALLER = _THREADS // 2
 _BACKOFF_S = 0.1
 _MAX_BACKOFF_S = 1.0
 _LLM_KEY_FIELD = "api_key"
+_LLM_KEY = re.compile(r"[\x21-\x7e]{1,4096}")
+"""What an API key looks like on the wire: it goes into an HTTP header, where anything else is an injection."""
+_FORMAT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+"""A runbook's `format` as a client may be shown it (markdown, text, asciidoc...)."""
 
 
 class VaultStore:
@@ -97,7 +102,15 @@ class VaultStore:
         key = fields.get(_LLM_KEY_FIELD)
         if not isinstance(key, str) or not key:
             return None
-        self._learn(key)
+        if len(key) <= 4096:
+            self._learn(key)
+        if not _LLM_KEY.fullmatch(key):
+            raise VaultFailure(
+                "VAULT_ERROR",
+                f"The field `{_LLM_KEY_FIELD}` of {self.config.mount}/{path} is not an API key (one line of visible "
+                "ASCII characters, at most 4096).",
+                recommended_action="Ask an operator to store the key exactly as it was issued, or set OPENAI_API_KEY.",
+            )
         return key
 
     async def aclose(self) -> None:
@@ -163,9 +176,16 @@ class VaultStore:
         # A runbook is usually stored as {"content": "<markdown>"}; anything else is returned as the JSON it is.
         content: Any = data
         fmt = "json"
-        if folder == "docs" and isinstance(data.get("content"), str) and set(data) <= {"content", "format"}:
+        declared = data.get("format") or "markdown"
+        if (
+            folder == "docs"
+            and isinstance(data.get("content"), str)
+            and set(data) <= {"content", "format"}
+            and isinstance(declared, str)
+            and _FORMAT.fullmatch(declared)
+        ):
             content = data["content"]
-            fmt = str(data.get("format") or "markdown")
+            fmt = declared
         source = SourceRef(kind=folder, name=name, store=self.kind, version=str(version))
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         return Entry(name=name, format=fmt, content=content, source=source, digest=digest)

@@ -13,14 +13,24 @@ from typing import Any
 from server.vault.config import VaultConfig
 from server.vault.errors import VaultFailure
 
-__all__ = ["TokenInfo", "kv_keys", "kv_secret", "login_auth", "malformed", "renewed_lease", "token_info"]
+__all__ = [
+    "TokenInfo",
+    "capabilities",
+    "kv_keys",
+    "kv_secret",
+    "login_auth",
+    "malformed",
+    "renewed_lease",
+    "seal_status",
+    "token_info",
+]
 
 _MAX_VERSION = 2**53 - 1
 _MAX_TTL_S = 100 * 365 * 86400
 """Longer than any lease Vault grants; a larger TTL is a lie, not a lease."""
 _MAX_POLICIES = 64
-_POLICY_SHOWN = re.compile(r"[^A-Za-z0-9_.:/@+-]")
-_POLICY_CHARS = 64
+_NOT_SHOWN = re.compile(r"[^A-Za-z0-9_.:/@+-]")
+_WORD_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -107,4 +117,31 @@ def _policies(value: Any, config: VaultConfig, what: str) -> list[str]:
     if not isinstance(value, list) or len(value) > _MAX_POLICIES or not all(isinstance(p, str) for p in value):
         raise malformed(config, what, f"`policies` is not a list of at most {_MAX_POLICIES} names")
     # "root" is judged on the name as sent; what is kept (and shown by `doctor`) is printable and short.
-    return [p if p == "root" else _POLICY_SHOWN.sub("?", p[:_POLICY_CHARS]) for p in value]
+    return [p if p == "root" else _word(p) for p in value]
+
+
+def seal_status(reply: Any, config: VaultConfig) -> tuple[str, bool]:
+    """Vault's version (printable, short) and whether it is sealed, from `sys/seal-status`."""
+    status = _object(reply, config, "sys/seal-status", "the answer")
+    sealed, version = status.get("sealed"), status.get("version")
+    if not isinstance(sealed, bool):
+        raise malformed(config, "sys/seal-status", "`sealed` is not true or false")
+    return (_word(version) if isinstance(version, str) else "?"), sealed
+
+
+def capabilities(reply: Any, config: VaultConfig, paths: list[str]) -> dict[str, set[str]]:
+    """What the token may do on each of `paths`, from `sys/capabilities-self`."""
+    what = "sys/capabilities-self"
+    answer = _object(reply, config, what, "the answer")
+    granted: dict[str, set[str]] = {}
+    for path in paths:
+        value = answer.get(path) or []
+        if not isinstance(value, list) or len(value) > _MAX_POLICIES or not all(isinstance(c, str) for c in value):
+            raise malformed(config, what, "a path's capabilities are not a list of names")
+        granted[path] = {_word(c) for c in value}
+    return granted
+
+
+def _word(value: str) -> str:
+    """An upstream name as this server keeps and prints it: short, and nothing a terminal would act on."""
+    return _NOT_SHOWN.sub("?", value[:_WORD_CHARS])

@@ -127,3 +127,37 @@ async def test_a_malformed_llm_key_entry_is_a_vault_error(
     finally:
         await store.aclose()
     assert failure.value.kind == "VAULT_ERROR"
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [TOKEN + " " * 10, "x" * 100_000, "\x1b]52;c;b3duZWQ=\x07", ["markdown"]],
+    ids=["token", "long", "osc52", "list"],
+)
+async def test_a_runbook_format_that_is_not_a_format_name_is_returned_only_as_scrubbed_json(
+    vault_settings: Callable[..., Settings], vault: FakeVault, fmt: Any
+) -> None:
+    vault.put("docs/odd-format", {"content": "steps", "format": fmt})
+    async with connect(vault_settings()) as client:
+        result, output = await call(client, "read_docs", {"name": "odd-format"})
+    assert not result.is_error, output["error"]
+    assert output["data"]["format"] == "json"
+    assert output["data"]["content"]["content"] == "steps"
+    assert TOKEN not in json.dumps(output)
+
+
+@pytest.mark.parametrize(
+    "key", ["sk-key\r\nX-Injected: 1", "sk key", "k" * 5000, "sk-ключ"], ids=["crlf", "space", "long", "unicode"]
+)
+async def test_an_llm_key_that_could_not_be_a_header_value_is_a_vault_error(
+    vault_config: Callable[..., VaultConfig], vault: FakeVault, key: str
+) -> None:
+    vault.put("api-keys/openrouter", {"api_key": key})
+    store = VaultStore(vault_config(), learn_secret=lambda *_: None)
+    try:
+        with pytest.raises(ToolFailure) as failure:
+            await store.read_llm_key()
+    finally:
+        await store.aclose()
+    assert failure.value.kind == "VAULT_ERROR" and "OPENAI_API_KEY" in failure.value.recommended_action
+    assert key not in failure.value.message
