@@ -28,11 +28,11 @@ from server.names import is_valid_name
 from server.offload import intent_recorded
 from server.stores.base import Entry
 from server.vault.config import VaultConfig
+from server.vault.deadline import attempt_deadline
 from server.vault.errors import VaultFailure, timed_out, translate
 from server.vault.paths import entry_path, llm_key_path
 from server.vault.replies import kv_keys, kv_secret
 from server.vault.session import VaultSession
-from server.vault.transport import attempt_deadline
 
 __all__ = ["VaultStore"]
 

@@ -9,10 +9,7 @@ of the socket brings), and the reading stops at a cap and at the attempt's deadl
 body is never held whole and never keeps a worker thread reading after its call has given up.
 """
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -20,27 +17,16 @@ import urllib3.exceptions
 
 from server.urls import Credentials
 from server.vault.config import VaultConfig
+from server.vault.deadline import current_deadline
 from server.vault.errors import VaultFailure, timed_out
 
-__all__ = ["VaultHTTP", "attempt_deadline"]
+__all__ = ["VaultHTTP"]
 
 _CHUNK = 64 * 1024
 _ENVELOPE_BYTES = 64 * 1024
 """Room for what wraps an entry in Vault's answer (request id, metadata, warnings)."""
 _ESCAPING = 6
 """Vault's JSON writes `<`, `>`, `&` and control characters as six-byte escapes: the most an entry can grow."""
-
-_local = threading.local()
-
-
-@contextmanager
-def attempt_deadline(seconds: float) -> Iterator[None]:
-    """Bound every request this thread makes inside the block, from now: login, renewal and read together."""
-    _local.deadline = time.monotonic() + seconds
-    try:
-        yield
-    finally:
-        _local.deadline = None
 
 
 class VaultHTTP(requests.Session):
@@ -54,7 +40,7 @@ class VaultHTTP(requests.Session):
         self.cap_bytes = max_entry_bytes * _ESCAPING + _ENVELOPE_BYTES
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        deadline = getattr(_local, "deadline", None) or time.monotonic() + self._config.attempt_s
+        deadline = current_deadline() or time.monotonic() + self._config.attempt_s
         kwargs.update(allow_redirects=False, stream=True)
         response = super().send(request, **kwargs)
         try:
