@@ -120,13 +120,7 @@ async def test_a_malformed_llm_key_entry_is_a_vault_error(
     vault_config: Callable[..., VaultConfig], vault: FakeVault, data: Any
 ) -> None:
     vault.answer_raw("secret/data/api-keys/", 200, _kv(data), headers=_JSON)
-    store = VaultStore(vault_config(), learn_secret=lambda *_: None)
-    try:
-        with pytest.raises(ToolFailure) as failure:
-            await store.read_llm_key()
-    finally:
-        await store.aclose()
-    assert failure.value.kind == "VAULT_ERROR"
+    assert (await _llm_key_failure(vault_config())).kind == "VAULT_ERROR"
 
 
 @pytest.mark.parametrize(
@@ -153,11 +147,16 @@ async def test_an_llm_key_that_could_not_be_a_header_value_is_a_vault_error(
     vault_config: Callable[..., VaultConfig], vault: FakeVault, key: str
 ) -> None:
     vault.put("api-keys/openrouter", {"api_key": key})
-    store = VaultStore(vault_config(), learn_secret=lambda *_: None)
+    failure = await _llm_key_failure(vault_config())
+    assert failure.kind == "VAULT_ERROR" and "OPENAI_API_KEY" in failure.recommended_action
+    assert key not in failure.message
+
+
+async def _llm_key_failure(config: VaultConfig) -> ToolFailure:
+    store = VaultStore(config, learn_secret=lambda *_: None)
     try:
         with pytest.raises(ToolFailure) as failure:
             await store.read_llm_key()
     finally:
         await store.aclose()
-    assert failure.value.kind == "VAULT_ERROR" and "OPENAI_API_KEY" in failure.value.recommended_action
-    assert key not in failure.value.message
+    return failure.value
