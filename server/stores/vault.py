@@ -1,9 +1,10 @@
 """The Vault store: docs and inventory from a KV v2 mount, through hvac, without ever blocking the event loop.
 
 Each request runs in a worker thread of the store's own pool (a slow Vault cannot starve the ledger's
-threads), bounded by hvac's timeout and a deadline here. Transient failures are retried a bounded number
-of times; repeated outages open a circuit breaker so calls fail fast until Vault answers again. Reads are
-cached for a short TTL; the gate still records every call.
+threads), of which one caller may hold half, bounded by a deadline that starts when the thread does (time
+spent waiting for one is not Vault's). Every answer is checked for shape before it is used. Transient
+failures are retried a bounded number of times; repeated outages open a circuit breaker so calls fail fast
+until Vault answers again. Reads are cached for a short TTL; the gate still records every call.
 """
 
 import hashlib
@@ -260,9 +261,8 @@ class VaultStore:
     def _busy(self) -> VaultFailure:
         return VaultFailure(
             "VAULT_BUSY",
-            f"This caller already has {_PER_CALLER} requests to Vault at {self.config.host} waiting or in flight "
-            f"(or the server has {_THREADS}), and none ended within {self.config.attempt_s:g} s; this call sent "
-            "nothing.",
+            f"No thread for a request to Vault at {self.config.host} came free within {self.config.attempt_s:g} s "
+            f"(one caller may hold {_PER_CALLER} of the server's {_THREADS}); this call sent nothing.",
             recommended_action="Retry once your earlier calls have finished; make fewer calls at once.",
         )
 
