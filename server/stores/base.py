@@ -14,6 +14,8 @@ class Entry:
     format: str
     content: Any
     source: SourceRef
+    digest: str | None = None
+    """A digest of the content as read, by which what is worked out from it is kept; None: worked out each time."""
 
 
 class Store(Protocol):

@@ -198,6 +198,7 @@ class FileStore:
             format=fmt,
             content=self._content(kind, stem, fmt, raw, digest),
             source=SourceRef(kind=kind, name=stem, store=self.kind, version=digest),
+            digest=digest,
         )
 
     def _content(self, kind: str, name: str, fmt: str, raw: bytes, digest: str) -> Any:

@@ -24,9 +24,10 @@ class Kept(Generic[_T]):
 
     def __call__(self, entry: Entry, scrubber: Scrubber) -> _T:
         source = entry.source
-        if not source.version:  # nothing says when it changes: worked out every time
+        if entry.digest is None:  # nothing says when it changes: worked out every time
             return self._make(entry, scrubber)
-        key = (source.store, source.kind, source.name, source.version, scrubber.known)
+        # The digest of what was read, never a version number: Vault numbers a rewritten entry 1 again.
+        key = (source.store, source.kind, source.name, entry.digest, scrubber.known)
         if (value := self._values.get(key)) is None:
             if len(self._values) >= self._size:
                 self._values.clear()

@@ -81,6 +81,11 @@ class VaultConfig(BaseModel):
         return True
 
     @property
+    def attempt_s(self) -> float:
+        """The most one attempt may take, every request in it (a login, a renewal, the read) sent and read."""
+        return self.timeout_s * 3 + 1
+
+    @property
     def host(self) -> str:
         """Vault's host and port, as messages name it (never the user and password VAULT_ADDR may hold)."""
         return urlparse(shown(self.addr)).netloc

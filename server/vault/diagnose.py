@@ -12,6 +12,7 @@ from server.urls import shown
 from server.vault.config import VaultConfig
 from server.vault.errors import VaultFailure, translate
 from server.vault.paths import entry_path, llm_key_path
+from server.vault.replies import capabilities, seal_status
 from server.vault.session import VaultSession
 
 __all__ = ["vault_checks"]
@@ -25,12 +26,12 @@ def vault_checks(config: VaultConfig, *, default_inventory: str, llm_key_from_va
     try:
         yield _tls(config)
         try:
-            status = session.client().sys.read_seal_status()
+            version, sealed = seal_status(session.client().sys.read_seal_status(), config)
         except Exception as exc:
             yield _failed("vault.reachable", exc, config, "sys/seal-status")
             return
-        yield Check("vault.reachable", "ok", f"Vault {status.get('version', '?')} answers at {shown(config.addr)}")
-        if status.get("sealed"):
+        yield Check("vault.reachable", "ok", f"Vault {version} answers at {shown(config.addr)}")
+        if sealed:
             yield Check("vault.sealed", "fail", "Vault is sealed", "Ask a Vault operator to unseal it.")
             return
         yield Check("vault.sealed", "ok", "Vault is unsealed")
@@ -95,11 +96,12 @@ def _paths(
     outside = f"{mount}/data/{_OUTSIDE_PROBE}"
     try:
         reply = session.run(lambda c: c.sys.get_capabilities(paths=[*needed, outside]))
+        granted_on = capabilities(reply, config, [*needed, outside])
     except Exception as exc:
         yield _failed("vault.paths", exc, config, "sys/capabilities-self")
         return
     for path, capability in needed.items():
-        granted = set(reply.get(path) or [])
+        granted = granted_on[path]
         shown = path.replace(_OUTSIDE_PROBE, "<name>")
         if capability in granted or "root" in granted:
             yield Check(f"vault.path {shown}", "ok", f"the token may {capability} it")
@@ -110,7 +112,7 @@ def _paths(
                 f"the token may not {capability} it",
                 "Apply the policy from `planner-mcp vault-policy` to the token.",
             )
-    extra = set(reply.get(outside) or []) - {"deny"}
+    extra = granted_on[outside] - {"deny"}
     if extra:
         yield Check(
             "vault.least-privilege",

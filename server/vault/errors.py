@@ -74,6 +74,14 @@ def _transport_failure(exc: Exception, config: VaultConfig) -> VaultFailure | No
             "`planner-mcp doctor` shows what answers.",
             transient=True,
         )
+    if isinstance(exc, rq.RequestException):
+        return VaultFailure(
+            "VAULT_ERROR",
+            f"Vault at {host} broke off its answer or sent one that could not be read.",
+            recommended_action="Retry later; if it persists, check Vault's server log and what sits between it and "
+            "this server.",
+            transient=True,
+        )
     return None
 
 

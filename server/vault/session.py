@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from server.urls import Credentials, split
+from server.urls import split
 from server.vault.config import AuthMethod, VaultConfig
 from server.vault.errors import VaultFailure
+from server.vault.replies import TokenInfo, login_auth, renewed_lease, token_info
 
 __all__ = ["VaultSession"]
 
@@ -31,9 +32,12 @@ _NO_CREDENTIALS = (
 
 
 class VaultSession:
-    def __init__(self, config: VaultConfig, *, learn_secret: Callable[..., None]) -> None:
+    def __init__(
+        self, config: VaultConfig, *, learn_secret: Callable[..., None], max_entry_bytes: int = 4 * 1024 * 1024
+    ) -> None:
         """`learn_secret` is told every credential the session holds, so none can reach an output."""
         self.config = config
+        self._max_entry_bytes = max_entry_bytes
         self._learn = learn_secret
         self._learn(*config.secrets())
         self._lock = threading.Lock()
@@ -54,6 +58,8 @@ class VaultSession:
         if self._client is None:
             import hvac
 
+            from server.vault.transport import VaultHTTP  # imports requests: only once Vault is used
+
             url, credentials = split(self.config.addr)
             if self.config.skip_verify:
                 import urllib3
@@ -69,7 +75,8 @@ class VaultSession:
                 verify=self.config.verify,
                 timeout=self.config.timeout_s,
                 namespace=self.config.namespace,
-                session=_session(credentials, self.config.verify),
+                session=VaultHTTP(self.config, max_entry_bytes=self._max_entry_bytes, credentials=credentials),
+                allow_redirects=False,
             )
         return self._client
 
@@ -125,7 +132,7 @@ class VaultSession:
                     if token is None:
                         continue
                     client.token = token
-                    self._adopt(method, client.auth.token.lookup_self()["data"])
+                    self._adopt(method, token_info(client.auth.token.lookup_self(), self.config))
             except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest, hvac.exceptions.Unauthorized):
                 refused.append(_DESCRIPTIONS[method])
                 continue
@@ -163,12 +170,12 @@ class VaultSession:
             secret_id=self.config.secret_id.get_secret_value(),
             mount_point=self.config.approle_mount,
         )
-        auth = reply["auth"]
-        self._learn(auth["client_token"])
-        self._adopt("approle", {**auth, "ttl": auth.get("lease_duration", 0)})
+        token, info = login_auth(reply, self.config)
+        self._learn(token)
+        self._adopt("approle", info)
 
-    def _adopt(self, method: AuthMethod, info: dict[str, Any]) -> None:
-        policies = list(info.get("policies") or [])
+    def _adopt(self, method: AuthMethod, info: TokenInfo) -> None:
+        policies = info.policies
         if "root" in policies:
             if method != "token":
                 raise VaultFailure(
@@ -185,10 +192,9 @@ class VaultSession:
                     "(`planner-mcp vault-policy` prints the policy it needs)"
                 )
         self.policies = policies
-        ttl = float(info.get("ttl") or 0)
-        self._lifetime_s = float(info.get("creation_ttl") or ttl)
-        self._renewable = bool(info.get("renewable"))
-        self._expires_at = time.monotonic() + ttl if ttl > 0 else None
+        self._lifetime_s = info.lifetime_s
+        self._renewable = info.renewable
+        self._expires_at = time.monotonic() + info.ttl_s if info.ttl_s > 0 else None
 
     def _expiring(self) -> bool:
         remaining = self.remaining_ttl_s()
@@ -199,11 +205,10 @@ class VaultSession:
 
         if self._renewable:
             try:
-                auth = client.auth.token.renew_self()["auth"]
+                lease_s = renewed_lease(client.auth.token.renew_self(), self.config)
             except hvac.exceptions.VaultError as exc:
                 logger.info("Vault did not renew the token (%s); it is used until it expires", type(exc).__name__)
             else:
-                lease_s = float(auth.get("lease_duration") or 0)
                 self._expires_at = time.monotonic() + lease_s if lease_s > 0 else None
                 return
         if self.method == "approle":
@@ -217,18 +222,6 @@ class VaultSession:
         except hvac.exceptions.Forbidden:
             return True
         return False
-
-
-def _session(credentials: Credentials | None, verify: bool | str) -> Any:
-    """A requests session sending VAULT_ADDR's user and password as HTTP Basic credentials, as requests would
-    from the URL itself, which is handed to hvac without them; None (hvac's own session) when there are none."""
-    if credentials is None:
-        return None
-    import requests
-
-    session = requests.Session()
-    session.auth, session.verify = credentials, verify  # hvac takes `verify` from a session it is given
-    return session
 
 
 _DESCRIPTIONS: dict[AuthMethod, str] = {

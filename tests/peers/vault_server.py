@@ -18,7 +18,9 @@ Faults can be set from the test thread at any time: ``sealed``, ``delay``,
 :meth:`FakeVault.fail_next`, :meth:`FakeVault.age`, :meth:`FakeVault.expire`,
 :meth:`FakeVault.revoke`, and :meth:`FakeVault.stop` / :meth:`FakeVault.start`
 (the server goes away, then comes back on the same port with its state
-intact). Every request is recorded.
+intact). A hostile Vault is :meth:`FakeVault.answer_raw`: any status, headers
+and bytes for a path (a redirect, a lie, an endless or dripping body). Every
+request is recorded.
 
 It uses only the standard library (the threaded server in
 :mod:`tests.peers.loopback`, ``ssl`` for HTTPS). It speaks HTTP/1.1 with
@@ -48,7 +50,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -89,6 +91,14 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     json: Any | None
+
+
+@dataclass(frozen=True)
+class _Raw:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | Callable[[], Iterable[bytes]]
+    gap_s: float
 
 
 @dataclass
@@ -220,6 +230,7 @@ class FakeVault:
         self._records: list[Recorded] = []
         self._fail_status = 0
         self._fail_count = 0
+        self._raw: dict[str, _Raw] = {}
         self._lifecycle = threading.Lock()  # serialises start/stop/close
         self._port: int | None = None
         self._httpd: _Server | None = None
@@ -295,6 +306,11 @@ class FakeVault:
             versions = self._kv.setdefault(mount, {}).setdefault(path, [])
             versions.append(_Version(copied, _iso(time.time())))
             return len(versions)
+
+    def delete_metadata(self, path: str, *, mount: str = "secret") -> None:
+        """``vault kv metadata delete``: every version of ``path`` goes, and the next :meth:`put` is version 1."""
+        with self._lock:
+            self._kv.get(mount.strip("/"), {}).pop(path.strip("/"), None)
 
     def add_policy(self, name: str, rules: Mapping[str, Sequence[str]]) -> None:
         """Define (or replace) policy ``name``: Vault path pattern to capabilities.
@@ -372,6 +388,28 @@ class FakeVault:
             raise ValueError(f"need an error status and a count >= 0, got {status} and {count}")
         with self._lock:
             self._fail_status, self._fail_count = status, count
+
+    def answer_raw(
+        self,
+        path_prefix: str,
+        status: int,
+        body: bytes | Callable[[], Iterable[bytes]] = b"",
+        *,
+        headers: Mapping[str, str] | None = None,
+        gap_s: float = 0.0,
+    ) -> None:
+        """Answer requests whose path starts with ``path_prefix`` with exactly this, whatever the request.
+
+        ``body`` as bytes is sent with its ``Content-Length``; a callable's pieces are sent as it yields them,
+        ``gap_s`` apart, and the connection is closed to end the body (so it may be as long as wanted without
+        being held). The request is still recorded; ``sealed``, ``delay`` and ``fail_next`` come first.
+        """
+        with self._lock:
+            self._raw[path_prefix] = _Raw(status, tuple((headers or {}).items()), body, gap_s)
+
+    def _raw_for(self, path: str) -> _Raw | None:
+        with self._lock:
+            return next((raw for prefix, raw in self._raw.items() if path.startswith(prefix)), None)
 
     # -- recording ---------------------------------------------------------
 
@@ -599,10 +637,32 @@ class _Handler(LoopbackHandler):
             # stop() or close() during the delay: drop the connection unanswered.
             self.close_connection = True
             return
+        hostile = server.owner._raw_for(path)
+        if hostile is not None:
+            self._send_raw(hostile, server.stopping)
+            return
         status, payload = server.owner._answer(self.command, path, query, headers, body)
         self._send_json(status, payload)
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_LIST = do_GET
+
+    def _send_raw(self, raw: _Raw, stopping: threading.Event) -> None:
+        if isinstance(raw.body, bytes):
+            self.respond(raw.status, raw.headers, raw.body)
+            return
+        self.close_connection = True  # the body ends when the connection does
+        try:
+            self.send_response(raw.status)
+            for name, value in (*raw.headers, ("Connection", "close")):
+                self.send_header(name, value)
+            self.end_headers()
+            for piece in raw.body():
+                if stopping.is_set() or (raw.gap_s and stopping.wait(raw.gap_s)):
+                    return
+                self.wfile.write(piece)
+                self.wfile.flush()
+        except OSError:
+            pass  # the client stopped reading, as it should
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
         # Exactly "application/json": hvac only reads the errors of a body with that Content-Type.

@@ -1,5 +1,5 @@
-"""`openai` and `hvac` cost start-up time only to servers that use them, and their first import blocks no call;
-the imports a server does make are not slowed by the garbage collector.
+"""`openai`, `hvac` (and `requests`, under it) cost start-up time only to servers that use them, and their first
+import blocks no call; the imports a server does make are not slowed by the garbage collector.
 
 Each case runs in a fresh interpreter: this test process has imported both long ago.
 """
@@ -26,7 +26,7 @@ _PROBE = textwrap.dedent(
     imported_in = {}
 
     def hook(event, args):
-        if event == "import" and args[0] in ("openai", "hvac") and args[0] not in imported_in:
+        if event == "import" and args[0] in ("openai", "hvac", "requests") and args[0] not in imported_in:
             imported_in[args[0]] = threading.current_thread() is threading.main_thread() and "event loop" or "worker"
 
     sys.addaudithook(hook)

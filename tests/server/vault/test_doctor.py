@@ -116,3 +116,21 @@ def test_skip_verify_is_warned_on_stderr_and_stdout_stays_clean(vault: FakeVault
     assert "VAULT_SKIP_VERIFY=true" in proc.stderr and "NOT verified" in proc.stderr
     assert json.loads(proc.stdout)["data"]["docs"] == ["backup-restore", "vm-provisioning"]
     assert rows(ledger_path)[0]["notes"] == "vault-tls-unverified: VAULT_SKIP_VERIFY=true"
+
+
+def test_doctor_reports_a_lying_vault_as_a_failed_check_and_prints_none_of_its_strings(
+    vault: FakeVault, ledger_path: Path
+) -> None:
+    escape = "\x1b]0;owned\x07"
+    seal = {"sealed": False, "version": f"1.17{escape}", "initialized": True}
+    vault.answer_raw("sys/seal-status", 200, json.dumps(seal).encode(), headers={"Content-Type": "application/json"})
+    lie = {"capabilities": [["read"]], "secret/metadata/docs/": ["list", {"x": 1}]}
+    answer = json.dumps({"data": lie, **lie}).encode()
+    vault.answer_raw("sys/capabilities-self", 200, answer, headers={"Content-Type": "application/json"})
+    proc = run_cli(ledger_path, "doctor", VAULT_ADDR=vault.addr, VAULT_TOKEN=TOKEN)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "\x1b" not in proc.stdout + proc.stderr
+    checks = _lines(proc)
+    assert checks["vault.reachable"] == checks["vault.auth"] == "ok"
+    assert checks["vault.paths"] == "FAIL"
+    assert "VAULT_ERROR" in proc.stdout and "sys/capabilities-self" in proc.stdout

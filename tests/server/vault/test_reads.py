@@ -127,3 +127,26 @@ async def test_the_ledger_never_holds_the_vault_token(
     raw = b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())
     assert TOKEN.encode() not in raw
     assert any("[REDACTED]" in json.loads(r["arguments"]).get("description", "") for r in rows(ledger_path))
+
+
+async def test_an_entry_deleted_and_written_again_as_version_1_is_read_anew(
+    vault_settings: Callable[..., Settings], vault: FakeVault
+) -> None:
+    vault.put("docs/rewritten", {"content": "the first runbook"})
+    vault.put("inventory/rewritten", {"cluster": "first"})
+    async with connect(vault_settings()) as client:
+        _, doc_before = await call(client, "read_docs", {"name": "rewritten"})
+        _, inventory_before = await call(client, "read_inventory", {"name": "rewritten"})
+        for path, data in (
+            ("docs/rewritten", {"content": "the second runbook"}),
+            ("inventory/rewritten", {"cluster": "second"}),
+        ):
+            vault.delete_metadata(path)
+            assert vault.put(path, data) == 1  # Vault numbers it 1 again
+        _, doc_after = await call(client, "read_docs", {"name": "rewritten"})
+        _, inventory_after = await call(client, "read_inventory", {"name": "rewritten"})
+    assert doc_before["data"]["content"] == "the first runbook"
+    assert inventory_before["data"]["content"] == {"cluster": "first"}
+    assert doc_after["data"]["content"] == "the second runbook"
+    assert inventory_after["data"]["content"] == {"cluster": "second"}
+    assert doc_after["provenance"]["sources"][0]["version"] == "1"
