@@ -34,9 +34,9 @@ class VaultConfig(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0, le=300)
     """Per request to Vault; a call makes at most `retries + 1` attempts."""
     retries: int = Field(default=2, ge=0, le=10)
-    cache_ttl_s: float = Field(default=30.0, ge=0)
-    breaker_failures: int = Field(default=5, ge=1)
-    breaker_cooldown_s: float = Field(default=10.0, gt=0)
+    cache_ttl_s: float = Field(default=30.0, ge=0, le=86400)
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown_s: float = Field(default=10.0, gt=0, le=3600)
     llm_key_name: str = "openrouter"
     """The entry under `api-keys/` holding the LLM key (field `api_key`), read when OPENAI_API_KEY is unset."""
 

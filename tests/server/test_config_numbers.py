@@ -36,6 +36,7 @@ ABSURD: list[tuple[str, str, str]] = [
     ("PLANNER_MCP_VAULT_RETRIES", "1000", "accepted at least 0 and at most 10"),
     ("PLANNER_MCP_VAULT_CACHE_TTL", "inf", "is not a finite number"),
     ("PLANNER_MCP_VAULT_CACHE_TTL", "-1", "accepted at least 0"),
+    ("PLANNER_MCP_VAULT_CACHE_TTL", "1e300", "accepted at least 0 and at most 86400"),
 ]
 
 
