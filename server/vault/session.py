@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from server.file_trust import untrusted
 from server.urls import split
 from server.vault.config import AuthMethod, VaultConfig
 from server.vault.errors import VaultFailure
@@ -158,6 +159,14 @@ class VaultSession:
         # Read on every login, not once: `vault login` may have written a fresh token since the last one.
         if path is None or not path.is_file():
             return None
+        if (problem := untrusted(path)) is not None:
+            # Whoever can write it could hand the server their own token, and what it reads with it.
+            raise VaultFailure(
+                "VAULT_AUTH_FAILED",
+                f"The token file {path} is refused: {problem}.",
+                recommended_action="Fix the file as said (as `vault login` leaves it: yours, mode 0600), or pass the "
+                "token as VAULT_TOKEN, then retry.",
+            )
         token = path.read_text(encoding="utf-8").strip() or None
         if token:
             self._learn(token)

@@ -47,6 +47,20 @@ async def test_a_root_token_in_the_token_file_is_refused_and_nothing_is_read(
     assert vault.requests_to("secret/") == []
 
 
+@pytest.mark.parametrize("mode", [0o622, 0o660])
+async def test_a_token_file_others_could_write_is_refused_and_nothing_is_read(
+    vault_settings: Callable[..., Settings], vault: FakeVault, tmp_path: Path, mode: int
+) -> None:
+    token_file = tmp_path / ".vault-token"
+    token_file.write_text(TOKEN, encoding="utf-8")
+    token_file.chmod(mode)  # someone else could have put their own token here, and their runbooks behind it
+    async with connect(vault_settings({"token": None, "token_file": token_file})) as client:
+        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    assert output["error"]["type"] == "VAULT_AUTH_FAILED"
+    assert f"chmod go-w {token_file}" in output["error"]["message"]
+    assert vault.requests_to("secret/") == [] and vault.requests_to("auth/") == []
+
+
 async def test_a_root_token_in_vault_token_works_with_a_warning(
     vault_settings: Callable[..., Settings], vault: FakeVault, caplog: pytest.LogCaptureFixture
 ) -> None:
