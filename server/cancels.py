@@ -1,0 +1,153 @@
+"""A `notifications/cancelled` stops only the request whose id it names exactly: the same type and the same value.
+
+The SDK's dispatcher keys the requests in flight by `coerce_request_id`, under which the string "50" and the
+number 50 (and " 50", "050", "5_0") are one id, so a cancel naming 50 stops the request whose id is "50": that
+request runs to its end, the ledger records its outcome, and its answer is never sent. JSON-RPC ids differ when
+their type or their value does. `InFlight` keeps the ids in flight as they were sent; `exact_cancels` puts it
+between a transport's streams and the dispatcher: a cancel that names no request in flight exactly is dropped
+(the spec lets a receiver ignore a cancel for a request it does not know), and a request whose id the dispatcher
+could not tell from one in flight is answered `Invalid Request` at once, rather than share that request's cancel.
+Over HTTP, `server.http.cancels` applies the same rule to each session's POSTs.
+"""
+
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+from mcp.shared.dispatcher import coerce_request_id
+from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
+from mcp.shared.message import SessionMessage
+from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
+from mcp_types import RequestId
+
+__all__ = ["CANCELLED", "InFlight", "exact_cancels", "id_in_use"]
+
+CANCELLED = "notifications/cancelled"
+
+
+class InFlight:
+    """The ids of the requests in flight on one connection, each as it was sent, under the dispatcher's key."""
+
+    def __init__(self) -> None:
+        self._ids: dict[RequestId, RequestId] = {}
+
+    def start(self, request_id: RequestId) -> bool:
+        """Count the request in; False when its id is one the dispatcher cannot tell from a request in flight."""
+        key = coerce_request_id(request_id)
+        if key in self._ids:
+            return False
+        self._ids[key] = request_id
+        return True
+
+    def names(self, request_id: RequestId) -> bool:
+        """Whether `request_id` is exactly the id of a request in flight."""
+        return _same(self._ids.get(coerce_request_id(request_id)), request_id)
+
+    def end(self, request_id: RequestId) -> None:
+        key = coerce_request_id(request_id)
+        if _same(self._ids.get(key), request_id):
+            del self._ids[key]
+
+    def admits(self, message: JSONRPCNotification) -> bool:
+        """Whether the dispatcher may see this notification: any but a cancel that names no request in flight.
+        A cancel it admits ends its request here: no answer will be sent for it, and its id may be used again."""
+        if message.method != CANCELLED:
+            return True
+        named = cancelled_request_id_from_params(message.params)
+        if named is None:  # not a request id at all: the dispatcher ignores it too
+            return True
+        if not self.names(named):
+            return False
+        self.end(named)
+        return True
+
+
+def _same(kept: RequestId | None, sent: RequestId) -> bool:
+    return kept is not None and type(kept) is type(sent) and kept == sent
+
+
+def id_in_use(request_id: RequestId) -> JSONRPCError:
+    return JSONRPCError(
+        jsonrpc="2.0",
+        id=request_id,
+        error=ErrorData(
+            code=INVALID_REQUEST,
+            message=f"Invalid Request: the id {request_id!r} is taken by a request in flight; give each request "
+            "its own id (this server cannot tell ids apart that differ only as a number and its digits)",
+        ),
+    )
+
+
+def exact_cancels(read: Any, write: Any) -> tuple["_Reading", "_Writing"]:
+    """The stream pair the dispatcher should use instead of `read` and `write`, keeping cancels exact."""
+    in_flight = InFlight()
+    return _Reading(read, write, in_flight), _Writing(write, in_flight)
+
+
+class _Reading:
+    def __init__(self, inner: Any, write: Any, in_flight: InFlight) -> None:
+        self._inner = inner
+        self._write = write
+        self._in_flight = in_flight
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        while True:
+            item = await self._inner.receive()
+            if not isinstance(item, SessionMessage):
+                return item  # type: ignore[no-any-return]
+            message = item.message
+            if isinstance(message, JSONRPCRequest) and not self._in_flight.start(message.id):
+                await self._write.send(SessionMessage(id_in_use(message.id)))
+            elif not isinstance(message, JSONRPCNotification) or self._in_flight.admits(message):
+                return item
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+
+class _Writing:
+    """The write stream: an answer (a result or an error) ends its request's time in flight."""
+
+    def __init__(self, inner: Any, in_flight: InFlight) -> None:
+        self._inner = inner
+        self._in_flight = in_flight
+
+    async def send(self, item: SessionMessage, /) -> None:
+        message = item.message
+        if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
+            self._in_flight.end(message.id)
+        await self._inner.send(item)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        await self.aclose()
+        return None

@@ -1,0 +1,108 @@
+"""A cancel stops only the request whose id it names exactly: over stdio, raw JSON-RPC lines to a real server process,
+a `notifications/cancelled` naming the number 50 leaves the request whose id is the string "50" to finish and be
+answered, as the ledger records it."""
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import API_KEY, PLAN, host_env, rows
+from tests.peers.openai_server import FakeOpenAI, Reply
+
+pytestmark = pytest.mark.subprocess
+
+_INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+_SLOW = 3.0
+"""How long the LLM peer holds its reply: the time the test has to send a cancel while the call is in flight."""
+
+
+def _plan(request_id: int | str) -> dict[str, Any]:
+    params = {"name": "generate_plan", "arguments": {"description": "Add a VM to the prod pool"}}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def _cancel(request_id: int | str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
+
+
+class _Host:
+    """A host on the other end of the server's stdio, sending and reading raw JSON-RPC lines."""
+
+    def __init__(self, proc: "subprocess.Popen[str]") -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        self._stdin, self._stdout = proc.stdin, proc.stdout
+
+    def send(self, *messages: dict[str, Any]) -> None:
+        self._stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        self._stdin.flush()
+
+    def answer(self, request_id: int | str) -> dict[str, Any]:
+        """The answer to `request_id` (by type and value), skipping any other line."""
+        while line := self._stdout.readline():
+            message = json.loads(line)
+            if "id" in message and type(message["id"]) is type(request_id) and message["id"] == request_id:
+                return message  # type: ignore[no-any-return]
+        raise AssertionError(f"the server closed stdout without answering {request_id!r}")
+
+
+@contextmanager
+def _host(ledger_path: Path, llm: FakeOpenAI) -> Iterator[_Host]:
+    """The server over stdio, initialized; killed after 30 s at most, which ends any wait for an answer."""
+    env = host_env(ledger_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY=API_KEY, PLANNER_MCP_MODEL="test-model")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, encoding="utf-8", env=env,
+    )  # fmt: skip
+    watchdog = threading.Timer(30, proc.kill)
+    watchdog.start()
+    try:
+        host = _Host(proc)
+        host.send(_INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        assert "result" in host.answer(1)
+        yield host
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.communicate()  # also closes the pipes
+
+
+def test_a_cancel_naming_the_number_50_does_not_stop_the_request_whose_id_is_the_string_50(
+    ledger_path: Path, llm: FakeOpenAI
+) -> None:
+    llm.enqueue(Reply.text(json.dumps(PLAN), delay=_SLOW))
+    with _host(ledger_path, llm) as host:
+        host.send(_plan("50"))
+        llm.wait_for_requests(1, timeout=20)  # the call is in flight, waiting for the LLM
+        host.send(_cancel(50), _cancel(" 50"), _cancel("050"))
+        answer = host.answer("50")
+    assert answer["result"]["structuredContent"]["decision"] == "EXECUTE"
+    [row] = rows(ledger_path)
+    assert (row["action"], row["decision"], row["client_request_id"]) == ("generate_plan", "EXECUTE", "50")
+
+
+def test_a_request_whose_id_the_server_cannot_tell_from_one_in_flight_is_refused_at_once(
+    ledger_path: Path, llm: FakeOpenAI
+) -> None:
+    llm.enqueue(Reply.text(json.dumps(PLAN), delay=_SLOW))
+    with _host(ledger_path, llm) as host:
+        host.send(_plan(7))
+        llm.wait_for_requests(1, timeout=20)
+        host.send({"jsonrpc": "2.0", "id": "7", "method": "tools/call", "params": {"name": "list_docs"}})
+        refused = host.answer("7")
+        host.send(_cancel("7"))  # names no request in flight: 7, the number, is not stopped by it
+        answered = host.answer(7)
+    assert refused["error"]["code"] == -32600 and "in flight" in refused["error"]["message"]
+    assert answered["result"]["structuredContent"]["decision"] == "EXECUTE"
+    assert [(r["action"], r["client_request_id"]) for r in rows(ledger_path)] == [("generate_plan", "7")]
