@@ -20,6 +20,7 @@ from server.app import build_server
 from server.http.auth import JWTVerifier, StaticBearer
 from server.http.refusals import LogRefusals, RefusalLog
 from server.http.replay import NoReplay
+from server.http.sessions import SESSIONS_PER_CALLER, SessionsPerCaller
 from server.settings import HTTPConfig, Settings, SettingsError
 from server.urls import shown
 
@@ -63,6 +64,8 @@ def _guard_sessions(manager: StreamableHTTPSessionManager, *, stateless: bool) -
     `NoReplay` and, with sessions, `SessionsPerCaller`. The manager calls its `asgi_app` for every request:
     tests/server/test_http_sessions.py fails if an upgrade of the SDK stops doing so."""
     guarded: ASGIApp = NoReplay(manager.asgi_app)
+    if not stateless:
+        guarded = SessionsPerCaller(guarded, limit=SESSIONS_PER_CALLER, idle_timeout_s=DEFAULT_SESSION_IDLE_TIMEOUT)
     manager.asgi_app = guarded  # type: ignore[assignment]
 
 
