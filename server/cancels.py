@@ -31,6 +31,9 @@ class InFlight:
     def __init__(self) -> None:
         self._ids: dict[RequestId, RequestId] = {}
 
+    def __len__(self) -> int:
+        return len(self._ids)
+
     def start(self, request_id: RequestId) -> bool:
         """Count the request in; False when its id is one the dispatcher cannot tell from a request in flight."""
         key = coerce_request_id(request_id)
@@ -49,17 +52,13 @@ class InFlight:
             del self._ids[key]
 
     def admits(self, message: JSONRPCNotification) -> bool:
-        """Whether the dispatcher may see this notification: any but a cancel that names no request in flight.
-        A cancel it admits ends its request here: no answer will be sent for it, and its id may be used again."""
-        if message.method != CANCELLED:
-            return True
-        named = cancelled_request_id_from_params(message.params)
-        if named is None:  # not a request id at all: the dispatcher ignores it too
-            return True
-        if not self.names(named):
-            return False
-        self.end(named)
-        return True
+        """Whether the dispatcher may see this notification: any but a cancel that names no request in flight."""
+        named = _cancelled(message)
+        return named is None or self.names(named)  # None: not a cancel, or one naming no id (the SDK ignores it too)
+
+
+def _cancelled(message: JSONRPCNotification) -> RequestId | None:
+    return cancelled_request_id_from_params(message.params) if message.method == CANCELLED else None
 
 
 def _same(kept: RequestId | None, sent: RequestId) -> bool:
@@ -102,7 +101,11 @@ class _Reading:
             message = item.message
             if isinstance(message, JSONRPCRequest) and not self._in_flight.start(message.id):
                 await self._write.send(SessionMessage(id_in_use(message.id)))
-            elif not isinstance(message, JSONRPCNotification) or self._in_flight.admits(message):
+            elif not isinstance(message, JSONRPCNotification):
+                return item
+            elif self._in_flight.admits(message):
+                if (named := _cancelled(message)) is not None:
+                    self._in_flight.end(named)  # no answer will be written for it, and its id may be used again
                 return item
 
     async def aclose(self) -> None:

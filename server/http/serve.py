@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from server.app import build_server
 from server.http.auth import JWTVerifier, StaticBearer
+from server.http.cancels import ExactCancels
 from server.http.refusals import LogRefusals, RefusalLog
 from server.http.replay import NoReplay
 from server.http.sessions import SESSIONS_PER_CALLER, SessionsPerCaller
@@ -61,10 +62,11 @@ def http_app(settings: Settings, refusals: RefusalLog | None = None) -> ASGIApp:
 
 def _guard_sessions(manager: StreamableHTTPSessionManager, *, stateless: bool) -> None:
     """Put the session manager's own app (inside authentication, where each request's caller is known) behind
-    `NoReplay` and, with sessions, `SessionsPerCaller`. The manager calls its `asgi_app` for every request:
-    tests/server/test_http_sessions.py fails if an upgrade of the SDK stops doing so."""
+    `NoReplay` and, with sessions, `ExactCancels` and `SessionsPerCaller`. The manager calls its `asgi_app` for
+    every request: tests/server/test_http_sessions.py fails if an upgrade of the SDK stops doing so."""
     guarded: ASGIApp = NoReplay(manager.asgi_app)
     if not stateless:
+        guarded = ExactCancels(guarded)
         guarded = SessionsPerCaller(guarded, limit=SESSIONS_PER_CALLER, idle_timeout_s=DEFAULT_SESSION_IDLE_TIMEOUT)
     manager.asgi_app = guarded  # type: ignore[assignment]
 

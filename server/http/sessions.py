@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.http.refusals import note_refusal
 
-__all__ = ["SESSIONS_PER_CALLER", "SessionsPerCaller"]
+__all__ = ["SESSIONS_PER_CALLER", "SessionsPerCaller", "caller_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +64,14 @@ class SessionsPerCaller:
         session = headers.get(MCP_SESSION_ID_HEADER)
         if session is None:
             await self._open(scope, receive, send)
-        elif self._owner.get(session, _NOBODY) == _caller(scope):
+        elif self._owner.get(session, _NOBODY) == caller_of(scope):
             await self._use(session, scope, receive, send)
         else:  # no session of ours, or another caller's (which the manager answers 404, as if there were none)
             await self._app(scope, receive, send)
 
     async def _open(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request without a session: the manager opens one for it, kept if its answer carries the new id."""
-        caller = _caller(scope)
+        caller = caller_of(scope)
         self._forget_expired()
         owned = self._owned.setdefault(caller, {})
         making_room = []
@@ -187,7 +187,9 @@ class SessionsPerCaller:
 _NOT_COPIED = frozenset({MCP_SESSION_ID_HEADER.lower().encode(), b"last-event-id", b"content-length"})
 
 
-def _caller(scope: Scope) -> _Caller:
+def caller_of(scope: Scope) -> Hashable:
+    """Who a request comes from, as the session manager tells a session's owner: the OAuth principal, or None for
+    whoever holds the static token."""
     user = scope.get("user")
     if not isinstance(user, AuthenticatedUser):
         return None  # a static token's holder

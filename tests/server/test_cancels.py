@@ -1,19 +1,22 @@
-"""A cancel stops only the request whose id it names exactly: over stdio, raw JSON-RPC lines to a real server process,
-a `notifications/cancelled` naming the number 50 leaves the request whose id is the string "50" to finish and be
-answered, as the ledger records it."""
+"""A cancel stops only the request whose id it names exactly: over stdio (raw JSON-RPC lines) and over HTTP (raw
+POSTs to a session), to a real server process, a `notifications/cancelled` naming the number 50 leaves the request
+whose id is the string "50" to finish and be answered, as the ledger records it."""
 
 import json
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from tests.conftest import API_KEY, PLAN, host_env, rows
+from tests.http_server import initialize, serving
 from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.subprocess
@@ -24,6 +27,7 @@ _INIT = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
 }
+TOKEN = "test-http-token-0123456789abcdef"
 _SLOW = 3.0
 """How long the LLM peer holds its reply: the time the test has to send a cancel while the call is in flight."""
 
@@ -106,3 +110,43 @@ def test_a_request_whose_id_the_server_cannot_tell_from_one_in_flight_is_refused
     assert refused["error"]["code"] == -32600 and "in flight" in refused["error"]["message"]
     assert answered["result"]["structuredContent"]["decision"] == "EXECUTE"
     assert [(r["action"], r["client_request_id"]) for r in rows(ledger_path)] == [("generate_plan", "7")]
+
+
+def _sse_answer(text: str, request_id: int | str) -> dict[str, Any]:
+    """The answer to `request_id` in a POST's event stream."""
+    messages = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    for message in messages:
+        if type(message.get("id")) is type(request_id) and message["id"] == request_id:
+            return message  # type: ignore[no-any-return]
+    raise AssertionError(f"no answer to {request_id!r} in {text[:500]!r}")
+
+
+def test_over_http_a_cancel_naming_the_number_50_does_not_stop_the_request_whose_id_is_the_string_50(
+    ledger_path: Path, llm: FakeOpenAI
+) -> None:
+    llm.enqueue(Reply.text(json.dumps(PLAN), delay=_SLOW))
+    env = {"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": API_KEY, "PLANNER_MCP_MODEL": "test-model"}
+    with serving(ledger_path, env={"PLANNER_MCP_HTTP_TOKEN": TOKEN, **env}) as served, ThreadPoolExecutor(1) as pool:
+        url = served.url
+        session = initialize(url, authorization=f"Bearer {TOKEN}").headers["mcp-session-id"]
+        headers = {
+            "authorization": f"Bearer {TOKEN}",
+            "mcp-session-id": session,
+            "mcp-protocol-version": "2025-11-25",
+            "accept": "application/json, text/event-stream",
+        }
+
+        def post(message: dict[str, Any]) -> httpx2.Response:
+            return httpx2.post(url, json=message, headers=headers, timeout=30)
+
+        assert post({"jsonrpc": "2.0", "method": "notifications/initialized"}).status_code == 202
+        call = pool.submit(post, _plan("50"))
+        llm.wait_for_requests(1, timeout=20)  # the call is in flight, waiting for the LLM
+        cancels = [post(_cancel(named)).status_code for named in (50, " 50", "050")]
+        taken = post({"jsonrpc": "2.0", "id": 50, "method": "ping"})
+        answer = _sse_answer(call.result(timeout=30).text, "50")
+    assert answer["result"]["structuredContent"]["decision"] == "EXECUTE"
+    [row] = rows(ledger_path)
+    assert (row["action"], row["decision"], row["client_request_id"]) == ("generate_plan", "EXECUTE", "50")
+    assert cancels == [202, 202, 202]  # accepted, and ignored: they name no request in flight
+    assert taken.status_code == 400 and "in flight" in taken.json()["error"]["message"]
