@@ -74,18 +74,20 @@ class SessionsPerCaller:
         caller = caller_of(scope)
         self._forget_expired()
         owned = self._owned.setdefault(caller, {})
-        making_room = []
+        making_room: dict[str, float] = {}
         while len(owned) + self._opening[caller] >= self._limit:
             idle = next((s for s in owned if not self._busy[s]), None)
             if idle is None:
                 await self._refuse(scope, receive, send)
                 return
-            making_room.append(idle)
+            making_room[idle] = owned[idle]
             self._forget(idle)
         self._opening[caller] += 1  # counted before any wait, so callers opening at once cannot pass the limit
         try:
-            for idle in making_room:
-                await self._end(idle, scope)
+            for idle, used in making_room.items():
+                if not await self._end(idle, scope):  # still open: counted again, the idlest as before
+                    self._owner[idle] = caller
+                    self._owned[caller] = {idle: used, **self._owned.get(caller, {})}
             opened = await self._answer(scope, receive, send)
         finally:
             self._opening[caller] -= 1
@@ -132,9 +134,10 @@ class SessionsPerCaller:
                 del owned[session]  # used last: the end of the line
                 owned[session] = time.monotonic()
 
-    async def _end(self, session: str, scope: Scope) -> None:
+    async def _end(self, session: str, scope: Scope) -> bool:
         """End a session as its client would, by a DELETE with the headers of the request that needs its place
-        (the same caller, so the manager's check of the session's owner passes as it did for the client)."""
+        (the same caller, so the manager's check of the session's owner passes as it did for the client). False
+        when the manager refused (a Host or Origin it refuses, which it will refuse the request for too)."""
         headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_COPIED] + [
             (MCP_SESSION_ID_HEADER.lower().encode(), session.encode())
         ]
@@ -143,11 +146,18 @@ class SessionsPerCaller:
         async def nothing() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def dropped(message: Message) -> None:
-            pass
+        status = 0
 
-        await self._app(delete, nothing, dropped)
+        async def answered(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await self._app(delete, nothing, answered)
+        if status not in (200, 404):  # 404: it had ended already (its idle timeout)
+            return False
         logger.info("Ended the HTTP session idle longest to open another: its caller holds %d", self._limit)
+        return True
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"{self._limit} sessions open, each with a request in flight"

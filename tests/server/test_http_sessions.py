@@ -105,3 +105,13 @@ def test_a_get_asking_to_resume_a_stream_is_told_this_server_cannot_and_the_serv
     assert "cannot be resumed" in resumed.json()["error"]["message"]
     assert again.status_code == 200
     assert "ASGI callable returned without starting response" not in served.stderr
+
+
+def test_a_request_the_server_refuses_makes_no_room_and_the_limit_holds(ledger_path: Path) -> None:
+    with http_server(ledger_path, PLANNER_MCP_HTTP_TOKEN=TOKEN) as url:
+        sessions = [_open(url, TOKEN) for _ in range(SESSIONS_PER_CALLER)]
+        foreign = initialize(url, authorization=f"Bearer {TOKEN}", origin="http://evil.example")
+        sessions += [_open(url, TOKEN) for _ in range(2)]
+        alive = [_alive(url, TOKEN, session) for session in sessions]
+    assert foreign.status_code == 403
+    assert alive == [False] * 2 + [True] * SESSIONS_PER_CALLER
