@@ -3,8 +3,8 @@
 Binds 127.0.0.1 unless told otherwise. Host and Origin headers are checked on every request (DNS rebinding):
 the Host must be localhost's, the bound address's or the public URL's, and an Origin, when a browser sends one,
 must be this server's own (where it is served, and its public URL) or one configured. Every refusal leaves a
-rate-limited line in the log (`refusals`), and no connection is held longer than a request takes to arrive
-(`connections`).
+rate-limited line in the log (`refusals`), no connection is held longer than a request takes to arrive
+(`connections`), and no caller holds more than `SESSIONS_PER_CALLER` sessions (`sessions`).
 """
 
 import ipaddress
