@@ -17,7 +17,7 @@ authentication, and sees every request to a session; it forgets a session once i
 import logging
 import time
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
@@ -82,35 +82,30 @@ class SessionsPerCaller:
                 return
             making_room[idle] = owned[idle]
             self._forget(idle)
+        opened = False
+
+        def kept(session: str) -> None:
+            """The session is open: counted from now, as its client may use it before this request ends."""
+            nonlocal opened
+            opened = True
+            self._opening[caller] -= 1
+            self._owner[session] = caller
+            self._owned.setdefault(caller, {})[session] = time.monotonic()
+
         self._opening[caller] += 1  # counted before any wait, so callers opening at once cannot pass the limit
         try:
             for idle, used in making_room.items():
                 if not await self._end(idle, scope):  # still open: counted again, the idlest as before
                     self._owner[idle] = caller
                     self._owned[caller] = {idle: used, **self._owned.get(caller, {})}
-            opened = await self._answer(scope, receive, send)
+            await self._app(scope, receive, _opening(send, kept))
         finally:
-            self._opening[caller] -= 1
+            if not opened:
+                self._opening[caller] -= 1
             if not self._opening[caller]:
                 del self._opening[caller]
-        if opened is not None:
-            self._owner[opened] = caller
-            self._owned.setdefault(caller, {})[opened] = time.monotonic()
-        elif not self._owned.get(caller, True):
-            del self._owned[caller]
-
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> str | None:
-        """Serve a request that opens a session; the session's id if it did."""
-        opened: str | None = None
-
-        async def watch(message: Message) -> None:
-            nonlocal opened
-            if message["type"] == "http.response.start" and message["status"] < 400:
-                opened = Headers(raw=message.get("headers", [])).get(MCP_SESSION_ID_HEADER)
-            await send(message)
-
-        await self._app(scope, receive, watch)
-        return opened
+            if not self._owned.get(caller, True):
+                del self._owned[caller]
 
     async def _use(self, session: str, scope: Scope, receive: Receive, send: Send) -> None:
         status = 0
@@ -192,6 +187,21 @@ class SessionsPerCaller:
         for session in [s for s, caller in self._owner.items() if self._owned[caller][s] < expired]:
             if not self._busy[session]:
                 self._forget(session)
+
+
+def _opening(send: Send, kept: Callable[[str], None]) -> Send:
+    """`send`, telling `kept` the id of the session its answer opens, as the answer starts."""
+
+    async def watch(message: Message) -> None:
+        if (
+            message["type"] == "http.response.start"
+            and message["status"] < 400
+            and (session := Headers(raw=message.get("headers", [])).get(MCP_SESSION_ID_HEADER)) is not None
+        ):
+            kept(session)
+        await send(message)
+
+    return watch
 
 
 _NOT_COPIED = frozenset({MCP_SESSION_ID_HEADER.lower().encode(), b"last-event-id", b"content-length"})
