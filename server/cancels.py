@@ -10,15 +10,15 @@ could not tell from one in flight is answered `Invalid Request` at once, rather 
 Over HTTP, `server.http.cancels` applies the same rule to each session's POSTs.
 """
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import anyio
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
 from mcp.shared.message import SessionMessage
 from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
 from mcp_types import RequestId
+
+from server.streams import ReadThrough, WriteThrough
 
 __all__ = ["CANCELLED", "InFlight", "exact_cancels", "id_in_use"]
 
@@ -83,15 +83,11 @@ def exact_cancels(read: Any, write: Any) -> tuple["_Reading", "_Writing"]:
     return _Reading(read, write, in_flight), _Writing(write, in_flight)
 
 
-class _Reading:
+class _Reading(ReadThrough):
     def __init__(self, inner: Any, write: Any, in_flight: InFlight) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._write = write
         self._in_flight = in_flight
-
-    @property
-    def last_context(self) -> Any:
-        return getattr(self._inner, "last_context", None)
 
     async def receive(self) -> SessionMessage | Exception:
         while True:
@@ -108,33 +104,12 @@ class _Reading:
                     self._in_flight.end(named)  # no answer will be written for it, and its id may be used again
                 return item
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        await self.aclose()
-        return None
-
-
-class _Writing:
+class _Writing(WriteThrough):
     """The write stream: an answer (a result or an error) ends its request's time in flight."""
 
     def __init__(self, inner: Any, in_flight: InFlight) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._in_flight = in_flight
 
     async def send(self, item: SessionMessage, /) -> None:
@@ -142,15 +117,3 @@ class _Writing:
         if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
             self._in_flight.end(message.id)
         await self._inner.send(item)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        await self.aclose()
-        return None
