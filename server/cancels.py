@@ -4,10 +4,10 @@ The SDK's dispatcher keys the requests in flight by `coerce_request_id`, under w
 number 50 (and " 50", "050", "5_0") are one id, so a cancel naming 50 stops the request whose id is "50": that
 request runs to its end, the ledger records its outcome, and its answer is never sent. JSON-RPC ids differ when
 their type or their value does. `InFlight` keeps the ids in flight as they were sent; `exact_cancels` puts it
-between a transport's streams and the dispatcher: a cancel that names no request in flight exactly is dropped
-(the spec lets a receiver ignore a cancel for a request it does not know), and a request whose id the dispatcher
-could not tell from one in flight is answered `Invalid Request` at once, rather than share that request's cancel.
-Over HTTP, `server.http.cancels` applies the same rule to each session's POSTs.
+between a transport's streams and the dispatcher, and a cancel whose id the dispatcher would take for that of
+another request in flight is dropped (the spec lets a receiver ignore a cancel for a request it does not know).
+Two requests in flight under one key are both served, as before; the dispatcher's table then holds the newer, and
+so does `InFlight`. Over HTTP, `server.http.cancels` applies the same rule to each session's POSTs.
 """
 
 from typing import Any
@@ -15,18 +15,19 @@ from typing import Any
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
 from mcp.shared.message import SessionMessage
-from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
+from mcp.types import JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
 from mcp_types import RequestId
 
 from server.streams import ReadThrough, WriteThrough
 
-__all__ = ["CANCELLED", "InFlight", "exact_cancels", "id_in_use"]
+__all__ = ["CANCELLED", "InFlight", "exact_cancels"]
 
 CANCELLED = "notifications/cancelled"
 
 
 class InFlight:
-    """The ids of the requests in flight on one connection, each as it was sent, under the dispatcher's key."""
+    """The ids of the requests in flight on one connection, each as it was sent, under the dispatcher's key: as
+    in the dispatcher's table, a request's id replaces that of an older one under the same key."""
 
     def __init__(self) -> None:
         self._ids: dict[RequestId, RequestId] = {}
@@ -34,17 +35,8 @@ class InFlight:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def start(self, request_id: RequestId) -> bool:
-        """Count the request in; False when its id is one the dispatcher cannot tell from a request in flight."""
-        key = coerce_request_id(request_id)
-        if key in self._ids:
-            return False
-        self._ids[key] = request_id
-        return True
-
-    def names(self, request_id: RequestId) -> bool:
-        """Whether `request_id` is exactly the id of a request in flight."""
-        return _same(self._ids.get(coerce_request_id(request_id)), request_id)
+    def start(self, request_id: RequestId) -> None:
+        self._ids[coerce_request_id(request_id)] = request_id
 
     def end(self, request_id: RequestId) -> None:
         key = coerce_request_id(request_id)
@@ -52,9 +44,15 @@ class InFlight:
             del self._ids[key]
 
     def admits(self, message: JSONRPCNotification) -> bool:
-        """Whether the dispatcher may see this notification: any but a cancel that names no request in flight."""
+        """Whether the dispatcher may see this notification: any but a cancel it would take for that of a request
+        in flight whose id is another (the same number, of another type or spelt otherwise). A cancel naming no
+        request known here passes: the dispatcher ignores it, or (over HTTP, once a request's POST has ended) it
+        is the cancel of a request still running whose client has stopped listening."""
         named = _cancelled(message)
-        return named is None or self.names(named)  # None: not a cancel, or one naming no id (the SDK ignores it too)
+        if named is None:  # not a cancel, or one naming no id, which the dispatcher ignores too
+            return True
+        kept = self._ids.get(coerce_request_id(named))
+        return kept is None or _same(kept, named)
 
 
 def _cancelled(message: JSONRPCNotification) -> RequestId | None:
@@ -65,28 +63,15 @@ def _same(kept: RequestId | None, sent: RequestId) -> bool:
     return kept is not None and type(kept) is type(sent) and kept == sent
 
 
-def id_in_use(request_id: RequestId) -> JSONRPCError:
-    return JSONRPCError(
-        jsonrpc="2.0",
-        id=request_id,
-        error=ErrorData(
-            code=INVALID_REQUEST,
-            message=f"Invalid Request: the id {request_id!r} is taken by a request in flight; give each request "
-            "its own id (this server cannot tell ids apart that differ only as a number and its digits)",
-        ),
-    )
-
-
 def exact_cancels(read: Any, write: Any) -> tuple["_Reading", "_Writing"]:
     """The stream pair the dispatcher should use instead of `read` and `write`, keeping cancels exact."""
     in_flight = InFlight()
-    return _Reading(read, write, in_flight), _Writing(write, in_flight)
+    return _Reading(read, in_flight), _Writing(write, in_flight)
 
 
 class _Reading(ReadThrough):
-    def __init__(self, inner: Any, write: Any, in_flight: InFlight) -> None:
+    def __init__(self, inner: Any, in_flight: InFlight) -> None:
         super().__init__(inner)
-        self._write = write
         self._in_flight = in_flight
 
     async def receive(self) -> SessionMessage | Exception:
@@ -95,13 +80,13 @@ class _Reading(ReadThrough):
             if not isinstance(item, SessionMessage):
                 return item  # type: ignore[no-any-return]
             message = item.message
-            if isinstance(message, JSONRPCRequest) and not self._in_flight.start(message.id):
-                await self._write.send(SessionMessage(id_in_use(message.id)))
-            elif not isinstance(message, JSONRPCNotification):
+            if isinstance(message, JSONRPCRequest):
+                self._in_flight.start(message.id)
+            if not isinstance(message, JSONRPCNotification):
                 return item
-            elif self._in_flight.admits(message):
+            if self._in_flight.admits(message):
                 if (named := _cancelled(message)) is not None:
-                    self._in_flight.end(named)  # no answer will be written for it, and its id may be used again
+                    self._in_flight.end(named)  # no answer will be written for it
                 return item
 
 

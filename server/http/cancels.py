@@ -3,9 +3,10 @@
 In a session, each request comes in a POST of its own and is in flight until that POST has been answered; a
 cancel comes in a POST too. `ExactCancels` reads each POST to a session as the SDK's transport will (the same
 parser, up to the same size), keeps the session's requests in flight by their ids as sent, and answers a cancel
-that names none of them exactly 202 (accepted, and ignored, as the spec allows) without passing it on; a request
-whose id the SDK could not tell from one in flight gets 400 `Invalid Request`. Sessions are told apart by their id
-and their caller, so a request naming another caller's session is left for the manager to refuse.
+the SDK would take for that of another of them 202 (accepted, and ignored, as the spec allows) without passing it
+on. Sessions are told apart by their id and their caller, so a request naming another caller's session is left
+for the manager to refuse. A request counts as in flight until its POST ends: a cancel sent after its client
+stopped listening passes, as it would have before.
 """
 
 from collections.abc import Hashable
@@ -16,10 +17,10 @@ from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp_types import JSONRPCNotification, JSONRPCRequest, jsonrpc_message_adapter
 from pydantic import ValidationError
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.cancels import InFlight, id_in_use
+from server.cancels import InFlight
 from server.http.sessions import caller_of
 
 __all__ = ["ExactCancels"]
@@ -53,10 +54,7 @@ class ExactCancels:
         self, key: tuple[str, Hashable], request: JSONRPCRequest, scope: Scope, receive: Receive, send: Send
     ) -> None:
         in_flight = self._sessions.setdefault(key, InFlight())
-        if not in_flight.start(request.id):
-            refusal = id_in_use(request.id).model_dump(mode="json", by_alias=True, exclude_none=True)
-            await JSONResponse(refusal, status_code=400)(scope, receive, send)
-            return
+        in_flight.start(request.id)
         try:
             await self._app(scope, receive, send)
         finally:
