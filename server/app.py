@@ -30,6 +30,7 @@ from contracts import AgentMetadata, AgentOutput, Decision
 from ledger import Ledger, LedgerError, Scrubber
 from server.audit import ledger_key, open_ledger
 from server.callers import via
+from server.cancels import exact_cancels
 from server.gate import Gate
 from server.llm import LLMClient
 from server.policy import load_policy
@@ -187,18 +188,16 @@ class GovernedServer(MCPServer[Runtime]):
 
     async def run_stdio_async(self) -> None:
         """Serve on stdio until stdin closes or a SIGINT or SIGTERM comes (see server.stdio_exit), answering lines
-        that are not JSON-RPC with a JSON-RPC error (see server.stdio_errors)."""
+        that are not JSON-RPC with a JSON-RPC error (see server.stdio_errors), and letting a cancel stop only the
+        request whose id it names exactly (see server.cancels)."""
         self._tokens_carry_progress = True
         await serve_until_signalled(self._serve_stdio)
 
     async def _serve_stdio(self) -> None:
         stdin: Any = StdinLines()  # what `stdio_server` iterates, as it would an anyio.AsyncFile
         async with stdio_server(stdin=stdin) as (read_stream, write_stream):
-            await self._lowlevel_server.run(
-                AnsweringParseErrors(read_stream, write_stream),
-                write_stream,
-                self._lowlevel_server.create_initialization_options(),
-            )
+            read, write = exact_cancels(AnsweringParseErrors(read_stream, write_stream), write_stream)
+            await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
 
     async def list_tools(self) -> list[MCPTool]:
         return list(self._mcp_tools)

@@ -6,28 +6,23 @@ read stream answers such a line with `-32700 Parse error` (not JSON) or `-32600 
 a JSON-RPC message), with `id: null` since no id could be read, and passes every other message through.
 """
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import anyio
 from mcp.shared.message import SessionMessage
 from mcp.types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import ValidationError
 
+from server.streams import ReadThrough
+
 __all__ = ["AnsweringParseErrors"]
 
 
-class AnsweringParseErrors:
+class AnsweringParseErrors(ReadThrough):
     """A read stream over the transport's that answers undecodable lines on the transport's write stream."""
 
     def __init__(self, inner: Any, write: Any) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._write = write
-
-    @property
-    def last_context(self) -> Any:
-        # The dispatcher runs each message in the context it was sent in, when the stream keeps one.
-        return getattr(self._inner, "last_context", None)
 
     async def receive(self) -> SessionMessage | Exception:
         while True:
@@ -36,27 +31,6 @@ class AnsweringParseErrors:
                 return item  # type: ignore[no-any-return]
             if (error := _error_for(item)) is not None:
                 await self._write.send(SessionMessage(error))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        await self.aclose()
-        return None
 
 
 def _error_for(exc: Exception) -> JSONRPCError | None:

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 Reason = Literal[
     "no_token", "invalid_token", "insufficient_scope", "origin_refused", "host_refused", "request_timeout",
-    "connection_limit",
+    "connection_limit", "session_limit",
 ]  # fmt: skip
 """Why a request was refused: a short, fixed vocabulary, so a log collector can count by it."""
 
@@ -32,7 +32,7 @@ _LINES = 10
 _WINDOW_S = 5.0
 _SHOWN = 160
 """The most characters of a client's text (escaped) a line carries."""
-_REFUSED = frozenset({401, 403, 421})
+_REFUSED = frozenset({401, 403, 421, 429})
 
 _noted: ContextVar[list[tuple[Reason, str]] | None] = ContextVar("refusal_noted", default=None)
 

@@ -3,8 +3,8 @@
 Binds 127.0.0.1 unless told otherwise. Host and Origin headers are checked on every request (DNS rebinding):
 the Host must be localhost's, the bound address's or the public URL's, and an Origin, when a browser sends one,
 must be this server's own (where it is served, and its public URL) or one configured. Every refusal leaves a
-rate-limited line in the log (`refusals`), and no connection is held longer than a request takes to arrive
-(`connections`).
+rate-limited line in the log (`refusals`), no connection is held longer than a request takes to arrive
+(`connections`), and no caller holds more than `SESSIONS_PER_CALLER` sessions (`sessions`).
 """
 
 import ipaddress
@@ -12,12 +12,16 @@ import logging
 from urllib.parse import urlsplit
 
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.streamable_http_manager import DEFAULT_SESSION_IDLE_TIMEOUT, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
 from server.app import build_server
 from server.http.auth import JWTVerifier, StaticBearer
+from server.http.cancels import ExactCancels
 from server.http.refusals import LogRefusals, RefusalLog
+from server.http.replay import NoReplay
+from server.http.sessions import SESSIONS_PER_CALLER, SessionsPerCaller
 from server.settings import HTTPConfig, Settings, SettingsError
 from server.urls import shown
 
@@ -47,11 +51,24 @@ def http_app(settings: Settings, refusals: RefusalLog | None = None) -> ASGIApp:
         auth = (settings_for_sdk, JWTVerifier(config))
     server = build_server(settings, auth=auth)
     app: ASGIApp = server.streamable_http_app(
-        stateless_http=config.stateless, transport_security=_security(config), host=config.host
-    )
+        stateless_http=config.stateless, transport_security=_security(config), host=config.host,
+        session_idle_timeout=DEFAULT_SESSION_IDLE_TIMEOUT,
+    )  # fmt: skip
+    _guard_sessions(server.session_manager, stateless=config.stateless)
     if config.token is not None:
         app = StaticBearer(app, config.token.get_secret_value())
     return LogRefusals(app, refusals or RefusalLog())
+
+
+def _guard_sessions(manager: StreamableHTTPSessionManager, *, stateless: bool) -> None:
+    """Put the session manager's own app (inside authentication, where each request's caller is known) behind
+    `NoReplay` and, with sessions, `ExactCancels` and `SessionsPerCaller`. The manager calls its `asgi_app` for
+    every request: tests/server/test_http_sessions.py fails if an upgrade of the SDK stops doing so."""
+    guarded: ASGIApp = NoReplay(manager.asgi_app)
+    if not stateless:
+        guarded = ExactCancels(guarded)
+        guarded = SessionsPerCaller(guarded, limit=SESSIONS_PER_CALLER, idle_timeout_s=DEFAULT_SESSION_IDLE_TIMEOUT)
+    manager.asgi_app = guarded  # type: ignore[assignment]
 
 
 def _security(config: HTTPConfig) -> TransportSecuritySettings:
