@@ -112,7 +112,7 @@ class Envelope:
             provenance.llm_attempts = reply.attempts
             provenance.llm_finish_reason = reply.finish_reason
             provenance.llm_structured_output = reply.structured
-        return AgentOutput(
+        output = AgentOutput(
             **self._base(action, request_id),
             decision=result.decision,
             confidence=result.confidence,
@@ -125,6 +125,12 @@ class Envelope:
             data=result.data,
             provenance=provenance,
         )
+        if result.llm is None:
+            return output
+        # An answer built from what an endpoint sent is scrubbed once more, whole, before it leaves: a secret
+        # learnt during the call (a key read from Vault) is then caught in every field, however it got there.
+        # (No field name of the envelope is a secret's, so only text changes.)
+        return AgentOutput.model_validate(self._scrubber.value(output.model_dump()))
 
     def ledger_down_info(self, exc: LedgerError, consequence: str, action: str = "") -> ErrorInfo:
         return ErrorInfo(

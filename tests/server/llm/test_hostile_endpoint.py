@@ -137,6 +137,18 @@ async def test_the_endpoint_echoing_the_key_as_its_model_gets_no_key_back_to_the
     assert not any(API_KEY in json.dumps(row) for row in rows(ledger_path))
 
 
+async def test_a_key_the_model_writes_with_json_escapes_is_scrubbed_from_the_answer_it_decodes_to(
+    settings_with: Callable[..., Settings], llm: FakeOpenAI
+) -> None:
+    # In the raw reply the key is not there to find (`\\u0061` for `a`); the plan decoded from it holds it whole.
+    escaped = API_KEY.replace("a", "\\u0061")
+    llm.enqueue(Reply.text(plan_reply().replace('"Add a VM to the prod pool"', f'"Use {escaped}"')))
+    async with connect(settings_with()) as client:
+        result, output = await call(client, "generate_plan", _PLAN)
+    assert not result.is_error and output["plan"]["title"] == "Use [REDACTED]"
+    assert API_KEY not in json.dumps(output) and API_KEY not in result.content[0].text  # type: ignore[union-attr]
+
+
 async def test_a_long_or_broken_model_name_is_cut_and_stays_storable(
     settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path
 ) -> None:
