@@ -245,6 +245,8 @@ class LLMClient:
             return await client.chat.completions.create(**request)
         except json.JSONDecodeError as exc:  # a 200 whose body is cut off or not JSON: the SDK lets this through
             raise invalid_reply(self.endpoint_host, "a body that is not valid JSON") from exc
+        except RecursionError as exc:  # so does the JSON reader on arrays nested thousands deep
+            raise invalid_reply(self.endpoint_host, "JSON nested too deeply to read") from exc
         except ReplyTooLarge as exc:
             raise invalid_reply(self.endpoint_host, f"a body larger than {exc.cap} bytes (decoded), not read") from exc
 

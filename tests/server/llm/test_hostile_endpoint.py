@@ -186,12 +186,13 @@ def _completion(*choices: dict[str, Any]) -> dict[str, Any]:
         pytest.param(_completion(), id="no-choices"),
         pytest.param(_completion({"index": 0, "message": {"role": "assistant", "content": 42}}), id="content-number"),
         pytest.param(_completion({"index": 0, "message": {"role": "assistant", "content": ["a"]}}), id="content-list"),
+        pytest.param("[" * 100_000, id="nested-too-deeply"),
     ],
 )
 async def test_a_completion_without_text_to_read_is_an_invalid_reply(
-    settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path, body: dict[str, Any]
+    settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path, body: dict[str, Any] | str
 ) -> None:
-    llm.enqueue(Reply(body=body))
+    llm.enqueue(Reply(body=body, headers={"Content-Type": "application/json"}))
     async with connect(settings_with()) as client:
         result, output = await call(client, "analyze", {"description": "Why?"})
     assert result.is_error and output["error"]["type"] == "LLM_INVALID_REPLY"
