@@ -291,12 +291,9 @@ class Gate:
         try:
             try:
                 record(output)
-            except LedgerError as exc:
-                if exc.reason != "value":
-                    raise
-                output = self._unrecordable(output, arguments, exc)
-                record(output)
             except Exception as exc:
+                if isinstance(exc, LedgerError) and exc.reason != "value":
+                    raise  # the ledger records nothing: no other outcome would land
                 output = self._unrecordable(output, arguments, exc)
                 record(output)
         except LedgerError as exc:
@@ -335,7 +332,7 @@ class Gate:
             "instead. The server log has the details.",
             arguments,
             recommended_action="Report the request_id to the server's operator; calling again may succeed.",
-            partial_progress="The call's intent was recorded; any upstream request was made.",
+            partial_progress="The call ran; its result is not returned, since it could not be recorded.",
         )
         replaced = self._out.error_output(output.action, output.request_id, info)
         if (was := output.provenance) is not None:  # where the call stands in the ledger, nothing it claimed
