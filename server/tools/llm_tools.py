@@ -127,7 +127,7 @@ def _result(reply: LLMReply, call: LLMCall, grounding: Grounding, deps: Deps, **
     if (refused := model_answered(deps.agent, reply.model)) is not None:
         # The answer may be sound, but it is not from a model this tier may use: a human decides.
         fields["decision"] = Decision.ESCALATE
-        fields["notes_for_humans"] = f"ESCALATE: {refused} {fields.get('notes_for_humans', '')}".rstrip()
+        fields["notes_for_humans"] = f"ESCALATE: {refused} Otherwise: {fields.get('notes_for_humans', '')}"
     return ToolResult(llm=call, side_effects=effects, sources=grounding.sources, assumptions=assumptions, **fields)
 
 

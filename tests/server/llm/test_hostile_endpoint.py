@@ -170,7 +170,7 @@ async def test_a_reply_from_a_model_the_policy_does_not_list_for_the_tier_is_esc
         _, snapshot = await call(client, "generate_plan", _PLAN)
     assert swapped["decision"] == "ESCALATE" and swapped["llm_model"] == "cheap-model"
     assert "answered with the model 'cheap-model', which the policy" in swapped["notes_for_humans"]
-    assert "does not list for tier 0 (allowed: test-model)" in swapped["notes_for_humans"]
+    assert "does not list for tier 0 (allowed: test-model). Otherwise: EXECUTE" in swapped["notes_for_humans"]
     # A dated snapshot of an allowed model is that model.
     assert snapshot["decision"] == "EXECUTE"
     assert [r["decision"] for r in rows(ledger_path)] == ["ESCALATE", "EXECUTE"]
