@@ -24,6 +24,7 @@ from contracts import AgentMetadata, AgentOutput, Decision, Provenance
 from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation
 from server.admission import MAX_NAME, Admission, Refusal
 from server.callers import MAX_VIA
+from server.encoding import encodable
 from server.envelope import Envelope, now
 from server.llm_policy import TokenBudget, budget_exhausted
 from server.offload import PendingIntent, pending_intent
@@ -82,7 +83,7 @@ class Gate:
         catalogue = catalogue or self._tools
         found = catalogue.specs.get(name)
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
-        action = found.name if found is not None else self._deps.scrubber.text(name[:MAX_NAME])
+        action = found.name if found is not None else encodable(self._deps.scrubber.text(name[:MAX_NAME]))
         raw = dict(arguments or {})
         try:
             spec, args = self._admission.admit(name, raw, found, catalogue)
@@ -174,7 +175,7 @@ class Gate:
             recommended_action="Send the request as the method's schema says (for tools/call: `name` a string, "
             "`arguments` an object) and call again.",
         )
-        action = self._deps.scrubber.text(name[:MAX_NAME])
+        action = encodable(self._deps.scrubber.text(name[:MAX_NAME]))
         notes = self._notes_via(via)
         started = time.perf_counter()
         return await self._refuse(Refusal(info), action, uuid.uuid4().hex, sent, started, client_request_id, notes)

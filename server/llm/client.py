@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from contracts import TokenUsage
 from server.backoff import backoff_s
+from server.encoding import encodable
 from server.failures import ToolFailure
 from server.llm.errors import (
     ReplyTooLarge,
@@ -31,7 +32,7 @@ from server.llm.errors import (
 )
 from server.llm.retries import RETRYABLE_STATUS, retry_after_s
 from server.llm.schemas import response_format
-from server.llm.upstream import bounded_text, encodable, token_usage
+from server.llm.upstream import bounded_text, token_usage
 from server.offload import intent_recorded, run_blocking
 from server.progress import Progress
 from server.settings import LLMConfig

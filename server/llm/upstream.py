@@ -10,8 +10,9 @@ tool that asked); here each value gets its type and bounds.
 from typing import Any
 
 from contracts import TokenUsage
+from server.encoding import encodable
 
-__all__ = ["MAX_FIELD_CHARS", "MAX_TOKEN_COUNT", "bounded_text", "encodable", "token_usage"]
+__all__ = ["MAX_FIELD_CHARS", "MAX_TOKEN_COUNT", "bounded_text", "token_usage"]
 
 MAX_TOKEN_COUNT = 2**53
 """Token counts are below this: every JSON reader holds them exactly, and a day's sum fits the ledger's integers."""
@@ -25,12 +26,6 @@ def bounded_text(value: Any, limit: int = MAX_FIELD_CHARS) -> str | None:
     if not isinstance(value, str):
         return None
     return encodable(value if len(value) <= limit else value[:limit] + "...")
-
-
-def encodable(text: str) -> str:
-    """`text` with any lone surrogate replaced: JSON may carry one (`"\\ud800"`), UTF-8 (and so the ledger and
-    the client's JSON) may not."""
-    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _count(value: Any) -> int | None:

@@ -70,3 +70,25 @@ async def test_a_result_that_cannot_be_recorded_becomes_a_recorded_internal_erro
     ]
     assert [o["intent_id"] for o in outcomes] == [i["id"] for i in intents]
     assert verify(ledger_path).status == "ok"
+
+
+async def test_a_lone_surrogate_from_the_caller_is_refused_and_recorded_like_any_bad_input(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    # JSON may carry "\\ud800" and the stdlib reader (the modern HTTP transport's) decodes it; UTF-8 cannot hold it.
+    settings = make_settings()
+    agent = load_policy(settings.policy_path)
+    async with open_runtime(settings, agent, registered_tools(agent)) as runtime:
+        extra = await runtime.gate.call("read_docs", {"name": "backup-restore", "why\ud800": "x\udc80"})
+        unknown = await runtime.gate.call("tool\ud800", {})
+        after = await runtime.gate.call("list_docs", {})
+    assert extra.error is not None and extra.error.type == "INVALID_INPUT"
+    assert "\\udc80" in extra.error.triggering_input and "x\udc80" not in extra.sealed_json()
+    assert unknown.error is not None and unknown.error.type == "FORBIDDEN_ACTION"
+    assert unknown.action == "tool\\ud800" and after.decision is Decision.EXECUTE
+    assert [(r["action"], r["error_type"]) for r in rows(ledger_path)] == [
+        ("read_docs", "INVALID_INPUT"),
+        ("tool\\ud800", "FORBIDDEN_ACTION"),
+        ("list_docs", None),
+    ]
+    assert verify(ledger_path).status == "ok"

@@ -156,7 +156,7 @@ async def test_a_long_or_broken_model_name_is_cut_and_stays_storable(
     async with connect(settings_with()) as client:
         result, output = await call(client, "generate_plan", _PLAN)
     assert not result.is_error
-    assert output["llm_model"].startswith("m?xxx") and len(output["llm_model"]) < 300
+    assert output["llm_model"].startswith("m\\ud800xxx") and len(output["llm_model"]) < 300
     assert rows(ledger_path)[0]["llm_model"] == output["llm_model"]
 
 
