@@ -17,12 +17,12 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _insert(table: str) -> str:
+def _statement(table: str) -> str:
     names = [*COLUMNS[table], "prev_hash", "row_hash"]
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
 
 
-_INSERT = {table: _insert(table) for table in TABLES}
+_INSERT = {table: _statement(table) for table in TABLES}
 
 
 class Head(NamedTuple):
@@ -177,8 +177,23 @@ def write_row(
     The proof is SQLite's own count of the rows the statement changed: a trigger that silences the insert
     (`RAISE(IGNORE)`) leaves it at 0, and a call must not cite a row that was never written. (Which triggers
     exist is checked against the migrations' schema whenever the schema changes: see `ledger.schema`.)
+
+    A value SQLite cannot take fails this row alone, before anything is written: text with a lone surrogate
+    (JSON allows `\\ud800`, UTF-8 does not) is kept with it escaped; an integer past 64 bits is refused.
     """
     row = {**values, "id": row_id, "seq": at.seq + 1}
+    try:
+        try:
+            return _insert(conn, hasher, table, row, at)
+        except UnicodeEncodeError:
+            escaped = {k: v.encode("utf-8", "backslashreplace").decode() if isinstance(v, str) else v
+                       for k, v in row.items()}  # fmt: skip
+            return _insert(conn, hasher, table, escaped, at)
+    except OverflowError as exc:
+        raise LedgerError(f"a row for {table} holds a number too large to store ({exc})", "value") from exc
+
+
+def _insert(conn: sqlite3.Connection, hasher: Hasher, table: str, row: dict[str, Any], at: Head) -> Head:
     row_hash = hasher.row_hash(table, at.hash, row)
     cursor = conn.execute(_INSERT[table], [row.get(name) for name in COLUMNS[table]] + [at.hash, row_hash])
     if cursor.rowcount != 1:

@@ -8,6 +8,7 @@ from typing import Any
 
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
 from ledger import LedgerError, Scrubber
+from server.encoding import encodable
 from server.failures import ToolFailure
 from server.tools import ToolResult
 
@@ -27,7 +28,7 @@ def now() -> str:
 
 def json_size(value: Any) -> int:
     try:
-        return len(json.dumps(value, ensure_ascii=False, default=str).encode())
+        return len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace"))
     except (RecursionError, ValueError):
         return MAX_ARGUMENT_BYTES + 1
 
@@ -53,7 +54,7 @@ class Envelope:
             text = json.dumps(self._scrubber.value(raw), sort_keys=True, ensure_ascii=False, default=str)
         except (RecursionError, ValueError):
             return {"_omitted": "arguments nested too deeply to encode"}
-        encoded = text.encode()
+        encoded = text.encode("utf-8", "backslashreplace")
         if len(encoded) <= MAX_REFUSED_ARGUMENT_BYTES:
             return raw
         excerpt = encoded[:MAX_REFUSED_ARGUMENT_BYTES].decode(errors="ignore")
@@ -67,8 +68,8 @@ class Envelope:
             trigger = trigger[:_MAX_TRIGGER] + "..."
         return ErrorInfo(
             type=kind,
-            message=self._scrubber.text(message),
-            triggering_input=trigger,
+            message=encodable(self._scrubber.text(message)),
+            triggering_input=encodable(trigger),
             partial_progress=partial_progress,
             recommended_action=recommended_action,
         )
@@ -112,7 +113,7 @@ class Envelope:
             provenance.llm_attempts = reply.attempts
             provenance.llm_finish_reason = reply.finish_reason
             provenance.llm_structured_output = reply.structured
-        return AgentOutput(
+        output = AgentOutput(
             **self._base(action, request_id),
             decision=result.decision,
             confidence=result.confidence,
@@ -125,6 +126,12 @@ class Envelope:
             data=result.data,
             provenance=provenance,
         )
+        if result.llm is None:
+            return output
+        # An answer built from what an endpoint sent is scrubbed once more, whole, before it leaves: a secret
+        # learnt during the call (a key read from Vault) is then caught in every field, however it got there.
+        # (No field name of the envelope is a secret's, so only text changes.)
+        return AgentOutput.model_validate(self._scrubber.value(output.model_dump()))
 
     def ledger_down_info(self, exc: LedgerError, consequence: str, action: str = "") -> ErrorInfo:
         return ErrorInfo(

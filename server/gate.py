@@ -20,10 +20,11 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from contracts import AgentMetadata, AgentOutput, Decision
+from contracts import AgentMetadata, AgentOutput, Decision, Provenance
 from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation
 from server.admission import MAX_NAME, Admission, Refusal
 from server.callers import MAX_VIA
+from server.encoding import encodable
 from server.envelope import Envelope, now
 from server.llm_policy import TokenBudget, budget_exhausted
 from server.offload import PendingIntent, pending_intent
@@ -82,7 +83,7 @@ class Gate:
         catalogue = catalogue or self._tools
         found = catalogue.specs.get(name)
         # A name is the caller's text like any argument: bounded and scrubbed before it is echoed or recorded.
-        action = found.name if found is not None else self._deps.scrubber.text(name[:MAX_NAME])
+        action = found.name if found is not None else encodable(self._deps.scrubber.text(name[:MAX_NAME]))
         raw = dict(arguments or {})
         try:
             spec, args = self._admission.admit(name, raw, found, catalogue)
@@ -174,7 +175,7 @@ class Gate:
             recommended_action="Send the request as the method's schema says (for tools/call: `name` a string, "
             "`arguments` an object) and call again.",
         )
-        action = self._deps.scrubber.text(name[:MAX_NAME])
+        action = encodable(self._deps.scrubber.text(name[:MAX_NAME]))
         notes = self._notes_via(via)
         started = time.perf_counter()
         return await self._refuse(Refusal(info), action, uuid.uuid4().hex, sent, started, client_request_id, notes)
@@ -191,21 +192,21 @@ class Gate:
         record the intent, and cancellation, are the caller's to handle."""
         try:
             result = await spec.capability(args, deps)
+            # In the try: a result its envelope cannot hold (a value out of range) is a failure like any other.
+            return self._out.result(spec.name, request_id, result)
         except (LedgerError, Refusal):
             raise
         except Exception as exc:
             return self._out.failure_output(spec.name, request_id, raw, exc)
-        return self._out.result(spec.name, request_id, result)
 
     def _output(
         self, spec: ToolSpec, request_id: str, raw: dict[str, Any], produce: Callable[[], ToolResult]
     ) -> AgentOutput:
         """`_capability` for a blocking capability."""
         try:
-            result = produce()
+            return self._out.result(spec.name, request_id, produce())
         except Exception as exc:
             return self._out.failure_output(spec.name, request_id, raw, exc)
-        return self._out.result(spec.name, request_id, result)
 
     def _no_intent(self, action: str, request_id: str, exc: LedgerError) -> AgentOutput:
         logger.error("Refusing %s: the intent could not be recorded: %s", action, exc)
@@ -272,14 +273,86 @@ class Gate:
         refused: bool = False,
     ) -> AgentOutput:
         """Record the outcome (blocking: in a worker thread) and return the output, or the error that replaces
-        it when the outcome cannot be recorded."""
+        it when the outcome cannot be recorded.
+
+        An outcome the ledger cannot take as it is (a value it cannot store, a bug) is replaced by an
+        INTERNAL_ERROR outcome, recorded in its place: the call ends with an outcome and the client with an
+        output, not a protocol error. Only a ledger that records nothing withholds the result.
+        """
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         provenance = output.provenance
         assert provenance is not None  # every output the gate builds carries one
         provenance.ledger_intent_id = intent.id if intent else None
         provenance.ledger_seq = intent.seq if intent else None
         provenance.duration_ms = duration_ms
-        usage = provenance.usage
+        record = functools.partial(
+            self._record_outcome, arguments=arguments, client_request_id=client_request_id, intent=intent,
+            notes=notes, refused=refused, duration_ms=duration_ms,
+        )  # fmt: skip
+        try:
+            try:
+                record(output)
+            except Exception as exc:
+                if isinstance(exc, LedgerError) and exc.reason != "value":
+                    raise  # the ledger records nothing: no other outcome would land
+                output = self._unrecordable(output, arguments, exc)
+                record(output)
+        except LedgerError as exc:
+            logger.error("Withholding the result of %s: the outcome could not be recorded: %s", output.action, exc)
+            consequence = (
+                "The call was refused." if refused else "The result was withheld because it could not be recorded."
+            )
+            return self._out.ledger_down(output.action, output.request_id, exc, consequence)
+        error = output.error
+        # Kind and timing only: arguments and payloads are the caller's data and stay in the ledger, scrubbed.
+        fields = {
+            "request_id": output.request_id,
+            "action": output.action,
+            "decision": output.decision.value,
+            "error_type": error.type if error else None,
+            "duration_ms": duration_ms,
+        }
+        logger.info(
+            "%s %s %s%s %.1fms",
+            output.request_id,
+            output.action,
+            output.decision.value,
+            f" {error.type}" if error else "",
+            duration_ms,
+            extra=fields,
+        )
+        return output
+
+    def _unrecordable(self, output: AgentOutput, arguments: dict[str, Any], exc: Exception) -> AgentOutput:
+        """The INTERNAL_ERROR output recorded in place of one the ledger could not take."""
+        logger.error("The outcome of %s (request %s) could not be recorded as it was", output.action,
+                     output.request_id, exc_info=exc)  # fmt: skip
+        info = self._out.error_info(
+            "INTERNAL_ERROR",
+            "The call's outcome could not be recorded as it was; the result is withheld and this error recorded "
+            "instead. The server log has the details.",
+            arguments,
+            recommended_action="Report the request_id to the server's operator; calling again may succeed.",
+            partial_progress="The call ran; its result is not returned, since it could not be recorded.",
+        )
+        replaced = self._out.error_output(output.action, output.request_id, info)
+        if (was := output.provenance) is not None:  # where the call stands in the ledger, nothing it claimed
+            replaced.provenance = Provenance(tool=was.tool, ledger_intent_id=was.ledger_intent_id,
+                                             ledger_seq=was.ledger_seq, duration_ms=was.duration_ms)  # fmt: skip
+        return replaced
+
+    def _record_outcome(
+        self,
+        output: AgentOutput,
+        *,
+        arguments: dict[str, Any],
+        client_request_id: str | None,
+        intent: Position | None,
+        notes: str,
+        refused: bool,
+        duration_ms: float,
+    ) -> None:
+        usage = output.provenance.usage if output.provenance else None
         error = output.error
         outcome = Outcome(
             request_id=output.request_id,
@@ -305,29 +378,4 @@ class Gate:
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
         )
-        try:
-            self._ledger.record_outcome(outcome)
-        except LedgerError as exc:
-            logger.error("Withholding the result of %s: the outcome could not be recorded: %s", output.action, exc)
-            consequence = (
-                "The call was refused." if refused else "The result was withheld because it could not be recorded."
-            )
-            return self._out.ledger_down(output.action, output.request_id, exc, consequence)
-        # Kind and timing only: arguments and payloads are the caller's data and stay in the ledger, scrubbed.
-        fields = {
-            "request_id": output.request_id,
-            "action": output.action,
-            "decision": output.decision.value,
-            "error_type": error.type if error else None,
-            "duration_ms": duration_ms,
-        }
-        logger.info(
-            "%s %s %s%s %.1fms",
-            output.request_id,
-            output.action,
-            output.decision.value,
-            f" {error.type}" if error else "",
-            duration_ms,
-            extra=fields,
-        )
-        return output
+        self._ledger.record_outcome(outcome)

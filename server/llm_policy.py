@@ -1,15 +1,24 @@
 """The policy's limits on LLM use: which models, and how many tokens a day (reserved before they are spent)."""
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from contracts import AgentMetadata
+from contracts import AgentMetadata, TokenUsage
 from ledger import BudgetExhausted, Ledger, Reservation
 from server.failures import ToolFailure
 from server.offload import run_blocking
 
-__all__ = ["MESSAGE_OVERHEAD_TOKENS", "TokenBudget", "budget_exhausted", "model_refused", "prompt_token_bound"]
+__all__ = [
+    "MESSAGE_OVERHEAD_TOKENS",
+    "TokenBudget",
+    "budget_exhausted",
+    "model_answered",
+    "model_refused",
+    "prompt_token_bound",
+    "worst_case",
+]
 
 MESSAGE_OVERHEAD_TOKENS = 8
 """Tokens a chat format may add around each message (role markers, separators): generous for every tokenizer."""
@@ -27,6 +36,32 @@ def model_refused(agent: AgentMetadata, model: str | None) -> ToolFailure | None
         recommended_action="Ask the operator to set PLANNER_MCP_MODEL to an allowed model, or to list this model "
         "for the tier in the policy's models_by_tier.",
     )
+
+
+_SNAPSHOT = re.compile(r"(?P<model>.+)-(?:\d{4}-\d{2}-\d{2}|\d{8})")
+"""A dated snapshot of a model, as endpoints name the model that answered (`gpt-4o-2024-08-06` for `gpt-4o`)."""
+
+
+def model_answered(agent: AgentMetadata, model: str) -> str | None:
+    """Why the model the endpoint says answered is not one this agent's tier may use, or None when it is.
+
+    The request named an allowed model, but the endpoint decides which one answers (a router's fallback, an
+    alias): what the policy allows is checked again against what came back. A dated snapshot of an allowed
+    model is that model; any other name is not."""
+    allowed = agent.allowed_models()
+    if allowed is None or model in allowed:
+        return None
+    if (snapshot := _SNAPSHOT.fullmatch(model)) is not None and snapshot["model"] in allowed:
+        return None
+    return (
+        f"the endpoint answered with the model {model!r}, which the policy of agent {agent.agent_id} does not list "
+        f"for tier {agent.tier} (allowed: {', '.join(sorted(allowed)) or 'none'})."
+    )
+
+
+def worst_case(prompt_bound: int, max_tokens: int) -> TokenUsage:
+    """What a call is counted at when the endpoint's report of its usage cannot be believed: all it reserved."""
+    return TokenUsage(prompt_tokens=prompt_bound, completion_tokens=max_tokens, total_tokens=prompt_bound + max_tokens)
 
 
 def budget_exhausted(agent: AgentMetadata, exhausted: BudgetExhausted) -> ToolFailure:

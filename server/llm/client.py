@@ -19,10 +19,20 @@ from pydantic import BaseModel
 
 from contracts import TokenUsage
 from server.backoff import backoff_s
+from server.encoding import encodable
 from server.failures import ToolFailure
-from server.llm.errors import auth_or_request_failure, gave_up, invalid_reply, timed_out, unreachable
+from server.llm.errors import (
+    ReplyTooLarge,
+    auth_or_request_failure,
+    gave_up,
+    invalid_reply,
+    redirected,
+    timed_out,
+    unreachable,
+)
 from server.llm.retries import RETRYABLE_STATUS, retry_after_s
 from server.llm.schemas import response_format
+from server.llm.upstream import bounded_text, token_usage
 from server.offload import intent_recorded, run_blocking
 from server.progress import Progress
 from server.settings import LLMConfig
@@ -52,6 +62,8 @@ class LLMReply:
     attempts: int = 1
     structured: bool = False
     """The endpoint was asked for the reply's JSON schema (`response_format`)."""
+    usage_problem: str | None = None
+    """Why the usage the endpoint reported was not believed (then `usage` is None): the call costs its worst case."""
 
 
 def endpoint_host(config: LLMConfig) -> str:
@@ -125,8 +137,13 @@ class LLMClient:
     def _new_client(self, key: str) -> "AsyncOpenAI":
         from openai import AsyncOpenAI
 
+        from server.llm.http import http_client
+
         # The call's own deadline (anyio) bounds every request; the SDK's is a backstop, and its retries are ours.
-        return AsyncOpenAI(api_key=key, **endpoint(self.config), timeout=self.config.timeout_s + 5, max_retries=0)
+        timeout = self.config.timeout_s + 5
+        return AsyncOpenAI(
+            api_key=key, **endpoint(self.config), timeout=timeout, max_retries=0, http_client=http_client(timeout)
+        )
 
     @property
     def _key_setting(self) -> str:
@@ -229,6 +246,10 @@ class LLMClient:
             return await client.chat.completions.create(**request)
         except json.JSONDecodeError as exc:  # a 200 whose body is cut off or not JSON: the SDK lets this through
             raise invalid_reply(self.endpoint_host, "a body that is not valid JSON") from exc
+        except RecursionError as exc:  # so does the JSON reader on arrays nested thousands deep
+            raise invalid_reply(self.endpoint_host, "JSON nested too deeply to read") from exc
+        except ReplyTooLarge as exc:
+            raise invalid_reply(self.endpoint_host, f"a body larger than {exc.cap} bytes (decoded), not read") from exc
 
     def _refuse_schema(self, status: int) -> None:
         logger.warning(
@@ -246,6 +267,8 @@ class LLMClient:
             self._schema_refused = self.config.structured_output == "off"
         if status in (401, 403) and self._vault_key is not None:
             self._key_rejected = True  # read the key from Vault again before the next request
+        if 300 <= status < 400:
+            raise redirected(self.endpoint_host, status) from exc
         if status not in RETRYABLE_STATUS:
             raise auth_or_request_failure(self.endpoint_host, status, self._key_setting) from exc
 
@@ -285,23 +308,21 @@ def _import_openai() -> None:
 
 
 def _reply(response: Any, requested_model: str, attempts: int, structured: bool, host: str) -> LLMReply:
+    """The reply as this server uses it: every field the endpoint sent checked for its type and bounded."""
     try:
         choice = response.choices[0]
-        content = choice.message.content or ""
-    except (AttributeError, IndexError, TypeError) as exc:
+        content = choice.message.content
+    except (AttributeError, IndexError, KeyError, TypeError) as exc:
         raise invalid_reply(host, "something that is not a chat completion (no message)") from exc
-    usage = None
-    if getattr(response, "usage", None) is not None:
-        u = response.usage
-        prompt, completion = u.prompt_tokens or 0, u.completion_tokens or 0
-        usage = TokenUsage(
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=u.total_tokens or prompt + completion
-        )
+    if not isinstance(content, str | None):
+        raise invalid_reply(host, f"a message whose content is not text (JSON {type(content).__name__})")
+    usage, problem = token_usage(getattr(response, "usage", None))
     return LLMReply(
-        content=content,
-        model=getattr(response, "model", None) or requested_model,
+        content=encodable(content or ""),
+        model=bounded_text(getattr(response, "model", None)) or requested_model,
         usage=usage,
-        finish_reason=getattr(choice, "finish_reason", None),
+        finish_reason=bounded_text(getattr(choice, "finish_reason", None)),
         attempts=attempts,
         structured=structured,
+        usage_problem=problem,
     )

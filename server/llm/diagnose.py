@@ -11,6 +11,7 @@ from typing import Any
 from contracts import AgentMetadata
 from server.checks import Check
 from server.llm.client import endpoint, endpoint_host
+from server.llm.upstream import bounded_text
 from server.settings import LLMConfig
 from server.urls import shown
 
@@ -74,7 +75,8 @@ def _endpoint(config: LLMConfig, host: str, *, key: str | None, key_checked: boo
 
     with _client(config, key) as client:
         try:
-            models = [m.id for m in client.models.list().data]
+            # The endpoint's names, as the operator's terminal will show them: text only, each of bounded length.
+            models = [name for m in client.models.list().data if (name := bounded_text(getattr(m, "id", None)))]
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             refused = f"refused the key (HTTP {exc.status_code})" if key else "requires a key and none is set"
             yield Check(

@@ -4,7 +4,15 @@ Messages name the endpoint's host and the status, never the response body: endpo
 (the key included, on some 401s), and every message must stay clean.
 """
 
-__all__ = ["auth_or_request_failure", "gave_up", "invalid_reply", "timed_out", "unreachable"]
+__all__ = [
+    "ReplyTooLarge",
+    "auth_or_request_failure",
+    "gave_up",
+    "invalid_reply",
+    "redirected",
+    "timed_out",
+    "unreachable",
+]
 
 from server.failures import ToolFailure
 
@@ -82,3 +90,22 @@ def invalid_reply(host: str, what: str) -> ToolFailure:
 
 def _tries(attempts: int) -> str:
     return "1 attempt" if attempts == 1 else f"{attempts} attempts"
+
+
+class ReplyTooLarge(Exception):
+    """The endpoint's reply decodes to more than the cap; the rest of it was not read."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"the reply decodes to more than {cap} bytes")
+        self.cap = cap
+
+
+def redirected(host: str, status: int) -> ToolFailure:
+    """A 3xx: not followed, since the request carries the prompt (and the key) to wherever it points."""
+    return ToolFailure(
+        "LLM_HTTP_ERROR",
+        f"The LLM endpoint {host} answered with a redirect (HTTP {status}), which is not followed: the request "
+        "carries the prompt, with the documents and inventory it quotes.",
+        recommended_action="Set OPENAI_BASE_URL to the endpoint's own URL (its scheme, host and path up to /v1), "
+        "so that no redirect is needed.",
+    )

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 from contracts import Analysis, Decision, Plan, SideEffect, TaskRequest
 from server.decisions import decide, plan_warnings
 from server.llm import LLMReply, ParseFailure, analysis_messages, parse_reply, plan_messages, prompt_digest, truncate
-from server.llm_policy import prompt_token_bound
+from server.llm_policy import model_answered, prompt_token_bound, worst_case
 from server.names import EntryName
 from server.tools.grounding import Grounding
 from server.tools.spec import LLM_CALL, Args, Deps, LLMCall, ToolResult, ToolSpec
@@ -83,13 +83,27 @@ async def _ask(
     messages: list[dict[str, str]], schema: type[_M], deps: Deps, grounding: Grounding, *, temperature: float
 ) -> tuple[LLMReply, LLMCall]:
     sent = _scrubbed(messages, deps)
+    prompt_bound = prompt_token_bound(sent, schema.model_json_schema())
     if deps.budget is not None:
-        await deps.budget.reserve_prompt(prompt_token_bound(sent, schema.model_json_schema()))
+        await deps.budget.reserve_prompt(prompt_bound)
     reply = await deps.llm.complete(sent, temperature=temperature, schema=schema, progress=deps.progress)
-    # The model may echo what it should not (a key it was shown by mistake, a token from a document).
+    # The model may echo what it should not (a key it was shown by mistake, a token from a document), and so may
+    # the endpoint, in any field it fills.
     content, redacted = deps.scrubber.redact(reply.content)
     grounding.redacted(redacted, "the model's reply", ".")
-    reply = dataclasses.replace(reply, content=content)
+    reply = dataclasses.replace(
+        reply,
+        content=content,
+        model=deps.scrubber.text(reply.model),
+        finish_reason=None if reply.finish_reason is None else deps.scrubber.text(reply.finish_reason),
+    )
+    if reply.usage_problem is not None:
+        worst = worst_case(prompt_bound, deps.llm.config.max_tokens)
+        reply = dataclasses.replace(reply, usage=worst)
+        grounding.assumptions.append(
+            f"The endpoint reported a token usage that cannot be right ({reply.usage_problem}); the call is "
+            f"counted at the most it could have cost, {worst.total_tokens} tokens."
+        )
     call = LLMCall(reply=reply, endpoint_host=deps.llm.endpoint_host, prompt_digest=prompt_digest(sent))
     return reply, call
 
@@ -107,17 +121,22 @@ def _parse(reply: LLMReply, model: type[_M], deps: Deps) -> _M:
         raise
 
 
-def _result(reply: LLMReply, call: LLMCall, grounding: Grounding, **fields: Any) -> ToolResult:
+def _result(reply: LLMReply, call: LLMCall, grounding: Grounding, deps: Deps, **fields: Any) -> ToolResult:
     effects = [SideEffect(type="llm_inference", target=reply.model), *grounding.side_effects]
     assumptions = grounding.assumptions + fields.pop("assumptions", [])
+    if (refused := model_answered(deps.agent, reply.model)) is not None:
+        # The answer may be sound, but it is not from a model this tier may use: a human decides.
+        fields["decision"] = Decision.ESCALATE
+        fields["notes_for_humans"] = f"ESCALATE: {refused} Otherwise: {fields.get('notes_for_humans', '')}"
     return ToolResult(llm=call, side_effects=effects, sources=grounding.sources, assumptions=assumptions, **fields)
 
 
-def _unparsed(reply: LLMReply, call: LLMCall, grounding: Grounding, failure: ParseFailure) -> ToolResult:
+def _unparsed(reply: LLMReply, call: LLMCall, grounding: Grounding, deps: Deps, failure: ParseFailure) -> ToolResult:
     return _result(
         reply,
         call,
         grounding,
+        deps,
         decision=Decision.ESCALATE,
         confidence=0.0,
         llm_response=truncate(reply.content, MAX_RAW_REPLY),
@@ -140,12 +159,13 @@ async def _generate_plan(args: GeneratePlanArgs, deps: Deps) -> ToolResult:
     try:
         plan = _parse(reply, Plan, deps)
     except ParseFailure as failure:
-        return _unparsed(reply, call, grounding, failure)
+        return _unparsed(reply, call, grounding, deps, failure)
     decision, reason = decide(plan.confidence, deps.agent, tier_required=plan.estimated_tier_required)
     return _result(
         reply,
         call,
         grounding,
+        deps,
         decision=decision,
         confidence=plan.confidence,
         plan=plan,
@@ -165,13 +185,14 @@ async def _analyze(args: AnalyzeArgs, deps: Deps) -> ToolResult:
     try:
         analysis = _parse(reply, Analysis, deps)
     except ParseFailure as failure:
-        return _unparsed(reply, call, grounding, failure)
+        return _unparsed(reply, call, grounding, deps, failure)
     decision, reason = decide(analysis.confidence, deps.agent)
     uncertainties = " Uncertainties: " + "; ".join(analysis.uncertainties) if analysis.uncertainties else ""
     return _result(
         reply,
         call,
         grounding,
+        deps,
         decision=decision,
         confidence=analysis.confidence,
         llm_response=analysis.analysis,

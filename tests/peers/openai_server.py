@@ -34,6 +34,7 @@ import select
 import socket
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -102,7 +103,8 @@ class Reply:
       like any other body.
     * ``status != 200`` and ``body is None``: an OpenAI-style error envelope.
     * ``body`` given: sent verbatim whatever the status (a ``dict`` as JSON, a
-      ``str`` as ``text/plain`` unless ``headers`` sets ``Content-Type``).
+      ``str`` as ``text/plain`` unless ``headers`` sets ``Content-Type``, ``bytes``
+      as they are, e.g. compressed under a ``Content-Encoding`` header).
 
     ``delay`` seconds are waited before answering; ``FakeOpenAI.close()`` cuts
     the wait short and the connection is then dropped without an answer. If the
@@ -110,13 +112,17 @@ class Reply:
     counts in ``FakeOpenAI.abandoned``.
     ``headers`` are added to (and override) the response headers, except
     ``Content-Length`` which is always computed.
+    ``drip`` seconds are waited before each byte of the body (headers go at
+    once): a reply that never quite arrives. A client that hangs up meanwhile
+    counts in ``FakeOpenAI.abandoned``.
     """
 
     content: str | None = None
     status: int = 200
-    body: dict[str, Any] | str | None = None
+    body: dict[str, Any] | str | bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0
     usage: dict[str, Any] | None = field(default_factory=_default_usage)
     model: str | None = None
     finish_reason: str = "stop"
@@ -145,6 +151,16 @@ class Reply:
         """An error reply with an OpenAI-style body carrying ``message``."""
         body = _error_body(status, message, error_type=error_type, code=code)
         return cls(status=status, body=body, **kw)
+
+    @classmethod
+    def gzip_bomb(cls, decoded_bytes: int, **kw: Any) -> "Reply":
+        """A 200 whose gzip body is small and decodes to ``decoded_bytes`` of JSON whitespace."""
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        piece = b" " * 2**20
+        packed = [packer.compress(piece) for _ in range(decoded_bytes // len(piece))]
+        body = b"".join([*packed, packer.compress(b" " * (decoded_bytes % len(piece))), packer.flush()])
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return cls(body=body, headers=headers, **kw)
 
     @classmethod
     def hang(cls, seconds: float, **kw: Any) -> "Reply":
@@ -485,11 +501,11 @@ class _Handler(LoopbackHandler):
                 self._owner._count_abandoned()
             return
 
+        if reply.drip:
+            self._drip(reply)
+            return
         if reply.body is not None:
-            if isinstance(reply.body, str):
-                self._send(reply.status, reply.body.encode(), "text/plain; charset=utf-8", reply.headers)
-            else:
-                self._send_json(reply.status, reply.body, reply.headers)
+            self._send_verbatim(reply, reply.body)
             return
         if reply.status != 200:
             body = _error_body(reply.status, f"FakeOpenAI scripted error (HTTP {reply.status})")
@@ -515,6 +531,36 @@ class _Handler(LoopbackHandler):
         if reply.usage is not None:
             completion["usage"] = reply.usage
         self._send_json(200, completion, reply.headers)
+
+    def _send_verbatim(self, reply: Reply, body: dict[str, Any] | str | bytes) -> None:
+        if isinstance(body, bytes):
+            self._send(reply.status, body, "application/octet-stream", reply.headers)
+        elif isinstance(body, str):
+            self._send(reply.status, body.encode(), "text/plain; charset=utf-8", reply.headers)
+        else:
+            self._send_json(reply.status, body, reply.headers)
+
+    def _drip(self, reply: Reply) -> None:
+        """Send the headers of a completion of ``reply.content``, then its body a byte at a time, ``reply.drip``
+        seconds apart, until it is all sent, close() is called or the client hangs up."""
+        body = json.dumps({"id": "chatcmpl-drip", "object": "chat.completion", "content": reply.content}).encode()
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            for byte in body:
+                if (outcome := self._owner._wait(reply.drip, self._client_gone)) != "elapsed":
+                    self.close_connection = True
+                    if outcome == "client_gone":
+                        self._owner._count_abandoned()
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            self._owner._count_abandoned()
 
     def _client_gone(self) -> bool:
         """Whether the client closed its connection (EOF or an error on the socket).

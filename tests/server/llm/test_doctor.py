@@ -86,3 +86,12 @@ def test_doctor_exits_non_zero_when_the_endpoint_refuses_the_key(ledger_path: Pa
     assert done.returncode == 1
     assert "llm.endpoint: 127.0.0.1 refused the key (HTTP 401)" in done.stdout
     assert API_KEY not in done.stdout + done.stderr
+
+
+def test_the_model_names_an_endpoint_lists_are_shown_cut_to_a_bounded_length(
+    llm_settings: Settings, llm: FakeOpenAI
+) -> None:
+    llm.models = ["m" * 100_000, "other-model"]
+    checks = _llm_checks(llm_settings)
+    assert checks["llm.model"].status == "fail" and "other-model" in checks["llm.model"].detail
+    assert len(checks["llm.model"].detail) < 1000
