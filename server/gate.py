@@ -29,6 +29,7 @@ from server.envelope import Envelope, now
 from server.llm_policy import TokenBudget, budget_exhausted
 from server.offload import PendingIntent, pending_intent
 from server.progress import Progress, Report
+from server.stopping import stop_reason
 from server.stores import FileStore
 from server.tools import Catalogue, Deps, ToolResult, ToolSpec
 
@@ -143,9 +144,12 @@ class Gate:
                 # task. Record how the call ended, shielded from the cancellation, so the ledger has its intent
                 # and no intent is left without an outcome. The writes are bounded by the ledger's busy timeout.
                 with anyio.CancelScope(shield=True):
+                    stop = stop_reason()
                     info = self._out.error_info(
                         "CANCELLED",
-                        "The client cancelled the call before it finished.",
+                        f"The server was stopped ({stop}) before the call finished."
+                        if stop
+                        else "The client cancelled the call before it finished.",
                         raw,
                         recommended_action="Nothing to do; call again if the answer is still needed.",
                         partial_progress="The call's intent was recorded; any upstream request was abandoned.",

@@ -20,6 +20,8 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from server.stopping import begin_stop
+
 __all__ = ["StdinLines", "serve_until_signalled"]
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -74,7 +76,8 @@ async def serve_until_signalled(serve: Callable[[], Awaitable[None]]) -> None:
         async with anyio.create_task_group() as serving:
 
             async def stop_at_the_first() -> None:
-                async for _ in signals:
+                async for signum in signals:
+                    begin_stop(signal.Signals(signum).name)
                     serving.cancel_scope.cancel()
                     return
 

@@ -69,4 +69,5 @@ def test_a_signal_stops_a_stdio_server_at_once_and_its_call_in_flight_is_recorde
     [outcome] = rows(ledger_path)
     assert (outcome["request_id"], outcome["action"]) == (intent["request_id"], "analyze")
     assert (outcome["decision"], outcome["error_type"]) == ("ERROR", "CANCELLED")
+    assert outcome["error_message"] == f"The server was stopped ({stop.name}) before the call finished."
     assert run_cli(ledger_path, "ledger", "verify").returncode == 0  # intact, and no call left without an outcome
