@@ -57,7 +57,10 @@ class StdinLines:
         end the stream. Once the loop or the reader is gone there is no one to hand a line to: stop."""
         try:
             while line := self._text.readline():
-                anyio.from_thread.run(self._send.send, line, token=token)
+                try:  # the loop is usually waiting for the line: handed over without a task of its own
+                    anyio.from_thread.run_sync(self._send.send_nowait, line, token=token)
+                except anyio.WouldBlock:  # the server is busy: wait until it takes the line
+                    anyio.from_thread.run(self._send.send, line, token=token)
             anyio.from_thread.run_sync(self._send.close, token=token)
         except (RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ValueError):
             return
