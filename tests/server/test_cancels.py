@@ -47,18 +47,23 @@ class _Host:
     def __init__(self, proc: "subprocess.Popen[str]") -> None:
         assert proc.stdin is not None and proc.stdout is not None
         self._stdin, self._stdout = proc.stdin, proc.stdout
+        self._read: list[dict[str, Any]] = []
 
     def send(self, *messages: dict[str, Any]) -> None:
         self._stdin.write("".join(json.dumps(m) + "\n" for m in messages))
         self._stdin.flush()
 
     def answer(self, request_id: int | str) -> dict[str, Any]:
-        """The answer to `request_id` (by type and value), skipping any other line."""
-        while line := self._stdout.readline():
-            message = json.loads(line)
-            if "id" in message and type(message["id"]) is type(request_id) and message["id"] == request_id:
-                return message  # type: ignore[no-any-return]
-        raise AssertionError(f"the server closed stdout without answering {request_id!r}")
+        """The answer to `request_id` (by type and value), in whatever order the answers come: an answer to
+        another request read meanwhile is kept for its own turn."""
+        while True:
+            for message in self._read:
+                if "id" in message and type(message["id"]) is type(request_id) and message["id"] == request_id:
+                    self._read.remove(message)
+                    return message
+            if not (line := self._stdout.readline()):
+                raise AssertionError(f"the server closed stdout without answering {request_id!r}: {self._read}")
+            self._read.append(json.loads(line))
 
 
 @contextmanager
