@@ -5,16 +5,25 @@ wants the whole range, and the model's `Field` is the one place it is declared.
 """
 
 from pydantic import BaseModel
+from pydantic_core import ErrorDetails
 
-__all__ = ["OUT_OF_RANGE", "accepted"]
+__all__ = ["problem"]
 
-OUT_OF_RANGE = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})
+_OUT_OF_RANGE = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})
 """The pydantic error types a number out of its range raises."""
 
 _WORDS = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
 
 
-def accepted(model: type[BaseModel], field: str) -> str | None:
+def problem(error: ErrorDetails, model: type[BaseModel] | None, field: object) -> str:
+    """Pydantic's message for `error`, or for a number out of the range `model.field` declares, that whole range."""
+    in_range = None
+    if model is not None and isinstance(field, str) and error["type"] in _OUT_OF_RANGE:
+        in_range = _accepted(model, field)
+    return error["msg"] if in_range is None else in_range
+
+
+def _accepted(model: type[BaseModel], field: str) -> str | None:
     """ "out of range: accepted at least 0 and at most 10" for `model.field`, or None if it declares no bound."""
     info = model.model_fields.get(field)
     constraints = info.metadata if info is not None else []

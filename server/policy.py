@@ -7,10 +7,9 @@ import tomllib
 from pathlib import Path
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from contracts import AgentMetadata, default_agent
-from server.bounds import OUT_OF_RANGE, accepted
+from server.bounds import problem
 from server.file_trust import UntrustedFile, require_trusted
 
 __all__ = ["PolicyError", "load_policy"]
@@ -37,12 +36,9 @@ def load_policy(path: Path | None) -> AgentMetadata:
     try:
         return AgentMetadata.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {_message(e)}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(file)'}: "
+            f"{problem(e, AgentMetadata, e['loc'][0] if len(e['loc']) == 1 else None)}"
+            for e in exc.errors()
+        )
         raise PolicyError(f"the policy file {path} is invalid: {problems}") from None
-
-
-def _message(error: ErrorDetails) -> str:
-    """Pydantic's message, or for a number out of its range (NaN included) the whole range accepted."""
-    field = error["loc"][0] if len(error["loc"]) == 1 else None
-    in_range = accepted(AgentMetadata, field) if isinstance(field, str) and error["type"] in OUT_OF_RANGE else None
-    return error["msg"] if in_range is None else in_range

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from server.bounds import OUT_OF_RANGE, accepted
+from server.bounds import problem
 from server.config_file import layered
 from server.file_trust import UntrustedFile, require_trusted
 from server.names import EntryName
@@ -335,9 +335,7 @@ def _problems(exc: ValidationError, names: Mapping[str, str], where: Callable[[s
     for error in exc.errors(include_input=False):
         field = str(error["loc"][0]) if error["loc"] else ""
         name = names.get(field, field or exc.title.removesuffix("Config"))
-        model = _MODELS.get(exc.title)
-        in_range = accepted(model, field) if model is not None and error["type"] in OUT_OF_RANGE else None
-        problems.append(f"{name}{where(name)}: {error['msg'] if in_range is None else in_range}")
+        problems.append(f"{name}{where(name)}: {problem(error, _MODELS.get(exc.title), field)}")
     return "; ".join(problems)
 
 
