@@ -51,7 +51,7 @@ class Queries:
     ) -> list[dict[str, Any]]:
         """The agent's newest `limit` outcomes (of one action, if given), newest first, arguments parsed.
 
-        `caller` keeps only the calls whose `notes` close with that record of who made them (`server.callers`),
+        `caller` keeps only the calls whose `notes` close with that record of who made them (`server.call.callers`),
         looked for among the agent's newest `CALLER_WINDOW` outcomes, so the search stays a bounded range.
         """
         where = "agent_id = ?"

@@ -11,8 +11,8 @@ import gc
 _collecting = gc.isenabled()
 gc.disable()
 try:
-    from server.app import GovernedServer, build_server
-    from server.settings import Settings
+    from server.app.server import GovernedServer, build_server
+    from server.config.settings import Settings
 finally:
     if _collecting:  # a program that turned the collector off itself keeps it off, and nothing is frozen
         gc.freeze()

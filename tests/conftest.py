@@ -17,7 +17,7 @@ from mcp.types import CallToolResult
 from contracts import default_agent
 from ledger.metrics import METRIC_COLUMNS, derived
 from server import Settings, build_server
-from server.settings import LLMConfig
+from server.config.settings import LLMConfig
 from tests.peers.openai_server import FakeOpenAI
 from tests.peers.plans import A_PLAN
 

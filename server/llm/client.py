@@ -18,9 +18,11 @@ import anyio
 from pydantic import BaseModel
 
 from contracts import TokenUsage
-from server.backoff import backoff_s
-from server.encoding import encodable
-from server.failures import ToolFailure
+from server.call.failures import ToolFailure
+from server.call.intent_first import intent_recorded, run_blocking
+from server.call.progress import Progress
+from server.config.settings import LLMConfig
+from server.config.urls import shown, split
 from server.llm.errors import (
     ReplyTooLarge,
     auth_or_request_failure,
@@ -33,10 +35,8 @@ from server.llm.errors import (
 from server.llm.retries import RETRYABLE_STATUS, retry_after_s
 from server.llm.schemas import response_format
 from server.llm.upstream import bounded_text, token_usage
-from server.offload import intent_recorded, run_blocking
-from server.progress import Progress
-from server.settings import LLMConfig
-from server.urls import shown, split
+from server.support.backoff import backoff_s
+from server.support.encoding import encodable
 
 if TYPE_CHECKING:
     import openai

@@ -14,7 +14,7 @@ __all__ = [
     "unreachable",
 ]
 
-from server.failures import ToolFailure
+from server.call.failures import ToolFailure
 
 
 def timed_out(host: str, limit_s: float) -> ToolFailure:

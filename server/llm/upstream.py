@@ -10,7 +10,7 @@ tool that asked); here each value gets its type and bounds.
 from typing import Any
 
 from contracts import TokenUsage
-from server.encoding import encodable
+from server.support.encoding import encodable
 
 __all__ = ["MAX_FIELD_CHARS", "MAX_TOKEN_COUNT", "bounded_text", "token_usage"]
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from contracts import SourceRef
-from server.failures import ToolFailure, entry_not_found, entry_too_large
-from server.names import is_valid_name
-from server.offload import run_blocking
+from contracts.names import is_valid_name
+from server.call.failures import ToolFailure, entry_not_found, entry_too_large
+from server.call.intent_first import run_blocking
 from server.stores.base import Entry
 
 __all__ = ["DOC_SUFFIXES", "FileStore"]

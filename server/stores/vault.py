@@ -20,15 +20,15 @@ import anyio
 import anyio.to_thread
 
 from contracts import SourceRef
-from server.backoff import backoff_s
-from server.breaker import CircuitBreaker
-from server.cache import TTLCache
-from server.callers import caller
-from server.failures import ToolFailure, entry_not_found, entry_too_large
-from server.names import is_valid_name
-from server.offload import intent_recorded
+from contracts.names import is_valid_name
+from server.call.callers import caller
+from server.call.failures import ToolFailure, entry_not_found, entry_too_large
+from server.call.intent_first import intent_recorded
+from server.config.vault import VaultConfig
 from server.stores.base import Entry
-from server.vault.config import VaultConfig
+from server.stores.cache import TTLCache
+from server.support.backoff import backoff_s
+from server.support.breaker import CircuitBreaker
 from server.vault.deadline import attempt_deadline
 from server.vault.errors import VaultFailure, timed_out, translate
 from server.vault.paths import entry_path, llm_key_path

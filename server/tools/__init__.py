@@ -1,9 +1,9 @@
 """The tool catalogue, and the policy filter that decides which tools exist at all."""
 
 from contracts import AgentMetadata
+from server.governance.spec import Catalogue, Deps, ToolResult, ToolSpec
 from server.tools.llm_tools import ANALYZE, GENERATE_PLAN
 from server.tools.log_tools import READ_LOGS
-from server.tools.spec import Catalogue, Deps, ToolResult, ToolSpec
 from server.tools.store_tools import LIST_DOCS, READ_DOCS, READ_INVENTORY
 
 __all__ = ["CATALOGUE", "CATALOGUE_BY_NAME", "Catalogue", "Deps", "ToolResult", "ToolSpec", "registered_tools"]

@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 
 from contracts import SideEffect, SourceRef
 from ledger import Scrubber
-from server.failures import ToolFailure
+from server.call.failures import ToolFailure
+from server.governance.spec import Deps
 from server.llm import DataBlock, truncate
 from server.llm.prompts import rendered
 from server.stores import Entry
-from server.tools.kept import Kept
-from server.tools.spec import Deps
+from server.tools.derived import Kept
 from server.tools.store_tools import redaction_note, scrubbed
 
 __all__ = ["MAX_DOC_CHARS", "Grounding"]

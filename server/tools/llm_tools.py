@@ -7,12 +7,12 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, Field, field_validator
 
 from contracts import Analysis, Decision, Plan, SideEffect, TaskRequest
-from server.decisions import decide, plan_warnings
+from contracts.names import EntryName
+from server.governance.decisions import decide, plan_warnings
+from server.governance.limits import model_answered, prompt_token_bound, worst_case
+from server.governance.spec import LLM_CALL, Args, Deps, LLMCall, ToolResult, ToolSpec
 from server.llm import LLMReply, ParseFailure, analysis_messages, parse_reply, plan_messages, prompt_digest, truncate
-from server.llm_policy import model_answered, prompt_token_bound, worst_case
-from server.names import EntryName
 from server.tools.grounding import Grounding
-from server.tools.spec import LLM_CALL, Args, Deps, LLMCall, ToolResult, ToolSpec
 
 __all__ = ["ANALYZE", "GENERATE_PLAN"]
 

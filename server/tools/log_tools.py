@@ -1,18 +1,18 @@
 """read_logs: the calling agent's own recent ledger entries, so an assistant can see what it did.
 
 Over HTTP with OAuth many people may act as one agent: each then sees only the calls its ledger rows say it made
-(`server.callers`), never another's calls or the `context` it sent.
+(`server.call.callers`), never another's calls or the `context` it sent.
 """
 
 from pydantic import Field
 
 from contracts import Decision, SideEffect
+from contracts.names import EntryName
 from ledger import LedgerError
-from server.callers import caller
-from server.failures import ToolFailure
-from server.names import EntryName
-from server.offload import run_blocking
-from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
+from server.call.callers import caller
+from server.call.failures import ToolFailure
+from server.call.intent_first import run_blocking
+from server.governance.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 
 __all__ = ["READ_LOGS"]
 

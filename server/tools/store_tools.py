@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import Field
 
 from contracts import Decision, SideEffect
+from contracts.names import EntryName
 from ledger import REDACTED, Scrubber
-from server.names import EntryName
+from server.governance.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 from server.stores import Entry, FileStore
-from server.tools.kept import Kept
-from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
+from server.tools.derived import Kept
 
 __all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY", "redaction_note", "scrubbed"]
 

@@ -1,6 +1,6 @@
 """HashiCorp Vault: configuration, authentication, the paths we may touch, and errors named by intent."""
 
-from server.vault.config import VaultConfig
+from server.config.vault import VaultConfig
 from server.vault.errors import VaultFailure
 from server.vault.paths import entry_path, policy_hcl
 from server.vault.session import VaultSession

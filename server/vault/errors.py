@@ -6,8 +6,8 @@ an action, not a traceback. Every message names the Vault host and, where it hel
 token or a value.
 """
 
-from server.failures import ToolFailure
-from server.vault.config import VaultConfig
+from server.call.failures import ToolFailure
+from server.config.vault import VaultConfig
 
 __all__ = ["OUTAGE_KINDS", "VaultFailure", "timed_out", "translate"]
 

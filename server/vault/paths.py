@@ -5,7 +5,7 @@ valid name, so no argument can reach `metadata/`, `data/`, another mount or `api
 the same rule said to Vault, so a mistake on one side is still stopped by the other.
 """
 
-from server.names import name_problem
+from contracts.names import name_problem
 from server.vault.errors import VaultFailure
 
 __all__ = ["API_KEYS", "FOLDERS", "entry_path", "llm_key_path", "policy_hcl"]

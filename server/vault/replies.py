@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from server.vault.config import VaultConfig
+from server.config.vault import VaultConfig
 from server.vault.errors import VaultFailure
 
 __all__ = [

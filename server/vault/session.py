@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from server.file_trust import untrusted
-from server.urls import split
-from server.vault.config import AuthMethod, VaultConfig
+from server.config.file_trust import untrusted
+from server.config.urls import split
+from server.config.vault import AuthMethod, VaultConfig
 from server.vault.errors import VaultFailure
 from server.vault.replies import TokenInfo, login_auth, renewed_lease, token_info
 

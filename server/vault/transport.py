@@ -15,8 +15,8 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from server.urls import Credentials
-from server.vault.config import VaultConfig
+from server.config.urls import Credentials
+from server.config.vault import VaultConfig
 from server.vault.deadline import current_deadline
 from server.vault.errors import VaultFailure, timed_out
 

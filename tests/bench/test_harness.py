@@ -196,7 +196,7 @@ def test_the_shared_file_figure_counts_rows_really_written_and_verifies_them(tmp
 def test_the_quick_run_measures_every_target_and_writes_table_and_json(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     # The servers never write bytecode, so a module the harness did not compile would be compiled at every start.
-    bytecode = Path(importlib.util.cache_from_source(str(ROOT / "server" / "gate.py")))
+    bytecode = Path(importlib.util.cache_from_source(str(ROOT / "server" / "governance" / "gate.py")))
     bytecode.unlink(missing_ok=True)
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(out), "--cache", str(tmp_path / "cache")],

@@ -9,7 +9,7 @@ from ledger import Intent, Ledger, LedgerError, Outcome, verify
 from ledger.migrations import MIGRATIONS, m001_seed_tables, m002_call_notes, m003_daily_token_usage
 from ledger.verify import INCOMPLETE
 from server import Settings
-from server.settings import SettingsError
+from server.config.settings import SettingsError
 from tests.conftest import rows
 
 KEY = b"k" * 32

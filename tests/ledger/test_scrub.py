@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ledger.scrub import REDACTED, Scrubber
 from ledger.shapes import _NAME_HEADS, _RULES, SHORTEST, everywhere, heads_in, spans
-from server.settings import BUNDLED_DATA
+from server.config.settings import BUNDLED_DATA
 
 # (text, the secret in it): the text as a runbook would hold it, the part that must not come out.
 SHAPES = [

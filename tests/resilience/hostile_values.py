@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from server.envelope import MAX_ARGUMENT_BYTES
+from server.governance.envelope import MAX_ARGUMENT_BYTES
 
 __all__ = [
     "BIG_INTS",

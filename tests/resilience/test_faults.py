@@ -36,7 +36,7 @@ from mcp import Client
 
 from ledger import verify
 from server import Settings
-from server.settings import LLMConfig
+from server.config.settings import LLMConfig
 from tests.conftest import API_KEY, PLAN, call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault

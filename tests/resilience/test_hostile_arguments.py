@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
+from contracts.names import is_valid_name
 from server import Settings
-from server.envelope import MAX_ARGUMENT_BYTES
-from server.names import is_valid_name
-from server.settings import BUNDLED_DATA, LLMConfig
+from server.config.settings import BUNDLED_DATA, LLMConfig
+from server.governance.envelope import MAX_ARGUMENT_BYTES
 from server.tools import CATALOGUE_BY_NAME
 from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, call, connect, host_env, rows
 from tests.file_access import file_accesses_under

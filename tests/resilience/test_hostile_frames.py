@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from server.envelope import MAX_ARGUMENT_BYTES, MAX_REFUSED_ARGUMENT_BYTES, json_size
+from server.governance.envelope import MAX_ARGUMENT_BYTES, MAX_REFUSED_ARGUMENT_BYTES, json_size
 from tests.conftest import DEFAULT_TOOLS, host_env, rows
 
 pytestmark = pytest.mark.subprocess

@@ -18,7 +18,7 @@ import pytest
 
 from ledger import REDACTED
 from server import Settings
-from server.settings import LLMConfig
+from server.config.settings import LLMConfig
 from tests.conftest import PLAN, call, connect, run_cli
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.resilience.canaries import leaks

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from ledger import REDACTED
 from server import Settings
-from server.settings import HTTPConfig, LLMConfig
+from server.config.settings import HTTPConfig, LLMConfig
 from server.vault import VaultConfig
 from tests.conftest import PLAN, call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply

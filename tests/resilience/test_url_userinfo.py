@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from server import Settings
-from server.settings import LLMConfig
+from server.config.settings import LLMConfig
 from server.vault import VaultConfig
 from tests.conftest import call, connect, run_cli
 from tests.peers.openai_server import FakeOpenAI, Reply

@@ -174,7 +174,7 @@ def test_json_logs_are_one_object_a_line_on_stderr_with_the_calls_fields(ledger_
 
 _TRACEBACK = """
 import logging
-from server.logs import configure
+from server.support.logs import configure
 configure("INFO", "text")
 try:
     raise ValueError("no entry named 'x\\n2026-01-01 00:00:00,000 ERROR server.gate: forged'")

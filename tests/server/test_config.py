@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.config_file import VARIABLES
-from server.settings import SettingsError
+from server.config.file import VARIABLES
+from server.config.settings import SettingsError
 from tests.conftest import API_KEY, rows, run_cli
 
 

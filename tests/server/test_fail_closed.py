@@ -11,7 +11,7 @@ import anyio.to_thread
 import pytest
 
 from server import Settings
-from server.settings import BUNDLED_DATA, LLMConfig
+from server.config.settings import BUNDLED_DATA, LLMConfig
 from server.stores import FileStore
 from tests.conftest import call, connect, rows
 from tests.file_access import file_accesses_under

@@ -114,8 +114,8 @@ def test_a_stateless_server_answers_without_a_session(ledger_path: Path) -> None
 )
 def test_an_http_configuration_that_cannot_check_callers_names_the_fix(env: dict[str, str], says: str) -> None:
     from server import Settings
-    from server.http.serve import http_app
-    from server.settings import SettingsError
+    from server.config.settings import SettingsError
+    from server.transports.http.serve import http_app
 
     with pytest.raises(SettingsError, match=says):
         http_app(Settings.from_env({"HOME": "/nonexistent", **env}))

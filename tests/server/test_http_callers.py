@@ -13,7 +13,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from server.callers import MAX_VIA
+from server.call.callers import MAX_VIA
 from tests.conftest import API_KEY, rows
 from tests.http_server import free_port, http_server
 from tests.peers.jwks_server import Issuer

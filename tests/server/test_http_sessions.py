@@ -10,7 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from server.http.sessions import SESSIONS_PER_CALLER
+from server.transports.http.sessions import SESSIONS_PER_CALLER
 from tests.http_server import JSON_LOGS, free_port, http_server, initialize, refusals, serving
 from tests.peers.jwks_server import Issuer
 

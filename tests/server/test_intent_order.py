@@ -13,11 +13,11 @@ import pytest
 
 from ledger import LedgerError, verify
 from server.app import open_runtime
-from server.offload import run_blocking
-from server.policy import load_policy
-from server.settings import Settings
+from server.call.intent_first import run_blocking
+from server.config.settings import Settings
+from server.governance.policy import load_policy
+from server.governance.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 from server.tools import registered_tools
-from server.tools.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 from tests.conftest import call, connect, rows
 
 pytestmark = pytest.mark.anyio

@@ -19,7 +19,7 @@ import pytest
 
 from ledger import Intent, Ledger, LedgerError, verify
 from server import Settings
-from server.settings import BUNDLED_DATA, LLMConfig
+from server.config.settings import BUNDLED_DATA, LLMConfig
 from tests.conftest import API_KEY, call, connect, rows
 from tests.file_access import file_accesses_under
 from tests.peers.openai_server import FakeOpenAI

@@ -10,9 +10,9 @@ import pytest
 from contracts import default_agent
 from ledger import REDACTED, Ledger, Scrubber
 from server import Settings
-from server.failures import ToolFailure
+from server.call.failures import ToolFailure
+from server.config.settings import BUNDLED_DATA, LLMConfig
 from server.llm import LLMClient
-from server.settings import BUNDLED_DATA, LLMConfig
 from server.stores import FileStore
 from server.tools import Deps
 from server.tools.store_tools import READ_DOCS

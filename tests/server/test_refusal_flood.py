@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.envelope import MAX_REFUSED_ARGUMENT_BYTES
+from server.governance.envelope import MAX_REFUSED_ARGUMENT_BYTES
 from tests.conftest import call, connect, rows
 
 pytestmark = pytest.mark.anyio

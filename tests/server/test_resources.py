@@ -9,7 +9,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import TextContent, TextResourceContents
 
 from server import Settings
-from server.settings import BUNDLED_DATA
+from server.config.settings import BUNDLED_DATA
 from tests.conftest import connect, policy_file, rows
 from tests.file_access import file_accesses_under
 from tests.peers.openai_server import FakeOpenAI

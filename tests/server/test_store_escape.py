@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.failures import ToolFailure
+from server.call.failures import ToolFailure
 from server.stores import FileStore
 from tests.conftest import call, connect
 

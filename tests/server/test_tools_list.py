@@ -6,7 +6,7 @@ import pytest
 
 from contracts import SEED_FORBIDDEN_ACTIONS
 from server import Settings
-from server.policy import PolicyError, load_policy
+from server.governance.policy import PolicyError, load_policy
 from tests.conftest import DEFAULT_TOOLS, connect, policy_file
 
 pytestmark = pytest.mark.anyio

@@ -15,11 +15,11 @@ import pytest
 from contracts import Decision, TokenUsage
 from ledger import verify
 from server.app import open_runtime
+from server.config.settings import Settings
+from server.governance.policy import load_policy
+from server.governance.spec import LOCAL_READ, Args, Deps, LLMCall, ToolResult, ToolSpec
 from server.llm import LLMReply
-from server.policy import load_policy
-from server.settings import Settings
 from server.tools import registered_tools
-from server.tools.spec import LOCAL_READ, Args, Deps, LLMCall, ToolResult, ToolSpec
 from tests.conftest import rows
 
 pytestmark = pytest.mark.anyio

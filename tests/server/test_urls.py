@@ -2,7 +2,7 @@
 
 import pytest
 
-from server.urls import shown, split
+from server.config.urls import shown, split
 
 
 @pytest.mark.parametrize(

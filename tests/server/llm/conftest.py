@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from server import Settings
-from server.settings import LLMConfig
+from server.config.settings import LLMConfig
 from tests.conftest import API_KEY, PLAN, policy_file
 from tests.peers.openai_server import FakeOpenAI
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.settings import BUNDLED_DATA
+from server.config.settings import BUNDLED_DATA
 from tests.conftest import call, connect
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply

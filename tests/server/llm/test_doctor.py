@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.checks import Check, run_checks
-from server.settings import LLMConfig
+from server.config.settings import LLMConfig
+from server.doctor.run import Check, run_checks
 from tests.conftest import API_KEY, run_cli
 from tests.peers.openai_server import FakeOpenAI
 

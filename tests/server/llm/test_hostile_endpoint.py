@@ -214,7 +214,7 @@ async def test_a_reply_that_drips_ends_at_the_calls_deadline_and_its_connection_
 _MEASURED = """
 import re, sys
 from pathlib import Path
-from server.cli import main
+from server.cli.main import main
 try:
     code = main(sys.argv[1:])
 finally:

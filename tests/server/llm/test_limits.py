@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from server import Settings, build_server
-from server.policy import PolicyError, load_policy
+from server.governance.policy import PolicyError, load_policy
 from tests.conftest import call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply

@@ -14,7 +14,8 @@ from mcp.server.session import ServerSession
 from mcp.shared.dispatcher import ProgressFnT
 
 from server import Settings
-from server.app import Runtime, progress_reporter
+from server.app import Runtime
+from server.app.server import progress_reporter
 from tests.conftest import API_KEY, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply

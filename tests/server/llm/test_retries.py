@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from server import Settings
-from server.settings import LLMConfig
+from server.config.settings import LLMConfig
 from tests.conftest import call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply

@@ -2,7 +2,7 @@
 
 import pytest
 
-from server.settings import Settings, SettingsError
+from server.config.settings import Settings, SettingsError
 
 HOME = {"HOME": "/nonexistent-home"}
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from server import Settings
-from server.settings import SettingsError
+from server.config.settings import SettingsError
 from tests.conftest import call, connect, rows
 from tests.peers.vault_server import FakeVault
 from tests.server.vault.conftest import ROLE_ID, RUNBOOK, SECRET_ID, TOKEN

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.failures import ToolFailure
+from server.call.failures import ToolFailure
 from server.stores import VaultStore
 from server.vault import VaultConfig
 from tests.conftest import call, connect, rows

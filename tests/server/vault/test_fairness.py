@@ -15,7 +15,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 
 from server import Settings
-from server.failures import ToolFailure
+from server.call.failures import ToolFailure
 from server.stores import VaultStore
 from server.vault import VaultConfig
 from tests.conftest import call, connect

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.settings import LLMConfig
+from server.config.settings import LLMConfig
 from tests.conftest import PLAN, call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault

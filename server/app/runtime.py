@@ -1,0 +1,111 @@
+"""What one served session owns (the ledger, the store, the LLM client and the gate over them), opened by the
+server's lifespan and closed with it."""
+
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import anyio.to_thread
+from mcp.types import Tool as MCPTool
+
+from contracts import AgentMetadata
+from ledger import Ledger, LedgerError, Scrubber
+from server.config.ledger import open_ledger
+from server.config.settings import Settings
+from server.governance.gate import Gate
+from server.governance.spec import Deps, ToolSpec
+from server.llm import LLMClient
+from server.stores import FileStore, Store, VaultStore
+
+__all__ = ["Runtime", "call_notes", "open_runtime", "open_store", "server_version", "tools_digest"]
+
+logger = logging.getLogger(__name__)
+
+
+def server_version() -> str:
+    try:
+        return version("planner-mcp")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def tools_digest(tools: list[MCPTool]) -> str:
+    """A digest of exactly what clients are shown, so a ledger row says which tool list a call was made under."""
+    canonical = json.dumps([t.model_dump(mode="json", by_alias=True) for t in tools], sort_keys=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What one served session owns: the ledger, the store, the LLM client, and the gate over them."""
+
+    agent: AgentMetadata
+    tools: Mapping[str, ToolSpec]
+    ledger: Ledger
+    gate: Gate
+    scrubber: Scrubber
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, agent: AgentMetadata, tools: Mapping[str, ToolSpec], *, chain_key: bytes | None = None
+) -> AsyncIterator[Runtime]:
+    """Open the runtime, and the ledger with it.
+
+    A ledger that cannot be opened (or fails its checks: WAL, durability, the chain's head, the key) is
+    reported on stderr and refuses every call until it can, rather than stopping the server: the host then
+    shows the reason on each call.
+    """
+    # One scrubber for the ledger, the gate and the LLM prompts: a secret learnt at run time (a token from
+    # a login, the LLM key read from Vault) is scrubbed everywhere from then on.
+    http_token = [] if settings.http.token is None else [settings.http.token.get_secret_value()]
+    scrubber = Scrubber([*settings.llm.secrets(), *http_token])
+    ledger = open_ledger(settings, scrubber, key=chain_key)
+    try:
+        await anyio.to_thread.run_sync(ledger.open)
+    except LedgerError as exc:
+        logger.error("The audit ledger cannot be used, so every call will be refused until it can: %s", exc)
+    store = open_store(settings, scrubber)
+    llm = LLMClient(settings.llm, vault_key=store.read_llm_key if isinstance(store, VaultStore) else None)
+    deps = Deps(
+        agent=agent,
+        store=store,
+        llm=llm,
+        scrubber=scrubber,
+        ledger=ledger,
+        default_inventory=settings.default_inventory,
+    )
+    digest = tools_digest([spec.mcp_tool for spec in tools.values()])
+    gate = Gate(agent=agent, tools=tools, deps=deps, ledger=ledger, tools_digest=digest, notes=call_notes(settings))
+    try:
+        yield Runtime(agent=agent, tools=tools, ledger=ledger, gate=gate, scrubber=scrubber)
+    finally:
+        # Shielded: a server stopped by a signal is cancelled, and still closes what it opened.
+        with anyio.CancelScope(shield=True):
+            await llm.aclose()
+            await store.aclose()
+            await anyio.to_thread.run_sync(ledger.close)
+
+
+def open_store(settings: Settings, scrubber: Scrubber) -> Store:
+    """Vault when VAULT_ADDR is set, else the file store."""
+    if settings.vault is None:
+        return FileStore(settings.data_dir, max_bytes=settings.max_document_bytes)
+    if settings.vault.skip_verify:
+        logger.warning(
+            "VAULT_SKIP_VERIFY=true: the TLS certificate of Vault at %s is NOT verified; anyone on the path can "
+            "read and change what the server receives. Every ledger row records this.",
+            settings.vault.host,
+        )
+    return VaultStore(settings.vault, learn_secret=scrubber.add, max_bytes=settings.max_document_bytes)
+
+
+def call_notes(settings: Settings) -> str:
+    """What every ledger row must say about the conditions of its call."""
+    if settings.vault is not None and settings.vault.skip_verify:
+        return "vault-tls-unverified: VAULT_SKIP_VERIFY=true"
+    return ""

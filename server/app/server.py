@@ -1,0 +1,250 @@
+"""The MCP server: built by a factory, its runtime owned by one lifespan, every call routed through the gate."""
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.mcpserver import Context
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp.types import CallToolResult, GetPromptResult, PromptMessage, TextContent
+from mcp.types import Prompt as MCPPrompt
+from mcp.types import PromptArgument as MCPPromptArgument
+from mcp.types import Resource as MCPResource
+from mcp.types import ResourceTemplate as MCPResourceTemplate
+from mcp.types import Tool as MCPTool
+from pydantic import AnyUrl
+from starlette.applications import Starlette
+
+from contracts import AgentOutput, Decision
+from server.app.rejected import RecordRejected
+from server.app.resources import POLICY_URI, prompt_catalogue, resource_catalogue, route, routes
+from server.app.runtime import Runtime, open_runtime, server_version
+from server.app.wire_errors import prompt_error, read_error
+from server.call.callers import via
+from server.call.progress import Report
+from server.config.ledger import ledger_key
+from server.config.settings import Settings
+from server.governance.policy import load_policy
+from server.governance.spec import ToolSpec
+from server.tools import registered_tools
+
+__all__ = ["GovernedServer", "build_server", "progress_reporter", "to_call_result"]
+
+logger = logging.getLogger(__name__)
+
+_INSTRUCTIONS = (
+    "Read-only tools of an infrastructure planning agent. Use list_docs and read_docs for runbooks, "
+    "read_inventory for the cluster inventory, generate_plan for an implementation plan and analyze for an "
+    "analysis. Nothing here changes infrastructure; every call, allowed or refused, is recorded in an audit "
+    "ledger. Each result is an AgentOutput: check `decision` (EXECUTE, ESCALATE, ERROR) and `notes_for_humans`."
+)
+
+
+def to_call_result(output: AgentOutput) -> CallToolResult:
+    """The output as structured content, and as the same JSON in text: the bytes the ledger's digest covers."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=output.sealed_json())],
+        structured_content=output.model_dump(mode="json"),
+        is_error=output.decision is Decision.ERROR,
+    )
+
+
+class GovernedServer(MCPServer[Runtime]):
+    """An MCPServer whose tools, resources and prompts are the policy's, and whose every call, resource read
+    and prompt goes through the gate.
+
+    `list_tools`, `call_tool` and their resource and prompt counterparts are the SDK's public seams;
+    overriding them keeps unknown names on our path too, so a call to `ssh` is refused and recorded rather
+    than answered by the SDK. Each method reaches its own catalogue only (see server.app.resources), and a
+    request the SDK rejects before these methods run is recorded too (see server.app.rejected).
+    """
+
+    def __init__(self, tools: Mapping[str, ToolSpec], *, default_inventory: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._mcp_tools = [spec.mcp_tool for spec in tools.values()]
+        self._routes = routes(tools)
+        self._resources = resource_catalogue(tools)
+        self._prompts = prompt_catalogue(tools)
+        self._default_inventory = default_inventory
+        self.middleware.append(RecordRejected(via))
+        # Served in process (a `Client` given this object) the SDK hands a client's progress callback over without
+        # a token; over stdio or HTTP a request that wants progress carries one (see `progress_reporter`).
+        self._tokens_carry_progress = False
+
+    def streamable_http_app(self, *args: Any, **kwargs: Any) -> Starlette:
+        self.serve_on_the_wire()
+        return super().streamable_http_app(*args, **kwargs)
+
+    def serve_on_the_wire(self) -> None:
+        """Served over stdio or HTTP, a request that wants progress carries a token (see `progress_reporter`)."""
+        self._tokens_carry_progress = True
+
+    async def serve_streams(self, read: Any, write: Any) -> None:
+        """Serve one session over a transport's pair of message streams (stdio's: see server.transports.stdio)."""
+        self.serve_on_the_wire()
+        await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
+
+    async def list_tools(self) -> list[MCPTool]:
+        return list(self._mcp_tools)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
+    ) -> CallToolResult:
+        runtime, request_id = _runtime(context)
+        output = await runtime.gate.call(
+            name,
+            arguments,
+            report=progress_reporter(context, tokens_carry_progress=self._tokens_carry_progress),
+            client_request_id=request_id,
+            via=via(),
+        )
+        return to_call_result(output)
+
+    async def list_resources(self) -> list[MCPResource]:
+        found = [
+            MCPResource(
+                uri=POLICY_URI,
+                name="policy",
+                title="The effective policy",
+                mime_type=_JSON,
+                description="What this agent can reach, for auditors: tier, actions, tools, ledger.",
+            )
+        ]
+        if "inventory" in self._routes:
+            found.append(
+                MCPResource(
+                    uri=f"inventory://{self._default_inventory}",
+                    name=self._default_inventory,
+                    title="The default inventory",
+                    mime_type=_JSON,
+                )
+            )
+        return found
+
+    async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        return [
+            MCPResourceTemplate(uri_template=r.template, name=r.scheme, title=r.title, description=r.description)
+            for r in self._routes.values()
+        ]
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[Runtime, Any] | None = None
+    ) -> Iterable[ReadResourceContents]:
+        runtime, request_id = _runtime(context)
+        text = str(uri)
+        # A URI that is no resource here (another scheme, or one this policy does not allow) still goes to the
+        # gate, to be refused and recorded.
+        key, arguments = route(text, self._resources)
+        output = await runtime.gate.call(
+            key, arguments, catalogue=self._resources, client_request_id=request_id, via=via("resources/read", text)
+        )
+        if output.error is not None:
+            assert context is not None  # _runtime checked
+            raise read_error(
+                output.error,
+                uri=runtime.scrubber.text(text[:_SHOWN_URI]),
+                exists=key in self._resources.specs,
+                protocol_version=context.request_context.protocol_version,
+            )
+        data = output.data or {}
+        meta = {"planner-mcp/request_id": output.request_id}
+        if key == POLICY_URI:
+            return [ReadResourceContents(content=json.dumps(data, indent=2), mime_type=_JSON, meta=meta)]
+        content = data["content"]
+        mime = _MIME.get(data.get("format", ""), "text/plain")
+        text_content = content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False)
+        return [ReadResourceContents(content=text_content, mime_type=mime, meta=meta)]
+
+    async def list_prompts(self) -> list[MCPPrompt]:
+        return [
+            MCPPrompt(
+                name=name,
+                title=prompt.title,
+                description=prompt.description,
+                arguments=[
+                    MCPPromptArgument(name=arg, description=field.description, required=field.is_required())
+                    for arg, field in prompt.args.model_fields.items()
+                ],
+            )
+            for name, prompt in self._prompts.specs.items()
+        ]
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Runtime, Any] | None = None
+    ) -> GetPromptResult:
+        runtime, request_id = _runtime(context)
+        output = await runtime.gate.call(
+            name, arguments or {}, catalogue=self._prompts, client_request_id=request_id, via=via("prompts/get", name)
+        )
+        if output.error is not None:
+            raise prompt_error(output.error)
+        assert output.data is not None  # a prompt that ran framed its text
+        message = PromptMessage(role="user", content=TextContent(type="text", text=output.data["text"]))
+        return GetPromptResult(description=self._prompts.specs[name].description, messages=[message])
+
+
+_JSON = "application/json"
+_MIME = {"markdown": "text/markdown", "json": _JSON}
+_SHOWN_URI = 256
+
+
+def progress_reporter(context: Context[Runtime, Any] | None, *, tokens_carry_progress: bool) -> Report | None:
+    """The client's progress channel for this call, or None when it would carry nothing.
+
+    On the wire (`tokens_carry_progress`), a request that wants progress carries a progress token, and without
+    one the SDK drops every notification: none is prepared then, so no heartbeat task runs beside the LLM call
+    (~0.3 ms of CPU a call). In process, the SDK passes a client's callback without a token: the channel is kept.
+    """
+    if context is None:
+        return None
+    if tokens_carry_progress and progress_token_from_params(context.request_context.params) is None:
+        return None
+    return context.report_progress
+
+
+def _runtime(context: Context[Runtime, Any] | None) -> tuple[Runtime, str | None]:
+    if context is None:
+        raise RuntimeError("GovernedServer needs the request context that holds the runtime")
+    return context.request_context.lifespan_context, context.request_id
+
+
+def build_server(settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier] | None = None) -> GovernedServer:
+    """Build the server for these settings. Policy errors surface here, at start-up, not on the first call.
+
+    `auth` is for HTTP with OAuth: the SDK then checks every request's access token with the verifier and
+    publishes the protected-resource metadata clients discover the authorization server from.
+    """
+    agent = load_policy(settings.policy_path)
+    key = ledger_key(settings)
+    tools = registered_tools(agent)
+    model = settings.llm.model
+    if model is not None and "generate_plan" in tools and not agent.permits_model(model):
+        logger.warning(
+            "PLANNER_MCP_MODEL=%s is not allowed for tier %d by the policy: generate_plan and analyze will be "
+            "refused (MODEL_NOT_ALLOWED) until it is.",
+            model,
+            agent.tier,
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
+        async with open_runtime(settings, agent, tools, chain_key=key) as runtime:
+            yield runtime
+
+    return GovernedServer(
+        tools,
+        default_inventory=settings.default_inventory,
+        name="planner-mcp",
+        title="Planner MCP",
+        version=server_version(),
+        instructions=_INSTRUCTIONS,
+        lifespan=lifespan,
+        auth=auth[0] if auth else None,
+        token_verifier=auth[1] if auth else None,
+    )

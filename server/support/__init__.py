@@ -1,0 +1,1 @@
+"""Small parts with no opinion about calls: backoff, a circuit breaker, encodable text, terminal output, logs."""
