@@ -1,0 +1,45 @@
+"""Every kind of error a call can end in: a closed list, so a host can match on `ErrorInfo.type` and the README's
+list can be checked against it."""
+
+from enum import StrEnum
+
+__all__ = ["ErrorKind"]
+
+
+class ErrorKind(StrEnum):
+    """Why a call ended in ERROR, named by what the caller can do about it."""
+
+    # Refused before any work.
+    FORBIDDEN_ACTION = "FORBIDDEN_ACTION"
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_NAME = "INVALID_NAME"
+    CALLER_UNRECORDED = "CALLER_UNRECORDED"
+    # The store.
+    NOT_FOUND = "NOT_FOUND"
+    TOO_LARGE = "TOO_LARGE"
+    INVALID_ENTRY = "INVALID_ENTRY"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    # Vault.
+    VAULT_AUTH_FAILED = "VAULT_AUTH_FAILED"
+    VAULT_PERMISSION_DENIED = "VAULT_PERMISSION_DENIED"
+    VAULT_SEALED = "VAULT_SEALED"
+    VAULT_UNREACHABLE = "VAULT_UNREACHABLE"
+    VAULT_TLS_FAILURE = "VAULT_TLS_FAILURE"
+    VAULT_TIMEOUT = "VAULT_TIMEOUT"
+    VAULT_UNAVAILABLE = "VAULT_UNAVAILABLE"
+    VAULT_BUSY = "VAULT_BUSY"
+    VAULT_ERROR = "VAULT_ERROR"
+    # The LLM endpoint and the policy's limits on it.
+    LLM_NOT_CONFIGURED = "LLM_NOT_CONFIGURED"
+    MODEL_NOT_ALLOWED = "MODEL_NOT_ALLOWED"
+    TOKEN_BUDGET_EXHAUSTED = "TOKEN_BUDGET_EXHAUSTED"
+    LLM_RATE_LIMITED = "LLM_RATE_LIMITED"
+    LLM_UNAVAILABLE = "LLM_UNAVAILABLE"
+    LLM_HTTP_ERROR = "LLM_HTTP_ERROR"
+    LLM_TIMEOUT = "LLM_TIMEOUT"
+    LLM_UNREACHABLE = "LLM_UNREACHABLE"
+    LLM_INVALID_REPLY = "LLM_INVALID_REPLY"
+    # The call itself.
+    LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+    CANCELLED = "CANCELLED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
