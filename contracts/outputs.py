@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr
 
 from contracts._base import Contract
+from contracts.errors import ErrorKind
 from contracts.plans import Plan
 
 __all__ = ["AgentOutput", "Decision", "ErrorInfo", "Provenance", "SideEffect", "SourceRef", "TokenUsage"]
@@ -26,7 +27,7 @@ class SideEffect(Contract):
 
 
 class ErrorInfo(Contract):
-    type: str = Field(description="A stable, upper-case kind, e.g. FORBIDDEN_ACTION, INVALID_INPUT, NOT_FOUND.")
+    type: ErrorKind = Field(description="A stable, upper-case kind, e.g. FORBIDDEN_ACTION, INVALID_INPUT, NOT_FOUND.")
     message: str
     triggering_input: str = Field(description="The offending input, truncated and with secrets scrubbed.")
     partial_progress: str

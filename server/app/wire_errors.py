@@ -14,14 +14,14 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from contracts import ErrorInfo
+from contracts import ErrorInfo, ErrorKind
 
 __all__ = ["RESOURCE_NOT_FOUND", "prompt_error", "read_error"]
 
 RESOURCE_NOT_FOUND = -32002
 """The 2025-11-25 spec's code for a resource that does not exist (the SDK defines no name for it)."""
 
-_CALLERS_TO_FIX = frozenset({"FORBIDDEN_ACTION", "INVALID_INPUT", "INVALID_NAME"})
+_CALLERS_TO_FIX = frozenset({ErrorKind.FORBIDDEN_ACTION, ErrorKind.INVALID_INPUT, ErrorKind.INVALID_NAME})
 """The refusals of a request the caller can correct: a name that is not one of ours, arguments that do not fit."""
 
 
@@ -33,7 +33,7 @@ def prompt_error(error: ErrorInfo) -> MCPError:
 def read_error(error: ErrorInfo, *, uri: str, exists: bool, protocol_version: str) -> MCPError:
     """`exists`: the URI names a resource of this server (its entry may still be missing from the store). `uri` is
     echoed in `data`: pass it bounded and scrubbed, like any text of the caller's that is echoed."""
-    if not exists or error.type == "NOT_FOUND":
+    if not exists or error.type == ErrorKind.NOT_FOUND:
         code = RESOURCE_NOT_FOUND if protocol_version in HANDSHAKE_PROTOCOL_VERSIONS else INVALID_PARAMS
     else:
         code = INVALID_PARAMS if error.type in _CALLERS_TO_FIX else INTERNAL_ERROR

@@ -4,11 +4,15 @@ Raised by stores and the LLM client, turned into an `ErrorInfo` by the gate. Mes
 for the model and the human reading the output: specific, and never carrying a secret.
 """
 
+from contracts import ErrorKind
+
 __all__ = ["ToolFailure", "entry_not_found", "entry_too_large"]
 
 
 class ToolFailure(Exception):
-    def __init__(self, kind: str, message: str, *, recommended_action: str, partial_progress: str = "None") -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, *, recommended_action: str, partial_progress: str = "None"
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -19,7 +23,7 @@ class ToolFailure(Exception):
 def entry_not_found(kind: str, name: str, where: str = "") -> ToolFailure:
     """No entry by this name in the store's `kind` folder (`where` says which store, when it helps)."""
     return ToolFailure(
-        "NOT_FOUND",
+        ErrorKind.NOT_FOUND,
         f"There is no {kind} entry named {name!r}{where}.",
         recommended_action="Call list_docs to see the available names."
         if kind == "docs"
@@ -29,7 +33,7 @@ def entry_not_found(kind: str, name: str, where: str = "") -> ToolFailure:
 
 def entry_too_large(kind: str, name: str, size: int, limit: int) -> ToolFailure:
     return ToolFailure(
-        "TOO_LARGE",
+        ErrorKind.TOO_LARGE,
         f"The {kind} entry {name!r} is {size} bytes; the limit is {limit}.",
         recommended_action="Ask an operator to split the entry or raise PLANNER_MCP_MAX_DOCUMENT_BYTES.",
     )

@@ -7,6 +7,7 @@ never fetches a secret value, and prints no token.
 from collections.abc import Iterator
 from typing import Any
 
+from contracts import ErrorKind
 from server.config.urls import shown
 from server.config.vault import VaultConfig
 from server.doctor.check import Check
@@ -128,5 +129,5 @@ def _failed(name: str, exc: Exception, config: VaultConfig, path: str) -> Check:
     try:
         failure = translate(exc, config, path=path, capability="access")
     except Exception:
-        failure = VaultFailure("VAULT_ERROR", f"unexpected error: {type(exc).__name__}", recommended_action="")
+        failure = VaultFailure(ErrorKind.VAULT_ERROR, f"unexpected error: {type(exc).__name__}", recommended_action="")
     return Check(name, "fail", f"{failure.kind}: {failure.message}", failure.recommended_action)

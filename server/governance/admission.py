@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts import AgentMetadata, ErrorInfo
+from contracts import AgentMetadata, ErrorInfo, ErrorKind
 from contracts.names import INVALID_NAME_ERROR
 from ledger import Reservation
 from server.config.settings import LLMConfig
@@ -44,7 +44,7 @@ class Admission:
         if (size := json_size(raw)) > MAX_ARGUMENT_BYTES:
             raise Refusal(
                 self._out.error_info(
-                    "INVALID_INPUT",
+                    ErrorKind.INVALID_INPUT,
                     f"The arguments are larger than {MAX_ARGUMENT_BYTES} bytes{_largest(raw, size)}.",
                     raw,
                     recommended_action="Send shorter arguments; pass only what the tool needs.",
@@ -57,7 +57,11 @@ class Admission:
             errors = exc.errors(include_url=False, include_input=False)
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}" for e in errors)
             # A name that tries to leave its folder is a distinct, named refusal: auditors look for these.
-            kind = "INVALID_NAME" if any(e["type"] == INVALID_NAME_ERROR for e in errors) else "INVALID_INPUT"
+            kind = (
+                ErrorKind.INVALID_NAME
+                if any(e["type"] == INVALID_NAME_ERROR for e in errors)
+                else ErrorKind.INVALID_INPUT
+            )
             raise Refusal(
                 self._out.error_info(
                     kind,
@@ -81,7 +85,7 @@ class Admission:
         else:
             message = f"Action {shown} is not permitted for agent {self._agent.agent_id} (tier {self._agent.tier})."
         return self._out.error_info(
-            "FORBIDDEN_ACTION",
+            ErrorKind.FORBIDDEN_ACTION,
             message,
             raw,
             recommended_action=f"Use one of this server's {kind}s ({', '.join(catalogue.specs) or 'none'}), or "

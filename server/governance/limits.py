@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from contracts import AgentMetadata, TokenUsage
+from contracts import AgentMetadata, ErrorKind, TokenUsage
 from ledger import BudgetExhausted, Ledger, Reservation
 from server.call.failures import ToolFailure
 from server.call.intent_first import run_blocking
@@ -30,7 +30,7 @@ def model_refused(agent: AgentMetadata, model: str | None) -> ToolFailure | None
         return None
     allowed = ", ".join(sorted(agent.allowed_models() or ())) or "none"
     return ToolFailure(
-        "MODEL_NOT_ALLOWED",
+        ErrorKind.MODEL_NOT_ALLOWED,
         f"The configured model {model!r} is not allowed for tier {agent.tier} by the policy of agent "
         f"{agent.agent_id} (allowed: {allowed}).",
         recommended_action="Ask the operator to set PLANNER_MCP_MODEL to an allowed model, or to list this model "
@@ -67,7 +67,7 @@ def worst_case(prompt_bound: int, max_tokens: int) -> TokenUsage:
 def budget_exhausted(agent: AgentMetadata, exhausted: BudgetExhausted) -> ToolFailure:
     """The refusal of an LLM call once the day's tokens, spent and reserved by other calls, reach the budget."""
     return ToolFailure(
-        "TOKEN_BUDGET_EXHAUSTED",
+        ErrorKind.TOKEN_BUDGET_EXHAUSTED,
         f"Agent {agent.agent_id} has spent or reserved {exhausted.committed} of its {exhausted.budget} LLM tokens "
         f"for {exhausted.day} (UTC).",
         recommended_action="Wait for the calls under way to finish or for the next UTC day, use the read tools "

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import anyio
 from pydantic import BaseModel
 
-from contracts import TokenUsage
+from contracts import ErrorKind, TokenUsage
 from server.call.failures import ToolFailure
 from server.call.intent_first import intent_recorded, run_blocking
 from server.call.progress import Progress
@@ -109,7 +109,7 @@ class LLMClient:
         """Raise the failure that tells the caller exactly what to set, before any other work is done."""
         if missing := self.config.missing():
             raise ToolFailure(
-                "LLM_NOT_CONFIGURED",
+                ErrorKind.LLM_NOT_CONFIGURED,
                 "No LLM endpoint is configured for this server.",
                 recommended_action="Set " + " and ".join(missing) + " in the server's environment "
                 "(for example in the host's mcp.json `env`), then restart the server.",
@@ -159,7 +159,7 @@ class LLMClient:
             return key
         if self.config.base_url is None:
             raise ToolFailure(
-                "LLM_NOT_CONFIGURED",
+                ErrorKind.LLM_NOT_CONFIGURED,
                 "No LLM key: OPENAI_API_KEY is not set and Vault has no api-keys/openrouter entry with an api_key.",
                 recommended_action="Set OPENAI_API_KEY in the server's environment, or store the key in Vault at "
                 "api-keys/openrouter (field api_key), or set OPENAI_BASE_URL to a local endpoint that needs no key.",

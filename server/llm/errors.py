@@ -14,12 +14,13 @@ __all__ = [
     "unreachable",
 ]
 
+from contracts import ErrorKind
 from server.call.failures import ToolFailure
 
 
 def timed_out(host: str, limit_s: float) -> ToolFailure:
     return ToolFailure(
-        "LLM_TIMEOUT",
+        ErrorKind.LLM_TIMEOUT,
         f"The LLM endpoint {host} did not answer within this call's limit of {limit_s:g} s (retries included).",
         recommended_action="Retry later, or raise PLANNER_MCP_LLM_TIMEOUT for a slow local model.",
     )
@@ -27,7 +28,7 @@ def timed_out(host: str, limit_s: float) -> ToolFailure:
 
 def unreachable(host: str, attempts: int) -> ToolFailure:
     return ToolFailure(
-        "LLM_UNREACHABLE",
+        ErrorKind.LLM_UNREACHABLE,
         f"The LLM endpoint {host} could not be reached ({_tries(attempts)}).",
         recommended_action="Check OPENAI_BASE_URL and that the endpoint is running; `planner-mcp doctor` tests it.",
     )
@@ -54,14 +55,14 @@ def gave_up(
         why = _tries(attempts)
     if status == 429:
         return ToolFailure(
-            "LLM_RATE_LIMITED",
+            ErrorKind.LLM_RATE_LIMITED,
             f"The LLM endpoint {host} is rate limiting (HTTP 429): {why}.",
             recommended_action=f"Retry after {asked_wait_s:g} s."
             if asked_wait_s is not None
             else "Retry later; if it persists, the key's quota or rate limit needs raising.",
         )
     return ToolFailure(
-        "LLM_UNAVAILABLE",
+        ErrorKind.LLM_UNAVAILABLE,
         f"The LLM endpoint {host} failed (HTTP {status}): {why}.",
         recommended_action="The endpoint failed: retry later, or point OPENAI_BASE_URL at another endpoint.",
     )
@@ -75,13 +76,15 @@ def auth_or_request_failure(host: str, status: int, key_setting: str) -> ToolFai
         action = "Check PLANNER_MCP_MODEL against the models the endpoint lists, and OPENAI_BASE_URL."
     else:
         action = "Check the request settings (model, PLANNER_MCP_LLM_MAX_TOKENS) against the endpoint's documentation."
-    return ToolFailure("LLM_HTTP_ERROR", f"The LLM endpoint {host} answered HTTP {status}.", recommended_action=action)
+    return ToolFailure(
+        ErrorKind.LLM_HTTP_ERROR, f"The LLM endpoint {host} answered HTTP {status}.", recommended_action=action
+    )
 
 
 def invalid_reply(host: str, what: str) -> ToolFailure:
     """A success status whose body is not a chat completion: `what` says what it was instead."""
     return ToolFailure(
-        "LLM_INVALID_REPLY",
+        ErrorKind.LLM_INVALID_REPLY,
         f"The LLM endpoint {host} answered with {what}.",
         recommended_action="Check that OPENAI_BASE_URL points at an OpenAI-compatible chat completions API, not a "
         "proxy or an error page; retry later if the endpoint is failing.",
@@ -103,7 +106,7 @@ class ReplyTooLarge(Exception):
 def redirected(host: str, status: int) -> ToolFailure:
     """A 3xx: not followed, since the request carries the prompt (and the key) to wherever it points."""
     return ToolFailure(
-        "LLM_HTTP_ERROR",
+        ErrorKind.LLM_HTTP_ERROR,
         f"The LLM endpoint {host} answered with a redirect (HTTP {status}), which is not followed: the request "
         "carries the prompt, with the documents and inventory it quotes.",
         recommended_action="Set OPENAI_BASE_URL to the endpoint's own URL (its scheme, host and path up to /v1), "

@@ -23,7 +23,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from contracts import SourceRef
+from contracts import ErrorKind, SourceRef
 from contracts.names import is_valid_name
 from server.call.failures import ToolFailure, entry_not_found, entry_too_large
 from server.call.intent_first import run_blocking
@@ -172,7 +172,7 @@ class FileStore:
         # The name was validated at the gate; checking again here keeps the store safe on its own.
         if not is_valid_name(name):
             raise ToolFailure(
-                "INVALID_NAME",
+                ErrorKind.INVALID_NAME,
                 f"{name[:80]!r} is not a valid {kind} name.",
                 recommended_action="Use letters, digits and single '.', '_' or '-' only.",
             )
@@ -212,7 +212,7 @@ class FileStore:
             content = json.loads(text) if fmt == "json" else text
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ToolFailure(
-                "INVALID_ENTRY",
+                ErrorKind.INVALID_ENTRY,
                 f"The {kind} entry {name!r} is not valid {'JSON' if fmt == 'json' else 'UTF-8 text'}: {exc}.",
                 recommended_action="Ask an operator to fix the file in the store.",
             ) from exc
@@ -249,7 +249,7 @@ def _servable_stem(entry: os.DirEntry[str], suffixes: dict[str, str]) -> str | N
 
 
 def _unavailable(message: str, action: str) -> ToolFailure:
-    return ToolFailure("STORE_UNAVAILABLE", message, recommended_action=action)
+    return ToolFailure(ErrorKind.STORE_UNAVAILABLE, message, recommended_action=action)
 
 
 def _read_all(fd: int, limit: int) -> bytes:

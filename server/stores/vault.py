@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from contracts import SourceRef
+from contracts import ErrorKind, SourceRef
 from contracts.names import is_valid_name
 from server.call.callers import caller
 from server.call.failures import ToolFailure, entry_not_found, entry_too_large
@@ -96,7 +96,7 @@ class VaultStore:
         try:
             secret = await self._call(self._reader(path), path=path, capability="read")
         except VaultFailure as failure:
-            if failure.kind == "NOT_FOUND":
+            if failure.kind == ErrorKind.NOT_FOUND:
                 return None
             raise
         fields, _ = kv_secret(secret, self.config, f"{self.config.mount}/{path}")
@@ -107,7 +107,7 @@ class VaultStore:
             self._learn(key)
         if not _LLM_KEY.fullmatch(key):
             raise VaultFailure(
-                "VAULT_ERROR",
+                ErrorKind.VAULT_ERROR,
                 f"The field `{_LLM_KEY_FIELD}` of {self.config.mount}/{path} is not an API key (one line of visible "
                 "ASCII characters, at most 4096).",
                 recommended_action="Ask an operator to store the key exactly as it was issued, or set OPENAI_API_KEY.",
@@ -133,12 +133,13 @@ class VaultStore:
         try:
             secret = await self._call(self._reader(path), path=path, capability="read")
         except VaultFailure as failure:
-            if failure.kind == "NOT_FOUND":
+            if failure.kind == ErrorKind.NOT_FOUND:
                 where = f" in Vault ({self.config.mount}/{folder}/)"
                 raise entry_not_found(folder, name, where) from failure
-            if failure.kind == "TOO_LARGE":  # Vault's answer passed the cap: the entry cannot be within the limit
+            # Vault's answer passed the cap: the entry cannot be within the limit.
+            if failure.kind == ErrorKind.TOO_LARGE:
                 raise ToolFailure(
-                    "TOO_LARGE",
+                    ErrorKind.TOO_LARGE,
                     f"The {folder} entry {name!r} is larger than the limit of {self._max_bytes} bytes.",
                     recommended_action=failure.recommended_action,
                 ) from failure
@@ -159,7 +160,7 @@ class VaultStore:
                 capability="list",
             )
         except VaultFailure as failure:
-            if failure.kind != "NOT_FOUND":
+            if failure.kind != ErrorKind.NOT_FOUND:
                 raise
             names: list[str] = []  # Vault answers 404 for an empty folder
         else:
@@ -260,7 +261,7 @@ class VaultStore:
 
     def _busy(self) -> VaultFailure:
         return VaultFailure(
-            "VAULT_BUSY",
+            ErrorKind.VAULT_BUSY,
             f"No thread for a request to Vault at {self.config.host} came free within {self.config.attempt_s:g} s "
             f"(one caller may hold {_PER_CALLER} of the server's {_THREADS}); this call sent nothing.",
             recommended_action="Retry once your earlier calls have finished; make fewer calls at once.",
@@ -268,7 +269,7 @@ class VaultStore:
 
     def _breaker_open(self) -> VaultFailure:
         return VaultFailure(
-            "VAULT_UNAVAILABLE",
+            ErrorKind.VAULT_UNAVAILABLE,
             f"Vault at {self.config.host} failed {self.breaker.failures} times in a row (last: "
             f"{self.breaker.last_failure}); calls fail fast for {self.breaker.retry_in_s():.0f} s more, then one "
             "is tried again.",

@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass, field
 
-from contracts import SideEffect, SourceRef
+from contracts import ErrorKind, SideEffect, SourceRef
 from ledger import Scrubber
 from server.call.failures import ToolFailure
 from server.governance.spec import Deps
@@ -68,7 +68,7 @@ class Grounding:
         asked to follow."""
         if names and not deps.agent.permits("read_docs"):
             raise ToolFailure(
-                "FORBIDDEN_ACTION",
+                ErrorKind.FORBIDDEN_ACTION,
                 f"Agent {deps.agent.agent_id} may not read docs, so `docs` cannot be given to the model.",
                 recommended_action="Call again without `docs`, or ask the operator for a policy that allows read_docs.",
             )

@@ -6,7 +6,7 @@ Over HTTP with OAuth many people may act as one agent: each then sees only the c
 
 from pydantic import Field
 
-from contracts import Decision, SideEffect
+from contracts import Decision, ErrorKind, SideEffect
 from contracts.names import EntryName
 from ledger import LedgerError
 from server.call.callers import caller
@@ -31,7 +31,7 @@ async def _read_logs(args: ReadLogsArgs, deps: Deps) -> ToolResult:
         # The record of this caller was scrubbed in its rows (its identity looks like a secret), so they cannot be
         # told apart from another's: show none rather than someone else's.
         raise ToolFailure(
-            "CALLER_UNRECORDED",
+            ErrorKind.CALLER_UNRECORDED,
             "This caller's identity cannot be told apart in the ledger, so its calls cannot be shown.",
             recommended_action="Ask the operator to read the ledger with `planner-mcp ledger tail`.",
         )
@@ -39,7 +39,7 @@ async def _read_logs(args: ReadLogsArgs, deps: Deps) -> ToolResult:
         entries = await run_blocking(lambda: deps.ledger.agent_log(agent_id, args.limit, args.action, who))
     except LedgerError as exc:
         raise ToolFailure(
-            "LEDGER_UNAVAILABLE",
+            ErrorKind.LEDGER_UNAVAILABLE,
             f"The ledger cannot be read: {exc}.",
             recommended_action="Ask the operator to run `planner-mcp doctor` and `planner-mcp ledger verify`.",
         ) from exc

@@ -5,6 +5,7 @@ valid name, so no argument can reach `metadata/`, `data/`, another mount or `api
 the same rule said to Vault, so a mistake on one side is still stopped by the other.
 """
 
+from contracts import ErrorKind
 from contracts.names import name_problem
 from server.vault.errors import VaultFailure
 
@@ -20,7 +21,7 @@ def entry_path(folder: str, name: str) -> str:
         raise ValueError(f"{folder!r} is not a folder this server reads")
     if (problem := name_problem(name)) is not None:
         raise VaultFailure(
-            "INVALID_NAME",
+            ErrorKind.INVALID_NAME,
             f"{name[:80]!r} is not a valid {folder} name: it {problem}.",
             recommended_action="Use a name as list_docs shows it: letters, digits and single '.', '_' or '-'.",
         )

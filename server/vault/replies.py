@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from contracts import ErrorKind
 from server.config.vault import VaultConfig
 from server.vault.errors import VaultFailure
 
@@ -43,7 +44,7 @@ class TokenInfo:
 
 def malformed(config: VaultConfig, what: str, problem: str) -> VaultFailure:
     return VaultFailure(
-        "VAULT_ERROR",
+        ErrorKind.VAULT_ERROR,
         f"Vault at {config.host} sent a malformed answer for {what}: {problem}.",
         recommended_action="Check that VAULT_ADDR points at Vault itself (not a proxy or another service) and that "
         "PLANNER_MCP_VAULT_MOUNT is a KV version 2 mount; Vault's server log may say more.",

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from contracts import ErrorKind
 from server.config.file_trust import untrusted
 from server.config.urls import split
 from server.config.vault import AuthMethod, VaultConfig
@@ -142,10 +143,10 @@ class VaultSession:
         client.token = ""
         if not refused:
             raise VaultFailure(
-                "VAULT_AUTH_FAILED", "No Vault credentials are configured.", recommended_action=_NO_CREDENTIALS
+                ErrorKind.VAULT_AUTH_FAILED, "No Vault credentials are configured.", recommended_action=_NO_CREDENTIALS
             )
         raise VaultFailure(
-            "VAULT_AUTH_FAILED",
+            ErrorKind.VAULT_AUTH_FAILED,
             f"Vault at {self.config.host} refused {' and '.join(refused)} (expired, revoked or wrong).",
             recommended_action="Give the server a valid token (VAULT_TOKEN or `vault login`) and restart it, or "
             "configure AppRole (VAULT_ROLE_ID, VAULT_SECRET_ID) so it can log in again by itself.",
@@ -162,7 +163,7 @@ class VaultSession:
         if (problem := untrusted(path)) is not None:
             # Whoever can write it could hand the server their own token, and what it reads with it.
             raise VaultFailure(
-                "VAULT_AUTH_FAILED",
+                ErrorKind.VAULT_AUTH_FAILED,
                 f"The token file {path} is refused: {problem}.",
                 recommended_action="Fix the file as said (as `vault login` leaves it: yours, mode 0600), or pass the "
                 "token as VAULT_TOKEN, then retry.",
@@ -188,7 +189,7 @@ class VaultSession:
         if "root" in policies:
             if method != "token":
                 raise VaultFailure(
-                    "VAULT_AUTH_FAILED",
+                    ErrorKind.VAULT_AUTH_FAILED,
                     "The token in ~/.vault-token is a root token; planner-mcp never uses a root token read from "
                     "a file.",
                     recommended_action="Create a least-privilege token with the policy from `planner-mcp vault-policy` "

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
+from contracts import ErrorKind
 from server.config.urls import Credentials
 from server.config.vault import VaultConfig
 from server.vault.deadline import current_deadline
@@ -48,7 +49,7 @@ class VaultHTTP(requests.Session):
                 raise self._redirected(response.status_code)
             if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
                 raise VaultFailure(
-                    "VAULT_ERROR",
+                    ErrorKind.VAULT_ERROR,
                     f"Vault at {self._config.host} sent a compressed answer, which was not asked for; it was not read.",
                     recommended_action="Check that VAULT_ADDR points at Vault itself, not at a proxy that "
                     "compresses what it forwards.",
@@ -66,7 +67,7 @@ class VaultHTTP(requests.Session):
             size += len(chunk)
             if size > self.cap_bytes:
                 raise VaultFailure(
-                    "TOO_LARGE",
+                    ErrorKind.TOO_LARGE,
                     f"Vault at {self._config.host} answered with more than {self.cap_bytes} bytes; reading stopped "
                     "there.",
                     recommended_action="Ask an operator to split the entry or raise PLANNER_MCP_MAX_DOCUMENT_BYTES.",
@@ -88,7 +89,7 @@ class VaultHTTP(requests.Session):
 
     def _redirected(self, status: int) -> VaultFailure:
         return VaultFailure(
-            "VAULT_ERROR",
+            ErrorKind.VAULT_ERROR,
             f"Vault at {self._config.host} answered HTTP {status}, a redirect; planner-mcp does not follow "
             "redirects, which would send its token (or AppRole credentials) to wherever they point.",
             recommended_action="Point VAULT_ADDR at the active Vault node (the address the redirect names), not "
