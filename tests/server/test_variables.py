@@ -1,0 +1,154 @@
+"""Each setting is declared once (`server.config.variables`): the environment, the config file, `config show` and
+the README's tables all know exactly the declared settings, and a setting left out of any of them fails here."""
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from server.config.file import layered
+from server.config.settings import HTTPConfig, LLMConfig, Settings, SettingsError
+from server.config.show import effective, render
+from server.config.variables import VARIABLES
+from server.config.vault import VaultConfig
+
+README = Path(__file__).parents[2] / "README.md"
+
+MODELS: dict[str, type[BaseModel]] = {"llm": LLMConfig, "http": HTTPConfig, "vault": VaultConfig}
+"""The model each part's variables set; the other parts (ledger, store, policy) set Settings' own fields."""
+
+NOT_SETTINGS: dict[type[BaseModel], set[str]] = {
+    Settings: {"llm", "vault", "http"},
+    LLMConfig: {"progress_interval_s", "key_from_vault"},
+    HTTPConfig: set(),
+    VaultConfig: {"token_file", "breaker_failures", "breaker_cooldown_s", "llm_key_name"},
+}
+"""Fields no variable sets: the nested parts, what the server derives (the key from Vault, the token file) and
+fixed limits."""
+
+
+def _readme_variables(readme: str) -> dict[str, bool]:
+    """Each variable the README's tables under "## Configuration" name, and whether it is marked (secret)."""
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, bool] = {}
+    in_table = False
+    for line in section.splitlines():
+        if line.startswith("| variable | default | meaning |"):
+            in_table = True
+        elif not line.startswith("|"):
+            in_table = False
+        elif in_table and not line.startswith("|---"):
+            for name, secret in re.findall(r"`([A-Z][A-Z0-9_]*)`( \(secret\))?", line.split("|")[1]):
+                documented[name] = bool(secret)
+    return documented
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "planner-mcp.toml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def test_the_readme_tables_list_every_declared_setting_and_mark_the_secrets() -> None:
+    documented = _readme_variables(README.read_text(encoding="utf-8"))
+    declared = {v.name: v.secret for v in VARIABLES}
+    assert not declared.keys() - documented.keys(), "declared, but in no README table"
+    assert not documented.keys() - declared.keys(), "in a README table, but not declared"
+    assert {n for n, secret in documented.items() if secret} == {n for n, secret in declared.items() if secret}
+
+
+def test_every_field_a_variable_could_set_is_declared_once_and_exists() -> None:
+    for model, not_settings in NOT_SETTINGS.items():
+        fields = [v.field for v in VARIABLES if MODELS.get(v.part, Settings) is model]
+        assert len(fields) == len(set(fields)), f"{model.__name__}: a field set by two variables"
+        assert set(fields) | not_settings == set(model.model_fields), model.__name__
+        assert not set(fields) & not_settings, model.__name__
+    names = [v.name for v in VARIABLES]
+    assert len(names) == len(set(names))
+
+
+def test_the_config_file_accepts_every_declared_name_and_no_other(tmp_path: Path) -> None:
+    every = _config(tmp_path, "".join(f'{v.name} = ""\n' for v in VARIABLES))  # empty: set, and read as unset
+    assert Settings.from_env({"HOME": str(tmp_path), "PLANNER_MCP_CONFIG": str(every)}) is not None
+    other = _config(tmp_path, 'PLANNER_MCP_LLM_TEMPERATURE = "0.2"\n')
+    with pytest.raises(SettingsError, match="PLANNER_MCP_LLM_TEMPERATURE is not a setting; did you mean"):
+        Settings.from_env({"HOME": str(tmp_path), "PLANNER_MCP_CONFIG": str(other)})
+
+
+def test_config_show_shows_exactly_the_declared_settings_in_their_order(tmp_path: Path) -> None:
+    env = layered({"HOME": str(tmp_path)})
+    shown = effective(Settings.from_env(env), env)
+    assert [(s["name"], s["meaning"]) for s in shown] == [(v.name, v.meaning) for v in VARIABLES]
+
+
+def _everything_set(tmp_path: Path) -> dict[str, str]:
+    """An environment that sets as many settings as can be set together, none to its default."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked until the first TLS handshake\n", encoding="utf-8")
+    (tmp_path / "certs").mkdir()
+    return {
+        "HOME": str(tmp_path),
+        "PLANNER_MCP_LEDGER": str(tmp_path / "ledger.db"),
+        "PLANNER_MCP_LEDGER_KEY_FILE": str(tmp_path / "ledger.key"),
+        "PLANNER_MCP_LEDGER_SYNC": "normal",
+        "PLANNER_MCP_LEDGER_BUSY_TIMEOUT": "2.5",
+        "PLANNER_MCP_LEDGER_MAX_MB": "0.5",
+        "PLANNER_MCP_INVENTORY": "lab",
+        "PLANNER_MCP_POLICY": str(tmp_path / "policy.toml"),
+        "PLANNER_MCP_MAX_DOCUMENT_BYTES": "1000",
+        "OPENAI_API_KEY": "sk-test-round-trip",
+        "OPENAI_BASE_URL": "http://localhost:11434/v1",
+        "PLANNER_MCP_MODEL": "llama3.1",
+        "PLANNER_MCP_LLM_TIMEOUT": "12.5",
+        "PLANNER_MCP_LLM_RETRIES": "4",
+        "PLANNER_MCP_LLM_MAX_TOKENS": "800",
+        "PLANNER_MCP_LLM_STRUCTURED": "off",
+        "VAULT_ADDR": "https://vault.internal:8200",
+        "VAULT_TOKEN": "hvs.round-trip",
+        "VAULT_ROLE_ID": "role",
+        "VAULT_SECRET_ID": "secret",
+        "VAULT_NAMESPACE": "team",
+        "VAULT_CACERT": str(ca),
+        "VAULT_CAPATH": str(tmp_path / "certs"),
+        "VAULT_SKIP_VERIFY": "true",
+        "PLANNER_MCP_VAULT_MOUNT": "kv",
+        "PLANNER_MCP_VAULT_APPROLE_MOUNT": "auth-approle",
+        "PLANNER_MCP_VAULT_TIMEOUT": "3",
+        "PLANNER_MCP_VAULT_RETRIES": "1",
+        "PLANNER_MCP_VAULT_CACHE_TTL": "0",
+        "PLANNER_MCP_HTTP_HOST": "0.0.0.0",
+        "PLANNER_MCP_HTTP_PORT": "9000",
+        "PLANNER_MCP_HTTP_TOKEN": "a-static-token-of-some-length",
+        "PLANNER_MCP_OAUTH_ISSUER": "https://issuer.example",
+        "PLANNER_MCP_OAUTH_AUDIENCE": "planner",
+        "PLANNER_MCP_OAUTH_JWKS_URL": "https://issuer.example/jwks",
+        "PLANNER_MCP_HTTP_PUBLIC_URL": "https://planner.example/mcp",
+        "PLANNER_MCP_HTTP_ALLOWED_ORIGINS": "https://a.example,https://b.example",
+        "PLANNER_MCP_HTTP_STATELESS": "true",
+        "PLANNER_MCP_HTTP_MAX_CONNECTIONS": "64",
+        "PLANNER_MCP_HTTP_REQUEST_TIMEOUT": "4",
+    }
+
+
+def test_config_shows_output_copied_into_the_file_is_the_same_configuration(tmp_path: Path) -> None:
+    """Each declaration reads back what `config show` prints of it: its parsing and its showing agree."""
+    env = layered(_everything_set(tmp_path))
+    settings = Settings.from_env(env)
+    before = {s["name"]: s["value"] for s in effective(settings, env)}
+    copied = layered(
+        {"HOME": str(tmp_path), "PLANNER_MCP_CONFIG": str(_config(tmp_path, render(settings, env, as_json=False)))}
+    )
+    after = effective(Settings.from_env(copied), copied)
+    assert {s["name"]: s["value"] for s in after} == before
+    from_file = {s["name"] for s in after if s["source"] == f"file {copied.file}"}
+    assert from_file == {name for name, value in before.items() if value is not None}
+    assert len(from_file) >= len(VARIABLES) - 1  # all but PLANNER_MCP_DATA, unused when Vault is set
+
+
+def test_a_variable_whose_field_holds_a_credential_is_declared_secret() -> None:
+    """So `config show` masks it and a config file holding it must be private: both follow `secret`."""
+    for variable in VARIABLES:
+        field = MODELS.get(variable.part, Settings).model_fields[variable.field]
+        assert ("SecretStr" in str(field.annotation)) == variable.secret, variable.name
