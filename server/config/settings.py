@@ -23,6 +23,7 @@ from server.config.vault import VaultConfig
 __all__ = [
     "BUNDLED_DATA",
     "OPENROUTER_BASE_URL",
+    "PART_MODELS",
     "HTTPConfig",
     "LLMConfig",
     "Settings",
@@ -231,13 +232,14 @@ def _trust_ca(config: VaultConfig) -> None:
         raise SettingsError(str(exc)) from None
 
 
-_PARTS: dict[str, type[BaseModel]] = {"llm": LLMConfig, "http": HTTPConfig, "vault": VaultConfig}
-"""The model each part's variables set fields of; the other parts set fields of Settings itself."""
+PART_MODELS: dict[str, type[BaseModel]] = {"llm": LLMConfig, "http": HTTPConfig, "vault": VaultConfig}
+"""The parts with a model of their own, held in the Settings field of the same name; the variables of the other
+parts (ledger, store, policy) set fields of Settings itself."""
 
-_MODELS: dict[str, type[BaseModel]] = {model.__name__: model for model in (Settings, *_PARTS.values())}
+_MODELS: dict[str, type[BaseModel]] = {"Settings": Settings} | {model.__name__: model for model in PART_MODELS.values()}
 
 _NAMES: dict[str, dict[str, str]] = {
-    title: {v.field: v.name for v in VARIABLES if _PARTS.get(v.part, Settings) is model}
+    title: {v.field: v.name for v in VARIABLES if PART_MODELS.get(v.part, Settings) is model}
     for title, model in _MODELS.items()
 }
 """Model, then field: the variable that sets it, so a validation error names what the user set, not our field."""

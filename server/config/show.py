@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from server.config.file import Layered
-from server.config.settings import Settings
+from server.config.settings import PART_MODELS, Settings
 from server.config.urls import shown
 from server.config.variables import VARIABLES, Variable
 
@@ -20,7 +20,7 @@ MASK = "********"
 
 def _value(settings: Settings, variable: Variable) -> Any:
     """What the setting holds, in the variable's own terms, or None when unset (all of Vault's, without Vault)."""
-    model = {"llm": settings.llm, "http": settings.http, "vault": settings.vault}.get(variable.part, settings)
+    model = getattr(settings, variable.part) if variable.part in PART_MODELS else settings
     if model is None:
         return None
     return variable.shown(model) if variable.shown is not None else getattr(model, variable.field)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.config.variables import VARIABLES
 from server.config.settings import SettingsError
+from server.config.variables import VARIABLES
 from tests.conftest import API_KEY, rows, run_cli
 
 
