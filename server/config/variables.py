@@ -2,7 +2,8 @@
 
 The environment reading (`Settings.from_env`), the names the config file accepts (`server.config.file`), the
 rows `planner-mcp config show` prints and the README's tables of variables (by a test) all come from
-`VARIABLES`. Adding a setting is one `Variable` here and the field it sets on its part's model.
+`VARIABLES`. Adding a setting is one `Variable` here and the field it sets on its part's model; the tests then
+ask for its row in the README and a value in the round trip through `config show` (tests/server/test_variables.py).
 """
 
 import math
