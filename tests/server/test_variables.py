@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from server.config.file import layered
 from server.config.settings import PART_MODELS, HTTPConfig, LLMConfig, Settings, SettingsError
@@ -25,10 +26,11 @@ NOT_SETTINGS: dict[type[BaseModel], set[str]] = {
 fixed limits."""
 
 
-def _readme_variables(readme: str) -> dict[str, bool]:
-    """Each variable the README's tables under "## Configuration" name, and whether it is marked (secret)."""
+def _readme_rows(readme: str) -> list[tuple[list[tuple[str, bool]], str]]:
+    """The rows of the README's tables of variables under "## Configuration": the variables each names, each
+    with whether it is marked (secret), and the row's default."""
     section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    documented: dict[str, bool] = {}
+    rows = []
     in_table = False
     for line in section.splitlines():
         if line.startswith("| variable | default | meaning |"):
@@ -36,9 +38,27 @@ def _readme_variables(readme: str) -> dict[str, bool]:
         elif not line.startswith("|"):
             in_table = False
         elif in_table and not line.startswith("|---"):
-            for name, secret in re.findall(r"`([A-Z][A-Z0-9_]*)`( \(secret\))?", line.split("|")[1]):
-                documented[name] = bool(secret)
-    return documented
+            cells = line.split("|")
+            names = re.findall(r"`([A-Z][A-Z0-9_]*)`( \(secret\))?", cells[1])
+            rows.append(([(name, bool(secret)) for name, secret in names], cells[2].strip()))
+    return rows
+
+
+def _readme_variables(readme: str) -> dict[str, bool]:
+    return {name: secret for names, _ in _readme_rows(readme) for name, secret in names}
+
+
+def _unset(field: FieldInfo) -> bool:
+    return field.is_required() or field.default in (None, ())
+
+
+def _as_written(value: object) -> str:
+    """A default as the README writes it: `30`, not 30.0; `false`, not False."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -54,6 +74,24 @@ def test_the_readme_tables_list_every_declared_setting_and_mark_the_secrets() ->
     assert sorted(declared.keys() - documented.keys()) == [], "declared, but in no README table"
     assert sorted(documented.keys() - declared.keys()) == [], "in a README table, but not declared"
     assert {n for n, secret in documented.items() if secret} == {n for n, secret in declared.items() if secret}
+
+
+def test_the_readme_tables_give_each_setting_the_default_its_field_declares() -> None:
+    """A row's "—" is a field with no default; one value per variable (`127.0.0.1`, `8765`) is each field's.
+    Defaults the README says in words (the bundled data, the system CAs) are not compared, nor the public URL's,
+    derived from the host and port."""
+    declared = {v.name: PART_MODELS.get(v.part, Settings).model_fields[v.field] for v in VARIABLES}
+    compared = 0
+    for names, default in _readme_rows(README.read_text(encoding="utf-8")):
+        fields = [declared[name] for name, _ in names if name in declared and name != "PLANNER_MCP_HTTP_PUBLIC_URL"]
+        values = re.findall(r"`([^`]+)`", default) if re.fullmatch(r"`[^`]+`(, `[^`]+`)*", default) else []
+        if default == "—":
+            values = ["—"] * len(fields)
+        elif len(values) != len(fields):
+            continue
+        assert ["—" if _unset(f) else _as_written(f.default) for f in fields] == values, names
+        compared += len(fields)
+    assert compared >= 30
 
 
 def test_every_field_a_variable_could_set_is_declared_once_and_exists() -> None:
