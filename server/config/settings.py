@@ -4,7 +4,6 @@ Nothing else in the project reads the environment: tests and the CLI build `Sett
 """
 
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -18,11 +17,13 @@ from server.config.bounds import problem
 from server.config.file import layered
 from server.config.file_trust import UntrustedFile, require_trusted
 from server.config.urls import split
+from server.config.variables import MAX_LEDGER_MB, VARIABLES, Part
 from server.config.vault import VaultConfig
 
 __all__ = [
     "BUNDLED_DATA",
     "OPENROUTER_BASE_URL",
+    "PART_MODELS",
     "HTTPConfig",
     "LLMConfig",
     "Settings",
@@ -36,46 +37,6 @@ BUNDLED_DATA = Path(__file__).parents[1] / "data"
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 """Where a key read from Vault's `api-keys/openrouter` is used when OPENAI_BASE_URL is not set, as the seed did."""
-
-_ENV_NAMES = {
-    "ledger_path": "PLANNER_MCP_LEDGER",
-    "data_dir": "PLANNER_MCP_DATA",
-    "policy_path": "PLANNER_MCP_POLICY",
-    "default_inventory": "PLANNER_MCP_INVENTORY",
-    "max_document_bytes": "PLANNER_MCP_MAX_DOCUMENT_BYTES",
-    "timeout_s": "PLANNER_MCP_LLM_TIMEOUT",
-    "max_retries": "PLANNER_MCP_LLM_RETRIES",
-    "max_tokens": "PLANNER_MCP_LLM_MAX_TOKENS",
-    "structured_output": "PLANNER_MCP_LLM_STRUCTURED",
-    "ledger_busy_timeout_s": "PLANNER_MCP_LEDGER_BUSY_TIMEOUT",
-    "ledger_key_file": "PLANNER_MCP_LEDGER_KEY_FILE",
-    "ledger_sync": "PLANNER_MCP_LEDGER_SYNC",
-    "ledger_max_bytes": "PLANNER_MCP_LEDGER_MAX_MB",
-    "host": "PLANNER_MCP_HTTP_HOST",
-    "port": "PLANNER_MCP_HTTP_PORT",
-    "max_connections": "PLANNER_MCP_HTTP_MAX_CONNECTIONS",
-    "request_timeout_s": "PLANNER_MCP_HTTP_REQUEST_TIMEOUT",
-}
-"""So a validation error names the variable the user set, not our field."""
-
-_VAULT_ENV = {
-    "addr": "VAULT_ADDR",
-    "token": "VAULT_TOKEN",
-    "role_id": "VAULT_ROLE_ID",
-    "secret_id": "VAULT_SECRET_ID",
-    "approle_mount": "PLANNER_MCP_VAULT_APPROLE_MOUNT",
-    "namespace": "VAULT_NAMESPACE",
-    "cacert": "VAULT_CACERT",
-    "capath": "VAULT_CAPATH",
-    "mount": "PLANNER_MCP_VAULT_MOUNT",
-    "timeout_s": "PLANNER_MCP_VAULT_TIMEOUT",
-    "retries": "PLANNER_MCP_VAULT_RETRIES",
-    "cache_ttl_s": "PLANNER_MCP_VAULT_CACHE_TTL",
-}
-_MAX_LEDGER_MB = 16 * 2**20
-"""16 TiB: SQLite's own limit at its default page size; a bigger cap is no cap, and a typo."""
-_TRUE = {"1", "true", "t", "yes"}
-_FALSE = {"0", "false", "f", "no"}
 
 
 class SettingsError(Exception):
@@ -185,7 +146,7 @@ class Settings(BaseModel):
     """A file holding the key of the ledger's HMAC chain, kept outside the database (and its directory)."""
     ledger_sync: Literal["full", "normal"] = "full"
     """`normal` may lose the last calls recorded before a power failure; its use is recorded in the ledger."""
-    ledger_max_bytes: int | None = Field(default=None, gt=0, le=_MAX_LEDGER_MB * 2**20)
+    ledger_max_bytes: int | None = Field(default=None, gt=0, le=MAX_LEDGER_MB * 2**20)
     """A size cap: once reached, calls are refused as on a full disk, rather than filling the disk."""
     vault: VaultConfig | None = None
     """When set (VAULT_ADDR), docs and inventory come from Vault and PLANNER_MCP_DATA is not used."""
@@ -194,116 +155,64 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """The settings from the environment, over the file PLANNER_MCP_CONFIG names (if set)."""
+        read = _Reading(os.environ if env is None else env)
+        vault = _vault_from_env(read)
+        llm = read.part("llm")
+        llm["key_from_vault"] = vault is not None and "api_key" not in llm
+        values = read.part("store", "policy", "ledger")
+        values.setdefault("ledger_path", default_ledger_path(read.env))
+        http = read.part("http")
         try:
-            env = layered(os.environ if env is None else env)
+            values["http"] = HTTPConfig(**http)
+            values["llm"] = LLMConfig(**llm)
+            return cls(**values, vault=vault)
+        except ValidationError as exc:
+            raise SettingsError(f"invalid settings: {_problems(exc, read.where)}") from None
+
+
+class _Reading:
+    """The environment over the config file, read one declared variable at a time: a bad value stops start-up
+    with a SettingsError naming the variable, and the file when it was set there."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        try:
+            self.env = layered(env)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
-        in_file = f" (set in {env.file})" if env.file else ""
 
-        def where(name: str) -> str:
-            return in_file if env.sources.get(name) == "file" else ""
+    def where(self, name: str) -> str:
+        return f" (set in {self.env.file})" if self.env.sources.get(name) == "file" else ""
 
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
+    def raw(self, name: str) -> str | None:
+        """The variable's text, or None when it is unset or blank."""
+        return self.env.get(name, "").strip() or None
 
-        def number(name: str, kind: type[int] | type[float]) -> int | float | None:
-            raw = get(name)
-            if raw is None:
-                return None
-            what = "an integer" if kind is int else "a finite number"
-            try:
-                value = kind(raw)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value):
-                raise SettingsError(f"{name}={raw!r}{where(name)} is not {what}; set it to one or unset it.")
-            return value
-
-        vault = _vault_from_env(get, number, env)
-        llm: dict[str, object] = {
-            "key_from_vault": vault is not None and get("OPENAI_API_KEY") is None,
-            "api_key": get("OPENAI_API_KEY"),
-            "base_url": get("OPENAI_BASE_URL"),
-            "model": get("PLANNER_MCP_MODEL"),
-            "timeout_s": number("PLANNER_MCP_LLM_TIMEOUT", float),
-            "max_retries": number("PLANNER_MCP_LLM_RETRIES", int),
-            "max_tokens": number("PLANNER_MCP_LLM_MAX_TOKENS", int),
-            "structured_output": (get("PLANNER_MCP_LLM_STRUCTURED") or "auto").lower(),
-        }
-        values: dict[str, object] = {
-            "ledger_path": get("PLANNER_MCP_LEDGER") or default_ledger_path(env),
-            "data_dir": get("PLANNER_MCP_DATA"),
-            "policy_path": get("PLANNER_MCP_POLICY"),
-            "default_inventory": get("PLANNER_MCP_INVENTORY"),
-            "max_document_bytes": number("PLANNER_MCP_MAX_DOCUMENT_BYTES", int),
-            "ledger_busy_timeout_s": number("PLANNER_MCP_LEDGER_BUSY_TIMEOUT", float),
-            "ledger_key_file": get("PLANNER_MCP_LEDGER_KEY_FILE"),
-            "ledger_sync": (get("PLANNER_MCP_LEDGER_SYNC") or "full").lower(),
-            "ledger_max_bytes": _megabytes(
-                number("PLANNER_MCP_LEDGER_MAX_MB", float), where("PLANNER_MCP_LEDGER_MAX_MB")
-            ),
-            "vault": vault,
-        }
-        origins = get("PLANNER_MCP_HTTP_ALLOWED_ORIGINS")
-        stateless = (get("PLANNER_MCP_HTTP_STATELESS") or "false").lower()
-        if stateless not in _TRUE | _FALSE:
-            raise SettingsError(f"PLANNER_MCP_HTTP_STATELESS={stateless!r}{where('PLANNER_MCP_HTTP_STATELESS')} is "
-                                "not a boolean; set it to true or false.")  # fmt: skip
-        http: dict[str, object] = {
-            "host": get("PLANNER_MCP_HTTP_HOST"),
-            "port": number("PLANNER_MCP_HTTP_PORT", int),
-            "token": get("PLANNER_MCP_HTTP_TOKEN"),
-            "oauth_issuer": get("PLANNER_MCP_OAUTH_ISSUER"),
-            "oauth_audience": get("PLANNER_MCP_OAUTH_AUDIENCE"),
-            "oauth_jwks_url": get("PLANNER_MCP_OAUTH_JWKS_URL"),
-            "public_url": get("PLANNER_MCP_HTTP_PUBLIC_URL"),
-            "allowed_origins": tuple(o.strip() for o in origins.split(",") if o.strip()) if origins else None,
-            "stateless": stateless in _TRUE,
-            "max_connections": number("PLANNER_MCP_HTTP_MAX_CONNECTIONS", int),
-            "request_timeout_s": number("PLANNER_MCP_HTTP_REQUEST_TIMEOUT", float),
-        }
-        try:
-            values["http"] = HTTPConfig(**{k: v for k, v in http.items() if v is not None})
-            values["llm"] = LLMConfig(**{k: v for k, v in llm.items() if v is not None})
-            return cls(**{k: v for k, v in values.items() if v is not None})
-        except ValidationError as exc:
-            raise SettingsError(f"invalid settings: {_problems(exc, _ENV_NAMES, where)}") from None
+    def part(self, *parts: Part) -> dict[str, object]:
+        """The fields the variables of `parts` set, parsed, read part by part in the order named: of two bad
+        values, the first read is the one reported."""
+        values: dict[str, object] = {}
+        for part in parts:
+            for variable in (v for v in VARIABLES if v.part == part):
+                if (raw := self.raw(variable.name)) is None:
+                    continue
+                try:
+                    values[variable.field] = variable.parse(raw, variable.name, self.where(variable.name))
+                except ValueError as exc:
+                    raise SettingsError(str(exc)) from None
+        return values
 
 
-def _vault_from_env(
-    get: Callable[[str], str | None],
-    number: Callable[[str, type[int] | type[float]], int | float | None],
-    env: Mapping[str, str],
-) -> VaultConfig | None:
-    addr = get("VAULT_ADDR")
-    if addr is None:
+def _vault_from_env(read: _Reading) -> VaultConfig | None:
+    """Vault's settings, read only when VAULT_ADDR is set: without it none of them is used."""
+    if read.raw("VAULT_ADDR") is None:
         return None
-    skip = (get("VAULT_SKIP_VERIFY") or "false").lower()
-    if skip not in _TRUE | _FALSE:
-        raise SettingsError(f"VAULT_SKIP_VERIFY={skip!r} is not a boolean; set it to true or false, or unset it.")
+    values = read.part("vault")
     # The Vault CLI's token file, read by the auth code (not here) only when VAULT_TOKEN is not set.
-    token_file = Path(env.get("HOME") or Path.home()) / ".vault-token"
-    values: dict[str, object] = {
-        "addr": addr,
-        "token": get("VAULT_TOKEN"),
-        "token_file": token_file,
-        "role_id": get("VAULT_ROLE_ID"),
-        "secret_id": get("VAULT_SECRET_ID"),
-        "approle_mount": get("PLANNER_MCP_VAULT_APPROLE_MOUNT"),
-        "namespace": get("VAULT_NAMESPACE"),
-        "cacert": get("VAULT_CACERT"),
-        "capath": get("VAULT_CAPATH"),
-        "skip_verify": skip in _TRUE,
-        "mount": get("PLANNER_MCP_VAULT_MOUNT"),
-        "timeout_s": number("PLANNER_MCP_VAULT_TIMEOUT", float),
-        "retries": number("PLANNER_MCP_VAULT_RETRIES", int),
-        "cache_ttl_s": number("PLANNER_MCP_VAULT_CACHE_TTL", float),
-    }
+    values["token_file"] = Path(read.env.get("HOME") or Path.home()) / ".vault-token"
     try:
-        config = VaultConfig(**{k: v for k, v in values.items() if v is not None})
+        config = VaultConfig(**values)
     except ValidationError as exc:
-        raise SettingsError(f"invalid Vault settings: {_problems(exc, _VAULT_ENV, lambda name: '')}") from None
+        raise SettingsError(f"invalid Vault settings: {_problems(exc, lambda name: '')}") from None
     _trust_ca(config)
     return config
 
@@ -323,31 +232,29 @@ def _trust_ca(config: VaultConfig) -> None:
         raise SettingsError(str(exc)) from None
 
 
-_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (Settings, LLMConfig, HTTPConfig, VaultConfig)
+PART_MODELS: dict[str, type[BaseModel]] = {"llm": LLMConfig, "http": HTTPConfig, "vault": VaultConfig}
+"""The parts with a model of their own, held in the Settings field of the same name; the variables of the other
+parts (ledger, store, policy) set fields of Settings itself."""
+
+_MODELS: dict[str, type[BaseModel]] = {"Settings": Settings} | {model.__name__: model for model in PART_MODELS.values()}
+
+_NAMES: dict[str, dict[str, str]] = {
+    title: {v.field: v.name for v in VARIABLES if PART_MODELS.get(v.part, Settings) is model}
+    for title, model in _MODELS.items()
 }
+"""Model, then field: the variable that sets it, so a validation error names what the user set, not our field."""
 
 
-def _problems(exc: ValidationError, names: Mapping[str, str], where: Callable[[str], str]) -> str:
+def _problems(exc: ValidationError, where: Callable[[str], str]) -> str:
     """Each problem by the variable the user set, a number out of range with the range accepted; no value is
     repeated (it may be a secret)."""
+    names = _NAMES.get(exc.title, {})
     problems = []
     for error in exc.errors(include_input=False):
         field = str(error["loc"][0]) if error["loc"] else ""
         name = names.get(field, field or exc.title.removesuffix("Config"))
         problems.append(f"{name}{where(name)}: {problem(error, _MODELS.get(exc.title), field)}")
     return "; ".join(problems)
-
-
-def _megabytes(cap_mb: float | None, where: str) -> int | None:
-    """PLANNER_MCP_LEDGER_MAX_MB in bytes, checked in the unit the user wrote."""
-    if cap_mb is None:
-        return None
-    if not 0 < cap_mb <= _MAX_LEDGER_MB:
-        raise SettingsError(
-            f"PLANNER_MCP_LEDGER_MAX_MB{where}: out of range: accepted more than 0 and at most {_MAX_LEDGER_MB}"
-        )
-    return max(1, int(cap_mb * 2**20))
 
 
 def default_ledger_path(env: Mapping[str, str]) -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from server.config.file import VARIABLES
 from server.config.settings import SettingsError
+from server.config.variables import VARIABLES
 from tests.conftest import API_KEY, rows, run_cli
 
 
@@ -65,7 +65,7 @@ def test_config_show_prints_every_setting_with_its_source_and_masks_secrets(ledg
     assert proc.returncode == 0, proc.stderr
     assert API_KEY not in proc.stdout + proc.stderr
     lines = {line.lstrip("# ").split(" ")[0]: line for line in proc.stdout.splitlines()[1:]}
-    assert set(lines) == set(VARIABLES)
+    assert set(lines) == {v.name for v in VARIABLES}
     model, key, timeout = lines["PLANNER_MCP_MODEL"], lines["OPENAI_API_KEY"], lines["PLANNER_MCP_LLM_TIMEOUT"]
     assert model.startswith('PLANNER_MCP_MODEL = "llama3.1"') and f"# file {config}:" in model
     assert key.startswith('OPENAI_API_KEY = "********"') and "# env:" in key
@@ -94,6 +94,6 @@ def test_every_setting_the_server_reads_can_be_set_in_the_file() -> None:
 
     read = set()
     for module in Path("server").rglob("*.py"):
-        read |= set(re.findall(r'get\("([A-Z][A-Z0-9_]+)"\)|number\("([A-Z][A-Z0-9_]+)"', module.read_text()))
-    names = {name for pair in read for name in pair if name} - {"HOME", "LOCALAPPDATA", "XDG_DATA_HOME"}
-    assert names and names <= set(VARIABLES), names - set(VARIABLES)
+        read |= set(re.findall(r'(?:get|raw)\("([A-Z][A-Z0-9_]+)"\)', module.read_text()))
+    names = read - {"HOME", "LOCALAPPDATA", "XDG_DATA_HOME"}
+    assert names and names <= {v.name for v in VARIABLES}, names - {v.name for v in VARIABLES}
