@@ -2,8 +2,6 @@
 
 import json
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +18,8 @@ from server import Settings, build_server
 from server.config.settings import LLMConfig
 from tests.peers.openai_server import FakeOpenAI
 from tests.peers.plans import A_PLAN
+from tests.processes import host_env as host_env  # the settings tests import these two from here
+from tests.processes import run_cli as run_cli
 
 API_KEY = "sk-test-planner-0123456789abcdefghij"
 """A key shaped like a real one, so tests can prove it never appears anywhere it should not."""
@@ -83,22 +83,6 @@ async def call(
     assert result.structured_content is not None
     assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
     return result, result.structured_content
-
-
-def host_env(ledger_path: Path, **extra: str) -> dict[str, str]:
-    """The near-empty environment a host starts a server with, plus the ledger under test."""
-    return {"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent), **extra}
-
-
-def run_cli(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `planner-mcp ARGS` as a separate process, as a user or a host would, with a bounded wait."""
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=host_env(ledger_path, **env),
-    )
 
 
 def rows(path: Path, table: str = "agent_actions", order: str = "id") -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ from ledger.append import Head, write_row
 from ledger.chain import TABLES, Hasher
 from ledger.migrations import MIGRATIONS, migrate
 from server import Settings
-from tests.conftest import call, connect, rows, run_cli
+from tests.conftest import call, connect, rows
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,6 @@ Every canary carries the marker of `tests.resilience.canaries`.
 
 import json
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.client.stdio import stdio_client
 from pydantic import SecretStr
 
@@ -25,6 +24,7 @@ from server.vault import VaultConfig
 from tests.conftest import PLAN, call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault
+from tests.processes import stdio_params
 from tests.resilience.canaries import leaks
 from tests.server.vault.conftest import SHIPPED_POLICY, parse_hcl
 
@@ -288,9 +288,7 @@ async def test_no_canary_leaves_an_in_memory_server_on_vault_with_the_llm_key_fr
 
 @asynccontextmanager
 async def _stdio(env: dict[str, str], errlog: Path) -> AsyncIterator[Client]:
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "server", "--log-level", "DEBUG", "serve"], env=env
-    )
+    params = stdio_params(env, "--log-level", "DEBUG", "serve")
     with errlog.open("w", encoding="utf-8") as stderr:
         async with Client(stdio_client(params, errlog=stderr)) as client:
             yield client

@@ -19,8 +19,9 @@ import pytest
 from ledger import verify
 from ledger.reader import Snapshot
 from server import Settings
-from tests.conftest import API_KEY, call, connect, host_env, rows
+from tests.conftest import API_KEY, call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import host_env
 from tests.server.llm.conftest import plan_reply
 
 pytestmark = pytest.mark.anyio

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from server.vault import policy_hcl
-from tests.conftest import rows, run_cli
+from tests.conftest import rows
 from tests.peers.vault_server import FakeVault
+from tests.processes import run_cli
 from tests.server.vault.conftest import LLM_KEY, SHIPPED_POLICY, TOKEN, parse_hcl
 
 pytestmark = pytest.mark.subprocess
