@@ -2,7 +2,6 @@
 
 import logging
 import shutil
-import ssl
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,9 +24,7 @@ def ca() -> trustme.CA:
 
 @pytest.fixture
 def https_vault(ca: trustme.CA) -> Iterator[FakeVault]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    with FakeVault(ssl_context=context) as server:
+    with FakeVault.over_https(ca) as server:
         load(server)
         yield server
 
