@@ -17,7 +17,7 @@ from ledger.chain import COLUMNS, TABLES, Hasher
 from ledger.reader import Snapshot
 from ledger.verify import Kind
 from server import Settings
-from tests.conftest import call, connect, recount_metrics, rows
+from tests.conftest import call_once, recount_metrics, rows
 from tests.ledger.conftest import CALLS, KEY
 
 
@@ -164,8 +164,7 @@ async def test_an_unkeyed_row_forged_at_the_head_of_a_keyed_chain_is_refused(
     key_file = tmp_path / "ledger.key"
     key_file.write_bytes(KEY)
     settings = Settings(ledger_path=keyed, ledger_key_file=key_file if with_key else None)
-    async with connect(settings) as client:
-        _, output = await call(client, "list_docs")
+    _, output = await call_once(settings, "list_docs")
     assert output["error"]["type"] == "LEDGER_UNAVAILABLE"
     assert f"(seq {forged}) is not keyed" in output["error"]["message"]
     assert max(r["seq"] for r in rows(keyed, "ledger_events")) == forged  # nothing was chained after it

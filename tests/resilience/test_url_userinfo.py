@@ -20,7 +20,7 @@ from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault
 from tests.processes import run_cli
 from tests.resilience.canaries import leaks
-from tests.server.vault.conftest import SHIPPED_POLICY, parse_hcl
+from tests.vault_seed import SHIPPED_POLICY, parse_hcl
 
 pytestmark = pytest.mark.anyio
 

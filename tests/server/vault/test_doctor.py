@@ -10,7 +10,7 @@ from server.vault import policy_hcl
 from tests.conftest import rows
 from tests.peers.vault_server import FakeVault
 from tests.processes import run_cli
-from tests.server.vault.conftest import LLM_KEY, SHIPPED_POLICY, TOKEN, parse_hcl
+from tests.vault_seed import LLM_KEY, SHIPPED_POLICY, TOKEN, parse_hcl
 
 pytestmark = pytest.mark.subprocess
 
