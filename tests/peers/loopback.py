@@ -95,8 +95,6 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         for thread in handlers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
-    # -- per connection ----------------------------------------------------
-
     def setup_connection(self, sock: socket.socket) -> socket.socket | None:
         """Run in the connection's own thread before any HTTP; return the socket to serve, or None to drop it."""
         return sock
@@ -117,8 +115,6 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         """Stop tracking ``sock``, e.g. before closing it in :meth:`setup_connection`."""
         with self._conn_lock:
             self._connections.discard(sock)
-
-    # -- socketserver hooks ------------------------------------------------
 
     def process_request(self, request: Any, client_address: Any) -> None:
         sock = cast(socket.socket, request)
