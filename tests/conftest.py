@@ -1,31 +1,38 @@
-"""Shared fixtures: real SQLite files on tmp_path, a real OpenAI-compatible server on loopback."""
+"""Shared fixtures: real SQLite files on tmp_path, real OpenAI-compatible and Vault servers on loopback, and
+settings that point at them."""
 
 import json
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult
+from pydantic import SecretStr
 
 from contracts import default_agent
 from ledger.metrics import METRIC_COLUMNS, derived
 from server import Settings, build_server
 from server.config.settings import LLMConfig
+from server.vault import VaultConfig
 from tests.peers.openai_server import FakeOpenAI
 from tests.peers.plans import A_PLAN
+from tests.peers.vault_server import FakeVault
+from tests.processes import host_env as host_env  # the settings tests import these two from here
+from tests.processes import run_cli as run_cli
+from tests.vault_seed import TOKEN, load
 
 API_KEY = "sk-test-planner-0123456789abcdefghij"
 """A key shaped like a real one, so tests can prove it never appears anywhere it should not."""
 
 DEFAULT_TOOLS = ["read_docs", "list_docs", "read_inventory", "generate_plan", "analyze", "read_logs"]
 """What the seed's tier-0 policy registers, in catalogue order."""
+
+_Config = TypeVar("_Config")
 
 PLAN = A_PLAN
 """A plan the server accepts (re-exported for the tests that import it from here)."""
@@ -62,10 +69,60 @@ def make_settings(ledger_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def llm_settings(make_settings: Callable[..., Settings], llm: FakeOpenAI) -> Settings:
-    return make_settings(
-        llm=LLMConfig(api_key=API_KEY, base_url=llm.base_url, model="test-model", timeout_s=5, max_retries=0)
-    )
+def llm_config(llm: FakeOpenAI) -> Callable[..., LLMConfig]:
+    """The LLM settings of the shared peer, with changes (retries, timeouts) for one test."""
+    return _with_defaults(LLMConfig, api_key=API_KEY, base_url=llm.base_url, model="test-model", timeout_s=5,
+                          max_retries=0)  # fmt: skip
+
+
+@pytest.fixture
+def llm_settings(make_settings: Callable[..., Settings], llm_config: Callable[..., LLMConfig]) -> Settings:
+    return make_settings(llm=llm_config())
+
+
+@pytest.fixture
+def vault() -> Iterator[FakeVault]:
+    """A Vault on loopback holding what a planner's Vault holds (tests/vault_seed.py), no request recorded yet."""
+    with FakeVault() as server:
+        load(server)
+        server.reset_requests()
+        yield server
+
+
+@pytest.fixture
+def vault_config(vault: FakeVault) -> Callable[..., VaultConfig]:
+    """The Vault settings that point at the shared peer, with changes for one test."""
+    return _with_defaults(VaultConfig, addr=vault.addr, token=SecretStr(TOKEN), timeout_s=2.0, retries=1,
+                          cache_ttl_s=0.0)  # fmt: skip
+
+
+@pytest.fixture
+def vault_settings(
+    make_settings: Callable[..., Settings], vault_config: Callable[..., VaultConfig]
+) -> Callable[..., Settings]:
+    """Settings whose Vault config takes the first argument's changes, and whose other fields take the keywords."""
+    return with_part(make_settings, "vault", vault_config)
+
+
+def _with_defaults(kind: Callable[..., _Config], **defaults: Any) -> Callable[..., _Config]:
+    """`kind(**defaults)`, each default replaceable by a test's changes."""
+    return lambda **changes: kind(**{**defaults, **changes})
+
+
+def with_part(make_settings: Callable[..., Settings], part: str, config: Callable[..., Any]) -> Callable[..., Settings]:
+    """Settings whose `part` (llm, vault) takes the first argument's changes, and whose other fields the keywords."""
+
+    def make(part_changes: dict[str, Any] | None = None, **changes: Any) -> Settings:
+        return make_settings(**{part: config(**(part_changes or {}))}, **changes)
+
+    return make
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5) -> None:
+    """Wait, bounded, for something another thread does (a request reaching a peer)."""
+    with anyio.fail_after(timeout_s):
+        while not condition():
+            await anyio.sleep(0.01)
 
 
 @asynccontextmanager
@@ -85,20 +142,12 @@ async def call(
     return result, result.structured_content
 
 
-def host_env(ledger_path: Path, **extra: str) -> dict[str, str]:
-    """The near-empty environment a host starts a server with, plus the ledger under test."""
-    return {"PLANNER_MCP_LEDGER": str(ledger_path), "PATH": "/usr/bin:/bin", "HOME": str(ledger_path.parent), **extra}
-
-
-def run_cli(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `planner-mcp ARGS` as a separate process, as a user or a host would, with a bounded wait."""
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=host_env(ledger_path, **env),
-    )
+async def call_once(
+    settings: Settings, tool: str, arguments: dict[str, Any] | None = None
+) -> tuple[CallToolResult, dict[str, Any]]:
+    """One call to a server of its own, in memory: connected, called, closed (so its ledger is settled)."""
+    async with connect(settings) as client:
+        return await call(client, tool, arguments)
 
 
 def rows(path: Path, table: str = "agent_actions", order: str = "id") -> list[dict[str, Any]]:

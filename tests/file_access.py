@@ -1,13 +1,17 @@
-"""Counting real file accesses under a folder, in every thread, without touching the server's code."""
+"""Real file access in tests: counting accesses under a folder, in every thread, without touching the server's
+code; and making a file unwritable, as a full or read-only disk would."""
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["file_accesses_under"]
+import pytest
+
+__all__ = ["file_accesses_under", "read_only"]
 
 _watched: list[tuple[str, list[str]]] = []
 
@@ -34,3 +38,21 @@ def file_accesses_under(root: Path) -> Iterator[list[str]]:
         yield seen
     finally:
         _watched.pop()
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make the file unwritable for this process: permission bits, or for root (who ignores them) immutable."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without `chattr +i`: cannot make the ledger read-only")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)

@@ -3,7 +3,6 @@
 import json
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import host_env
+from tests.processes import server_process
 
 __all__ = ["JSON_LOGS", "Served", "free_port", "http_server", "initialize", "refusals", "serving", "use"]
 
@@ -28,6 +27,8 @@ _INIT = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
+_LIFETIME_S = 600
+"""How long an HTTP server may serve one test (the longest load tests) before it is killed."""
 _HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
@@ -72,26 +73,30 @@ def serving(
     """The server in its own process (`options` before `serve`, `args` after it; at most `descriptors` open
     files): yields where it serves once it accepts, and holds its stderr once it has stopped."""
     port = port or free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", *options, "serve", "--transport", "http", "--port", str(port), *args],
-        env=host_env(ledger_path, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    command = [*options, "serve", "--transport", "http", "--port", str(port), *args]
+    with server_process(
+        ledger_path, *command, env=env, watchdog_s=_LIFETIME_S, stdin=None, text=True,
         preexec_fn=_descriptors(descriptors),
-    )  # fmt: skip
-    served = Served(f"http://127.0.0.1:{port}/mcp", port)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the HTTP server did not start within 30 s"
-                time.sleep(0.05)
-        yield served
-    finally:
-        proc.terminate()
-        served.stderr = proc.communicate(timeout=30)[1]  # also closes the pipes
+    ) as proc:  # fmt: skip
+        served = Served(f"http://127.0.0.1:{port}/mcp", port)
+        try:
+            _until_it_accepts(proc, port)
+            yield served
+        finally:
+            proc.terminate()
+            served.stderr = proc.communicate(timeout=30)[1]
+
+
+def _until_it_accepts(proc: "subprocess.Popen[str]", port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, "the HTTP server did not start within 30 s"
+            time.sleep(0.05)
 
 
 @contextmanager

@@ -1,6 +1,5 @@
 """Several processes on one ledger file, and processes killed mid-call: the chain stays whole, no answer is lost."""
 
-import contextlib
 import json
 import os
 import random
@@ -8,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,8 @@ from typing import Any
 import pytest
 
 from ledger import Intent, Ledger, Outcome, verify
-from tests.conftest import host_env, rows
+from tests.conftest import rows
+from tests.processes import server_process
 
 pytestmark = pytest.mark.subprocess
 
@@ -134,15 +133,8 @@ def test_writers_killed_at_random_moments_lose_no_acknowledged_call(ledger_path:
 class _RawHost:
     """A host speaking newline-delimited JSON-RPC to `planner-mcp serve`, keeping every reply it has read."""
 
-    def __init__(self, ledger_path: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=host_env(ledger_path),
-        )
+    def __init__(self, proc: "subprocess.Popen[str]") -> None:
+        self.proc = proc
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.replies: dict[int, dict[str, Any]] = {}
@@ -162,13 +154,6 @@ class _RawHost:
             assert line.endswith("\n"), f"the server closed stdout before answering {message_id}"
             self.keep(line)
 
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        with contextlib.suppress(BrokenPipeError):  # the server is gone; what it did not read no longer matters
-            self.stdin.close()
-        self.stdout.close()
-
 
 def _tool_call(n: int) -> dict[str, Any]:
     name, arguments = ("read_docs", {"name": "backup-restore"}) if n % 2 else ("list_docs", {})
@@ -176,10 +161,9 @@ def _tool_call(n: int) -> dict[str, Any]:
 
 
 def test_a_killed_stdio_server_leaves_every_answered_call_in_the_ledger(ledger_path: Path) -> None:
-    host = _RawHost(ledger_path)
-    watchdog = threading.Timer(60, host.proc.kill)  # bounds every read: a killed server closes its stdout
-    watchdog.start()
-    try:
+    # The watchdog bounds every read: a killed server closes its stdout.
+    with server_process(ledger_path, "serve", stderr=subprocess.DEVNULL, text=True) as proc:
+        host = _RawHost(proc)
         client = {"name": "kill-test", "version": "1"}
         host.send({"id": 0, "method": "initialize",
                    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": client}})  # fmt: skip
@@ -196,9 +180,6 @@ def test_a_killed_stdio_server_leaves_every_answered_call_in_the_ledger(ledger_p
         assert host.proc.wait(timeout=10) == -signal.SIGKILL
         for line in _complete_lines(host.stdout.read()):
             host.keep(line)
-    finally:
-        watchdog.cancel()
-        host.close()
 
     assert "error" not in host.replies[0]
     calls = [host.replies[n] for n in sorted(host.replies) if n > 0]

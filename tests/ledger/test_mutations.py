@@ -4,14 +4,12 @@ The attacker here has write access to the file: they drop the append-only trigge
 the chain's public format (plain SHA-256), but not an HMAC key kept elsewhere.
 """
 
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from ledger import Checkpoint, Report, checkpoint, verify
@@ -19,61 +17,8 @@ from ledger.chain import COLUMNS, TABLES, Hasher
 from ledger.reader import Snapshot
 from ledger.verify import Kind
 from server import Settings
-from tests.conftest import call, connect, recount_metrics, rows
-
-KEY = b"0123456789abcdef0123456789abcdef-test-ledger-key"
-_CALLS: list[tuple[str, dict[str, Any]]] = [
-    ("read_docs", {"name": "backup-restore"}),
-    ("list_docs", {}),
-    ("ssh", {"host": "pve01"}),
-    ("read_inventory", {}),
-    ("read_docs", {"name": "no-such-runbook"}),
-    ("read_docs", {"name": "../secrets"}),
-    ("list_docs", {}),
-    ("read_inventory", {"name": "proxmox"}),
-]
-
-
-def _write_real_ledger(path: Path, key: bytes | None) -> None:
-    """A ledger written by the server itself, through the gate, as a host's calls would write it."""
-    key_file = None
-    if key is not None:
-        key_file = path.parent / "ledger.key"
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_bytes(key)
-
-    async def run() -> None:
-        async with connect(Settings(ledger_path=path, ledger_key_file=key_file)) as client:
-            for tool, args in _CALLS:
-                await call(client, tool, args)
-
-    anyio.run(run)
-
-
-@pytest.fixture(scope="module")
-def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("originals")
-    made = {"plain": root / "plain" / "ledger.db", "keyed": root / "keyed" / "ledger.db"}
-    _write_real_ledger(made["plain"], None)
-    _write_real_ledger(made["keyed"], KEY)
-    return made
-
-
-@pytest.fixture
-def plain(originals: dict[str, Path], tmp_path: Path) -> Path:
-    return _copy(originals["plain"], tmp_path / "plain.db")
-
-
-@pytest.fixture
-def keyed(originals: dict[str, Path], tmp_path: Path) -> Path:
-    return _copy(originals["keyed"], tmp_path / "keyed.db")
-
-
-def _copy(source: Path, target: Path) -> Path:
-    # The server closed the original cleanly, so its WAL is checkpointed into the main file.
-    assert not source.with_name(source.name + "-wal").exists()
-    shutil.copyfile(source, target)
-    return target
+from tests.conftest import call_once, recount_metrics, rows
+from tests.ledger.conftest import CALLS, KEY
 
 
 @contextmanager
@@ -133,7 +78,7 @@ def _rehash_from(conn: sqlite3.Connection, start: int, hasher: Hasher) -> None:
 def test_an_untouched_copy_verifies_intact(plain: Path) -> None:
     report = verify(plain)
     assert report.status == "ok", report.findings
-    assert report.rows == report.head_seq == 1 + 2 * len(_CALLS) - 2  # a schema event; refusals have no intent
+    assert report.rows == report.head_seq == 1 + 2 * len(CALLS) - 2  # a schema event; refusals have no intent
     assert report.head_hash.startswith("v1:sha256:")
 
 
@@ -219,8 +164,7 @@ async def test_an_unkeyed_row_forged_at_the_head_of_a_keyed_chain_is_refused(
     key_file = tmp_path / "ledger.key"
     key_file.write_bytes(KEY)
     settings = Settings(ledger_path=keyed, ledger_key_file=key_file if with_key else None)
-    async with connect(settings) as client:
-        _, output = await call(client, "list_docs")
+    _, output = await call_once(settings, "list_docs")
     assert output["error"]["type"] == "LEDGER_UNAVAILABLE"
     assert f"(seq {forged}) is not keyed" in output["error"]["message"]
     assert max(r["seq"] for r in rows(keyed, "ledger_events")) == forged  # nothing was chained after it

@@ -17,7 +17,8 @@ from ledger.append import Head, write_row
 from ledger.chain import TABLES, Hasher
 from ledger.migrations import MIGRATIONS, migrate
 from server import Settings
-from tests.conftest import call, connect, rows, run_cli
+from tests.conftest import call, call_once, connect, rows
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -44,8 +45,7 @@ def _written_by_the_previous_version(path: Path) -> None:
 
 
 async def _one_call(settings: Settings) -> dict[str, object]:
-    async with connect(settings) as client:
-        _, output = await call(client, "read_docs", {"name": "backup-restore"})
+    _, output = await call_once(settings, "read_docs", {"name": "backup-restore"})
     return output
 
 

@@ -9,7 +9,6 @@ any moment while keeping every reply line that reached it before the kill.
 import json
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -20,14 +19,14 @@ from typing import Any, TextIO
 import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.client.stdio import stdio_client
 
 from ledger.chain import TABLES
-from tests.conftest import API_KEY, host_env, rows
+from tests.conftest import API_KEY, rows
+from tests.processes import host_env, server_command, stdio_params
 
 __all__ = [
-    "SERVE",
     "LedgerAudit",
     "RawServer",
     "ServerGone",
@@ -36,9 +35,6 @@ __all__ = [
     "official_client",
     "raw_server",
 ]
-
-SERVE = ["-m", "server", "serve"]
-"""`python -m server serve`: the stdio server, as a host's configuration names it."""
 
 _MAX_LINE = 16 * 1024 * 1024
 _SHOWN = 5  # ids named in a failure message: enough to look them up, few enough to read
@@ -54,7 +50,7 @@ async def official_client(
     ledger_path: Path, errlog: TextIO, *, mode: str = "auto", **env: str
 ) -> AsyncIterator[Client]:
     """The official client over stdio to a server process of its own, whose stderr goes to `errlog`."""
-    params = StdioServerParameters(command=sys.executable, args=SERVE, env=host_env(ledger_path, **env))
+    params = stdio_params(host_env(ledger_path, **env), "serve")
     async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
         yield client
 
@@ -154,7 +150,7 @@ async def raw_server(ledger_path: Path, errlog: TextIO, name: str, **env: str) -
     """A server process with a reader task (see `RawServer` for `name`); killed on the way out whatever happened
     inside."""
     process = await anyio.open_process(
-        [sys.executable, *SERVE],
+        server_command("serve"),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=errlog,

@@ -16,7 +16,7 @@ import anyio.lowlevel
 import pytest
 
 from server import Settings
-from tests.conftest import PLAN, call, connect
+from tests.conftest import PLAN, call_once
 from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.anyio
@@ -91,8 +91,7 @@ async def _user_message(settings: Settings, llm: FakeOpenAI, data: Path, runbook
     """The user message the peer received for a plan grounded in `runbook` (and the inventory)."""
     (data / "docs" / "runbook.md").write_bytes(runbook.encode())
     llm.enqueue(Reply.text(json.dumps(PLAN)))
-    async with connect(settings) as client:
-        result, _ = await call(client, "generate_plan", {"description": "Add a VM", "docs": ["runbook"]})
+    result, _ = await call_once(settings, "generate_plan", {"description": "Add a VM", "docs": ["runbook"]})
     assert not result.is_error
     [request] = llm.chat_requests
     _, user = request.json["messages"]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, PLAN, run_cli
+from tests.conftest import API_KEY, PLAN
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.subprocess
 

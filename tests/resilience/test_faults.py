@@ -38,14 +38,12 @@ from ledger import verify
 from server import Settings
 from server.config.settings import LLMConfig
 from tests.conftest import API_KEY, PLAN, call, connect, rows
+from tests.file_access import read_only
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault
-from tests.server.test_ledger_faults import read_only
-from tests.server.vault.conftest import SHIPPED_POLICY, TOKEN, parse_hcl, vault, vault_config, vault_settings
+from tests.vault_seed import SHIPPED_POLICY, TOKEN, parse_hcl
 
 pytestmark = pytest.mark.anyio
-
-__all__ = ["vault", "vault_config", "vault_settings"]  # the Vault fixtures, made visible to this module's tests
 
 Family = Literal["vault", "llm", "ledger"]
 Phase = Literal["before", "filling", "fault", "after"]

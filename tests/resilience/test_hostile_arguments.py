@@ -10,9 +10,6 @@ import json
 import re
 import shutil
 import sqlite3
-import subprocess
-import sys
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,9 +27,10 @@ from server import Settings
 from server.config.settings import BUNDLED_DATA, LLMConfig
 from server.governance.envelope import MAX_ARGUMENT_BYTES
 from server.tools import CATALOGUE_BY_NAME
-from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, call, connect, host_env, rows
+from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, call, connect, rows
 from tests.file_access import file_accesses_under
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import server_process
 from tests.resilience.hostile_values import (
     BIG_INTS,
     VALID_NAME,
@@ -348,36 +346,23 @@ def test_json_nested_thousands_deep_or_malformed_never_stops_the_stdio_server(le
         tool_call(17, '{"name":123,"arguments":{}}'),
         tool_call(99, '{"name":"read_docs","arguments":{"name":"backup-restore"}}'),
     ]
-    with subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=host_env(ledger_path),
-    ) as proc:
-        watchdog = threading.Timer(60, proc.kill)
-        watchdog.start()
-        try:
-            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-            proc.stdin.write("\n".join(lines) + "\n")
-            proc.stdin.flush()
-            replies: dict[int, dict[str, Any]] = {}
-            while 99 not in replies:
-                line = proc.stdout.readline()
-                assert line, "the server closed stdout before answering the call after the hostile ones"
-                reply = json.loads(line)
-                assert reply["jsonrpc"] == "2.0"
-                replies[reply.get("id", 0)] = reply
-            proc.stdin.close()
-            for line in proc.stdout:
-                reply = json.loads(line)
-                replies[reply.get("id", 0)] = reply
-            stderr = proc.stderr.read()
-            assert proc.wait() == 0, stderr
-        finally:
-            watchdog.cancel()
-            proc.kill()
+    with server_process(ledger_path, "serve", text=True) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write("\n".join(lines) + "\n")
+        proc.stdin.flush()
+        replies: dict[int, dict[str, Any]] = {}
+        while 99 not in replies:
+            line = proc.stdout.readline()
+            assert line, "the server closed stdout before answering the call after the hostile ones"
+            reply = json.loads(line)
+            assert reply["jsonrpc"] == "2.0"
+            replies[reply.get("id", 0)] = reply
+        proc.stdin.close()
+        for line in proc.stdout:
+            reply = json.loads(line)
+            replies[reply.get("id", 0)] = reply
+        stderr = proc.stderr.read()
+        assert proc.wait() == 0, stderr
     assert replies[99]["result"]["isError"] is False
     assert replies[99]["result"]["structuredContent"]["data"]["name"] == "backup-restore"
     for request_id, reply in replies.items():  # any other reply refuses: the SDK's JSON-RPC error, or the gate's

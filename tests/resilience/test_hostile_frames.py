@@ -8,7 +8,6 @@ server must exit cleanly on EOF. Every wait is bounded and a watchdog kills the 
 import json
 import queue
 import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +18,8 @@ from typing import Any
 import pytest
 
 from server.governance.envelope import MAX_ARGUMENT_BYTES, MAX_REFUSED_ARGUMENT_BYTES, json_size
-from tests.conftest import DEFAULT_TOOLS, host_env, rows
+from tests.conftest import DEFAULT_TOOLS, rows
+from tests.processes import server_process
 
 pytestmark = pytest.mark.subprocess
 
@@ -40,19 +40,10 @@ _SILENT_NOTIFICATION = "planner/no-such-notification"
 class _Stdio:
     """A server process on binary pipes; a reader thread sorts stdout lines into messages and garbage."""
 
-    def __init__(self, ledger_path: Path, stderr_path: Path) -> None:
+    def __init__(self, proc: "subprocess.Popen[bytes]", ledger_path: Path, stderr_path: Path) -> None:
+        self.proc = proc
         self.ledger_path = ledger_path
         self._stderr_path = stderr_path
-        self._stderr = stderr_path.open("wb")  # drained to a file, so a chatty server never blocks on it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env=host_env(ledger_path),
-        )
-        self._watchdog = threading.Timer(_WATCHDOG_S, self.proc.kill)
-        self._watchdog.start()
         self.messages: list[dict[str, Any]] = []
         self.garbage: list[bytes] = []
         self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -134,14 +125,9 @@ class _Stdio:
         return code
 
     def stop(self) -> None:
-        self._watchdog.cancel()
         self.proc.kill()
         self.proc.wait(timeout=_REPLY_S)
         self._reader.join(timeout=_REPLY_S)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
-        self._stderr.close()
 
 
 @dataclass(frozen=True)
@@ -287,26 +273,31 @@ _FRAMES = [
 def stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Stdio]:
     """One server for the module (a spawn costs ~0.5 s), past a proper 2025-11-25 handshake."""
     home = tmp_path_factory.mktemp("hostile")
-    server = _Stdio(home / "ledger" / "ledger.db", home / "stderr.log")
-    try:
-        server.send_message(
-            {
-                "jsonrpc": "2.0",
-                "id": "init",
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "hostile-test", "version": "1"},
-                },
-            }
-        )
-        assert server.answer("init")["result"]["protocolVersion"] == "2025-11-25"
-        server.send_message({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        server.assert_alive()
-        yield server
-    finally:
-        server.stop()
+    ledger_path, stderr_path = home / "ledger" / "ledger.db", home / "stderr.log"
+    with (
+        stderr_path.open("wb") as stderr,  # drained to a file, so a chatty server never blocks on it
+        server_process(ledger_path, "serve", stderr=stderr, watchdog_s=_WATCHDOG_S) as proc,
+    ):
+        server = _Stdio(proc, ledger_path, stderr_path)
+        try:
+            server.send_message(
+                {
+                    "jsonrpc": "2.0",
+                    "id": "init",
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "hostile-test", "version": "1"},
+                    },
+                }
+            )
+            assert server.answer("init")["result"]["protocolVersion"] == "2025-11-25"
+            server.send_message({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            server.assert_alive()
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.mark.parametrize("frame", _FRAMES, ids=[f.name for f in _FRAMES])

@@ -9,8 +9,6 @@ and instructions hidden in zero-width characters, Unicode tag characters (U+E000
 import json
 import re
 import subprocess
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,10 @@ import pytest
 
 from contracts import default_agent
 from server import Settings
-from tests.conftest import PLAN, call, connect, host_env, rows
+from tests.conftest import PLAN, call, connect, rows
 from tests.file_access import file_accesses_under
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import server_process
 
 pytestmark = pytest.mark.anyio
 
@@ -224,25 +223,19 @@ async def test_a_reply_carrying_tool_calls_or_orders_is_not_acted_on_and_the_rul
 
 
 def _exchange(proc: "subprocess.Popen[bytes]", messages: list[dict[str, Any]], answers: int) -> list[bytes]:
-    """Send `messages`, read stdout lines until `answers` replies came, close stdin; bounded by a watchdog."""
-    watchdog = threading.Timer(60, proc.kill)
-    watchdog.start()
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
-        proc.stdin.flush()
-        lines: list[bytes] = []
-        while sum(b'"id"' in line for line in lines) < answers:
-            line = proc.stdout.readline()
-            assert line, "the server closed stdout before answering"
-            lines.append(line)
-        proc.stdin.close()
-        lines += proc.stdout.readlines()
-        assert proc.wait() == 0
-        return lines
-    finally:
-        watchdog.cancel()
-        proc.kill()
+    """Send `messages`, read stdout lines until `answers` replies came, close stdin."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
+    proc.stdin.flush()
+    lines: list[bytes] = []
+    while sum(b'"id"' in line for line in lines) < answers:
+        line = proc.stdout.readline()
+        assert line, "the server closed stdout before answering"
+        lines.append(line)
+    proc.stdin.close()
+    lines += proc.stdout.readlines()
+    assert proc.wait() == 0
+    return lines
 
 
 @pytest.mark.subprocess
@@ -256,11 +249,8 @@ def test_a_fake_json_rpc_message_in_a_document_stays_inside_its_one_frame_over_s
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
          "params": {"name": "read_docs", "arguments": {"name": "injected"}}},
     ]  # fmt: skip
-    command = [sys.executable, "-m", "server", "serve"]
-    env = host_env(ledger_path, PLANNER_MCP_DATA=str(data))
-    with subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
-    ) as proc:
+    env = {"PLANNER_MCP_DATA": str(data)}
+    with server_process(ledger_path, "serve", env=env, stderr=subprocess.DEVNULL) as proc:
         lines = _exchange(proc, messages, answers=2)
     frames = [json.loads(line) for line in lines]  # every line is one whole message
     assert [f.get("id") for f in frames] == [1, 2] and not [f for f in frames if "method" in f]

@@ -19,8 +19,9 @@ import pytest
 from ledger import REDACTED
 from server import Settings
 from server.config.settings import LLMConfig
-from tests.conftest import PLAN, call, connect, run_cli
+from tests.conftest import PLAN, call, connect
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import run_cli
 from tests.resilience.canaries import leaks
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,6 @@ Every canary carries the marker of `tests.resilience.canaries`.
 
 import json
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.client.stdio import stdio_client
 from pydantic import SecretStr
 
@@ -22,11 +21,12 @@ from ledger import REDACTED
 from server import Settings
 from server.config.settings import HTTPConfig, LLMConfig
 from server.vault import VaultConfig
-from tests.conftest import PLAN, call, connect, rows
+from tests.conftest import PLAN, call, call_once, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault
+from tests.processes import stdio_params
 from tests.resilience.canaries import leaks
-from tests.server.vault.conftest import SHIPPED_POLICY, parse_hcl
+from tests.vault_seed import SHIPPED_POLICY, parse_hcl
 
 pytestmark = pytest.mark.anyio
 
@@ -288,9 +288,7 @@ async def test_no_canary_leaves_an_in_memory_server_on_vault_with_the_llm_key_fr
 
 @asynccontextmanager
 async def _stdio(env: dict[str, str], errlog: Path) -> AsyncIterator[Client]:
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "server", "--log-level", "DEBUG", "serve"], env=env
-    )
+    params = stdio_params(env, "--log-level", "DEBUG", "serve")
     with errlog.open("w", encoding="utf-8") as stderr:
         async with Client(stdio_client(params, errlog=stderr)) as client:
             yield client
@@ -345,8 +343,7 @@ async def test_the_http_bearer_token_is_scrubbed_like_every_other_server_secret(
 ) -> None:
     # An HTTP client knows the token; pasted into an argument, it must not be echoed nor kept in the ledger.
     settings = make_settings(http=HTTPConfig(token=SecretStr(HTTP_TOKEN)))
-    async with connect(settings) as client:
-        _, output = await call(client, "read_docs", {"name": HTTP_TOKEN})
+    _, output = await call_once(settings, "read_docs", {"name": HTTP_TOKEN})
     assert output["error"]["type"] == "NOT_FOUND"
     assert leaks(json.dumps(output).encode()) == []
     assert leaks(b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())) == []
@@ -357,8 +354,7 @@ async def test_a_secret_sent_as_an_entry_name_stays_out_of_the_debug_log_on_vaul
 ) -> None:
     config = VaultConfig(addr=vault.addr, role_id=ROLE_ID, secret_id=SecretStr(SECRET_ID), timeout_s=2, retries=0)
     with caplog.at_level(logging.DEBUG):
-        async with connect(make_settings(vault=config)) as client:
-            _, output = await call(client, "read_docs", {"name": AWS_KEY})
+        _, output = await call_once(make_settings(vault=config), "read_docs", {"name": AWS_KEY})
     assert output["error"]["type"] == "NOT_FOUND" and leaks(json.dumps(output).encode()) == []
     assert leaks(caplog.text.encode()) == []
 
@@ -368,6 +364,5 @@ async def test_a_password_written_as_prose_in_a_runbook_is_redacted(
 ) -> None:
     data = _write_data(tmp_path / "data")
     (data / "docs" / "ipmi.md").write_text(f"# IPMI\n\nLog in as admin, password: {PASSWORD}\n", encoding="utf-8")
-    async with connect(make_settings(data_dir=data)) as client:
-        _, output = await call(client, "read_docs", {"name": "ipmi"})
+    _, output = await call_once(make_settings(data_dir=data), "read_docs", {"name": "ipmi"})
     assert "Log in as admin" in output["data"]["content"] and leaks(json.dumps(output).encode()) == []

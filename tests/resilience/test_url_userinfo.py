@@ -15,11 +15,12 @@ from pydantic import SecretStr
 from server import Settings
 from server.config.settings import LLMConfig
 from server.vault import VaultConfig
-from tests.conftest import call, connect, run_cli
+from tests.conftest import call, connect
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault
+from tests.processes import run_cli
 from tests.resilience.canaries import leaks
-from tests.server.vault.conftest import SHIPPED_POLICY, parse_hcl
+from tests.vault_seed import SHIPPED_POLICY, parse_hcl
 
 pytestmark = pytest.mark.anyio
 

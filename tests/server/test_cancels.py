@@ -4,8 +4,6 @@ whose id is the string "50" to finish and be answered, as the ledger records it.
 
 import json
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,9 +13,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.conftest import API_KEY, PLAN, host_env, rows
+from tests.conftest import API_KEY, PLAN, rows
 from tests.http_server import initialize, serving
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import server_process
 
 pytestmark = pytest.mark.subprocess
 
@@ -69,22 +68,14 @@ class _Host:
 @contextmanager
 def _host(ledger_path: Path, llm: FakeOpenAI) -> Iterator[_Host]:
     """The server over stdio, initialized; killed after 30 s at most, which ends any wait for an answer."""
-    env = host_env(ledger_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY=API_KEY, PLANNER_MCP_MODEL="test-model")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, encoding="utf-8", env=env,
-    )  # fmt: skip
-    watchdog = threading.Timer(30, proc.kill)
-    watchdog.start()
-    try:
+    env = {"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": API_KEY, "PLANNER_MCP_MODEL": "test-model"}
+    with server_process(
+        ledger_path, "serve", env=env, watchdog_s=30, stderr=subprocess.DEVNULL, encoding="utf-8"
+    ) as proc:
         host = _Host(proc)
         host.send(_INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         assert "result" in host.answer(1)
         yield host
-    finally:
-        watchdog.cancel()
-        proc.kill()
-        proc.communicate()  # also closes the pipes
 
 
 def test_a_cancel_naming_the_number_50_does_not_stop_the_request_whose_id_is_the_string_50(

@@ -6,12 +6,12 @@ import pty
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULT_TOOLS, host_env, rows, run_cli
+from tests.conftest import DEFAULT_TOOLS, rows
+from tests.processes import run_cli, server_process
 
 pytestmark = pytest.mark.subprocess
 
@@ -77,22 +77,12 @@ def test_ledger_tail_does_not_create_a_ledger_that_is_not_there(ledger_path: Pat
 
 def test_serve_started_from_a_terminal_says_on_stderr_what_it_waits_for(ledger_path: Path) -> None:
     terminal, server_side = pty.openpty()
-    with subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
-        stdin=server_side,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=host_env(ledger_path),
-    ) as proc:
+    with server_process(ledger_path, "serve", stdin=server_side, text=True) as proc:
         os.close(server_side)
-        watchdog = threading.Timer(60, proc.kill)
-        watchdog.start()
         try:
             assert proc.stderr is not None and proc.stdout is not None
             hint = proc.stderr.readline()
         finally:
-            watchdog.cancel()
             proc.kill()
             os.close(terminal)
         stdout = proc.stdout.read()

@@ -13,7 +13,7 @@ import pytest
 from server import Settings
 from server.config.settings import BUNDLED_DATA, LLMConfig
 from server.stores import FileStore
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 from tests.file_access import file_accesses_under
 from tests.peers.openai_server import FakeOpenAI, Reply
 
@@ -67,8 +67,7 @@ async def test_with_an_unwritable_ledger_no_llm_is_called(
 async def test_a_refusal_with_an_unwritable_ledger_is_still_a_refusal(
     make_settings: Callable[..., Settings], broken_ledger: Path
 ) -> None:
-    async with connect(make_settings(ledger_path=broken_ledger)) as client:
-        result, output = await call(client, "ssh")
+    result, output = await call_once(make_settings(ledger_path=broken_ledger), "ssh")
     assert result.is_error and output["error"]["type"] == "LEDGER_UNAVAILABLE"
     assert "refused" in output["error"]["message"]
 

@@ -3,8 +3,6 @@ else and a foreign Origin are refused; a good one is served, through the same ga
 
 import json
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,10 +12,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, host_env, rows
+from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, rows
 from tests.http_server import free_port, http_server, initialize, use
 from tests.peers.jwks_server import Issuer
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.subprocess
 
@@ -48,10 +47,7 @@ def test_a_static_token_is_required_and_a_foreign_origin_refused(ledger_path: Pa
 
 
 def test_http_will_not_start_without_a_way_to_check_callers(ledger_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(free_port())],
-        env=host_env(ledger_path), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    proc = run_cli(ledger_path, "serve", "--transport", "http", "--port", str(free_port()))
     assert (
         proc.returncode == 2 and "PLANNER_MCP_HTTP_TOKEN" in proc.stderr and "PLANNER_MCP_OAUTH_ISSUER" in proc.stderr
     )

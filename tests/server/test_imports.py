@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, host_env
+from tests.conftest import API_KEY
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import host_env
 
 pytestmark = pytest.mark.subprocess
 

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, rows
 from tests.http_server import http_server
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import server_command
 
 INSPECTOR = os.environ.get("PLANNER_MCP_INSPECTOR") or shutil.which("mcp-inspector")
 
@@ -38,7 +38,7 @@ def _inspect(ledger_path: Path, llm: FakeOpenAI, *args: str) -> dict[str, Any]:
         "OPENAI_API_KEY": API_KEY,
         "PLANNER_MCP_MODEL": "test-model",
     }
-    server = [sys.executable, "-m", "server", "serve"]
+    server = server_command("serve")
     env_flags = [flag for key, value in env.items() for flag in ("-e", f"{key}={value}")]
     proc = subprocess.run([INSPECTOR, "--cli", *server, *env_flags, *args], capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stdout + proc.stderr

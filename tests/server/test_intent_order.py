@@ -18,7 +18,7 @@ from server.config.settings import Settings
 from server.governance.policy import load_policy
 from server.governance.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 from server.tools import registered_tools
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 
 pytestmark = pytest.mark.anyio
 
@@ -72,8 +72,7 @@ async def test_a_call_that_fails_before_reading_still_records_its_intent_before_
     make_settings: Callable[..., Settings], ledger_path: Path
 ) -> None:
     # No LLM is configured: analyze fails before any request, and before any store read.
-    async with connect(make_settings()) as client:
-        result, output = await call(client, "analyze", {"description": "Which node is busiest?"})
+    result, output = await call_once(make_settings(), "analyze", {"description": "Which node is busiest?"})
     assert result.is_error and output["error"]["type"] == "LLM_NOT_CONFIGURED"
     [intent] = rows(ledger_path, "call_intents")
     [outcome] = rows(ledger_path)

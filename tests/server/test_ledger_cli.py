@@ -15,7 +15,8 @@ from contracts import default_agent
 from ledger import Intent, Ledger
 from ledger.chain import GENESIS, TABLES
 from server import Settings
-from tests.conftest import call, connect, recount_metrics, rows, run_cli
+from tests.conftest import call, connect, recount_metrics, rows
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.subprocess
 

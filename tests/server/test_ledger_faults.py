@@ -5,12 +5,9 @@ page cap (`max_page_count`, what a full disk looks like to SQLite), and another 
 """
 
 import fcntl
-import os
 import sqlite3
-import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +17,8 @@ import pytest
 from ledger import Intent, Ledger, LedgerError, verify
 from server import Settings
 from server.config.settings import BUNDLED_DATA, LLMConfig
-from tests.conftest import API_KEY, call, connect, rows
-from tests.file_access import file_accesses_under
+from tests.conftest import API_KEY, call, call_once, connect, rows
+from tests.file_access import file_accesses_under, read_only
 from tests.peers.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
@@ -67,24 +64,6 @@ def _create(path: Path) -> None:
     ledger.close()
 
 
-@contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """Make the file unwritable for this process: permission bits, or for root (who ignores them) immutable."""
-    if os.geteuid() != 0:
-        path.chmod(0o444)
-        try:
-            yield
-        finally:
-            path.chmod(0o644)
-        return
-    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
-        pytest.skip("running as root on a file system without `chattr +i`: cannot make the ledger read-only")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
 async def test_a_read_only_ledger_refuses_every_call_and_says_so(
     make_settings: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path
 ) -> None:
@@ -121,8 +100,7 @@ async def test_a_ledger_locked_past_the_busy_timeout_refuses_every_call_then_rec
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    async with connect(settings) as client:
-        result, _ = await call(client, "list_docs")
+    result, _ = await call_once(settings, "list_docs")
     assert not result.is_error
 
 
@@ -176,8 +154,7 @@ async def test_a_keyed_ledger_refuses_calls_without_its_key_or_with_another(
         await call(client, "list_docs")
     await _every_call_is_refused(_settings(make_settings, llm), llm, "PLANNER_MCP_LEDGER_KEY_FILE")
     await _every_call_is_refused(_settings(make_settings, llm, ledger_key_file=other), llm, "different key")
-    async with connect(make_settings(ledger_key_file=key)) as client:
-        result, _ = await call(client, "list_docs")
+    result, _ = await call_once(make_settings(ledger_key_file=key), "list_docs")
     assert not result.is_error
 
 

@@ -3,15 +3,14 @@
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from server import Settings
-from tests.conftest import call, connect, host_env, run_cli
+from tests.conftest import call, connect
+from tests.processes import run_cli, run_server
 
 pytestmark = pytest.mark.subprocess
 
@@ -79,15 +78,7 @@ def test_a_missing_ledger_is_an_error_naming_it_and_reading_creates_nothing(tmp_
 
 def test_a_relative_ledger_path_that_looks_like_a_uri_is_written_as_named(tmp_path: Path) -> None:
     """SQLite builds that read `file:` names as URIs (Debian's does) would write `file:audit#1.db` to `audit`."""
-    env = host_env(Path("file:audit#1.db"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "server", "call", "list_docs"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-    )
+    proc = run_server(Path("file:audit#1.db"), "call", "list_docs", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert _files(tmp_path) == {"file:audit#1.db"}
 

@@ -9,7 +9,7 @@ import pytest
 
 from server import Settings
 from server.config.settings import LLMConfig
-from tests.conftest import API_KEY, PLAN, call, connect, rows
+from tests.conftest import API_KEY, PLAN, call, call_once, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.anyio
@@ -90,8 +90,7 @@ async def test_a_low_confidence_or_high_tier_plan_is_escalated_with_its_reason(
     llm_settings: Settings, llm: FakeOpenAI, changes: dict[str, Any], reason: str
 ) -> None:
     llm.enqueue(Reply.text(_plan(**changes)))
-    async with connect(llm_settings) as client:
-        result, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    result, output = await call_once(llm_settings, "generate_plan", {"description": "Add a VM"})
     assert not result.is_error
     assert output["decision"] == "ESCALATE" and output["plan"] is not None
     assert reason in output["notes_for_humans"]
@@ -99,8 +98,7 @@ async def test_a_low_confidence_or_high_tier_plan_is_escalated_with_its_reason(
 
 async def test_a_plan_wrapped_in_prose_and_fences_is_still_validated(llm_settings: Settings, llm: FakeOpenAI) -> None:
     llm.enqueue(Reply.text(f"Here is the plan you asked for:\n```json\n{_plan()}\n```\nGood luck!"))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(llm_settings, "generate_plan", {"description": "Add a VM"})
     assert output["decision"] == "EXECUTE" and output["plan"]["title"] == PLAN["title"]
 
 
@@ -109,8 +107,7 @@ async def test_an_irreversible_step_without_rollback_is_flagged_for_humans(
 ) -> None:
     steps = [{"step": 1, "action": "Wipe the old OSD", "reversible": False, "rollback": None}]
     llm.enqueue(Reply.text(_plan(steps=steps)))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "generate_plan", {"description": "Replace a disk"})
+    _, output = await call_once(llm_settings, "generate_plan", {"description": "Replace a disk"})
     assert "Step 1 is irreversible and has no rollback" in output["notes_for_humans"]
 
 
@@ -127,8 +124,7 @@ async def test_a_reply_that_does_not_parse_is_kept_truncated_and_escalated(
     llm_settings: Settings, llm: FakeOpenAI, ledger_path: Path, reply: str, why: str
 ) -> None:
     llm.enqueue(Reply.text(reply))
-    async with connect(llm_settings) as client:
-        result, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    result, output = await call_once(llm_settings, "generate_plan", {"description": "Add a VM"})
     assert not result.is_error
     assert output["decision"] == "ESCALATE" and output["confidence"] == 0.0 and output["plan"] is None
     assert why in output["notes_for_humans"]
@@ -165,8 +161,7 @@ async def test_an_unreachable_endpoint_is_a_clear_error(make_settings: Callable[
     with FakeOpenAI() as gone:
         base_url = gone.base_url
     settings = make_settings(llm=LLMConfig(base_url=base_url, model="m", timeout_s=2, max_retries=0))
-    async with connect(settings) as client:
-        result, output = await call(client, "analyze", {"description": "Why is pve02 slow?"})
+    result, output = await call_once(settings, "analyze", {"description": "Why is pve02 slow?"})
     assert result.is_error and output["error"]["type"] == "LLM_UNREACHABLE"
 
 
@@ -185,8 +180,7 @@ async def test_without_an_llm_the_tools_say_exactly_what_to_set(
 async def test_a_local_endpoint_needs_no_key(make_settings: Callable[..., Settings], llm: FakeOpenAI) -> None:
     llm.enqueue(Reply.text(_plan()))
     settings = make_settings(llm=LLMConfig(base_url=llm.base_url, model="llama3", max_retries=0))
-    async with connect(settings) as client:
-        result, _ = await call(client, "generate_plan", {"description": "Add a VM"})
+    result, _ = await call_once(settings, "generate_plan", {"description": "Add a VM"})
     assert not result.is_error
     assert llm.chat_requests[0].json["model"] == "llama3"
 
@@ -206,6 +200,5 @@ async def test_analyze_returns_the_analysis_text_with_its_confidence(
 
 async def test_an_analysis_in_plain_prose_is_kept_and_escalated(llm_settings: Settings, llm: FakeOpenAI) -> None:
     llm.enqueue(Reply.text("pve02 is slow because of Ceph recovery."))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "analyze", {"description": "Why is pve02 slow?"})
+    _, output = await call_once(llm_settings, "analyze", {"description": "Why is pve02 slow?"})
     assert output["decision"] == "ESCALATE" and output["llm_response"] == "pve02 is slow because of Ceph recovery."

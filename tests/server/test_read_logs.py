@@ -9,7 +9,7 @@ import pytest
 
 from ledger import REDACTED
 from server import Settings
-from tests.conftest import API_KEY, call, connect, policy_file, rows
+from tests.conftest import API_KEY, call, call_once, connect, policy_file, rows
 
 pytestmark = pytest.mark.anyio
 
@@ -103,8 +103,7 @@ async def test_limit_bounds_the_answer_and_action_filters_it(make_settings: Call
 async def test_a_limit_out_of_range_or_not_an_integer_is_refused_as_invalid_input(
     make_settings: Callable[..., Settings], ledger_path: Path, limit: object
 ) -> None:
-    async with connect(make_settings()) as client:
-        result, output = await call(client, "read_logs", {"limit": limit})
+    result, output = await call_once(make_settings(), "read_logs", {"limit": limit})
     assert result.is_error and output["error"]["type"] == "INVALID_INPUT"
     assert "limit" in output["error"]["message"]
     [action] = rows(ledger_path)

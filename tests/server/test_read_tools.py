@@ -16,7 +16,7 @@ from server.llm import LLMClient
 from server.stores import FileStore
 from server.tools import Deps
 from server.tools.store_tools import READ_DOCS
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 
 pytestmark = pytest.mark.anyio
 
@@ -69,8 +69,7 @@ async def test_read_inventory_reads_the_default_or_a_named_inventory(
 async def test_a_missing_doc_is_an_error_that_points_to_list_docs(
     make_settings: Callable[..., Settings], ledger_path: Path
 ) -> None:
-    async with connect(make_settings()) as client:
-        result, output = await call(client, "read_docs", {"name": "no-such-runbook"})
+    result, output = await call_once(make_settings(), "read_docs", {"name": "no-such-runbook"})
     assert result.is_error
     assert output["error"]["type"] == "NOT_FOUND"
     assert "list_docs" in output["error"]["recommended_action"]
@@ -100,8 +99,7 @@ async def test_a_missing_doc_is_an_error_that_points_to_list_docs(
 async def test_a_name_that_could_leave_its_folder_is_refused_before_any_read(
     make_settings: Callable[..., Settings], ledger_path: Path, name: str
 ) -> None:
-    async with connect(make_settings()) as client:
-        result, output = await call(client, "read_docs", {"name": name})
+    result, output = await call_once(make_settings(), "read_docs", {"name": name})
     assert result.is_error and output["error"]["type"] == "INVALID_NAME"
     assert "name" in output["error"]["message"]
     assert rows(ledger_path, "call_intents") == []  # refused at the gate: no intent, so nothing was read
@@ -167,8 +165,9 @@ async def test_a_document_over_the_size_limit_is_refused_by_its_size_without_bei
     data = _data_dir(tmp_path)
     with (data / "docs" / "huge.md").open("wb") as sparse:
         sparse.truncate(64 << 30)  # 64 GiB of holes: reading it whole could not fit in memory
-    async with connect(make_settings(data_dir=data, max_document_bytes=1000)) as client:
-        result, output = await call(client, "read_docs", {"name": "huge"})
+    result, output = await call_once(
+        make_settings(data_dir=data, max_document_bytes=1000), "read_docs", {"name": "huge"}
+    )
     assert result.is_error and output["error"]["type"] == "TOO_LARGE"
     assert f"{64 << 30} bytes" in output["error"]["message"]
     assert "PLANNER_MCP_MAX_DOCUMENT_BYTES" in output["error"]["recommended_action"]
@@ -187,8 +186,7 @@ async def test_unknown_and_wrongly_typed_arguments_are_refused(make_settings: Ca
 async def test_an_empty_data_directory_says_which_setting_to_fix(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    async with connect(make_settings(data_dir=tmp_path / "empty")) as client:
-        result, output = await call(client, "list_docs")
+    result, output = await call_once(make_settings(data_dir=tmp_path / "empty"), "list_docs")
     assert result.is_error and output["error"]["type"] == "STORE_UNAVAILABLE"
     assert "PLANNER_MCP_DATA" in output["error"]["recommended_action"]
 

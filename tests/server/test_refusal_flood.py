@@ -13,7 +13,7 @@ import pytest
 
 from server import Settings
 from server.governance.envelope import MAX_REFUSED_ARGUMENT_BYTES
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 
 pytestmark = pytest.mark.anyio
 
@@ -24,8 +24,7 @@ async def test_a_refused_calls_large_arguments_are_kept_as_an_excerpt_with_their
     make_settings: Callable[..., Settings], ledger_path: Path
 ) -> None:
     arguments = {"host": "pve01", "command": "x" * 60_000}
-    async with connect(make_settings()) as client:
-        result, output = await call(client, "ssh", arguments)
+    result, output = await call_once(make_settings(), "ssh", arguments)
     assert result.is_error and output["error"]["type"] == "FORBIDDEN_ACTION"
     [row] = rows(ledger_path)
     kept = json.loads(row["arguments"])

@@ -8,7 +8,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, Request
 
 from server import Settings
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 
 pytestmark = pytest.mark.anyio
 
@@ -66,8 +66,7 @@ async def test_a_tool_the_policy_leaves_out_cannot_be_called_by_name(
         'allowed_side_effects = ["read_docs"]\nforbidden_actions = []\n',
         encoding="utf-8",
     )
-    async with connect(make_settings(policy_path=policy)) as client:
-        result, output = await call(client, "read_inventory")
+    result, output = await call_once(make_settings(policy_path=policy), "read_inventory")
     assert result.is_error and output["error"]["type"] == "FORBIDDEN_ACTION"
     assert output["agent_id"] == "reader"
     assert rows(ledger_path)[0]["agent_id"] == "reader"
@@ -77,8 +76,7 @@ async def test_a_secret_sent_as_a_tool_name_is_neither_echoed_nor_recorded(
     make_settings: Callable[..., Settings], ledger_path: Path
 ) -> None:
     secret = "sk-live-0123456789abcdefghijklmn"
-    async with connect(make_settings()) as client:
-        result, output = await call(client, secret, {"token": secret})
+    result, output = await call_once(make_settings(), secret, {"token": secret})
     assert result.is_error and secret not in json.dumps(output)
     assert secret.encode() not in b"".join(p.read_bytes() for p in ledger_path.parent.iterdir())
 

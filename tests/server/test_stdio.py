@@ -2,8 +2,6 @@
 
 import json
 import subprocess
-import sys
-import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,16 +11,15 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, Request
 
-from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, host_env, rows
+from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import server_process, stdio_params
 
 pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
 
 
 def _params(ledger_path: Path, **env: str) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "server", "serve"], env={"PLANNER_MCP_LEDGER": str(ledger_path), **env}
-    )
+    return stdio_params({"PLANNER_MCP_LEDGER": str(ledger_path), **env}, "serve")
 
 
 async def test_a_host_lists_and_calls_the_tools_over_stdio(ledger_path: Path, llm: FakeOpenAI) -> None:
@@ -68,7 +65,7 @@ def test_stdout_carries_only_protocol_messages(ledger_path: Path) -> None:
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "ssh", "arguments": {}}},
         {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "list_docs", "arguments": {}}},
     ]
-    with _serve(ledger_path, "--log-level", "DEBUG") as proc:
+    with server_process(ledger_path, "--log-level", "DEBUG", "serve", encoding="utf-8") as proc:
         lines, stderr = _converse(proc, messages, answers=4)
     replies = [json.loads(line) for line in lines]
     assert all(r.get("jsonrpc") == "2.0" for r in replies)
@@ -90,7 +87,9 @@ def test_a_name_a_caller_sends_cannot_forge_a_log_line(ledger_path: Path, log_fo
         *_HANDSHAKE,
         *({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": n}} for i, n in enumerate(names, 2)),
     ]
-    with _serve(ledger_path, "--log-level", "INFO", "--log-format", log_format) as proc:
+    with server_process(
+        ledger_path, "--log-level", "INFO", "--log-format", log_format, "serve", encoding="utf-8"
+    ) as proc:
         _, stderr = _converse(proc, messages, answers=len(names) + 1)
     # Split as the most eager reader would: at every line break Unicode knows, not only at "\n".
     lines = stderr.splitlines()
@@ -103,40 +102,22 @@ def test_a_name_a_caller_sends_cannot_forge_a_log_line(ledger_path: Path, log_fo
             assert f"nope{escaped}{_FORGED}" in stderr
 
 
-def _serve(ledger_path: Path, *options: str) -> "subprocess.Popen[str]":
-    """`planner-mcp OPTIONS serve` as a host starts it, its three streams piped."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "server", *options, "serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        encoding="utf-8",
-        env=host_env(ledger_path),
-    )
-
-
 def _converse(proc: "subprocess.Popen[str]", messages: list[dict[str, Any]], answers: int) -> tuple[list[str], str]:
-    """Send the messages, read stdout until `answers` replies came, then close stdin; bounded by a watchdog."""
-    watchdog = threading.Timer(60, proc.kill)
-    watchdog.start()
-    try:
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
-        proc.stdin.flush()
-        lines: list[str] = []
-        # Keep stdin open until every request is answered: EOF means the host has gone.
-        while len([line for line in lines if '"id"' in line]) < answers:
-            line = proc.stdout.readline()
-            assert line, "the server closed stdout before answering"
-            lines.append(line)
-        proc.stdin.close()
-        lines += proc.stdout.readlines()
-        stderr = proc.stderr.read()
-        assert proc.wait() == 0
-        return lines, stderr
-    finally:
-        watchdog.cancel()
-        proc.kill()
+    """Send the messages, read stdout until `answers` replies came, then close stdin."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+    proc.stdin.flush()
+    lines: list[str] = []
+    # Keep stdin open until every request is answered: EOF means the host has gone.
+    while len([line for line in lines if '"id"' in line]) < answers:
+        line = proc.stdout.readline()
+        assert line, "the server closed stdout before answering"
+        lines.append(line)
+    proc.stdin.close()
+    lines += proc.stdout.readlines()
+    stderr = proc.stderr.read()
+    assert proc.wait() == 0
+    return lines, stderr
 
 
 class _UncheckedCall(Request[dict[str, Any], Literal["tools/call"]]):

@@ -6,15 +6,14 @@ an outcome for its intent, and the upstream request abandoned.
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, host_env, rows, run_cli
+from tests.conftest import API_KEY, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import run_cli, server_process
 
 pytestmark = pytest.mark.subprocess
 
@@ -41,27 +40,17 @@ def test_a_signal_stops_a_stdio_server_at_once_and_its_call_in_flight_is_recorde
     ledger_path: Path, llm: FakeOpenAI, stop: signal.Signals
 ) -> None:
     llm.enqueue(Reply.hang(120))
-    env = host_env(ledger_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY=API_KEY, PLANNER_MCP_MODEL="test-model")
-    with subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        encoding="utf-8",
-        env=env,
-    ) as proc:
-        try:
-            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-            proc.stdin.write("".join(json.dumps(m) + "\n" for m in _MESSAGES))
-            proc.stdin.flush()
-            assert json.loads(proc.stdout.readline())["id"] == 1
-            llm.wait_for_requests(1, timeout=30)  # the call waits on the endpoint, and stdin stays open
-            proc.send_signal(stop)
-            proc.send_signal(stop)  # an impatient second one finds the stop under way, and changes nothing
-            proc.wait(timeout=30)  # not communicate(), which closes stdin: TimeoutExpired if the signal did nothing
-            stderr = proc.stderr.read()
-        finally:
-            proc.kill()
+    env = {"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": API_KEY, "PLANNER_MCP_MODEL": "test-model"}
+    with server_process(ledger_path, "serve", env=env, encoding="utf-8") as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in _MESSAGES))
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 1
+        llm.wait_for_requests(1, timeout=30)  # the call waits on the endpoint, and stdin stays open
+        proc.send_signal(stop)
+        proc.send_signal(stop)  # an impatient second one finds the stop under way, and changes nothing
+        proc.wait(timeout=30)  # not communicate(), which closes stdin: TimeoutExpired if the signal did nothing
+        stderr = proc.stderr.read()
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and stderr == "", stderr
     assert llm.wait_for_abandoned(1) == 1  # the upstream request was dropped, not left running

@@ -15,8 +15,9 @@ import anyio
 import pytest
 
 from server import Settings
-from tests.conftest import API_KEY, call, connect, run_cli
+from tests.conftest import API_KEY, call, connect
 from tests.peers.openai_server import FakeOpenAI
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.subprocess
 

@@ -17,7 +17,8 @@ import anyio
 import pytest
 
 from server import Settings
-from tests.conftest import DEFAULT_TOOLS, connect, run_cli
+from tests.conftest import DEFAULT_TOOLS, connect
+from tests.processes import run_cli
 
 SNAPSHOT = Path(__file__).parent.parent / "snapshots" / "tools.json"
 UPDATE = "PLANNER_MCP_UPDATE_SNAPSHOT"

@@ -6,14 +6,14 @@ mode, its owner, a link through a shared folder), as a local attacker would leav
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, host_env, policy_file, run_cli
+from tests.conftest import API_KEY, policy_file
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import run_cli, run_server
 
 pytestmark = pytest.mark.subprocess
 
@@ -133,14 +133,7 @@ def test_a_policy_file_others_could_change_is_refused_and_doctor_names_it(
     assert doctor.returncode == 1
     [line] = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL  policy:")]
     assert f"{policy} is refused" in line and fix in line
-    served = subprocess.run(
-        [sys.executable, "-m", "server", "serve"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=host_env(tmp_path / "ledger.db", **env),
-    )
+    served = run_server(tmp_path / "ledger.db", "serve", env=env, stdin=subprocess.DEVNULL)
     assert served.returncode == 2 and f"{policy} is refused" in served.stderr
 
 

@@ -8,12 +8,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULT_TOOLS, host_env, rows
+from tests.conftest import DEFAULT_TOOLS, rows
+from tests.processes import host_env, server_command
 
 NODE_MODULES = os.environ.get("PLANNER_MCP_NODE_MODULES")
 NODE = shutil.which("node")
@@ -36,7 +36,7 @@ def test_the_typescript_sdk_discovers_and_calls_the_tools_over_stdio(ledger_path
     script = tmp_path / SCRIPT.name
     shutil.copyfile(SCRIPT, script)
     proc = subprocess.run(
-        [NODE, str(script), sys.executable, "-m", "server", "serve"],
+        [NODE, str(script), *server_command("serve")],
         env={**host_env(ledger_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

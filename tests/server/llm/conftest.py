@@ -1,4 +1,5 @@
-"""Fixtures for the LLM tools: a policy file written the way an operator would, and a plan reply."""
+"""Fixtures for the LLM tools: a policy file written the way an operator would, settings with LLM changes, and a
+plan reply."""
 
 import json
 from collections.abc import Callable
@@ -9,8 +10,7 @@ import pytest
 
 from server import Settings
 from server.config.settings import LLMConfig
-from tests.conftest import API_KEY, PLAN, policy_file
-from tests.peers.openai_server import FakeOpenAI
+from tests.conftest import PLAN, policy_file, with_part
 
 
 def plan_reply(**changes: Any) -> str:
@@ -28,30 +28,8 @@ def write_policy(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def llm_config(llm: FakeOpenAI) -> Callable[..., LLMConfig]:
-    """The LLM settings of the shared fixture, with changes (retries, timeouts) for one test."""
-
-    def config(**changes: Any) -> LLMConfig:
-        values: dict[str, Any] = {
-            "api_key": API_KEY,
-            "base_url": llm.base_url,
-            "model": "test-model",
-            "timeout_s": 5,
-            "max_retries": 0,
-            **changes,
-        }
-        return LLMConfig(**values)
-
-    return config
-
-
-@pytest.fixture
 def settings_with(
     make_settings: Callable[..., Settings], llm_config: Callable[..., LLMConfig]
 ) -> Callable[..., Settings]:
     """Settings whose LLM config takes `llm_changes`, and whose other fields take `changes`."""
-
-    def settings(llm_changes: dict[str, Any] | None = None, **changes: Any) -> Settings:
-        return make_settings(llm=llm_config(**(llm_changes or {})), **changes)
-
-    return settings
+    return with_part(make_settings, "llm", llm_config)

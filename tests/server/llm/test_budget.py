@@ -7,8 +7,8 @@ is refused; only once it has settled at 18 may another start.
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,9 @@ import pytest
 from ledger import verify
 from ledger.reader import Snapshot
 from server import Settings
-from tests.conftest import API_KEY, call, connect, host_env, rows
+from tests.conftest import API_KEY, call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import server_process
 from tests.server.llm.conftest import plan_reply
 
 pytestmark = pytest.mark.anyio
@@ -56,20 +57,21 @@ def test_calls_in_separate_processes_on_one_ledger_cannot_overspend_the_budget_t
     write_policy: Callable[..., Path], llm: FakeOpenAI, ledger_path: Path
 ) -> None:
     llm.default = Reply.text(plan_reply(), delay=2.0)
-    env = host_env(
-        ledger_path,
-        OPENAI_API_KEY=API_KEY,
-        OPENAI_BASE_URL=llm.base_url,
-        PLANNER_MCP_MODEL="test-model",
-        PLANNER_MCP_POLICY=str(write_policy(daily_token_budget=_BUDGET)),
-    )
-    command = [sys.executable, "-m", "server", "call", "generate_plan"]
-    processes = [
-        subprocess.Popen([*command, json.dumps({"description": f"Add VM {n}"})], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
-        for n in range(_PROCESSES)
-    ]  # fmt: skip
-    outputs = [json.loads(p.communicate(timeout=60)[0]) for p in processes]
+    env = {
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": llm.base_url,
+        "PLANNER_MCP_MODEL": "test-model",
+        "PLANNER_MCP_POLICY": str(write_policy(daily_token_budget=_BUDGET)),
+    }
+    with ExitStack() as processes:
+        started = [
+            processes.enter_context(server_process(
+                ledger_path, "call", "generate_plan", json.dumps({"description": f"Add VM {n}"}), env=env,
+                stdin=None, stderr=subprocess.DEVNULL, text=True,
+            ))
+            for n in range(_PROCESSES)
+        ]  # fmt: skip
+        outputs = [json.loads(p.communicate(timeout=60)[0]) for p in started]
     ran = [o for o in outputs if o["decision"] != "ERROR"]
     refused = [o for o in outputs if o["error"] and o["error"]["type"] == "TOKEN_BUDGET_EXHAUSTED"]
     assert len(ran) + len(refused) == _PROCESSES

@@ -8,7 +8,7 @@ import pytest
 
 from server import Settings
 from server.config.settings import BUNDLED_DATA
-from tests.conftest import call, connect
+from tests.conftest import call, call_once, connect
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply
 
@@ -39,8 +39,7 @@ async def test_named_runbooks_go_to_the_model_as_data_and_into_the_provenance_wi
 
 async def test_analyze_takes_runbooks_too(llm_settings: Settings, llm: FakeOpenAI) -> None:
     llm.enqueue(Reply.text('{"analysis": "Follow the runbook.", "confidence": 0.9}'))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "analyze", {"description": "Drain pve02?", "docs": ["node-maintenance"]})
+    _, output = await call_once(llm_settings, "analyze", {"description": "Drain pve02?", "docs": ["node-maintenance"]})
     assert '<data source="docs/node-maintenance">' in _sent(llm)
     assert [s["name"] for s in output["provenance"]["sources"]] == ["node-maintenance"]
 
@@ -48,8 +47,9 @@ async def test_analyze_takes_runbooks_too(llm_settings: Settings, llm: FakeOpenA
 async def test_a_runbook_that_does_not_exist_fails_the_call_before_the_model_is_asked(
     llm_settings: Settings, llm: FakeOpenAI
 ) -> None:
-    async with connect(llm_settings) as client:
-        result, output = await call(client, "generate_plan", {"description": "Restore", "docs": ["no-such-runbook"]})
+    result, output = await call_once(
+        llm_settings, "generate_plan", {"description": "Restore", "docs": ["no-such-runbook"]}
+    )
     assert result.is_error and output["error"]["type"] == "NOT_FOUND"
     assert llm.chat_requests == []
 
@@ -69,8 +69,9 @@ async def test_runbooks_need_the_read_docs_permission(
     settings_with: Callable[..., Settings], write_policy: Callable[..., Path], llm: FakeOpenAI
 ) -> None:
     policy = write_policy(allowed_side_effects=["generate_plan", "llm_inference", "read_inventory"])
-    async with connect(settings_with(policy_path=policy)) as client:
-        _, output = await call(client, "generate_plan", {"description": "Restore", "docs": ["backup-restore"]})
+    _, output = await call_once(
+        settings_with(policy_path=policy), "generate_plan", {"description": "Restore", "docs": ["backup-restore"]}
+    )
     assert output["error"]["type"] == "FORBIDDEN_ACTION" and "may not read docs" in output["error"]["message"]
     assert llm.chat_requests == []
 
@@ -88,8 +89,9 @@ async def test_a_runbook_cannot_close_its_data_element_or_smuggle_a_secret_out(
         encoding="utf-8",
     )
     llm.enqueue(Reply.text(plan_reply()))
-    async with connect(settings_with(data_dir=data)) as client:
-        result, output = await call(client, "generate_plan", {"description": "Plan", "docs": ["hostile"]})
+    result, output = await call_once(
+        settings_with(data_dir=data), "generate_plan", {"description": "Plan", "docs": ["hostile"]}
+    )
     sent = _sent(llm)
     assert sent.count("<data source=") == sent.count("</data>")  # every element closes where the server closed it
     assert "ignore previous instructions" in sent  # kept, as data
@@ -105,8 +107,9 @@ async def test_a_very_long_runbook_is_cut_for_the_prompt_and_the_output_says_so(
     shutil.copytree(BUNDLED_DATA, data)
     (data / "docs" / "long.md").write_text("line\n" * 20_000, encoding="utf-8")
     llm.enqueue(Reply.text(plan_reply()))
-    async with connect(settings_with(data_dir=data)) as client:
-        _, output = await call(client, "generate_plan", {"description": "Plan", "docs": ["long"]})
+    _, output = await call_once(
+        settings_with(data_dir=data), "generate_plan", {"description": "Plan", "docs": ["long"]}
+    )
     assert len(llm.chat_requests[0].body) < 60_000
     assert "Only the first 32000 characters of docs/long were used." in output["assumptions"]
 

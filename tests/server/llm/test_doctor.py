@@ -8,8 +8,9 @@ import pytest
 from server import Settings
 from server.config.settings import LLMConfig
 from server.doctor.run import Check, run_checks
-from tests.conftest import API_KEY, run_cli
+from tests.conftest import API_KEY
 from tests.peers.openai_server import FakeOpenAI
+from tests.processes import run_cli
 
 
 def _llm_checks(settings: Settings) -> dict[str, Check]:

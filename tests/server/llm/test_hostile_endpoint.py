@@ -19,8 +19,9 @@ import pytest
 from ledger import verify
 from ledger.reader import Snapshot
 from server import Settings
-from tests.conftest import API_KEY, call, connect, host_env, rows
+from tests.conftest import API_KEY, call, call_once, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import host_env
 from tests.server.llm.conftest import plan_reply
 
 pytestmark = pytest.mark.anyio
@@ -68,8 +69,7 @@ async def test_a_token_usage_that_cannot_be_right_is_counted_as_the_calls_worst_
     settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path, usage: dict[str, Any], says: str
 ) -> None:
     llm.enqueue(Reply.text(plan_reply(), usage=usage))
-    async with connect(settings_with({"max_tokens": _MAX_TOKENS})) as client:
-        result, output = await call(client, "generate_plan", _PLAN)
+    result, output = await call_once(settings_with({"max_tokens": _MAX_TOKENS}), "generate_plan", _PLAN)
     assert not result.is_error and output["decision"] == "EXECUTE"
     counted = output["provenance"]["usage"]
     # The worst case: all of max_tokens, and a prompt of one token per byte sent (the reservation's bound).
@@ -130,8 +130,7 @@ async def test_the_endpoint_echoing_the_key_as_its_model_gets_no_key_back_to_the
     settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path
 ) -> None:
     llm.enqueue(Reply.text(plan_reply(), model=API_KEY, finish_reason=f"stop {API_KEY}"))
-    async with connect(settings_with()) as client:
-        result, output = await call(client, "generate_plan", _PLAN)
+    result, output = await call_once(settings_with(), "generate_plan", _PLAN)
     assert API_KEY not in json.dumps(output) and API_KEY not in result.content[0].text  # type: ignore[union-attr]
     assert output["llm_model"] == "[REDACTED]" and output["provenance"]["llm_finish_reason"] == "stop [REDACTED]"
     assert not any(API_KEY in json.dumps(row) for row in rows(ledger_path))
@@ -143,8 +142,7 @@ async def test_a_key_the_model_writes_with_json_escapes_is_scrubbed_from_the_ans
     # In the raw reply the key is not there to find (`\\u0061` for `a`); the plan decoded from it holds it whole.
     escaped = API_KEY.replace("a", "\\u0061")
     llm.enqueue(Reply.text(plan_reply().replace('"Add a VM to the prod pool"', f'"Use {escaped}"')))
-    async with connect(settings_with()) as client:
-        result, output = await call(client, "generate_plan", _PLAN)
+    result, output = await call_once(settings_with(), "generate_plan", _PLAN)
     assert not result.is_error and output["plan"]["title"] == "Use [REDACTED]"
     assert API_KEY not in json.dumps(output) and API_KEY not in result.content[0].text  # type: ignore[union-attr]
 
@@ -153,8 +151,7 @@ async def test_a_long_or_broken_model_name_is_cut_and_stays_storable(
     settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path
 ) -> None:
     llm.enqueue(Reply.text(plan_reply(), model="m\ud800" + "x" * 100_000))
-    async with connect(settings_with()) as client:
-        result, output = await call(client, "generate_plan", _PLAN)
+    result, output = await call_once(settings_with(), "generate_plan", _PLAN)
     assert not result.is_error
     assert output["llm_model"].startswith("m\\ud800xxx") and len(output["llm_model"]) < 300
     assert rows(ledger_path)[0]["llm_model"] == output["llm_model"]
@@ -193,8 +190,7 @@ async def test_a_completion_without_text_to_read_is_an_invalid_reply(
     settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path, body: dict[str, Any] | str
 ) -> None:
     llm.enqueue(Reply(body=body, headers={"Content-Type": "application/json"}))
-    async with connect(settings_with()) as client:
-        result, output = await call(client, "analyze", {"description": "Why?"})
+    result, output = await call_once(settings_with(), "analyze", {"description": "Why?"})
     assert result.is_error and output["error"]["type"] == "LLM_INVALID_REPLY"
     assert rows(ledger_path)[0]["error_type"] == "LLM_INVALID_REPLY"
 
@@ -203,8 +199,7 @@ async def test_a_reply_that_drips_ends_at_the_calls_deadline_and_its_connection_
     settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path
 ) -> None:
     llm.enqueue(Reply.text(plan_reply(), drip=0.05))
-    async with connect(settings_with({"timeout_s": 1})) as client:
-        result, output = await call(client, "generate_plan", _PLAN)
+    result, output = await call_once(settings_with({"timeout_s": 1}), "generate_plan", _PLAN)
     assert result.is_error and output["error"]["type"] == "LLM_TIMEOUT"
     with anyio.fail_after(5):
         await anyio.to_thread.run_sync(llm.wait_for_abandoned, 1)

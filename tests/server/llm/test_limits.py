@@ -7,7 +7,7 @@ import pytest
 
 from server import Settings, build_server
 from server.governance.policy import PolicyError, load_policy
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply
 
@@ -41,8 +41,7 @@ async def test_a_tier_the_policy_does_not_list_may_use_no_model(
     settings_with: Callable[..., Settings], write_policy: Callable[..., Path], llm: FakeOpenAI
 ) -> None:
     policy = write_policy(models_by_tier={"3": ["test-model"]})
-    async with connect(settings_with(policy_path=policy)) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(settings_with(policy_path=policy), "generate_plan", {"description": "Add a VM"})
     assert output["error"]["type"] == "MODEL_NOT_ALLOWED" and "allowed: none" in output["error"]["message"]
     assert llm.chat_requests == []
 
@@ -52,8 +51,7 @@ async def test_a_listed_model_is_used(
 ) -> None:
     llm.enqueue(Reply.text(plan_reply()))
     policy = write_policy(models_by_tier={"0": ["test-model", "other"]})
-    async with connect(settings_with(policy_path=policy)) as client:
-        result, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    result, output = await call_once(settings_with(policy_path=policy), "generate_plan", {"description": "Add a VM"})
     assert not result.is_error and output["decision"] == "EXECUTE"
 
 
@@ -73,8 +71,7 @@ async def test_the_daily_budget_refuses_calls_once_the_ledger_shows_it_spent(
     assert "daily_token_budget" in spent["error"]["recommended_action"]
     assert len(llm.chat_requests) == 2
     # A new server process on the same ledger knows what was spent: the budget lives in the ledger, not memory.
-    async with connect(settings) as client:
-        _, again = await call(client, "analyze", {"description": "Why?"})
+    _, again = await call_once(settings, "analyze", {"description": "Why?"})
     assert again["error"]["type"] == "TOKEN_BUDGET_EXHAUSTED" and len(llm.chat_requests) == 2
     assert [r["error_type"] for r in rows(ledger_path)][-1] == "TOKEN_BUDGET_EXHAUSTED"
     # Refused before the intent (the check runs in the intent's own trip to the ledger): no intent, nothing read.
@@ -92,8 +89,7 @@ async def test_the_budget_is_per_agent(
         _, spent = await call(client, "generate_plan", {"description": "Add a VM"})
     assert spent["error"]["type"] == "TOKEN_BUDGET_EXHAUSTED"
     other = write_policy(agent_id="llm-planner-002", daily_token_budget=10)
-    async with connect(settings_with(policy_path=other)) as client:
-        result, _ = await call(client, "generate_plan", {"description": "Add a VM"})
+    result, _ = await call_once(settings_with(policy_path=other), "generate_plan", {"description": "Add a VM"})
     assert not result.is_error
 
 

@@ -1,13 +1,12 @@
 """While the model thinks: progress for clients that asked, and a cancel that reaches the endpoint."""
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.session import ServerSession
@@ -18,6 +17,7 @@ from server.app import Runtime
 from server.app.server import progress_reporter
 from tests.conftest import API_KEY, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.processes import stdio_params
 from tests.server.llm.conftest import plan_reply
 
 pytestmark = pytest.mark.anyio
@@ -95,7 +95,7 @@ async def test_over_stdio_progress_arrives_and_a_cancel_reaches_the_endpoint(
         "OPENAI_API_KEY": API_KEY,
         "PLANNER_MCP_MODEL": "test-model",
     }
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=env)
+    params = stdio_params(env, "serve")
     notes, record = _recorder()
     with anyio.fail_after(60):
         async with Client(params, mode="legacy") as client:

@@ -14,7 +14,7 @@ import pytest
 
 from server import Settings
 from server.llm.parse import MAX_OPENINGS
-from tests.conftest import PLAN, call, connect, rows
+from tests.conftest import PLAN, call, call_once, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.plans import AN_ANALYSIS
 
@@ -67,8 +67,7 @@ async def test_a_reply_with_two_candidate_answers_is_escalated_and_neither_is_ha
 ) -> None:
     tool, reply, contract = SMUGGLED[case]
     llm.enqueue(Reply.text(reply))
-    async with connect(llm_settings) as client:
-        result, output = await call(client, tool, {"description": "Add a VM"})
+    result, output = await call_once(llm_settings, tool, {"description": "Add a VM"})
     assert not result.is_error
     assert (output["decision"], output["confidence"], output["plan"]) == ("ESCALATE", 0.0, None)
     assert f"the reply holds 2 different candidate {contract} objects and none was chosen" in output["notes_for_humans"]
@@ -90,8 +89,7 @@ async def test_the_same_plan_written_twice_is_one_candidate_and_the_rules_decide
     # Fenced and pretty-printed, then inline and compact with its keys in another order: the same plan.
     reply = f"{_fenced(plan)}\nIn one line: {json.dumps(plan, sort_keys=True)}"
     llm.enqueue(Reply.text(reply))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(llm_settings, "generate_plan", {"description": "Add a VM"})
     assert (output["decision"], output["confidence"], output["plan"]) == (decision, plan["confidence"], plan)
     assert reason in output["notes_for_humans"]
     assert rows(ledger_path)[0]["decision"] == decision
@@ -103,8 +101,7 @@ async def test_json_that_is_not_a_plan_beside_the_plan_is_not_a_candidate(
     rpc = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "read_docs"}}
     reply = f'Set {{"vmid": 104}} in the config. {json.dumps(rpc)}\n{_fenced(PLAN)}\nA stray {{ brace and {{"x": '
     llm.enqueue(Reply.text(reply))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(llm_settings, "generate_plan", {"description": "Add a VM"})
     assert (output["decision"], output["plan"]) == ("EXECUTE", PLAN)
 
 
@@ -114,8 +111,7 @@ async def test_a_plan_behind_a_broken_opening_is_still_found_and_counted(
     # An unclosed object before the plans must not hide what follows it: both are seen, so this is two candidates.
     reply = f'{{"note": "quoted", "plan": {json.dumps(INJECTED)}, oops\nMine: {json.dumps(OWN)}'
     llm.enqueue(Reply.text(reply))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(llm_settings, "generate_plan", {"description": "Add a VM"})
     assert output["decision"] == "ESCALATE" and "2 different candidate Plan objects" in output["notes_for_humans"]
 
 

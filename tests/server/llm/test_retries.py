@@ -8,7 +8,7 @@ import pytest
 
 from server import Settings
 from server.config.settings import LLMConfig
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply
 
@@ -24,8 +24,7 @@ async def test_a_429_with_retry_after_is_waited_out_and_then_succeeds(
     settings_with: Callable[..., Settings], llm: FakeOpenAI, ledger_path: Path
 ) -> None:
     llm.enqueue(Reply.error(429, headers={"Retry-After": "1"}), Reply.text(plan_reply()))
-    async with connect(settings_with({"max_retries": 2})) as client:
-        result, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    result, output = await call_once(settings_with({"max_retries": 2}), "generate_plan", {"description": "Add a VM"})
     assert not result.is_error and output["decision"] == "EXECUTE"
     assert output["provenance"]["llm_attempts"] == 2
     assert _gap(llm, 0, 1) >= 0.95  # the endpoint's word, not our backoff
@@ -35,8 +34,7 @@ async def test_a_429_with_retry_after_is_waited_out_and_then_succeeds(
 
 async def test_retry_after_ms_is_honoured_too(settings_with: Callable[..., Settings], llm: FakeOpenAI) -> None:
     llm.enqueue(Reply.error(429, headers={"retry-after-ms": "300"}), Reply.text(plan_reply()))
-    async with connect(settings_with({"max_retries": 1})) as client:
-        result, _ = await call(client, "generate_plan", {"description": "Add a VM"})
+    result, _ = await call_once(settings_with({"max_retries": 1}), "generate_plan", {"description": "Add a VM"})
     assert not result.is_error and _gap(llm, 0, 1) >= 0.28
 
 
@@ -44,8 +42,7 @@ async def test_server_errors_are_retried_with_backoff_up_to_the_limit(
     settings_with: Callable[..., Settings], llm: FakeOpenAI
 ) -> None:
     llm.enqueue(Reply.error(500), Reply.error(503), Reply.text(plan_reply()))
-    async with connect(settings_with({"max_retries": 2})) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(settings_with({"max_retries": 2}), "generate_plan", {"description": "Add a VM"})
     assert output["decision"] == "EXECUTE" and output["provenance"]["llm_attempts"] == 3
     assert _gap(llm, 0, 1) >= 0.25  # jittered over the upper half of 0.5 s
 
@@ -66,8 +63,9 @@ async def test_a_backoff_longer_than_the_time_left_ends_the_call_without_claimin
     settings_with: Callable[..., Settings], llm: FakeOpenAI
 ) -> None:
     llm.default = Reply.error(500)  # no Retry-After: the wait would be our own backoff, 0.25-0.5 s
-    async with connect(settings_with({"max_retries": 10, "timeout_s": 0.2})) as client:
-        _, output = await call(client, "analyze", {"description": "Why?"})
+    _, output = await call_once(
+        settings_with({"max_retries": 10, "timeout_s": 0.2}), "analyze", {"description": "Why?"}
+    )
     message = output["error"]["message"]
     assert output["error"]["type"] == "LLM_UNAVAILABLE" and len(llm.chat_requests) == 1
     assert "1 attempt" in message and "too little to try again" in message and "asked" not in message
@@ -91,8 +89,9 @@ async def test_a_request_the_endpoint_rejects_is_not_retried(
     settings_with: Callable[..., Settings], llm: FakeOpenAI, status: int
 ) -> None:
     llm.default = Reply.error(status)
-    async with connect(settings_with({"max_retries": 3, "structured_output": "off"})) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(
+        settings_with({"max_retries": 3, "structured_output": "off"}), "generate_plan", {"description": "Add a VM"}
+    )
     assert output["error"]["type"] == "LLM_HTTP_ERROR" and len(llm.chat_requests) == 1
 
 
@@ -118,8 +117,7 @@ async def test_an_endpoint_that_refuses_connections_is_retried_then_reported(
     with FakeOpenAI() as gone:
         base_url = gone.base_url
     settings = make_settings(llm=LLMConfig(base_url=base_url, model="m", timeout_s=10, max_retries=1))
-    async with connect(settings) as client:
-        _, output = await call(client, "analyze", {"description": "Why?"})
+    _, output = await call_once(settings, "analyze", {"description": "Why?"})
     assert output["error"]["type"] == "LLM_UNREACHABLE" and "2 attempts" in output["error"]["message"]
 
 

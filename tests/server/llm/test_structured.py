@@ -10,7 +10,7 @@ import pytest
 from contracts import Plan
 from ledger.reader import Snapshot
 from server import Settings
-from tests.conftest import PLAN, call, connect, rows
+from tests.conftest import PLAN, call, call_once, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply
 
@@ -21,8 +21,7 @@ async def test_the_endpoint_is_asked_for_the_plan_schema_in_the_strict_form(
     llm_settings: Settings, llm: FakeOpenAI
 ) -> None:
     llm.enqueue(Reply.text(plan_reply()))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(llm_settings, "generate_plan", {"description": "Add a VM"})
     body = llm.chat_requests[0].json
     assert not {"tools", "functions", "tool_choice", "function_call"} & body.keys()
     response_format = body["response_format"]
@@ -80,8 +79,9 @@ async def test_a_bad_request_that_is_not_about_the_schema_does_not_turn_the_sche
 
 async def test_structured_output_can_be_turned_off(settings_with: Callable[..., Settings], llm: FakeOpenAI) -> None:
     llm.enqueue(Reply.text(plan_reply()))
-    async with connect(settings_with({"structured_output": "off"})) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(
+        settings_with({"structured_output": "off"}), "generate_plan", {"description": "Add a VM"}
+    )
     assert "response_format" not in llm.chat_requests[0].json
     assert output["decision"] == "EXECUTE" and output["provenance"]["llm_structured_output"] is False
 
@@ -90,8 +90,7 @@ async def test_a_reply_cut_off_at_max_tokens_is_escalated_and_says_why(
     settings_with: Callable[..., Settings], llm: FakeOpenAI
 ) -> None:
     llm.enqueue(Reply.text(plan_reply()[:120], finish_reason="length"))
-    async with connect(settings_with({"max_tokens": 64})) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(settings_with({"max_tokens": 64}), "generate_plan", {"description": "Add a VM"})
     assert llm.chat_requests[0].json["max_tokens"] == 64
     assert output["decision"] == "ESCALATE" and output["confidence"] == 0.0
     assert "cut off at the 64-token limit" in output["notes_for_humans"]
@@ -124,8 +123,7 @@ async def test_token_usage_from_the_reply_is_in_the_output_and_the_ledger(
     llm_settings: Settings, llm: FakeOpenAI, ledger_path: Path, usage: dict[str, int] | None, recorded: tuple[int, ...]
 ) -> None:
     llm.enqueue(Reply.text(plan_reply(), usage=usage))
-    async with connect(llm_settings) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(llm_settings, "generate_plan", {"description": "Add a VM"})
     [row] = rows(ledger_path)
     if recorded is None:
         assert output["provenance"]["usage"] is None

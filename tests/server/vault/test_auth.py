@@ -9,9 +9,9 @@ from pydantic import SecretStr
 
 from server import Settings
 from server.config.settings import SettingsError
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import ROLE_ID, RUNBOOK, SECRET_ID, TOKEN
+from tests.vault_seed import ROLE_ID, RUNBOOK, SECRET_ID, TOKEN
 
 pytestmark = pytest.mark.anyio
 
@@ -28,8 +28,9 @@ async def test_without_vault_token_the_cli_token_file_is_used(
 ) -> None:
     token_file = tmp_path / ".vault-token"
     token_file.write_text(TOKEN + "\n", encoding="utf-8")
-    async with connect(vault_settings({"token": None, "token_file": token_file})) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(
+        vault_settings({"token": None, "token_file": token_file}), "read_docs", {"name": "vm-provisioning"}
+    )
     assert output["data"]["content"] == RUNBOOK
     assert vault.requests_to("secret/data/docs/")[0].headers["x-vault-token"] == TOKEN
 
@@ -40,8 +41,9 @@ async def test_a_root_token_in_the_token_file_is_refused_and_nothing_is_read(
     vault.add_token("root-token-opaque-0000001", policies=["root"])
     token_file = tmp_path / ".vault-token"
     token_file.write_text("root-token-opaque-0000001", encoding="utf-8")
-    async with connect(vault_settings({"token": None, "token_file": token_file})) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(
+        vault_settings({"token": None, "token_file": token_file}), "read_docs", {"name": "vm-provisioning"}
+    )
     assert output["error"]["type"] == "VAULT_AUTH_FAILED"
     assert "root token" in output["error"]["message"]
     assert vault.requests_to("secret/") == []
@@ -54,8 +56,9 @@ async def test_a_token_file_others_could_write_is_refused_and_nothing_is_read(
     token_file = tmp_path / ".vault-token"
     token_file.write_text(TOKEN, encoding="utf-8")
     token_file.chmod(mode)  # someone else could have put their own token here, and their runbooks behind it
-    async with connect(vault_settings({"token": None, "token_file": token_file})) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(
+        vault_settings({"token": None, "token_file": token_file}), "read_docs", {"name": "vm-provisioning"}
+    )
     assert output["error"]["type"] == "VAULT_AUTH_FAILED"
     assert f"chmod go-w {token_file}" in output["error"]["message"]
     assert vault.requests_to("secret/") == [] and vault.requests_to("auth/") == []
@@ -65,8 +68,9 @@ async def test_a_root_token_in_vault_token_works_with_a_warning(
     vault_settings: Callable[..., Settings], vault: FakeVault, caplog: pytest.LogCaptureFixture
 ) -> None:
     vault.add_token("root-token-opaque-0000002", policies=["root"])
-    async with connect(vault_settings({"token": "root-token-opaque-0000002"})) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(
+        vault_settings({"token": "root-token-opaque-0000002"}), "read_docs", {"name": "vm-provisioning"}
+    )
     assert output["data"]["content"] == RUNBOOK
     assert any("root token" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
     assert "root-token-opaque-0000002" not in caplog.text
@@ -128,8 +132,9 @@ async def test_a_token_close_to_expiry_is_renewed_before_it_is_used(
 ) -> None:
     vault.add_token("short-lived-token-opaque-01", policies=["planner"], ttl=3600)
     vault.age("short-lived-token-opaque-01", 3000)  # 600 s left of 3600: less than a third
-    async with connect(vault_settings({"token": "short-lived-token-opaque-01"})) as client:
-        result, _ = await call(client, "read_docs", {"name": "vm-provisioning"})
+    result, _ = await call_once(
+        vault_settings({"token": "short-lived-token-opaque-01"}), "read_docs", {"name": "vm-provisioning"}
+    )
     assert not result.is_error
     assert len(vault.requests_to("auth/token/renew-self")) == 1
 
@@ -140,10 +145,8 @@ async def test_wrong_approle_credentials_and_no_credentials_are_named(
     vault.add_approle(ROLE_ID, SECRET_ID)
     wrong = vault_settings({"token": None, "role_id": ROLE_ID, "secret_id": "wrong-secret-id-00000"})
     none = vault_settings({"token": None, "token_file": tmp_path / "absent"})
-    async with connect(wrong) as client:
-        _, refused = await call(client, "read_docs", {"name": "vm-provisioning"})
-    async with connect(none) as client:
-        _, missing = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, refused = await call_once(wrong, "read_docs", {"name": "vm-provisioning"})
+    _, missing = await call_once(none, "read_docs", {"name": "vm-provisioning"})
     assert refused["error"]["type"] == missing["error"]["type"] == "VAULT_AUTH_FAILED"
     assert "AppRole" in refused["error"]["message"]
     assert "VAULT_TOKEN" in missing["error"]["recommended_action"]

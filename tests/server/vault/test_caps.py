@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from server import Settings
-from tests.conftest import call, connect
+from tests.conftest import call, connect, until
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import TOKEN, until
+from tests.vault_seed import TOKEN
 
 pytestmark = pytest.mark.anyio
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from server.vault import policy_hcl
-from tests.conftest import rows, run_cli
+from tests.conftest import rows
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import LLM_KEY, SHIPPED_POLICY, TOKEN, parse_hcl
+from tests.processes import run_cli
+from tests.vault_seed import LLM_KEY, SHIPPED_POLICY, TOKEN, parse_hcl
 
 pytestmark = pytest.mark.subprocess
 

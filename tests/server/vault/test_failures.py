@@ -10,9 +10,9 @@ from server import Settings
 from server.call.failures import ToolFailure
 from server.stores import VaultStore
 from server.vault import VaultConfig
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import RUNBOOK, TOKEN
+from tests.vault_seed import RUNBOOK, TOKEN
 
 pytestmark = pytest.mark.anyio
 
@@ -26,8 +26,7 @@ class ManualClock:
 
 
 async def test_a_missing_entry_is_not_found_and_points_to_list_docs(vault_settings: Callable[..., Settings]) -> None:
-    async with connect(vault_settings()) as client:
-        result, output = await call(client, "read_docs", {"name": "no-such-runbook"})
+    result, output = await call_once(vault_settings(), "read_docs", {"name": "no-such-runbook"})
     assert result.is_error and output["error"]["type"] == "NOT_FOUND"
     assert "list_docs" in output["error"]["recommended_action"]
 
@@ -93,24 +92,21 @@ async def test_a_transient_server_error_is_retried_and_the_call_succeeds(
     vault_settings: Callable[..., Settings], vault: FakeVault
 ) -> None:
     vault.fail_next(502)
-    async with connect(vault_settings({"retries": 1})) as client:
-        result, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    result, output = await call_once(vault_settings({"retries": 1}), "read_docs", {"name": "vm-provisioning"})
     assert not result.is_error and output["data"]["content"] == RUNBOOK
     assert len(vault.requests_to("secret/data/docs/vm-provisioning")) == 2
 
 
 async def test_retries_are_bounded(vault_settings: Callable[..., Settings], vault: FakeVault) -> None:
     vault.fail_next(500, count=10)
-    async with connect(vault_settings({"retries": 2})) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(vault_settings({"retries": 2}), "read_docs", {"name": "vm-provisioning"})
     assert output["error"]["type"] == "VAULT_ERROR" and "500" in output["error"]["message"]
     assert len(vault.requests_to("secret/data/docs/vm-provisioning")) == 3
 
 
 async def test_a_denial_is_not_retried(vault_settings: Callable[..., Settings], vault: FakeVault) -> None:
     vault.fail_next(403)
-    async with connect(vault_settings({"retries": 3})) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(vault_settings({"retries": 3}), "read_docs", {"name": "vm-provisioning"})
     # The token itself is fine (lookup-self answers), so this is the policy's answer: final.
     assert output["error"]["type"] == "VAULT_PERMISSION_DENIED"
     assert len(vault.requests_to("secret/data/docs/vm-provisioning")) == 1
@@ -181,8 +177,7 @@ async def test_an_oversized_entry_is_refused_with_the_limit(
     vault_settings: Callable[..., Settings], vault: FakeVault
 ) -> None:
     vault.put("docs/huge", {"content": "x" * 5000})
-    async with connect(vault_settings(max_document_bytes=1000)) as client:
-        _, output = await call(client, "read_docs", {"name": "huge"})
+    _, output = await call_once(vault_settings(max_document_bytes=1000), "read_docs", {"name": "huge"})
     assert output["error"]["type"] == "TOO_LARGE" and "1000" in output["error"]["message"]
 
 

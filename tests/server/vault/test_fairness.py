@@ -18,9 +18,9 @@ from server import Settings
 from server.call.failures import ToolFailure
 from server.stores import VaultStore
 from server.vault import VaultConfig
-from tests.conftest import call, connect
+from tests.conftest import call, connect, until
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import RUNBOOK, until
+from tests.vault_seed import RUNBOOK
 
 pytestmark = pytest.mark.anyio
 

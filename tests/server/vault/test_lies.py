@@ -14,9 +14,9 @@ from server import Settings
 from server.call.failures import ToolFailure
 from server.stores import VaultStore
 from server.vault import VaultConfig
-from tests.conftest import call, connect
+from tests.conftest import call, call_once, connect
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import RUNBOOK, TOKEN
+from tests.vault_seed import RUNBOOK, TOKEN
 
 pytestmark = pytest.mark.anyio
 
@@ -69,8 +69,7 @@ async def test_a_malformed_list_is_a_vault_error(
     vault_settings: Callable[..., Settings], vault: FakeVault, data: Any
 ) -> None:
     vault.answer_raw("secret/metadata/docs", 200, json.dumps({"data": data}).encode(), headers=_JSON)
-    async with connect(vault_settings()) as client:
-        _, output = await call(client, "list_docs")
+    _, output = await call_once(vault_settings(), "list_docs")
     assert output["error"]["type"] == "VAULT_ERROR" and "data" in output["error"]["message"]
 
 
@@ -94,8 +93,7 @@ async def test_a_token_lookup_that_lies_about_lifetime_or_policies_is_a_vault_er
 ) -> None:
     data = {"policies": ["default", "planner"], "ttl": 3600, "creation_ttl": 3600, "renewable": True, **lie}
     vault.answer_raw("auth/token/lookup-self", 200, json.dumps({"data": data}).encode(), headers=_JSON)
-    async with connect(vault_settings()) as client:
-        result, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    result, output = await call_once(vault_settings(), "read_docs", {"name": "vm-provisioning"})
     assert result.is_error and output["error"]["type"] == "VAULT_ERROR", output["error"]
     assert "auth/token/lookup-self" in output["error"]["message"]
 
@@ -132,8 +130,7 @@ async def test_a_runbook_format_that_is_not_a_format_name_is_returned_only_as_sc
     vault_settings: Callable[..., Settings], vault: FakeVault, fmt: Any
 ) -> None:
     vault.put("docs/odd-format", {"content": "steps", "format": fmt})
-    async with connect(vault_settings()) as client:
-        result, output = await call(client, "read_docs", {"name": "odd-format"})
+    result, output = await call_once(vault_settings(), "read_docs", {"name": "odd-format"})
     assert not result.is_error, output["error"]
     assert output["data"]["format"] == "json"
     assert output["data"]["content"]["content"] == "steps"

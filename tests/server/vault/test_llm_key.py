@@ -9,10 +9,10 @@ import pytest
 
 from server import Settings
 from server.config.settings import LLMConfig
-from tests.conftest import PLAN, call, connect, rows
+from tests.conftest import PLAN, call, call_once, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import LLM_KEY
+from tests.vault_seed import LLM_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -62,8 +62,7 @@ async def test_without_a_key_in_vault_a_local_endpoint_is_called_without_one(
 ) -> None:
     vault.put("api-keys/openrouter", {"note": "no api_key field"})
     llm.enqueue(Reply.text(json.dumps(PLAN)))
-    async with connect(_settings(vault_settings, llm)) as client:
-        result, _ = await call(client, "generate_plan", {"description": "Add a VM"})
+    result, _ = await call_once(_settings(vault_settings, llm), "generate_plan", {"description": "Add a VM"})
     assert not result.is_error
     assert LLM_KEY not in llm.chat_requests[0].headers.get("authorization", "")
 
@@ -72,8 +71,7 @@ async def test_a_vault_outage_while_fetching_the_key_is_a_vault_error(
     vault_settings: Callable[..., Settings], vault: FakeVault, llm: FakeOpenAI
 ) -> None:
     vault.sealed = True
-    async with connect(_settings(vault_settings, llm)) as client:
-        _, output = await call(client, "generate_plan", {"description": "Add a VM"})
+    _, output = await call_once(_settings(vault_settings, llm), "generate_plan", {"description": "Add a VM"})
     assert output["error"]["type"] == "VAULT_SEALED"
     assert llm.chat_requests == []
 

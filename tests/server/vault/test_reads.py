@@ -8,9 +8,9 @@ import anyio
 import pytest
 
 from server import Settings
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows, until
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import INVENTORY, RUNBOOK, TOKEN, until
+from tests.vault_seed import INVENTORY, RUNBOOK, TOKEN
 
 pytestmark = pytest.mark.anyio
 
@@ -31,8 +31,7 @@ async def test_read_docs_returns_the_runbook_with_the_kv_version_read(
 
 
 async def test_a_structured_doc_is_returned_as_json(vault_settings: Callable[..., Settings]) -> None:
-    async with connect(vault_settings()) as client:
-        _, output = await call(client, "read_docs", {"name": "backup-restore"})
+    _, output = await call_once(vault_settings(), "read_docs", {"name": "backup-restore"})
     assert output["data"]["format"] == "json"
     assert output["data"]["content"] == {"title": "Backups", "steps": ["snapshot", "verify"]}
 
@@ -40,8 +39,7 @@ async def test_a_structured_doc_is_returned_as_json(vault_settings: Callable[...
 async def test_list_docs_lists_the_entries_of_docs_through_kv_list(
     vault_settings: Callable[..., Settings], vault: FakeVault
 ) -> None:
-    async with connect(vault_settings()) as client:
-        _, output = await call(client, "list_docs")
+    _, output = await call_once(vault_settings(), "list_docs")
     # The sub-folder `archive/` is not an entry a name could reach, so it is not listed.
     assert output["data"]["docs"] == ["backup-restore", "vm-provisioning"]
     [request] = vault.requests_to("secret/metadata/docs")
@@ -54,8 +52,7 @@ async def test_read_inventory_reads_the_configured_default_or_a_named_inventory(
     async with connect(vault_settings()) as client:
         _, default = await call(client, "read_inventory")
         _, edge = await call(client, "read_inventory", {"name": "edge-sites"})
-    async with connect(vault_settings(default_inventory="edge-sites")) as client:
-        _, configured = await call(client, "read_inventory")
+    _, configured = await call_once(vault_settings(default_inventory="edge-sites"), "read_inventory")
     assert default["data"]["content"] == INVENTORY
     assert default["provenance"]["sources"][0]["version"] == "1"
     assert edge["data"]["content"] == configured["data"]["content"] == {"sites": ["a", "b"]}
@@ -68,8 +65,7 @@ async def test_a_configured_mount_and_namespace_are_used_for_every_request(
     vault.add_policy("team", {"team-kv/data/docs/+": ["read"]})
     vault.add_token("team-token-opaque-000111", policies=["team"])
     settings = vault_settings({"mount": "team-kv", "namespace": "ops/planning", "token": "team-token-opaque-000111"})
-    async with connect(settings) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(settings, "read_docs", {"name": "vm-provisioning"})
     assert output["data"]["content"] == "team kv"
     assert vault.requests_to("team-kv/data/docs/vm-provisioning")
     assert {r.headers.get("x-vault-namespace") for r in vault.requests} == {"ops/planning"}

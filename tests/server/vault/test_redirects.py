@@ -13,9 +13,9 @@ import trustme
 from pydantic import SecretStr
 
 from server import Settings
-from tests.conftest import call, connect
+from tests.conftest import call_once
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import ROLE_ID, SECRET_ID, TOKEN, load
+from tests.vault_seed import ROLE_ID, SECRET_ID, TOKEN, load
 
 pytestmark = pytest.mark.anyio
 
@@ -40,8 +40,7 @@ async def test_a_redirected_read_sends_the_token_to_no_other_origin(
 ) -> None:
     target = f"{elsewhere.addr}/v1/secret/data/docs/vm-provisioning"
     vault.answer_raw("secret/data/docs/", status, headers={"Location": target})
-    async with connect(vault_settings()) as client:
-        result, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    result, output = await call_once(vault_settings(), "read_docs", {"name": "vm-provisioning"})
     assert result.is_error
     _assert_refused_redirect(output, status)
     assert elsewhere.requests == []
@@ -54,8 +53,7 @@ async def test_a_redirected_approle_login_sends_the_secret_id_nowhere_again(
     vault.add_approle(ROLE_ID, SECRET_ID)
     vault.answer_raw("auth/approle/login", 307, headers={"Location": f"{elsewhere.addr}/v1/auth/approle/login"})
     settings = vault_settings({"token": None, "role_id": ROLE_ID, "secret_id": SecretStr(SECRET_ID)})
-    async with connect(settings) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(settings, "read_docs", {"name": "vm-provisioning"})
     _assert_refused_redirect(output, 307)
     assert elsewhere.requests == []
     [login] = vault.requests_to("auth/approle/login")  # the login body was sent once, to VAULT_ADDR
@@ -75,8 +73,9 @@ async def test_an_https_vault_cannot_downgrade_the_token_to_plain_http(
         target = f"{elsewhere.addr}/v1/secret/data/docs/vm-provisioning"
         assert target.startswith("http://")
         https_vault.answer_raw("secret/data/docs/", 307, headers={"Location": target})
-        async with connect(vault_settings({"addr": https_vault.addr, "cacert": cacert})) as client:
-            _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+        _, output = await call_once(
+            vault_settings({"addr": https_vault.addr, "cacert": cacert}), "read_docs", {"name": "vm-provisioning"}
+        )
         assert https_vault.requests_to("secret/data/docs/")[0].headers["x-vault-token"] == TOKEN
     _assert_refused_redirect(output, 307)
     assert elsewhere.requests == []

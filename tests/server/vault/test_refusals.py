@@ -9,9 +9,9 @@ from server import Settings
 from server.call.failures import ToolFailure
 from server.stores import VaultStore
 from server.vault import VaultConfig
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import LLM_KEY
+from tests.vault_seed import LLM_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -40,8 +40,7 @@ ESCAPES = {
 async def test_a_name_that_could_reach_another_path_is_refused_before_any_request(
     vault_settings: Callable[..., Settings], vault: FakeVault, ledger_path: Path, tool: str, name: str
 ) -> None:
-    async with connect(vault_settings()) as client:
-        result, output = await call(client, tool, {"name": name})
+    result, output = await call_once(vault_settings(), tool, {"name": name})
     assert result.is_error and output["error"]["type"] == "INVALID_NAME"
     assert "name" in output["error"]["message"]
     assert vault.requests == []  # nothing reached Vault: not a read, not even a token lookup

@@ -2,7 +2,6 @@
 
 import logging
 import shutil
-import ssl
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,9 +10,9 @@ import pytest
 import trustme
 
 from server import Settings
-from tests.conftest import call, connect, rows
+from tests.conftest import call, call_once, connect, rows
 from tests.peers.vault_server import FakeVault
-from tests.server.vault.conftest import RUNBOOK, load
+from tests.vault_seed import RUNBOOK, load
 
 pytestmark = pytest.mark.anyio
 
@@ -25,9 +24,7 @@ def ca() -> trustme.CA:
 
 @pytest.fixture
 def https_vault(ca: trustme.CA) -> Iterator[FakeVault]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    with FakeVault(ssl_context=context) as server:
+    with FakeVault.over_https(ca) as server:
         load(server)
         yield server
 
@@ -42,8 +39,7 @@ async def test_vault_over_https_is_verified_against_vault_cacert(
 ) -> None:
     assert https_vault.addr.startswith("https://")
     settings = vault_settings({"addr": https_vault.addr, "cacert": _pem(ca, tmp_path / "ca.pem")})
-    async with connect(settings) as client:
-        result, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    result, output = await call_once(settings, "read_docs", {"name": "vm-provisioning"})
     assert not result.is_error, output["error"]
     assert output["data"]["content"] == RUNBOOK
 
@@ -52,8 +48,9 @@ async def test_a_certificate_from_another_ca_is_refused_before_any_secret_is_sen
     vault_settings: Callable[..., Settings], https_vault: FakeVault, tmp_path: Path
 ) -> None:
     other = _pem(trustme.CA(), tmp_path / "other-ca.pem")
-    async with connect(vault_settings({"addr": https_vault.addr, "cacert": other})) as client:
-        result, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    result, output = await call_once(
+        vault_settings({"addr": https_vault.addr, "cacert": other}), "read_docs", {"name": "vm-provisioning"}
+    )
     assert result.is_error and output["error"]["type"] == "VAULT_TLS_FAILURE"
     assert "VAULT_CACERT" in output["error"]["recommended_action"]
     assert https_vault.requests == []  # the handshake failed: no request, so no token, ever reached it
@@ -62,8 +59,7 @@ async def test_a_certificate_from_another_ca_is_refused_before_any_secret_is_sen
 async def test_the_system_ca_store_does_not_trust_a_private_ca(
     vault_settings: Callable[..., Settings], https_vault: FakeVault
 ) -> None:
-    async with connect(vault_settings({"addr": https_vault.addr})) as client:
-        _, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    _, output = await call_once(vault_settings({"addr": https_vault.addr}), "read_docs", {"name": "vm-provisioning"})
     assert output["error"]["type"] == "VAULT_TLS_FAILURE"
 
 
@@ -97,6 +93,7 @@ async def test_a_ca_directory_in_vault_capath_is_used_too(
         ["openssl", "x509", "-hash", "-noout", "-in", str(pem)], capture_output=True, text=True, check=True, timeout=30
     ).stdout.strip()
     (capath / f"{subject_hash}.0").symlink_to(pem)
-    async with connect(vault_settings({"addr": https_vault.addr, "capath": capath})) as client:
-        result, output = await call(client, "read_docs", {"name": "vm-provisioning"})
+    result, output = await call_once(
+        vault_settings({"addr": https_vault.addr, "capath": capath}), "read_docs", {"name": "vm-provisioning"}
+    )
     assert not result.is_error, output["error"]

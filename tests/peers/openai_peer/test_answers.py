@@ -1,64 +1,12 @@
-"""The FakeOpenAI test peer behaves like an OpenAI server for the real openai client."""
-
-import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
+"""FakeOpenAI answers the real openai client as an OpenAI server would: completions, errors, models, keys,
+structured outputs, one keep-alive connection."""
 
 import openai
 import pytest
 from openai.types.shared_params import ResponseFormatJSONSchema
 
-from tests.peers.openai_server import FakeOpenAI, Recorded, Reply
-
-# Every client call is bounded: no test can wait longer than this on the peer.
-CLIENT_TIMEOUT = 5.0
-MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "plan it"}]
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def client(llm: FakeOpenAI) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=CLIENT_TIMEOUT) as c:
-        yield c
-
-
-def ask(client: openai.OpenAI, model: str = "test-model") -> str | None:
-    completion = client.chat.completions.create(model=model, messages=MESSAGES)
-    return completion.choices[0].message.content
-
-
-def send_raw_chat_request(llm: FakeOpenAI) -> socket.socket:
-    """Open a bare connection and send one chat completion request on it, without reading the answer."""
-    body = json.dumps({"model": "test-model", "messages": MESSAGES}).encode()
-    head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {llm.host}:{llm.port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    sock = socket.create_connection((llm.host, llm.port), timeout=CLIENT_TIMEOUT)
-    sock.sendall(head.encode() + body)
-    return sock
-
-
-SCHEMA_FORMAT: ResponseFormatJSONSchema = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "plan",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "properties": {"steps": {"type": "array", "items": {"type": "string"}}},
-            "required": ["steps"],
-            "additionalProperties": False,
-        },
-    },
-}
+from tests.peers.openai_peer.conftest import CLIENT_TIMEOUT, MESSAGES, SCHEMA_FORMAT, ask
+from tests.peers.openai_server import FakeOpenAI, Reply
 
 
 def test_the_client_receives_the_scripted_content_and_usage(llm: FakeOpenAI, client: openai.OpenAI) -> None:
@@ -139,44 +87,6 @@ def test_the_authorization_header_and_json_body_sent_by_the_client_are_recorded(
     assert recorded.json["model"] == "planner-small"
     assert recorded.json["messages"] == MESSAGES
     assert recorded.body.startswith(b"{")
-
-
-def test_a_hang_reply_is_ended_by_the_client_timeout_and_close_returns_within_a_second() -> None:
-    llm = FakeOpenAI()
-    try:
-        llm.enqueue(Reply.hang(30))
-        with openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=0.5) as client:
-            started = time.monotonic()
-            with pytest.raises(openai.APITimeoutError):
-                ask(client)
-            assert time.monotonic() - started < 3.0
-        llm.wait_for_requests(1, timeout=CLIENT_TIMEOUT)
-    finally:
-        started = time.monotonic()
-        llm.close()
-        closing_took = time.monotonic() - started
-    assert closing_took < 1.0
-    assert llm.closed
-
-
-def test_close_interrupts_a_delayed_reply_while_the_client_still_waits(llm: FakeOpenAI) -> None:
-    llm.enqueue(Reply.hang(30))
-    with openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=CLIENT_TIMEOUT) as client:
-        llm_closed_at: list[float] = []
-
-        def close_once_request_arrives() -> None:
-            llm.wait_for_requests(1, timeout=CLIENT_TIMEOUT)
-            llm.close()
-            llm_closed_at.append(time.monotonic())
-
-        closer = threading.Thread(target=close_once_request_arrives, daemon=True)
-        closer.start()
-        started = time.monotonic()
-        with pytest.raises(openai.APIConnectionError):
-            ask(client)
-        closer.join(timeout=CLIENT_TIMEOUT)
-    assert llm_closed_at, "close() did not return"
-    assert llm_closed_at[0] - started < 1.0
 
 
 def test_replies_are_served_in_queue_order(llm: FakeOpenAI, client: openai.OpenAI) -> None:
@@ -279,65 +189,6 @@ def test_a_scripted_finish_reason_reaches_the_client(llm: FakeOpenAI, client: op
     assert whole.choices[0].finish_reason == "stop"
 
 
-def test_a_client_that_hangs_up_during_a_delay_is_counted_as_abandoned_and_gets_no_reply(llm: FakeOpenAI) -> None:
-    llm.enqueue(Reply.hang(5, content="too late"))
-    sock = send_raw_chat_request(llm)
-    try:
-        llm.wait_for_requests(1, timeout=CLIENT_TIMEOUT)
-    finally:
-        sock.close()
-
-    started = time.monotonic()
-    assert llm.wait_for_abandoned(1, timeout=CLIENT_TIMEOUT) == 1
-    assert time.monotonic() - started < 1.0
-    assert llm.abandoned == 1
-    assert llm.pending == 0  # the reply was taken for the request, then dropped
-
-
-def test_a_client_timeout_during_a_delay_abandons_the_request(llm: FakeOpenAI) -> None:
-    llm.enqueue(Reply.hang(5))
-    with (
-        openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0, timeout=0.2) as client,
-        pytest.raises(openai.APITimeoutError),
-    ):
-        ask(client)
-
-    assert llm.wait_for_abandoned(1, timeout=CLIENT_TIMEOUT) == 1
-
-
-def test_a_delay_that_runs_out_is_answered_and_not_counted_as_abandoned(llm: FakeOpenAI, client: openai.OpenAI) -> None:
-    llm.enqueue(Reply.hang(0.1, content="late but here"))
-
-    assert ask(client) == "late but here"
-    assert llm.abandoned == 0
-    with pytest.raises(TimeoutError):
-        llm.wait_for_abandoned(1, timeout=0.05)
-
-
-def test_close_during_a_delay_drops_the_connection_but_is_not_counted_as_abandoned() -> None:
-    llm = FakeOpenAI()
-    try:
-        llm.enqueue(Reply.hang(5))
-        sock = send_raw_chat_request(llm)
-        with sock:
-            llm.wait_for_requests(1, timeout=CLIENT_TIMEOUT)
-            llm.close()  # joins the handler, so its outcome is settled on return
-            assert sock.recv(1024) == b""  # dropped without an answer
-    finally:
-        llm.close()
-    assert llm.abandoned == 0
-
-
-def test_reset_clears_the_abandoned_count(llm: FakeOpenAI) -> None:
-    llm.enqueue(Reply.hang(5))
-    send_raw_chat_request(llm).close()
-    llm.wait_for_abandoned(1, timeout=CLIENT_TIMEOUT)
-
-    llm.reset()
-
-    assert llm.abandoned == 0
-
-
 def test_a_wrong_api_key_is_refused_with_401_without_using_a_queued_reply() -> None:
     with FakeOpenAI(api_key="sk-right") as llm:
         llm.enqueue(Reply.text("kept for the right key"))
@@ -406,28 +257,3 @@ def test_response_format_is_accepted_by_default_and_can_be_turned_off(llm: FakeO
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="test-model", messages=MESSAGES, response_format=SCHEMA_FORMAT)
     assert llm.pending == 1
-
-
-def test_received_at_shows_how_long_the_client_waited_between_requests(llm: FakeOpenAI, client: openai.OpenAI) -> None:
-    llm.enqueue(Reply.hang(0.1, content="first"), Reply.text("second"))
-
-    before = time.monotonic()
-    assert [ask(client), ask(client)] == ["first", "second"]
-    after = time.monotonic()
-
-    first, second = llm.chat_requests
-    assert before <= first.received_at <= second.received_at <= after
-    assert second.received_at - first.received_at >= 0.1  # the first reply was delayed that long
-    assert Recorded(method="GET", path="/", headers={}, json=None, body=b"").received_at >= after
-
-
-def test_a_two_megabyte_reply_arrives_whole_and_the_connection_stays_usable(
-    llm: FakeOpenAI, client: openai.OpenAI
-) -> None:
-    big = "".join(f"step {i:07d}\n" for i in range(2_000_000 // 13 + 1))
-    assert len(big) >= 2_000_000
-    llm.enqueue(Reply.text(big), Reply.text("small"))
-
-    assert ask(client) == big
-    assert ask(client) == "small"
-    assert llm.connections_accepted == 1
