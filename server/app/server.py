@@ -199,7 +199,8 @@ def progress_reporter(context: Context[Runtime, Any] | None, *, tokens_carry_pro
 
     On the wire (`tokens_carry_progress`), a request that wants progress carries a progress token, and without
     one the SDK drops every notification: none is prepared then, so no heartbeat task runs beside the LLM call
-    (~0.3 ms of CPU a call). In process, the SDK passes a client's callback without a token: the channel is kept.
+    and costs it CPU for nothing. In process, the SDK passes a client's callback without a token: the channel is
+    kept.
     """
     if context is None:
         return None
