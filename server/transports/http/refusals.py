@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LogRefusals", "Reason", "ThrottledRefusalLog", "note_refusal", "remote_address"]
 
-logger = logging.getLogger("server.http.refusals")  # the name log collectors match refused requests by
+logger = logging.getLogger("server.http.refusals")  # its name before the regrouping: log collectors filter by it
 
 Reason = Literal[
     "no_token", "invalid_token", "insufficient_scope", "origin_refused", "host_refused", "request_timeout",

@@ -27,7 +27,7 @@ from server.transports.http.sessions import SESSIONS_PER_CALLER, SessionsPerCall
 
 __all__ = ["http_app", "serve_http"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("server.http.serve")  # its name before the regrouping: log collectors filter by it
 
 _LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")

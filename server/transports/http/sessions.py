@@ -31,7 +31,7 @@ from server.transports.http.refusals import note_refusal
 
 __all__ = ["SESSIONS_PER_CALLER", "SessionsPerCaller", "caller_of"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("server.http.sessions")  # its name before the regrouping: log collectors filter by it
 
 SESSIONS_PER_CALLER = 32
 """Enough for a person's hosts, windows and agents at once with room to spare; a caller that leaks sessions
