@@ -2,7 +2,7 @@
 
 from ledger.budget import BudgetExhausted, Reservation
 from ledger.errors import LedgerError
-from ledger.records import Intent, Outcome
+from ledger.records import Intent, Outcome, utc_now, utc_timestamp
 from ledger.scrub import REDACTED, Scrubber
 from ledger.store import Ledger, Position
 from ledger.verify import EXIT_CODES, Checkpoint, Finding, Report, checkpoint, verify
@@ -22,5 +22,7 @@ __all__ = [
     "Reservation",
     "Scrubber",
     "checkpoint",
+    "utc_now",
+    "utc_timestamp",
     "verify",
 ]

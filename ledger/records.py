@@ -4,12 +4,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["CallRecord", "Intent", "Outcome", "utc_now"]
+__all__ = ["CallRecord", "Intent", "Outcome", "utc_now", "utc_timestamp"]
+
+
+def utc_timestamp(when: datetime) -> str:
+    """The ledger's timestamps, written only here: UTC, milliseconds, ISO 8601 with a Z (they sort as text).
+    The chain hashes them as text, so this encoding is fixed; the server's replies and JSON logs use it too."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def utc_now() -> str:
-    """The ledger's timestamps: UTC, milliseconds, ISO 8601 with a Z (they sort as text)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The ledger's timestamp for this moment."""
+    return utc_timestamp(datetime.now(UTC))
 
 
 @dataclass(frozen=True, kw_only=True)

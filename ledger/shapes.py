@@ -8,8 +8,8 @@ Three kinds of evidence, each a rule:
   `"api_key": "…"`, `Authorization: Basic …`). `secret_name` is the one test of a name, for JSON keys too.
 
 Every rule can start matching only where one of its heads is: the scrubber finds heads with `str.find`
-(about 1 ns a character a head) and tries the rules there alone, instead of trying every rule at every
-character. `spans(text, everywhere(text))` is the slow scan the shortcut must agree with.
+(a scan in C, far cheaper than a regex at every character) and tries the rules there alone, instead of trying
+every rule at every character. `spans(text, everywhere(text))` is the slow scan the shortcut must agree with.
 """
 
 import re

@@ -1,9 +1,10 @@
 """planner-mcp's MCP server: governed, audited, read-only planning tools.
 
-Importing the server (the MCP SDK, pydantic and our models) allocates ~90,000 objects that live as long as the
-process. The cyclic garbage collector would scan them over and over while they are created (~60 ms of a ~600 ms
-start) and again in every full collection while serving, and would find nothing to free. So it is paused for the
-imports, and what they built is frozen (`gc.freeze`: kept out of later collections) before it resumes.
+Importing the server (the MCP SDK, pydantic and our models) allocates a great many objects that live as long as
+the process. The cyclic garbage collector would scan them over and over while they are created (a share of the
+start that `python -m bench --only cold` measures) and again in every full collection while serving, and would
+find nothing to free. So it is paused for the imports, and what they built is frozen (`gc.freeze`: kept out of
+later collections) before it resumes.
 """
 
 import gc

@@ -23,7 +23,7 @@ from server.stores import FileStore, Store, VaultStore
 
 __all__ = ["Runtime", "call_notes", "open_runtime", "open_store", "server_version", "tools_digest"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("server.app")  # its name before the regrouping: log collectors filter by it
 
 
 def server_version() -> str:

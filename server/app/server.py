@@ -36,7 +36,7 @@ from server.tools import registered_tools
 
 __all__ = ["GovernedServer", "build_server", "progress_reporter", "to_call_result"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("server.app")  # its name before the regrouping: log collectors filter by it
 
 _INSTRUCTIONS = (
     "Read-only tools of an infrastructure planning agent. Use list_docs and read_docs for runbooks, "
@@ -199,7 +199,8 @@ def progress_reporter(context: Context[Runtime, Any] | None, *, tokens_carry_pro
 
     On the wire (`tokens_carry_progress`), a request that wants progress carries a progress token, and without
     one the SDK drops every notification: none is prepared then, so no heartbeat task runs beside the LLM call
-    (~0.3 ms of CPU a call). In process, the SDK passes a client's callback without a token: the channel is kept.
+    and costs it CPU for nothing. In process, the SDK passes a client's callback without a token: the channel is
+    kept.
     """
     if context is None:
         return None

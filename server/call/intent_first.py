@@ -6,7 +6,7 @@ ledger query). A step that waits on the network instead (Vault, the LLM) first a
 Either way nothing is read and no LLM is asked before the intent is committed, and a call that cannot
 record its intent (or is refused by what its intent's transaction checks, such as a token budget) reads
 nothing: the error comes out of the step that would have read. A trip to a thread costs about as much as
-the rest of a local read (~100-160 us of CPU on a small VM), so each one saved shows. (A read on the
+the rest of a local read, so each one saved shows in `python -m bench --only reads`. (A read on the
 embedded store goes further: the gate runs it whole, intent to outcome, in one trip; see `ToolSpec.local`.)
 
 Every store, tool and LLM path goes through here rather than `anyio.to_thread` (ruff bans it elsewhere).

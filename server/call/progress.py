@@ -13,7 +13,7 @@ import anyio
 
 __all__ = ["Progress", "Report"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("server.progress")  # its name before the regrouping: log collectors filter by it
 
 Report = Callable[[float, float | None, str | None], Awaitable[None]]
 """Sends one notification: progress, total, message (the SDK's `Context.report_progress`)."""

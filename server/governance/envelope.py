@@ -3,16 +3,15 @@
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
-from ledger import LedgerError, Scrubber
+from ledger import LedgerError, Scrubber, utc_now
 from server.call.failures import ToolFailure
 from server.governance.spec import ToolResult
 from server.support.encoding import encodable
 
-__all__ = ["MAX_ARGUMENT_BYTES", "MAX_REFUSED_ARGUMENT_BYTES", "Envelope", "json_size", "now"]
+__all__ = ["MAX_ARGUMENT_BYTES", "MAX_REFUSED_ARGUMENT_BYTES", "Envelope", "json_size"]
 
 logger = logging.getLogger("server.gate")
 
@@ -20,10 +19,6 @@ MAX_ARGUMENT_BYTES = 64 * 1024
 MAX_REFUSED_ARGUMENT_BYTES = 512
 """The most of a refused call's arguments the ledger keeps (as scrubbed JSON): an excerpt and a digest beyond."""
 _MAX_TRIGGER = 300
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def json_size(value: Any) -> int:
@@ -87,7 +82,7 @@ class Envelope:
         return {
             "agent_id": self._agent.agent_id,
             "version": self._agent.version,
-            "timestamp": now(),
+            "timestamp": utc_now(),
             "action": action,
             "request_id": request_id,
         }

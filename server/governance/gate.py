@@ -21,13 +21,13 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from contracts import AgentMetadata, AgentOutput, Decision, Provenance
-from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation
+from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation, utc_now
 from server.call.callers import MAX_VIA
 from server.call.intent_first import PendingIntent, pending_intent
 from server.call.progress import Progress, Report
 from server.call.stopping import stop_reason
 from server.governance.admission import MAX_NAME, Admission, Refusal
-from server.governance.envelope import Envelope, now
+from server.governance.envelope import Envelope
 from server.governance.limits import TokenBudget, budget_exhausted
 from server.governance.spec import Catalogue, Deps, ToolResult, ToolSpec
 from server.stores import FileStore
@@ -35,7 +35,7 @@ from server.support.encoding import encodable
 
 __all__ = ["Gate"]
 
-logger = logging.getLogger("server.gate")  # the name log collectors match the one line per call by
+logger = logging.getLogger("server.gate")  # its name before the regrouping: log collectors filter by it
 
 LLM_ACTION = "llm_inference"
 
@@ -95,7 +95,7 @@ class Gate:
         recorded_args = args.model_dump(mode="json")
         intent_record = Intent(
             request_id=request_id,
-            timestamp=now(),
+            timestamp=utc_now(),
             agent_id=self._agent.agent_id,
             agent_version=self._agent.version,
             tier=self._agent.tier,

@@ -120,7 +120,7 @@ class LLMClient:
     async def _ensure_client(self) -> "AsyncOpenAI":
         self.check_configured()
         if "openai" not in sys.modules:
-            # Its first import takes 0.3-0.7 s: in a worker thread, so the other calls are served meanwhile.
+            # Its first import is slow (a large SDK): in a worker thread, so the other calls are served meanwhile.
             await run_blocking(_import_openai)
         async with self._opening:
             if self._client is None or self._key_rejected:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal
 
+from ledger import utc_timestamp
 from server.support.terminal import escape, escape_json
 
 __all__ = ["CALL_FIELDS", "HTTP_REFUSAL_FIELDS", "LogFormat", "configure"]
@@ -59,7 +60,7 @@ class _TextFormatter(logging.Formatter):
 class _JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": utc_timestamp(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -11,12 +11,14 @@ from typing import Generic, TypeVar
 from ledger import Scrubber
 from server.stores import Entry
 
-__all__ = ["Kept"]
+__all__ = ["Derived"]
 
 _T = TypeVar("_T")
 
 
-class Kept(Generic[_T]):
+class Derived(Generic[_T]):
+    """One thing worked out from an entry (`make`), called as `make` is and kept for as long as it holds."""
+
     def __init__(self, make: Callable[[Entry, Scrubber], _T], *, size: int = 64) -> None:
         self._make = make
         self._size = size

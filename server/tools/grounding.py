@@ -10,7 +10,7 @@ from server.governance.spec import Deps
 from server.llm import DataBlock, truncate
 from server.llm.prompts import rendered
 from server.stores import Entry
-from server.tools.derived import Kept
+from server.tools.derived import Derived
 from server.tools.store_tools import redaction_note, scrubbed
 
 __all__ = ["MAX_DOC_CHARS", "Grounding"]
@@ -26,7 +26,7 @@ def _inventory_text(entry: Entry, scrubber: Scrubber) -> tuple[str, int]:
     return rendered(content), redacted
 
 
-_inventory_texts = Kept(_inventory_text)
+_inventory_texts = Derived(_inventory_text)
 """The inventory as the model is shown it, scrubbed, and how many secrets were taken out: rendering it cost
 more than the rest of the prompt, so it is kept while the entry is unchanged."""
 

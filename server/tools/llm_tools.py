@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
@@ -144,6 +145,25 @@ def _unparsed(reply: LLMReply, call: LLMCall, grounding: Grounding, deps: Deps, 
     )
 
 
+async def _answered(
+    messages: list[dict[str, str]],
+    schema: type[_M],
+    deps: Deps,
+    grounding: Grounding,
+    *,
+    temperature: float,
+    fields: Callable[[_M, LLMReply], dict[str, Any]],
+) -> ToolResult:
+    """The model's answer as `schema`, turned into the result's `fields`; an answer that cannot be read as
+    `schema` is escalated with its raw reply instead."""
+    reply, call = await _ask(messages, schema, deps, grounding, temperature=temperature)
+    try:
+        answer = _parse(reply, schema, deps)
+    except ParseFailure as failure:
+        return _unparsed(reply, call, grounding, deps, failure)
+    return _result(reply, call, grounding, deps, **fields(answer, reply))
+
+
 async def _generate_plan(args: GeneratePlanArgs, deps: Deps) -> ToolResult:
     deps.llm.check_configured()
     grounding = Grounding()
@@ -155,24 +175,21 @@ async def _generate_plan(args: GeneratePlanArgs, deps: Deps) -> ToolResult:
         task_type="generate_plan", description=args.description, context=context, constraints=args.constraints
     )
     messages = plan_messages(deps.agent, request, grounding.inventory, grounding.docs)
-    reply, call = await _ask(messages, Plan, deps, grounding, temperature=0.3)
-    try:
-        plan = _parse(reply, Plan, deps)
-    except ParseFailure as failure:
-        return _unparsed(reply, call, grounding, deps, failure)
-    decision, reason = decide(plan.confidence, deps.agent, tier_required=plan.estimated_tier_required)
-    return _result(
-        reply,
-        call,
-        grounding,
-        deps,
-        decision=decision,
-        confidence=plan.confidence,
-        plan=plan,
-        llm_response=truncate(reply.content, MAX_RAW_REPLY),
-        assumptions=plan.assumptions,
-        notes_for_humans=" ".join([reason, *plan_warnings(plan)]),
-    )
+
+    def fields(plan: Plan, reply: LLMReply) -> dict[str, Any]:
+        decision, reason = decide(plan.confidence, deps.agent, tier_required=plan.estimated_tier_required)
+        notes = " ".join([reason, *plan_warnings(plan)])
+        llm_response = truncate(reply.content, MAX_RAW_REPLY)
+        return {
+            "decision": decision,
+            "confidence": plan.confidence,
+            "plan": plan,
+            "llm_response": llm_response,
+            "assumptions": plan.assumptions,
+            "notes_for_humans": notes,
+        }
+
+    return await _answered(messages, Plan, deps, grounding, temperature=0.3, fields=fields)
 
 
 async def _analyze(args: AnalyzeArgs, deps: Deps) -> ToolResult:
@@ -181,24 +198,19 @@ async def _analyze(args: AnalyzeArgs, deps: Deps) -> ToolResult:
     await grounding.add_docs(args.docs, deps)
     request = TaskRequest(task_type="analyze", description=args.description, context=_context(args, deps, grounding))
     messages = analysis_messages(request, grounding.docs)
-    reply, call = await _ask(messages, Analysis, deps, grounding, temperature=0.4)
-    try:
-        analysis = _parse(reply, Analysis, deps)
-    except ParseFailure as failure:
-        return _unparsed(reply, call, grounding, deps, failure)
-    decision, reason = decide(analysis.confidence, deps.agent)
-    uncertainties = " Uncertainties: " + "; ".join(analysis.uncertainties) if analysis.uncertainties else ""
-    return _result(
-        reply,
-        call,
-        grounding,
-        deps,
-        decision=decision,
-        confidence=analysis.confidence,
-        llm_response=analysis.analysis,
-        assumptions=analysis.assumptions,
-        notes_for_humans=reason + uncertainties,
-    )
+
+    def fields(analysis: Analysis, reply: LLMReply) -> dict[str, Any]:
+        decision, reason = decide(analysis.confidence, deps.agent)
+        uncertainties = " Uncertainties: " + "; ".join(analysis.uncertainties) if analysis.uncertainties else ""
+        return {
+            "decision": decision,
+            "confidence": analysis.confidence,
+            "llm_response": analysis.analysis,
+            "assumptions": analysis.assumptions,
+            "notes_for_humans": reason + uncertainties,
+        }
+
+    return await _answered(messages, Analysis, deps, grounding, temperature=0.4, fields=fields)
 
 
 GENERATE_PLAN = ToolSpec(

@@ -13,7 +13,7 @@ from contracts.names import EntryName
 from ledger import REDACTED, Scrubber
 from server.governance.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
 from server.stores import Entry, FileStore
-from server.tools.derived import Kept
+from server.tools.derived import Derived
 
 __all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY", "redaction_note", "scrubbed"]
 
@@ -45,7 +45,7 @@ def _redacted(entry: Entry, scrubber: Scrubber) -> tuple[Any, int]:
     return scrubber.redact(entry.content)
 
 
-scrubbed = Kept(_redacted)
+scrubbed = Derived(_redacted)
 """The entry's content with its secrets replaced, and how many were (kept while the entry is unchanged)."""
 
 

@@ -20,7 +20,7 @@ from typing import ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from server.transports.http.refusals import Reason, RefusalLog, remote_address
+from server.transports.http.refusals import Reason, ThrottledRefusalLog, remote_address
 
 __all__ = ["ConnectionLimits", "descriptor_share", "guarded_protocol"]
 
@@ -55,7 +55,7 @@ def descriptor_share(wanted: int) -> int:
 class _Shared:
     """What the connections of one server share: the limits, the refusal log, who is open and who is waiting."""
 
-    def __init__(self, limits: ConnectionLimits, refusals: RefusalLog) -> None:
+    def __init__(self, limits: ConnectionLimits, refusals: ThrottledRefusalLog) -> None:
         self.limits = limits
         self.refusals = refusals
         self.live: set[_Guarded] = set()
@@ -123,7 +123,7 @@ class _Guarded(H11Protocol):
         self.transport.abort()
 
 
-def guarded_protocol(limits: ConnectionLimits, refusals: RefusalLog) -> type[H11Protocol]:
+def guarded_protocol(limits: ConnectionLimits, refusals: ThrottledRefusalLog) -> type[H11Protocol]:
     """uvicorn's h11 protocol under `limits`, for one server; what it closes leaves a line in `refusals`."""
 
     class GuardedH11Protocol(_Guarded):

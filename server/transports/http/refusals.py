@@ -18,9 +18,9 @@ from typing import Literal
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LogRefusals", "Reason", "RefusalLog", "note_refusal", "remote_address"]
+__all__ = ["LogRefusals", "Reason", "ThrottledRefusalLog", "note_refusal", "remote_address"]
 
-logger = logging.getLogger("server.http.refusals")  # the name log collectors match refused requests by
+logger = logging.getLogger("server.http.refusals")  # its name before the regrouping: log collectors filter by it
 
 Reason = Literal[
     "no_token", "invalid_token", "insufficient_scope", "origin_refused", "host_refused", "request_timeout",
@@ -53,7 +53,7 @@ def remote_address(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
 
 
-class RefusalLog:
+class ThrottledRefusalLog:
     """Logs refusals at a bounded rate; `flush` logs the count of those that had no line (at a window's end, and
     when the server shuts down)."""
 
@@ -107,7 +107,7 @@ class LogRefusals:
     Host and 403 to an Origin it does not accept, 403 with `insufficient_scope` to a token without a scope.
     """
 
-    def __init__(self, app: ASGIApp, log: RefusalLog) -> None:
+    def __init__(self, app: ASGIApp, log: ThrottledRefusalLog) -> None:
         self._app = app
         self._log = log
 

@@ -21,20 +21,20 @@ from server.config.settings import HTTPConfig, Settings, SettingsError
 from server.config.urls import shown
 from server.transports.http.auth import JWTVerifier, StaticBearer
 from server.transports.http.cancels import ExactCancels
-from server.transports.http.refusals import LogRefusals, RefusalLog
+from server.transports.http.refusals import LogRefusals, ThrottledRefusalLog
 from server.transports.http.replay import NoReplay
 from server.transports.http.sessions import SESSIONS_PER_CALLER, SessionsPerCaller
 
 __all__ = ["http_app", "serve_http"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("server.http.serve")  # its name before the regrouping: log collectors filter by it
 
 _LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _ANY_ADDRESS = ("0.0.0.0", "::")
 
 
-def http_app(settings: Settings, refusals: RefusalLog | None = None) -> ASGIApp:
+def http_app(settings: Settings, refusals: ThrottledRefusalLog | None = None) -> ASGIApp:
     """The ASGI app for these settings; raises `SettingsError` naming what to set when it cannot be served."""
     config = settings.http
     if (problem := config.problem()) is not None:
@@ -57,7 +57,7 @@ def http_app(settings: Settings, refusals: RefusalLog | None = None) -> ASGIApp:
     _guard_sessions(server.session_manager, stateless=config.stateless)
     if config.token is not None:
         app = StaticBearer(app, config.token.get_secret_value())
-    return LogRefusals(app, refusals or RefusalLog())
+    return LogRefusals(app, refusals or ThrottledRefusalLog())
 
 
 def _guard_sessions(manager: StreamableHTTPSessionManager, *, stateless: bool) -> None:
@@ -102,7 +102,7 @@ def serve_http(settings: Settings) -> int:
     from server.transports.http.connections import ConnectionLimits, descriptor_share, guarded_protocol
 
     config = settings.http
-    refusals = RefusalLog()
+    refusals = ThrottledRefusalLog()
     app = http_app(settings, refusals)
     limits = ConnectionLimits(descriptor_share(config.max_connections), config.request_timeout_s)
     if limits.max_connections < config.max_connections:

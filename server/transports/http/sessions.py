@@ -1,6 +1,6 @@
 """How many HTTP sessions one caller may hold open: `SESSIONS_PER_CALLER`.
 
-A session costs the server its transport, its streams and its task (tens of kilobytes) for as long as it is
+A session holds the server's memory (its transport, its streams and its task) for as long as it is
 open, and an idle one stays open until the idle timeout, half an hour: a caller that opens sessions and forgets
 them (a host that restarts without a DELETE, a script in a loop) would hold thousands. Past the limit, a caller's
 new session takes the place of that caller's session idle the longest, ended as a DELETE ends it; the client of
@@ -31,11 +31,11 @@ from server.transports.http.refusals import note_refusal
 
 __all__ = ["SESSIONS_PER_CALLER", "SessionsPerCaller", "caller_of"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("server.http.sessions")  # its name before the regrouping: log collectors filter by it
 
 SESSIONS_PER_CALLER = 32
 """Enough for a person's hosts, windows and agents at once with room to spare; a caller that leaks sessions
-holds at most this many (a megabyte or two) instead of all the server has."""
+holds the memory of at most this many instead of all the server has."""
 
 _Caller = Hashable
 _NOBODY = object()
