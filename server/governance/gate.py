@@ -24,7 +24,7 @@ from contracts import AgentMetadata, AgentOutput, Decision, Provenance
 from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation
 from server.call.callers import MAX_VIA
 from server.call.intent_first import PendingIntent, pending_intent
-from server.call.progress import Progress, Report
+from server.call.progress import Progress, ReportProgress
 from server.call.stopping import stop_reason
 from server.governance.admission import MAX_NAME, Admission, Refusal
 from server.governance.envelope import Envelope, now
@@ -66,7 +66,7 @@ class Gate:
         name: str,
         arguments: Mapping[str, Any] | None,
         *,
-        report: Report | None = None,
+        report: ReportProgress | None = None,
         client_request_id: str | None = None,
         catalogue: Catalogue | None = None,
         via: str = "",
@@ -248,7 +248,7 @@ class Gate:
         except BudgetExhausted as exc:  # nothing was written: a refusal like any other
             raise Refusal(self._out.failure_info(budget_exhausted(self._agent, exc), raw)) from None
 
-    def _call_deps(self, report: Report | None, request_id: str, reservation: Reservation | None) -> Deps:
+    def _call_deps(self, report: ReportProgress | None, request_id: str, reservation: Reservation | None) -> Deps:
         """What this call's capability may use: the shared deps, with the call's own progress and budget."""
         changes: dict[str, Any] = {}
         if report is not None:
