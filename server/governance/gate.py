@@ -30,7 +30,6 @@ from server.governance.admission import MAX_NAME, Admission, Refusal
 from server.governance.envelope import Envelope, now
 from server.governance.limits import TokenBudget, budget_exhausted
 from server.governance.spec import Catalogue, Deps, ToolResult, ToolSpec
-from server.stores import FileStore
 from server.support.encoding import encodable
 
 __all__ = ["Gate"]
@@ -105,9 +104,9 @@ class Gate:
             notes=notes,
             client_request_id=client_request_id,
         )
-        if spec.local is not None and isinstance(self._deps.store, FileStore):
+        if spec.local is not None and (store := self._deps.store.local_reads) is not None:
             # A local read is over before a progress notification could say anything: none is set up.
-            deps, store, local = self._deps, self._deps.store, spec.local
+            deps, local = self._deps, spec.local
 
             def one_trip() -> AgentOutput:
                 """The whole call in one worker thread: intent, read, envelope, outcome. A cancel waits for it,
