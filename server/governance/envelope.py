@@ -2,19 +2,16 @@
 
 import hashlib
 import json
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
+from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, ErrorKind, Provenance
 from ledger import LedgerError, Scrubber
 from server.call.failures import ToolFailure
 from server.governance.spec import ToolResult
 from server.support.encoding import encodable
 
 __all__ = ["MAX_ARGUMENT_BYTES", "MAX_REFUSED_ARGUMENT_BYTES", "Envelope", "json_size", "now"]
-
-logger = logging.getLogger("server.gate")
 
 MAX_ARGUMENT_BYTES = 64 * 1024
 MAX_REFUSED_ARGUMENT_BYTES = 512
@@ -135,7 +132,7 @@ class Envelope:
 
     def ledger_down_info(self, exc: LedgerError, consequence: str, action: str = "") -> ErrorInfo:
         return ErrorInfo(
-            type="LEDGER_UNAVAILABLE",
+            type=ErrorKind.LEDGER_UNAVAILABLE,
             message=f"The audit ledger cannot record this call ({exc}). {consequence}",
             triggering_input=action,
             partial_progress="None",
@@ -149,12 +146,12 @@ class Envelope:
     # -- outcome ----------------------------------------------------------------------------------
 
     def failure_output(self, action: str, request_id: str, raw: dict[str, Any], exc: Exception) -> AgentOutput:
-        """A capability's failure as the output: its own kind for a ToolFailure, INTERNAL_ERROR for a bug."""
+        """A capability's failure as the output: its own kind for a ToolFailure, INTERNAL_ERROR for a bug (whose
+        traceback the gate logs)."""
         if isinstance(exc, ToolFailure):
             return self.error_output(action, request_id, self.failure_info(exc, raw))
-        logger.error("Tool %s failed unexpectedly (request %s)", action, request_id, exc_info=exc)
         info = self.error_info(
-            "INTERNAL_ERROR",
+            ErrorKind.INTERNAL_ERROR,
             "The tool failed unexpectedly; the server log has the details.",
             raw,
             recommended_action="Report the request_id to the server's operator.",
