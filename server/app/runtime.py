@@ -70,7 +70,7 @@ async def open_runtime(
     except LedgerError as exc:
         logger.error("The audit ledger cannot be used, so every call will be refused until it can: %s", exc)
     store = open_store(settings, scrubber)
-    llm = LLMClient(settings.llm, vault_key=store.read_llm_key if isinstance(store, VaultStore) else None)
+    llm = LLMClient(settings.llm, vault_key=store.llm_key)
     deps = Deps(
         agent=agent,
         store=store,

@@ -27,7 +27,7 @@ from server.app.resources import POLICY_URI, prompt_catalogue, resource_catalogu
 from server.app.runtime import Runtime, open_runtime, server_version
 from server.app.wire_errors import prompt_error, read_error
 from server.call.callers import via
-from server.call.progress import Report
+from server.call.progress import ReportProgress
 from server.config.ledger import ledger_key
 from server.config.settings import Settings
 from server.governance.policy import load_policy
@@ -194,7 +194,7 @@ _MIME = {"markdown": "text/markdown", "json": _JSON}
 _SHOWN_URI = 256
 
 
-def progress_reporter(context: Context[Runtime, Any] | None, *, tokens_carry_progress: bool) -> Report | None:
+def progress_reporter(context: Context[Runtime, Any] | None, *, tokens_carry_progress: bool) -> ReportProgress | None:
     """The client's progress channel for this call, or None when it would carry nothing.
 
     On the wire (`tokens_carry_progress`), a request that wants progress carries a progress token, and without

@@ -11,16 +11,16 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-__all__ = ["Progress", "Report"]
+__all__ = ["Progress", "ReportProgress"]
 
 logger = logging.getLogger("server.progress")  # its name before the regrouping: log collectors filter by it
 
-Report = Callable[[float, float | None, str | None], Awaitable[None]]
+ReportProgress = Callable[[float, float | None, str | None], Awaitable[None]]
 """Sends one notification: progress, total, message (the SDK's `Context.report_progress`)."""
 
 
 class Progress:
-    def __init__(self, report: Report | None = None) -> None:
+    def __init__(self, report: ReportProgress | None = None) -> None:
         """Without `report` (no progress token, or the CLI) every method is a cheap no-op."""
         self._report = report
         self._started = time.monotonic()

@@ -2,18 +2,15 @@
 
 import hashlib
 import json
-import logging
 from typing import Any
 
-from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, Provenance
+from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, ErrorKind, Provenance
 from ledger import LedgerError, Scrubber, utc_now
 from server.call.failures import ToolFailure
 from server.governance.spec import ToolResult
 from server.support.encoding import encodable
 
 __all__ = ["MAX_ARGUMENT_BYTES", "MAX_REFUSED_ARGUMENT_BYTES", "Envelope", "json_size"]
-
-logger = logging.getLogger("server.gate")
 
 MAX_ARGUMENT_BYTES = 64 * 1024
 MAX_REFUSED_ARGUMENT_BYTES = 512
@@ -56,7 +53,13 @@ class Envelope:
         return {"_excerpt": excerpt, "_bytes": len(encoded), "_sha256": hashlib.sha256(encoded).hexdigest()}
 
     def error_info(
-        self, kind: str, message: str, raw: dict[str, Any], *, recommended_action: str, partial_progress: str = "None"
+        self,
+        kind: ErrorKind,
+        message: str,
+        raw: dict[str, Any],
+        *,
+        recommended_action: str,
+        partial_progress: str = "None",
     ) -> ErrorInfo:
         trigger = json.dumps(self._scrubber.value(self.bounded(raw)), ensure_ascii=False, default=str)
         if len(trigger) > _MAX_TRIGGER:
@@ -130,7 +133,7 @@ class Envelope:
 
     def ledger_down_info(self, exc: LedgerError, consequence: str, action: str = "") -> ErrorInfo:
         return ErrorInfo(
-            type="LEDGER_UNAVAILABLE",
+            type=ErrorKind.LEDGER_UNAVAILABLE,
             message=f"The audit ledger cannot record this call ({exc}). {consequence}",
             triggering_input=action,
             partial_progress="None",
@@ -144,12 +147,12 @@ class Envelope:
     # -- outcome ----------------------------------------------------------------------------------
 
     def failure_output(self, action: str, request_id: str, raw: dict[str, Any], exc: Exception) -> AgentOutput:
-        """A capability's failure as the output: its own kind for a ToolFailure, INTERNAL_ERROR for a bug."""
+        """A capability's failure as the output: its own kind for a ToolFailure, INTERNAL_ERROR for a bug (whose
+        traceback the gate logs)."""
         if isinstance(exc, ToolFailure):
             return self.error_output(action, request_id, self.failure_info(exc, raw))
-        logger.error("Tool %s failed unexpectedly (request %s)", action, request_id, exc_info=exc)
         info = self.error_info(
-            "INTERNAL_ERROR",
+            ErrorKind.INTERNAL_ERROR,
             "The tool failed unexpectedly; the server log has the details.",
             raw,
             recommended_action="Report the request_id to the server's operator.",

@@ -15,7 +15,7 @@ from ledger import Ledger, Scrubber
 from server.call.progress import Progress
 from server.governance.limits import TokenBudget
 from server.llm import LLMClient, LLMReply
-from server.stores import FileStore, Store
+from server.stores import LocalReads, Store
 
 __all__ = [
     "LLM_CALL",
@@ -118,9 +118,9 @@ LLM_CALL = Hints(read_only=True, destructive=False, idempotent=False, open_world
 """Asks an external model: changes no infrastructure, but the answer differs from call to call."""
 
 Capability = Callable[[Any, Deps], Awaitable[ToolResult]]
-LocalCapability = Callable[[Any, Deps, FileStore], ToolResult]
-"""The same capability, blocking, on the embedded file store: the gate runs it, with the intent before it and
-the outcome after it, in one trip to a worker thread."""
+LocalCapability = Callable[[Any, Deps, LocalReads], ToolResult]
+"""The same capability, blocking, on a store whose reads are local (`Store.local_reads`): the gate runs it, with
+the intent before it and the outcome after it, in one trip to a worker thread."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Stores the read tools draw from: the embedded file store by default, Vault when VAULT_ADDR is set."""
 
-from server.stores.base import Entry, Store
+from server.stores.base import Entry, KeySource, LocalReads, Store
 from server.stores.files import FileStore
 from server.stores.vault import VaultStore
 
-__all__ = ["Entry", "FileStore", "Store", "VaultStore"]
+__all__ = ["Entry", "FileStore", "KeySource", "LocalReads", "Store", "VaultStore"]

@@ -21,7 +21,7 @@ import stat
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from contracts import ErrorKind, SourceRef
 from contracts.names import is_valid_name
@@ -70,6 +70,15 @@ class FileStore:
         return await run_blocking(self.list_inventories_now)
 
     async def aclose(self) -> None:
+        return None
+
+    @property
+    def local_reads(self) -> Self:
+        """Its own blocking reads: a read opens a file in a local folder, quicker than a second thread trip."""
+        return self
+
+    @property
+    def llm_key(self) -> None:
         return None
 
     # -- blocking, run in worker threads -------------------------------------------------------

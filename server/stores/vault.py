@@ -25,7 +25,7 @@ from server.call.callers import caller
 from server.call.failures import ToolFailure, entry_not_found, entry_too_large
 from server.call.intent_first import intent_recorded
 from server.config.vault import VaultConfig
-from server.stores.base import Entry
+from server.stores.base import Entry, KeySource
 from server.stores.cache import TTLCache
 from server.support.backoff import backoff_s
 from server.support.breaker import CircuitBreaker
@@ -89,6 +89,15 @@ class VaultStore:
 
     async def list_inventories(self) -> list[str]:
         return await self._list("inventory")
+
+    @property
+    def local_reads(self) -> None:
+        """None: every read is a request to Vault, awaited under its limits, with the intent written first."""
+        return None
+
+    @property
+    def llm_key(self) -> KeySource:
+        return self.read_llm_key
 
     async def read_llm_key(self) -> str | None:
         """The LLM key at `api-keys/<name>` (field `api_key`), or None when there is none. Never cached here."""

@@ -12,7 +12,7 @@ from contracts import Decision, SideEffect
 from contracts.names import EntryName
 from ledger import REDACTED, Scrubber
 from server.governance.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
-from server.stores import Entry, FileStore
+from server.stores import Entry, LocalReads
 from server.tools.derived import Derived
 
 __all__ = ["LIST_DOCS", "READ_DOCS", "READ_INVENTORY", "redaction_note", "scrubbed"]
@@ -87,11 +87,11 @@ async def _read_inventory(args: ReadInventoryArgs, deps: Deps) -> ToolResult:
     return _read_result(entry, "read_inventory", deps.scrubber)
 
 
-def _read_docs_now(args: ReadDocsArgs, deps: Deps, store: FileStore) -> ToolResult:
+def _read_docs_now(args: ReadDocsArgs, deps: Deps, store: LocalReads) -> ToolResult:
     return _read_result(store.read_doc_now(args.name), "read_docs", deps.scrubber)
 
 
-def _read_inventory_now(args: ReadInventoryArgs, deps: Deps, store: FileStore) -> ToolResult:
+def _read_inventory_now(args: ReadInventoryArgs, deps: Deps, store: LocalReads) -> ToolResult:
     entry = store.read_inventory_now(args.name or deps.default_inventory)
     return _read_result(entry, "read_inventory", deps.scrubber)
 
