@@ -93,8 +93,12 @@ class Closer:
 
     def _unrecordable(self, output: AgentOutput, arguments: dict[str, Any], exc: Exception) -> AgentOutput:
         """The INTERNAL_ERROR output recorded in place of one the ledger could not take."""
-        logger.error("The outcome of %s (request %s) could not be recorded as it was", output.action,
-                     output.request_id, exc_info=exc)  # fmt: skip
+        logger.error(
+            "The outcome of %s (request %s) could not be recorded as it was",
+            output.action,
+            output.request_id,
+            exc_info=exc,
+        )
         info = self._out.error_info(
             ErrorKind.INTERNAL_ERROR,
             "The call's outcome could not be recorded as it was; the result is withheld and this error recorded "
@@ -105,8 +109,12 @@ class Closer:
         )
         replaced = self._out.error_output(output.action, output.request_id, info)
         if (was := output.provenance) is not None:  # where the call stands in the ledger, nothing it claimed
-            replaced.provenance = Provenance(tool=was.tool, ledger_intent_id=was.ledger_intent_id,
-                                             ledger_seq=was.ledger_seq, duration_ms=was.duration_ms)  # fmt: skip
+            replaced.provenance = Provenance(
+                tool=was.tool,
+                ledger_intent_id=was.ledger_intent_id,
+                ledger_seq=was.ledger_seq,
+                duration_ms=was.duration_ms,
+            )
         return replaced
 
     def _record(
@@ -137,7 +145,7 @@ class Closer:
             client_request_id=context.client_request_id,
             intent_id=intent.id if intent else None,
             refused=refused,
-            error_type=error.type if error else None,
+            error_type=error.type.value if error else None,
             error_message=error.message if error else None,
             duration_ms=duration_ms,
             output_digest="sha256:" + hashlib.sha256(output.sealed_json().encode()).hexdigest(),
@@ -165,7 +173,7 @@ def _log_call(output: AgentOutput, duration_ms: float) -> None:
         "request_id": output.request_id,
         "action": output.action,
         "decision": output.decision.value,
-        "error_type": error.type if error else None,
+        "error_type": error.type.value if error else None,
         "duration_ms": duration_ms,
     }
     logger.info(
