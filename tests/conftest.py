@@ -22,8 +22,6 @@ from server.vault import VaultConfig
 from tests.peers.openai_server import FakeOpenAI
 from tests.peers.plans import A_PLAN
 from tests.peers.vault_server import FakeVault
-from tests.processes import host_env as host_env  # the settings tests import these two from here
-from tests.processes import run_cli as run_cli
 from tests.vault_seed import TOKEN, load
 
 API_KEY = "sk-test-planner-0123456789abcdefghij"

@@ -8,7 +8,8 @@ import pytest
 from server import Settings
 from server.config.settings import SettingsError
 from server.config.variables import VARIABLES
-from tests.conftest import API_KEY, rows, run_cli
+from tests.conftest import API_KEY, rows
+from tests.processes import run_cli
 
 
 def _config(tmp_path: Path, text: str, mode: int = 0o600) -> Path:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import policy_file, run_cli
+from tests.conftest import policy_file
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.subprocess
 
