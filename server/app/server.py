@@ -85,6 +85,13 @@ class GovernedServer(MCPServer[Runtime]):
         """Served over stdio or HTTP, a request that wants progress carries a token (see `progress_reporter`)."""
         self._tokens_carry_progress = True
 
+    async def run_stdio_async(self) -> None:
+        """Refused: the SDK's own stdio loop has none of the guards `server.transports.stdio.serve_stdio` adds
+        (JSON-RPC errors for lines that are not JSON-RPC, exact cancels, a recorded stop on SIGTERM)."""
+        raise RuntimeError(
+            "Serve planner-mcp on stdio with server.transports.stdio.serve_stdio(server), as `planner-mcp serve` does."
+        )
+
     async def serve_streams(self, read: Any, write: Any) -> None:
         """Serve one session over a transport's pair of message streams (stdio's: see server.transports.stdio)."""
         self.serve_on_the_wire()

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +12,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, Request
 
+from server import Settings, build_server
 from tests.conftest import API_KEY, DEFAULT_TOOLS, PLAN, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.processes import server_process, stdio_params
@@ -152,3 +154,11 @@ async def test_a_host_over_stdio_sees_each_methods_own_error_codes_and_every_ref
         ("generate_plan", "FORBIDDEN_ACTION", 1),
         ("ssh", "INVALID_INPUT", 1),
     ]
+
+
+async def test_the_sdks_own_stdio_loop_is_refused_since_it_has_none_of_the_servers_guards(
+    make_settings: Callable[..., Settings],
+) -> None:
+    server = build_server(make_settings())
+    with anyio.fail_after(10), pytest.raises(RuntimeError, match="serve_stdio"):
+        await server.run_stdio_async()
