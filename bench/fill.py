@@ -17,6 +17,7 @@ import ledger
 from ledger import Ledger
 from ledger.append import append
 from ledger.chain import Hasher
+from ledger.connection import SqliteConn
 
 __all__ = ["AGENT", "cached_ledger", "fill"]
 
@@ -30,7 +31,7 @@ def fill(path: Path, rows: int) -> None:
     store.open()
     store.close()
     hasher = Hasher()
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, factory=SqliteConn)
     try:
         conn.execute("PRAGMA synchronous = OFF")  # one sync at the end is enough for a fixture
         pairs = rows // 2
@@ -71,7 +72,7 @@ def _intent(i: int, request_id: str) -> dict[str, object]:
     }
 
 
-def _append_call(conn: sqlite3.Connection, hasher: Hasher, i: int) -> None:
+def _append_call(conn: SqliteConn, hasher: Hasher, i: int) -> None:
     request_id = uuid.uuid4().hex
     intent = append(conn, hasher, "call_intents", _intent(i, request_id))
     outcome = {

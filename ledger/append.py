@@ -1,19 +1,21 @@
 """Appending one row to the chain, inside a write transaction the caller already holds.
 
-The caller must have taken the write lock (`BEGIN IMMEDIATE`) before calling: the head read here is then
-the head the row is written after, even with other processes appending to the same file.
+The caller must hold the ledger's write transaction (`Storage.begin`: SQLite's `BEGIN IMMEDIATE`, PostgreSQL's
+advisory lock on the chain) before calling: the head read here is then the head the row is written after,
+even with other processes appending to the same ledger.
 """
 
-import sqlite3
+import functools
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher, algorithm, storage_problems
 from ledger.errors import LedgerError
+from ledger.storage import Conn
 
 __all__ = [
-    "Head", "Position", "Tail", "append", "check_head", "hash_at", "head", "head_row", "keyed_since", "write_row",
+    "Head", "Position", "Tail", "append", "check_head", "ends", "hash_at", "head", "head_row", "keyed_since",
+    "write_row",
 ]  # fmt: skip
 
 
@@ -23,6 +25,7 @@ def _statement(table: str) -> str:
 
 
 _INSERT = {table: _statement(table) for table in TABLES}
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class Head(NamedTuple):
@@ -41,7 +44,8 @@ class Tail:
 
     Valid only while no other connection has written: SQLite's `data_version` changes for a connection
     exactly when another one commits, so it is read inside each write transaction and a change means the
-    head is looked up afresh. Forget it whenever a transaction does not commit.
+    head is looked up afresh (PostgreSQL has no such number: there, the head is read in every transaction).
+    Forget it whenever a transaction does not commit.
     """
 
     def __init__(self) -> None:
@@ -52,14 +56,15 @@ class Tail:
     def forget(self) -> None:
         self._version, self._head, self._next_ids = None, None, {}
 
-    def current(self, conn: sqlite3.Connection) -> Head:
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version or self._head is None:
+    def current(self, conn: Conn) -> Head:
+        version = conn.data_version()
+        if version is None or version != self._version or self._head is None:
             self.forget()
-            self._version, self._head = version, head(conn)
+            self._version = version
+            self._head, self._next_ids = ends(conn)
         return self._head
 
-    def next_id(self, conn: sqlite3.Connection, table: str) -> int:
+    def next_id(self, conn: Conn, table: str) -> int:
         if table not in self._next_ids:
             self._next_ids[table] = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
         return self._next_ids[table]
@@ -69,20 +74,35 @@ class Tail:
         self._next_ids[table] = row_id + 1
 
 
-def head(conn: sqlite3.Connection, tables: Sequence[str] = TABLES) -> Head:
-    """The newest chained row: one index lookup per table, no scan. (`tables`: those a ledger an older version
-    wrote has, for a reader that does not upgrade it.)"""
+@functools.cache
+def _ends_query(tables: tuple[str, ...]) -> str:
+    return " UNION ALL ".join(
+        f"SELECT '{table}', (SELECT seq FROM {table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),"
+        f" (SELECT row_hash FROM {table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),"
+        f" (SELECT max(id) FROM {table})"
+        for table in tables
+    )
+
+
+def ends(conn: Conn, tables: Sequence[str] = TABLES) -> tuple[Head, dict[str, int]]:
+    """The newest chained row and each table's next id, in one statement of index lookups, no scan (one round
+    trip to a database server). (`tables`: those a ledger an older version wrote has, for a reader that does
+    not upgrade it.)"""
     best = Head(0, GENESIS, None)
-    for table in tables:
-        found = conn.execute(
-            f"SELECT seq, row_hash FROM {table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if found is not None and found[0] > best.seq:
-            best = Head(found[0], found[1], table)
-    return best
+    next_ids = {}
+    for table, seq, row_hash, max_id in conn.execute(_ends_query(tuple(tables))).fetchall():
+        next_ids[table] = (max_id or 0) + 1
+        if seq is not None and seq > best.seq:
+            best = Head(seq, row_hash, table)
+    return best, next_ids
 
 
-def head_row(conn: sqlite3.Connection, at: Head) -> dict[str, Any] | None:
+def head(conn: Conn, tables: Sequence[str] = TABLES) -> Head:
+    """The newest chained row (see `ends`)."""
+    return ends(conn, tables)[0]
+
+
+def head_row(conn: Conn, at: Head) -> dict[str, Any] | None:
     """The head row's hashed columns and its `prev_hash`, to check it before the chain is extended."""
     if at.table is None:
         return None
@@ -91,7 +111,7 @@ def head_row(conn: sqlite3.Connection, at: Head) -> dict[str, Any] | None:
     return dict(zip(names, found, strict=True)) if found is not None else None
 
 
-def check_head(conn: sqlite3.Connection, hasher: Hasher, path: Path, tables: Sequence[str] = TABLES) -> Head:
+def check_head(conn: Conn, hasher: Hasher, where: object, tables: Sequence[str] = TABLES) -> Head:
     """The head, once its row is shown to match its hash under this hasher; else `LedgerError` naming why.
 
     One row, not the whole chain (that is `verify`): enough that no process extends an altered chain, a
@@ -103,35 +123,35 @@ def check_head(conn: sqlite3.Connection, hasher: Hasher, path: Path, tables: Seq
         return at
     if problems := storage_problems(at.table, row):
         raise LedgerError(
-            f"the newest row of the ledger {path} (seq {at.seq}) was altered: {problems[0]}; "
+            f"the newest row of the ledger {where} (seq {at.seq}) was altered: {problems[0]}; "
             "run `planner-mcp ledger verify`",
             "tampered",
         )
     if algorithm(at.hash) == "sha256" and (keyed_at := keyed_since(conn, tables)) is not None:
         raise LedgerError(
-            f"the newest row of the ledger {path} (seq {at.seq}) is not keyed, but the chain is keyed from seq "
+            f"the newest row of the ledger {where} (seq {at.seq}) is not keyed, but the chain is keyed from seq "
             f"{keyed_at}: it was written without the key; run `planner-mcp ledger verify`",
             "tampered",
         )
     matches = hasher.matches(at.hash, at.table, row["prev_hash"], row)
     if matches is None:
-        raise LedgerError(f"the ledger {path} is keyed (HMAC): set PLANNER_MCP_LEDGER_KEY_FILE to its key", "key")
+        raise LedgerError(f"the ledger {where} is keyed (HMAC): set PLANNER_MCP_LEDGER_KEY_FILE to its key", "key")
     if not matches and algorithm(at.hash) == "hmac-sha256":
         raise LedgerError(
-            f"the ledger {path} was keyed with a different key than PLANNER_MCP_LEDGER_KEY_FILE holds (or its "
+            f"the ledger {where} was keyed with a different key than PLANNER_MCP_LEDGER_KEY_FILE holds (or its "
             "newest row was altered); run `planner-mcp ledger verify`",
             "key",
         )
     if not matches:
         raise LedgerError(
-            f"the newest row of the ledger {path} (seq {at.seq}) does not match its hash; "
+            f"the newest row of the ledger {where} (seq {at.seq}) does not match its hash; "
             "run `planner-mcp ledger verify`",
             "tampered",
         )
     return at
 
 
-def keyed_since(conn: sqlite3.Connection, tables: Sequence[str] = TABLES) -> int | None:
+def keyed_since(conn: Conn, tables: Sequence[str] = TABLES) -> int | None:
     """The seq from which the chain is keyed, or None for an unkeyed chain.
 
     A chain is keyed from its first row when it was created with a key, or from the `chain-keyed` event a
@@ -145,7 +165,7 @@ def keyed_since(conn: sqlite3.Connection, tables: Sequence[str] = TABLES) -> int
     return None if found is None or found[0] is None else int(found[0])
 
 
-def hash_at(conn: sqlite3.Connection, seq: int, tables: Sequence[str] = TABLES) -> str | None:
+def hash_at(conn: Conn, seq: int, tables: Sequence[str] = TABLES) -> str | None:
     """The stored hash of the row at `seq`, in whichever table holds it (an index lookup per table)."""
     for table in tables:
         found = conn.execute(f"SELECT row_hash FROM {table} WHERE seq = ?", (seq,)).fetchone()
@@ -154,9 +174,7 @@ def hash_at(conn: sqlite3.Connection, seq: int, tables: Sequence[str] = TABLES) 
     return None
 
 
-def append(
-    conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping[str, Any], tail: Tail | None = None
-) -> Position:
+def append(conn: Conn, hasher: Hasher, table: str, values: Mapping[str, Any], tail: Tail | None = None) -> Position:
     """Write `values` as the next row of the chain; return the row's id and sequence number.
 
     With `tail`, the head and the next id are remembered between appends on this connection (see `Tail`).
@@ -169,31 +187,31 @@ def append(
     return Position(row_id, written.seq)
 
 
-def write_row(
-    conn: sqlite3.Connection, hasher: Hasher, table: str, values: Mapping[str, Any], at: Head, row_id: int
-) -> Head:
+def write_row(conn: Conn, hasher: Hasher, table: str, values: Mapping[str, Any], at: Head, row_id: int) -> Head:
     """Insert one row after `at` and prove it is there; return the new head. Raises `LedgerError`.
 
     The proof is SQLite's own count of the rows the statement changed: a trigger that silences the insert
     (`RAISE(IGNORE)`) leaves it at 0, and a call must not cite a row that was never written. (Which triggers
     exist is checked against the migrations' schema whenever the schema changes: see `ledger.schema`.)
 
-    A value SQLite cannot take fails this row alone, before anything is written: text with a lone surrogate
-    (JSON allows `\\ud800`, UTF-8 does not) is kept with it escaped; an integer past 64 bits is refused.
+    A value the database cannot take fails this row alone, before anything is written: text with a lone
+    surrogate (JSON allows `\\ud800`, UTF-8 does not), or a NUL that PostgreSQL's text refuses, is kept with
+    it escaped; an integer past 64 bits is refused.
     """
     row = {**values, "id": row_id, "seq": at.seq + 1}
+    if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in row.values()):
+        raise LedgerError(f"a row for {table} holds a number too large to store (past 64 bits)", "value")
     try:
         try:
             return _insert(conn, hasher, table, row, at)
-        except UnicodeEncodeError:
-            escaped = {k: v.encode("utf-8", "backslashreplace").decode() if isinstance(v, str) else v
-                       for k, v in row.items()}  # fmt: skip
+        except conn.unstorable:
+            escaped = {k: _escaped(v) if isinstance(v, str) else v for k, v in row.items()}
             return _insert(conn, hasher, table, escaped, at)
     except OverflowError as exc:
         raise LedgerError(f"a row for {table} holds a number too large to store ({exc})", "value") from exc
 
 
-def _insert(conn: sqlite3.Connection, hasher: Hasher, table: str, row: dict[str, Any], at: Head) -> Head:
+def _insert(conn: Conn, hasher: Hasher, table: str, row: dict[str, Any], at: Head) -> Head:
     row_hash = hasher.row_hash(table, at.hash, row)
     cursor = conn.execute(_INSERT[table], [row.get(name) for name in COLUMNS[table]] + [at.hash, row_hash])
     if cursor.rowcount != 1:
@@ -203,3 +221,7 @@ def _insert(conn: sqlite3.Connection, hasher: Hasher, table: str, row: dict[str,
             "tampered",
         )
     return Head(at.seq + 1, row_hash, table)
+
+
+def _escaped(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")

@@ -12,7 +12,6 @@ A call whose request was sent but whose outcome carries no counts (a timeout, a 
 connection) keeps its whole reservation: what it cost cannot be known, so the worst case is counted.
 """
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -20,19 +19,21 @@ from typing import Literal
 from ledger.append import Tail, append
 from ledger.chain import Hasher
 from ledger.records import utc_now
+from ledger.storage import Conn
 
 __all__ = ["BudgetExhausted", "Reservation", "Stage", "committed", "reserve"]
 
 Stage = Literal["intent", "request"]
 
 _SPENT = """
-    SELECT coalesce(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)), 0) FROM agent_actions
+    SELECT CAST(coalesce(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)), 0) AS BIGINT)
+    FROM agent_actions
     WHERE agent_id = ? AND timestamp >= ? AND timestamp < ?
       AND (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL)
 """
 _RESERVED = """
-    SELECT coalesce(sum(r.tokens), 0) FROM token_reservations r
-    WHERE r.agent_id = ? AND r.day = ? AND r.request_id IS NOT ?
+    SELECT CAST(coalesce(sum(r.tokens), 0) AS BIGINT) FROM token_reservations r
+    WHERE r.agent_id = ? AND r.day = ? AND r.request_id IS DISTINCT FROM ?
       AND NOT EXISTS (
           SELECT 1 FROM agent_actions a WHERE a.request_id = r.request_id
           AND (a.prompt_tokens IS NOT NULL OR a.completion_tokens IS NOT NULL
@@ -61,7 +62,7 @@ class Reservation:
     budget: int
 
 
-def committed(conn: sqlite3.Connection, agent_id: str, day: str, *, excluding: str | None = None) -> int:
+def committed(conn: Conn, agent_id: str, day: str, *, excluding: str | None = None) -> int:
     """Tokens the agent's calls spent on `day` (UTC) plus those reserved by calls that have not settled,
     leaving out the reservations of the call `excluding`. Index lookups over that day's LLM calls only."""
     following = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
@@ -71,7 +72,7 @@ def committed(conn: sqlite3.Connection, agent_id: str, day: str, *, excluding: s
 
 
 def reserve(
-    conn: sqlite3.Connection,
+    conn: Conn,
     hasher: Hasher,
     tail: Tail,
     *,

@@ -17,11 +17,27 @@ from typing import Literal
 
 from ledger.errors import LedgerError, Reason
 
-__all__ = ["FileLock", "Synchronous", "begin_immediate", "connect"]
+__all__ = ["FileLock", "SqliteConn", "Synchronous", "begin_immediate", "connect"]
 
 Synchronous = Literal["full", "normal"]
 _SYNCHRONOUS = {"normal": 1, "full": 2}
 _BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+class SqliteConn(sqlite3.Connection):
+    """A SQLite connection with the few questions whose SQL is SQLite's own (see `ledger.storage.Conn`)."""
+
+    unstorable: tuple[type[Exception], ...] = (UnicodeEncodeError,)
+
+    def columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.execute(f"PRAGMA table_info({table})")}
+
+    def has_table(self, name: str) -> bool:
+        found = self.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+        return found is not None
+
+    def data_version(self) -> int | None:
+        return int(self.execute("PRAGMA data_version").fetchone()[0])
 
 
 class FileLock:
@@ -67,15 +83,15 @@ class FileLock:
             os.close(fd)
 
 
-def connect(
-    path: Path, *, busy_timeout_s: float, synchronous: Synchronous, max_bytes: int | None
-) -> sqlite3.Connection:
+def connect(path: Path, *, busy_timeout_s: float, synchronous: Synchronous, max_bytes: int | None) -> SqliteConn:
     """Open the ledger in WAL mode at the asked durability, and check that SQLite really gave both.
 
     The path is made absolute: SQLite builds that take `file:` names as URIs even unasked would read a relative
     `file:audit#1.db` as the file `audit`.
     """
-    conn = sqlite3.connect(path.absolute(), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path.absolute(), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False, factory=SqliteConn
+    )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

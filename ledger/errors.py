@@ -6,7 +6,9 @@ from typing import Literal
 
 __all__ = ["LedgerError", "Reason", "from_sqlite"]
 
-Reason = Literal["locked", "full", "read-only", "io", "corrupt", "tampered", "key", "unavailable", "value"]
+Reason = Literal[
+    "locked", "full", "read-only", "io", "corrupt", "tampered", "key", "unavailable", "value", "timeout", "denied"
+]
 """`value`: one row held a value SQLite cannot store; the ledger itself is sound and the next write may succeed."""
 
 # Primary result codes (https://sqlite.org/rescode.html); the extended code's low byte is the primary one.

@@ -6,10 +6,10 @@ agent look compliant. The seed's own queries read it, so it is kept current; but
 disagrees with them.
 """
 
-import sqlite3
 from typing import Any
 
 from ledger.records import Outcome
+from ledger.storage import Conn
 
 __all__ = ["METRIC_COLUMNS", "as_dicts", "derived", "drift", "update_metrics"]
 
@@ -22,19 +22,20 @@ METRIC_COLUMNS = (
 _PER_AGENT = """
     SELECT agent_id,
            count(*) AS total_runs,
-           coalesce(sum(success = 1), 0) AS compliant_runs,
-           coalesce(sum(refused = 1), 0) AS refused_runs,
-           coalesce(sum(success = 0 AND refused = 0), 0) AS error_runs,
-           coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
-           coalesce(sum(completion_tokens), 0) AS completion_tokens,
-           coalesce(sum(prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL), 0) AS llm_calls,
+           CAST(coalesce(sum(CASE WHEN success = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS compliant_runs,
+           CAST(coalesce(sum(CASE WHEN refused = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS refused_runs,
+           CAST(coalesce(sum(CASE WHEN success = 0 AND refused = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS error_runs,
+           CAST(coalesce(sum(prompt_tokens), 0) AS BIGINT) AS prompt_tokens,
+           CAST(coalesce(sum(completion_tokens), 0) AS BIGINT) AS completion_tokens,
+           CAST(coalesce(sum(CASE WHEN prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL THEN 1 ELSE 0 END),
+                         0) AS BIGINT) AS llm_calls,
            max(id) AS last_id,
            coalesce(max(CASE WHEN success = 1 THEN NULL ELSE id END), 0) AS last_failure
     FROM agent_actions GROUP BY agent_id ORDER BY agent_id
 """
 
 
-def update_metrics(conn: sqlite3.Connection, outcome: Outcome) -> None:
+def update_metrics(conn: Conn, outcome: Outcome) -> None:
     """The seed's agent_metrics, kept current in the outcome's own transaction."""
     compliant = int(outcome.success)
     refused = int(outcome.refused)
@@ -46,12 +47,12 @@ def update_metrics(conn: sqlite3.Connection, outcome: Outcome) -> None:
         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(agent_id) DO UPDATE SET
             current_tier = excluded.current_tier,
-            total_runs = total_runs + 1,
-            compliant_runs = compliant_runs + excluded.compliant_runs,
+            total_runs = agent_metrics.total_runs + 1,
+            compliant_runs = agent_metrics.compliant_runs + excluded.compliant_runs,
             consecutive_compliant = CASE WHEN excluded.compliant_runs = 1
-                                         THEN consecutive_compliant + 1 ELSE 0 END,
-            refused_runs = refused_runs + excluded.refused_runs,
-            error_runs = error_runs + excluded.error_runs,
+                                         THEN agent_metrics.consecutive_compliant + 1 ELSE 0 END,
+            refused_runs = agent_metrics.refused_runs + excluded.refused_runs,
+            error_runs = agent_metrics.error_runs + excluded.error_runs,
             last_active_at = excluded.last_active_at,
             updated_at = excluded.updated_at
         """,
@@ -62,7 +63,7 @@ def update_metrics(conn: sqlite3.Connection, outcome: Outcome) -> None:
     )  # fmt: skip
 
 
-def derived(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def derived(conn: Conn) -> list[dict[str, Any]]:
     """Per agent, what `agent_metrics` should say, plus the LLM tokens spent, counted from the outcomes.
 
     One pass over the outcomes (a report, not the per-call path); the newest outcome of each agent gives its
@@ -81,7 +82,7 @@ def derived(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return found
 
 
-def drift(conn: sqlite3.Connection, counted: list[dict[str, Any]]) -> list[str]:
+def drift(conn: Conn, counted: list[dict[str, Any]]) -> list[str]:
     """Each way `agent_metrics` disagrees with the outcomes `counted` by `derived`, in words."""
     kept = {row["agent_id"]: row for row in as_dicts(conn.execute("SELECT * FROM agent_metrics"))}
     problems = []
@@ -101,7 +102,7 @@ def drift(conn: sqlite3.Connection, counted: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+def as_dicts(cursor: Any) -> list[dict[str, Any]]:
     """The rows a query returns, as dicts by column name."""
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

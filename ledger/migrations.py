@@ -5,10 +5,12 @@ Never edit a migration that has shipped: add a new one. A database is brought up
 
 import sqlite3
 from collections.abc import Callable, Collection
+from typing import cast
 
 from ledger.append import Head, write_row
 from ledger.chain import COLUMNS, GENESIS, Hasher
 from ledger.records import utc_now
+from ledger.storage import Conn
 
 __all__ = ["MIGRATIONS", "migrate"]
 
@@ -169,7 +171,7 @@ def m004_hash_chain(conn: sqlite3.Connection) -> None:
         )
         prev = row_hash
     if earlier:
-        write_row(conn, hasher, "ledger_events", {
+        write_row(cast(Conn, conn), hasher, "ledger_events", {
             "timestamp": utc_now(), "kind": "chain-started",
             "detail": f"{len(earlier)} rows recorded before the hash chain existed were chained at the upgrade; "
             "nothing protected them before it.",

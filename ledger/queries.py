@@ -6,12 +6,12 @@ a report, and reads every outcome.
 
 import contextlib
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ledger.budget import committed
 from ledger.metrics import as_dicts, derived
+from ledger.storage import Conn
 
 __all__ = ["CALLER_WINDOW", "Queries"]
 
@@ -29,7 +29,7 @@ _LOG_COLUMNS = (
 class Queries:
     """Read-only questions, asked through the ledger's own connection and locks."""
 
-    def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _read(self, work: Callable[[Conn], _T]) -> _T:
         raise NotImplementedError
 
     def tokens_committed(self, agent_id: str, day: str) -> int:
@@ -40,7 +40,7 @@ class Queries:
     def tail(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest `limit` outcomes, oldest first."""
 
-        def select(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        def select(conn: Conn) -> list[dict[str, Any]]:
             newest = as_dicts(conn.execute("SELECT * FROM agent_actions ORDER BY id DESC LIMIT ?", (limit,)))
             return newest[::-1]
 
@@ -61,12 +61,12 @@ class Queries:
             params.append(action)
         if caller is not None:
             where += (
-                " AND (notes = ? OR substr(notes, -?) = ?) AND id >= coalesce((SELECT id FROM agent_actions"
-                " WHERE agent_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?), 0)"
+                " AND (notes = ? OR substr(notes, length(notes) - ?) = ?) AND id >= coalesce((SELECT id"
+                " FROM agent_actions WHERE agent_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?), 0)"
             )
-            params += [caller, len(caller) + 2, f"; {caller}", agent_id, CALLER_WINDOW - 1]
+            params += [caller, len(caller) + 1, f"; {caller}", agent_id, CALLER_WINDOW - 1]
 
-        def select(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        def select(conn: Conn) -> list[dict[str, Any]]:
             found = as_dicts(
                 conn.execute(
                     f"SELECT {_LOG_COLUMNS} FROM agent_actions WHERE {where} ORDER BY id DESC LIMIT ?",

@@ -14,12 +14,14 @@ from typing import NamedTuple
 
 from ledger.chain import TABLES
 from ledger.migrations import MIGRATIONS, migrate
-from ledger.reader import has_table
 
 __all__ = ["APPEND_ONLY", "Difference", "differences", "expected", "recorded_differences"]
 
-APPEND_ONLY = {f"{table}_no_{verb}": (table, verb.upper()) for table in TABLES for verb in ("update", "delete")}
-"""The triggers that refuse UPDATE and DELETE on the chained tables, by name: (table, verb)."""
+APPEND_ONLY = {
+    f"{table}_no_{verb}": (table, verb.upper()) for table in TABLES for verb in ("update", "delete", "truncate")
+}
+"""The triggers that refuse UPDATE and DELETE (and, on PostgreSQL, TRUNCATE) on the chained tables, by name:
+(table, verb)."""
 
 _Objects = dict[str, tuple[str, str, str | None]]  # name: (type, table, sql)
 
@@ -67,7 +69,7 @@ def differences(conn: sqlite3.Connection, *, applied: frozenset[str] | None = No
 def recorded_differences(conn: sqlite3.Connection) -> list[Difference]:
     """`differences` against the migrations the ledger records as applied: for readers that write nothing
     (`verify`, `doctor`), which may be handed a ledger an older version wrote and has not upgraded."""
-    recorded = conn.execute("SELECT name FROM _migrations") if has_table(conn, "_migrations") else []
+    recorded = conn.execute("SELECT name FROM _migrations") if _has_table(conn, "_migrations") else []
     names = [name for (name,) in recorded]
     known = [fn.__name__ for fn in MIGRATIONS]
     if set(names) != set(known[: len(names)]):
@@ -91,3 +93,7 @@ def _differences(found: _Objects, wanted: _Objects) -> Iterator[Difference]:
 def _shown(sql: str | None, limit: int = 200) -> str:
     text = " ".join((sql or "(no SQL)").split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None

@@ -6,7 +6,6 @@ elsewhere) or checked against a checkpoint (`ledger checkpoint`) kept elsewhere.
 """
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,10 @@ from ledger.append import hash_at
 from ledger.chain import GENESIS, Hasher, algorithm, storage_problems
 from ledger.errors import LedgerError
 from ledger.metrics import derived, drift
-from ledger.reader import ChainRow, chained_rows, chained_tables, has_table, read_only, unchained_rows
+from ledger.reader import ChainRow, chained_rows, chained_tables, has_table, unchained_rows
 from ledger.records import utc_now
-from ledger.schema import APPEND_ONLY, recorded_differences
+from ledger.schema import APPEND_ONLY, Difference
+from ledger.storage import Conn, Location, Storage, locate
 
 __all__ = ["EXIT_CODES", "INCOMPLETE", "Checkpoint", "Finding", "Report", "checkpoint", "load_checkpoints", "verify"]
 
@@ -72,7 +72,8 @@ class Checkpoint:
 
 @dataclass
 class Report:
-    path: Path
+    path: Path | str
+    """The ledger's place as messages show it: a file's path, or a URL without its password."""
     rows: int = 0
     head_seq: int = 0
     head_hash: str = GENESIS
@@ -98,7 +99,7 @@ class _Walk:
 
     hasher: Hasher
     report: Report
-    conn: sqlite3.Connection
+    conn: Conn
     previous: ChainRow | None = None
     moves: list[tuple[int, int]] = field(default_factory=list)  # (seq now, seq the row was written as)
     mismatched: list[int] = field(default_factory=list)
@@ -234,7 +235,7 @@ def _name(row: ChainRow) -> str:
     return f"{row.table} id {row.row.get('id')}"
 
 
-def _find(conn: sqlite3.Connection, column: str, where: str, value: object) -> object | None:
+def _find(conn: Conn, column: str, where: str, value: object) -> object | None:
     """`column` of the chained row whose `where` column is `value`, in whichever table holds it."""
     for table in chained_tables(conn):
         found: tuple[object] | None = conn.execute(
@@ -245,26 +246,28 @@ def _find(conn: sqlite3.Connection, column: str, where: str, value: object) -> o
     return None
 
 
-def _seq_of(conn: sqlite3.Connection, row_hash: str) -> int | None:
+def _seq_of(conn: Conn, row_hash: str) -> int | None:
     seq = _find(conn, "seq", "row_hash", row_hash)  # no index on row_hash: a scan, done only for broken links
     return seq if isinstance(seq, int) else None
 
 
-def verify(path: Path, *, key: bytes | None = None, checkpoints: Iterable[Checkpoint] = ()) -> Report:
-    """Check the ledger at `path`: file integrity, the append-only triggers, every hash and link, every
-    checkpoint given, and calls whose intent has no outcome. Raises `LedgerError` when it cannot be read."""
-    report = Report(path)
-    with read_only(path) as conn:
+def verify(location: Location | Storage, *, key: bytes | None = None, checkpoints: Iterable[Checkpoint] = ()) -> Report:
+    """Check the ledger at `location`: the engine's own integrity check, the append-only triggers, every hash and
+    link, every checkpoint given, and calls whose intent has no outcome. Raises `LedgerError` when it cannot
+    be read."""
+    storage = locate(location) if isinstance(location, Path | str) else location
+    report = Report(location if isinstance(location, Path) else storage.where)
+    with storage.snapshot() as conn:
         try:
-            problems = [r[0] for r in conn.execute("PRAGMA integrity_check(5)")]
-        except sqlite3.DatabaseError as exc:
+            problems = storage.integrity(conn)
+        except storage.errors as exc:
             report.findings.append(Finding("corrupt", None, f"the file cannot be read as a database: {exc}"))
             return report
-        if problems != ["ok"]:
+        if problems:
             report.findings.append(
                 Finding("corrupt", None, "the file fails SQLite's integrity check: " + "; ".join(problems))
             )
-        report.findings.extend(_schema_findings(conn))
+        report.findings.extend(_schema_findings(storage.recorded_differences(conn)))
         report.findings.extend(
             Finding("inserted", None, f"{_name(row)} has no place in the chain: it was written outside the ledger")
             for row in unchained_rows(conn)
@@ -273,7 +276,7 @@ def verify(path: Path, *, key: bytes | None = None, checkpoints: Iterable[Checkp
         try:
             for row in chained_rows(conn):
                 walk.add(row)
-        except sqlite3.DatabaseError as exc:
+        except storage.errors as exc:
             report.findings.append(
                 Finding("corrupt", walk.previous.seq if walk.previous else None, f"unreadable: {exc}")
             )
@@ -286,10 +289,10 @@ def verify(path: Path, *, key: bytes | None = None, checkpoints: Iterable[Checkp
     return report
 
 
-def _schema_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
+def _schema_findings(found: list[Difference]) -> Iterator[Finding]:
     """The schema against the one the migrations this ledger records would make: an append-only trigger
     dropped or emptied leaves the tables `unprotected`; anything else added or changed is `schema`."""
-    for difference in recorded_differences(conn):
+    for difference in found:
         if difference.unprotects:
             table, verb = APPEND_ONLY[difference.name]
             yield Finding(
@@ -300,9 +303,7 @@ def _schema_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
             yield Finding("schema", None, difference.problem)
 
 
-def _checkpoint_findings(
-    conn: sqlite3.Connection, report: Report, checkpoints: Iterable[Checkpoint]
-) -> Iterator[Finding]:
+def _checkpoint_findings(conn: Conn, report: Report, checkpoints: Iterable[Checkpoint]) -> Iterator[Finding]:
     for cp in checkpoints:
         if cp.seq > report.head_seq:
             yield Finding(
@@ -318,7 +319,7 @@ def _checkpoint_findings(
             )  # fmt: skip
 
 
-def _metric_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
+def _metric_findings(conn: Conn) -> Iterator[Finding]:
     """agent_metrics sits outside the chain: every counter that disagrees with the outcomes is named. (Deleting
     the newest rows and the counts with them, or the WAL after a crash, leaves no drift: checkpoints see that.)"""
     if has_table(conn, "agent_metrics"):
@@ -326,7 +327,7 @@ def _metric_findings(conn: sqlite3.Connection) -> Iterator[Finding]:
             yield Finding("drift", None, problem)
 
 
-def _orphans(conn: sqlite3.Connection) -> Iterator[Finding]:
+def _orphans(conn: Conn) -> Iterator[Finding]:
     (orphans,) = conn.execute(
         "SELECT count(*) FROM agent_actions a WHERE a.intent_id IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM call_intents i WHERE i.id = a.intent_id)"
@@ -343,7 +344,7 @@ INCOMPLETE = (
 """Intents without their outcome. An outcome is found by its request id (unique, indexed), then its intent id."""
 
 
-def _incomplete(conn: sqlite3.Connection) -> Iterator[Finding]:
+def _incomplete(conn: Conn) -> Iterator[Finding]:
     for seq, request_id, action in conn.execute(INCOMPLETE):
         yield Finding(
             "incomplete", seq, f"{action} (request {request_id}) has an intent but no outcome: the server stopped "
@@ -352,10 +353,10 @@ def _incomplete(conn: sqlite3.Connection) -> Iterator[Finding]:
         )  # fmt: skip
 
 
-def checkpoint(path: Path, *, key: bytes | None = None) -> tuple[Checkpoint | None, Report]:
+def checkpoint(location: Location | Storage, *, key: bytes | None = None) -> tuple[Checkpoint | None, Report]:
     """The head to anchor elsewhere, after a full verify: a checkpoint of a broken chain, or of keyed rows
     checked without their key, would vouch for what nobody checked."""
-    report = verify(path, key=key)
+    report = verify(location, key=key)
     if report.status in ("tampered", "unverified"):
         return None, report
     return Checkpoint(seq=report.head_seq, hash=report.head_hash, at=utc_now()), report

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import pytest
@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from contracts import default_agent
 from ledger.metrics import METRIC_COLUMNS, derived
+from ledger.storage import Conn
 from server import Settings, build_server
 from server.config.settings import LLMConfig
 from server.vault import VaultConfig
@@ -177,7 +178,7 @@ def policy_file(path: Path, **changes: Any) -> Path:
 def recount_metrics(conn: sqlite3.Connection) -> None:
     """Rewrite agent_metrics to match the outcomes as they now stand, as an intruder who edited outcomes would."""
     conn.execute("DELETE FROM agent_metrics")
-    for row in derived(conn):
+    for row in derived(cast(Conn, conn)):
         conn.execute(
             "INSERT INTO agent_metrics (agent_id, current_tier, total_runs, compliant_runs, consecutive_compliant,"
             " refused_runs, error_runs, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

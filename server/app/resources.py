@@ -105,7 +105,7 @@ def policy_spec(tool_names: list[str]) -> ToolSpec:
             "registered_tools": tool_names,
             "models_allowed": None if models is None else sorted(agent.allowed_models() or ()),
             "daily_token_budget": agent.daily_token_budget,
-            "ledger": str(deps.ledger.path),
+            "ledger": deps.ledger.where,
         }
         return ToolResult(
             decision=Decision.EXECUTE,

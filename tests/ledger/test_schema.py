@@ -15,6 +15,7 @@ import pytest
 from ledger import Ledger, LedgerError, verify
 from ledger.append import Head, write_row
 from ledger.chain import TABLES, Hasher
+from ledger.connection import SqliteConn
 from ledger.migrations import MIGRATIONS, migrate
 from server import Settings
 from tests.conftest import call, call_once, connect, rows
@@ -26,7 +27,7 @@ _SILENCE = "CREATE TRIGGER {table}_quiet BEFORE INSERT ON {table} BEGIN SELECT R
 
 
 def _edit(path: Path, *statements: str) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, factory=SqliteConn)
     try:
         for statement in statements:
             conn.execute(statement)
@@ -37,7 +38,7 @@ def _edit(path: Path, *statements: str) -> None:
 def _written_by_the_previous_version(path: Path) -> None:
     """A ledger with every migration but the newest, as the version before this one left it."""
     path.parent.mkdir(parents=True)
-    old = sqlite3.connect(path, isolation_level=None)
+    old = sqlite3.connect(path, isolation_level=None, factory=SqliteConn)
     old.execute("BEGIN")
     migrate(old, {fn.__name__ for fn in MIGRATIONS[:-1]})
     old.execute("COMMIT")
@@ -137,7 +138,7 @@ def test_a_ledger_is_verified_against_the_migrations_it_records_not_the_newest(l
 def test_a_row_that_did_not_land_is_never_reported_written(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     Ledger(path).open()
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, factory=SqliteConn)
     conn.execute(_SILENCE.format(table="ledger_events"))
     row = {"timestamp": "2026-12-05T00:00:00.000Z", "kind": "note", "detail": "swallowed"}
     with pytest.raises(LedgerError) as raised:

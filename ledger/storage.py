@@ -1,0 +1,123 @@
+"""Where the ledger's rows live: one interface over SQLite (a file, the default) and PostgreSQL (a fleet's).
+
+Everything the ledger decides (the chain, its encoding, intents before reads, outcomes before replies,
+budgets, metrics, verify) is written once against `Conn` and runs unchanged on either engine; a `Storage`
+holds only what differs: how a connection is opened and checked, how a write transaction takes the chain's
+head for itself, what the engine's errors mean, and how its schema is compared with the one the ledger made.
+
+The shared SQL keeps to what both engines read alike: `?` placeholders (the PostgreSQL connection rewrites
+them), no engine-specific functions, and every sum cast to an integer.
+"""
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ledger.connection import Synchronous
+from ledger.errors import LedgerError
+
+if TYPE_CHECKING:
+    from ledger.schema import Difference
+
+__all__ = ["Conn", "Location", "Storage", "describe", "is_postgres_url", "locate"]
+
+Location = Path | str
+"""A ledger's place: a SQLite file's path, or a `postgresql://` URL."""
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+class Cursor(Protocol):
+    @property
+    def description(self) -> Any: ...
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Any: ...
+
+
+class Conn(Protocol):
+    """A connection as the ledger's shared code uses it."""
+
+    unstorable: tuple[type[Exception], ...]
+    """Errors that mean one value cannot be stored as given, raised before anything reached the database."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any: ...
+    def columns(self, table: str) -> set[str]: ...
+    def has_table(self, name: str) -> bool: ...
+    def data_version(self) -> int | None:
+        """A number that changes when another connection commits, or None when the engine cannot tell."""
+        ...
+
+
+class Storage(Protocol):
+    """One engine's part of the ledger. `where` names the ledger in messages (never with a password)."""
+
+    where: str
+    errors: tuple[type[BaseException], ...]
+    """The driver's own errors, which `failed` turns into a `LedgerError` naming the cause."""
+
+    # -- writing ------------------------------------------------------------------------------------
+    def guard(self, deadline: float, *, connected: bool) -> AbstractContextManager[None]: ...
+    def connect(self, deadline: float) -> Conn: ...
+    def prepare(self, conn: Conn) -> list[str]:
+        """Inside the opening write transaction: bring the schema up to date where this engine may (return the
+        migrations applied), or refuse a database that has no ledger yet."""
+        ...
+
+    def begin(self, conn: Conn, deadline: float, *, relaxed: bool) -> None:
+        """Start a write transaction that owns the chain's head until it ends. `relaxed`: its commit need not
+        wait for the disk (the call's outcome, which does, follows)."""
+        ...
+
+    def end(self, conn: Conn, *, commit: bool, relaxed: bool) -> None: ...
+    def schema_changed(self, conn: Conn) -> bool: ...
+    def differences(self, conn: Conn) -> list["Difference"]: ...
+    def failed(self, exc: BaseException) -> LedgerError: ...
+    def discard(self, conn: Conn) -> None: ...
+    def close(self) -> None: ...
+
+    # -- reading ------------------------------------------------------------------------------------
+    def snapshot(self) -> AbstractContextManager[Conn]:
+        """A read-only connection holding one consistent snapshot: rows appended meanwhile are not read."""
+        ...
+
+    def recorded_differences(self, conn: Conn) -> list["Difference"]:
+        """The schema against what this ledger records it should be, for readers that upgrade nothing."""
+        ...
+
+    def integrity(self, conn: Conn) -> list[str]:
+        """The engine's own check of the stored bytes: each problem, or nothing when it has none to run."""
+        ...
+
+
+def is_postgres_url(location: Location) -> bool:
+    return isinstance(location, str) and location.startswith(_SCHEMES)
+
+
+def describe(location: Location) -> str:
+    """The ledger's place for messages: a URL shown without its password."""
+    if is_postgres_url(location):
+        from ledger.postgres.urls import redacted
+
+        return redacted(str(location))
+    return str(location)
+
+
+def locate(
+    location: Location,
+    *,
+    busy_timeout_s: float = 5.0,
+    synchronous: Synchronous = "full",
+    max_bytes: int | None = None,
+) -> Storage:
+    """The storage at `location`. PostgreSQL's driver is imported only here, only for a `postgresql://` URL."""
+    if is_postgres_url(location):
+        from ledger.postgres.storage import PostgresStorage
+
+        return PostgresStorage(str(location), busy_timeout_s=busy_timeout_s)
+    from ledger.sqlite_storage import SqliteStorage
+
+    return SqliteStorage(Path(location), busy_timeout_s=busy_timeout_s, synchronous=synchronous, max_bytes=max_bytes)
