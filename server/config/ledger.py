@@ -48,6 +48,8 @@ def open_ledger(settings: Settings, scrubber: Scrubber | None = None, *, key: by
     scrubber = scrubber or Scrubber()
     if key is not None:
         scrubber.add(key.decode(errors="ignore"))
+    if settings.ledger_url is not None:
+        scrubber.add(*_database_passwords(settings.ledger_url))
     return Ledger(
         settings.ledger_path,
         busy_timeout_s=settings.ledger_busy_timeout_s,
@@ -56,3 +58,11 @@ def open_ledger(settings: Settings, scrubber: Scrubber | None = None, *, key: by
         synchronous=settings.ledger_sync,
         max_bytes=settings.ledger_max_bytes,
     )
+
+
+def _database_passwords(url: str) -> list[str]:
+    """The password a PostgreSQL ledger's URL carries, so no error or row can carry it. (One libpq reads from
+    PGPASSWORD or a passfile never reaches the server's own text.)"""
+    from ledger.postgres.urls import password_of
+
+    return [password] if (password := password_of(url)) else []

@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from contracts.names import EntryName
+from ledger.storage import is_postgres_url
 from server.config.bounds import problem
 from server.config.file import layered
 from server.config.file_trust import UntrustedFile, require_trusted
@@ -134,7 +135,8 @@ class HTTPConfig(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ledger_path: Path
+    ledger_path: Path | str
+    """The ledger: a SQLite file (a `Path`), or a `postgresql://` URL shared by a fleet (see `ledger_url`)."""
     data_dir: Path = BUNDLED_DATA
     policy_path: Path | None = None
     llm: LLMConfig = LLMConfig()
@@ -151,6 +153,16 @@ class Settings(BaseModel):
     vault: VaultConfig | None = None
     """When set (VAULT_ADDR), docs and inventory come from Vault and PLANNER_MCP_DATA is not used."""
     http: HTTPConfig = HTTPConfig()
+
+    @field_validator("ledger_path", mode="after")
+    @classmethod
+    def _a_path_unless_a_url(cls, value: Path | str) -> Path | str:
+        return value if isinstance(value, Path) or is_postgres_url(value) else Path(value)
+
+    @property
+    def ledger_url(self) -> str | None:
+        """The PostgreSQL URL of a shared ledger, or None for a SQLite file."""
+        return self.ledger_path if isinstance(self.ledger_path, str) else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

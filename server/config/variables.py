@@ -9,7 +9,10 @@ ask for its row in the README and a value in the round trip through `config show
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
+
+from ledger.storage import describe, is_postgres_url
 
 __all__ = [
     "MAX_LEDGER_MB",
@@ -95,6 +98,18 @@ def megabytes(raw: str, name: str, where: str) -> int:
     return max(1, int(cap_mb * 2**20))
 
 
+def ledger_location(raw: str, name: str, where: str) -> Path | str:
+    """A SQLite file's path, or a PostgreSQL URL (libpq's: `postgresql://` or `postgres://`)."""
+    if is_postgres_url(raw):
+        return raw
+    scheme, sep, _ = raw.partition("://")
+    if sep and scheme.isalnum():
+        raise ValueError(
+            f"{name}{where}: {scheme}:// is not a ledger this server can use; give a file path or a postgresql:// URL."
+        )
+    return Path(raw)
+
+
 @dataclass(frozen=True)
 class Variable:
     name: str
@@ -114,7 +129,8 @@ class Variable:
 
 
 _LEDGER: tuple[Variable, ...] = (
-    Variable("PLANNER_MCP_LEDGER", "ledger", "ledger_path", "the audit ledger (SQLite file)"),
+    Variable("PLANNER_MCP_LEDGER", "ledger", "ledger_path", "the audit ledger: a SQLite file, or a postgresql:// URL",
+        ledger_location, shown=lambda s: describe(s.ledger_path)),
     Variable("PLANNER_MCP_LEDGER_KEY_FILE", "ledger", "ledger_key_file", "a file holding the ledger chain's HMAC key"),
     Variable("PLANNER_MCP_LEDGER_SYNC", "ledger", "ledger_sync",
         "full, or normal (may lose the last calls on a power failure)", lowered),

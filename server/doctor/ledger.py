@@ -8,15 +8,17 @@ writing.
 import os
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 from ledger import LedgerError
 from ledger.append import check_head
 from ledger.chain import Hasher
-from ledger.reader import chained_tables, read_only
-from ledger.schema import recorded_differences
+from ledger.reader import chained_tables
+from ledger.sqlite_storage import SqliteStorage
 from server.config.ledger import ledger_key
 from server.config.settings import Settings, SettingsError
 from server.doctor.check import Check
+from server.doctor.postgres import postgres_checks
 
 __all__ = ["ledger_checks"]
 
@@ -25,6 +27,9 @@ _WAL_RESET_FIXED = (3, 51, 3)
 
 def ledger_checks(settings: Settings) -> Iterator[Check]:
     path = settings.ledger_path
+    if not isinstance(path, Path):
+        yield from postgres_checks(settings, path)
+        return
     yield _sqlite()
     if not path.exists():
         parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
@@ -42,9 +47,10 @@ def ledger_checks(settings: Settings) -> Iterator[Check]:
         yield Check("ledger.key", "fail", str(exc), "Fix PLANNER_MCP_LEDGER_KEY_FILE.")
         return
     try:
-        with read_only(path) as conn:
+        storage = SqliteStorage(path)
+        with storage.snapshot() as conn:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if found := recorded_differences(conn):
+            if found := storage.recorded_differences(conn):
                 problem = found[0].problem
                 raise LedgerError(f"the schema of {path} is not the one planner-mcp made: {problem}", "tampered")
             at = check_head(conn, Hasher(key), path, chained_tables(conn))

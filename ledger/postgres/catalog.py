@@ -1,0 +1,99 @@
+"""What a PostgreSQL ledger's schema says against the one `schema.sql` makes, read from the catalog.
+
+An owner of the tables (or a superuser) can do what the chain cannot show: drop or disable an append-only
+trigger, give it a `WHEN (false)`, replace its function's body, add a rule that turns inserts into nothing,
+hide rows behind row-level security, make a table unlogged so a crash empties it, or change a column's type.
+Each object in the ledger's schema is described by facts that do not depend on PostgreSQL's version (a
+column's type name, a trigger's timing and events, a function's source) and compared with `EXPECTED`; the
+server refuses a ledger that differs, and `verify` names each difference. `EXPECTED` (`expected_schema.json`)
+is what a fresh `schema.sql` gives: a test applies it and compares, and rewrites the file when asked to
+(`PLANNER_MCP_UPDATE_SNAPSHOT=1`) after a deliberate change to the schema.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ledger.schema import Difference
+from ledger.storage import Conn
+
+__all__ = ["EXPECTED", "EXPECTED_FILE", "SCHEMA", "describe", "differences"]
+
+SCHEMA = "planner_mcp"
+
+_Objects = dict[str, str]  # "kind name": its description
+
+_QUERIES: dict[str, str] = {
+    "relation": """
+        SELECT c.relname,
+               c.relkind::text || ' persistence=' || c.relpersistence::text || ' rls=' || c.relrowsecurity::text
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ? AND c.relkind NOT IN ('i', 'I')""",
+    "column": """
+        SELECT c.relname || '.' || a.attname::text, format_type(a.atttypid, a.atttypmod)
+               || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+               || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE n.nspname = ? AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped""",
+    "index": """
+        SELECT i.relname, t.relname || CASE WHEN x.indisunique THEN ' unique' ELSE '' END
+               || ' (' || array_to_string(ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+                                              FROM generate_series(1, x.indnatts) k), ', ') || ')'
+               || CASE WHEN x.indpred IS NULL THEN '' ELSE ' partial' END
+               || CASE WHEN x.indisvalid THEN '' ELSE ' invalid' END
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = ?""",
+    "constraint": """
+        SELECT o.conname, c.relname || ' ' || o.contype::text
+        FROM pg_constraint o JOIN pg_class c ON c.oid = o.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ?""",
+    "trigger": """
+        SELECT t.tgname, c.relname || ' type=' || t.tgtype::text || ' enabled=' || t.tgenabled::text
+               || ' calls=' || pn.nspname || '.' || p.proname || ' args=' || t.tgnargs::text
+               || CASE WHEN t.tgqual IS NULL THEN '' ELSE ' when=' || pg_get_triggerdef(t.oid) END
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+        WHERE n.nspname = ? AND NOT t.tgisinternal""",
+    "function": """
+        SELECT p.proname, l.lanname || ' definer=' || p.prosecdef::text || ' config=' || coalesce(p.proconfig::text, '')
+               || ' source=' || p.prosrc
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+        WHERE n.nspname = ?""",
+    "rule": "SELECT rulename, tablename || ': ' || definition FROM pg_rules WHERE schemaname = ?",
+    "policy": "SELECT policyname, tablename || ' ' || cmd FROM pg_policies WHERE schemaname = ?",
+}
+
+
+def describe(conn: Conn, schema: str = SCHEMA) -> _Objects:
+    """Every object in the ledger's schema, by kind and name, with the facts compared."""
+    found: _Objects = {}
+    for kind, query in _QUERIES.items():
+        for name, facts in conn.execute(query, (schema,)).fetchall():
+            found[f"{kind} {name}"] = " ".join(str(facts).split())
+    return found
+
+
+def differences(conn: Conn, schema: str = SCHEMA) -> list[Difference]:
+    """Each object missing, added or changed against `EXPECTED`, named as SQLite's schema check names them."""
+    found = describe(conn, schema)
+    problems = []
+    for key, facts in found.items():
+        kind, _, name = key.partition(" ")
+        if key not in EXPECTED:
+            problems.append(Difference(name, f"{kind} {name} is not the ledger's: {_shown(facts)}"))
+        elif facts != EXPECTED[key]:
+            problems.append(Difference(name, f"{kind} {name} was changed: it reads {_shown(facts)}"))
+    for key in EXPECTED.keys() - found.keys():
+        kind, _, name = key.partition(" ")
+        problems.append(Difference(name, f"{kind} {name} was removed"))
+    return sorted(problems)
+
+
+def _shown(facts: Any, limit: int = 200) -> str:
+    text = str(facts)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+EXPECTED_FILE = Path(__file__).with_name("expected_schema.json")
+EXPECTED: _Objects = json.loads(EXPECTED_FILE.read_text(encoding="utf-8"))

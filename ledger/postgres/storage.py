@@ -1,0 +1,150 @@
+"""The ledger in a PostgreSQL database: many writers on many hosts, one chain.
+
+Appends are serialised by a transaction-scoped advisory lock taken first in every write transaction: the
+head read after it is the head the row is written after, in any process on any host, and the lock is
+released only by the commit (or rollback) that makes the row visible, so the next writer reads it as its
+head. Sequence numbers therefore stay contiguous with no fork, and each table's unique index on `seq` turns
+a writer that skipped the lock into a refused insert rather than a second row at the same place.
+
+A call's intent commits with `synchronous_commit` off (it needs to survive this process, not a power loss:
+the outcome's commit, which waits for the disk, follows within the call and flushes it too). Statements and
+lock waits are bounded by the ledger's busy timeout; a connection that saw any error is closed, and the next
+operation connects afresh, so calls succeed again without a restart once the database is back.
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from ledger.errors import LedgerError
+from ledger.postgres.catalog import SCHEMA, differences
+from ledger.postgres.errors import from_postgres
+from ledger.postgres.urls import bounded, redacted
+from ledger.schema import Difference
+from ledger.storage import Conn
+
+__all__ = ["LOCK_KEY", "PostgresConn", "PostgresStorage"]
+
+LOCK_KEY = (0x706C616E, 0x6C656467)
+"""The advisory lock every writer of the chain takes, as two 32-bit keys ("plan", "ledg")."""
+
+_LOCK = f"SELECT pg_advisory_xact_lock({LOCK_KEY[0]}, {LOCK_KEY[1]})"
+_BEGIN = f"BEGIN; {_LOCK}"
+_BEGIN_RELAXED = f"BEGIN; SET LOCAL synchronous_commit = off; {_LOCK}"
+_PLACEHOLDERS: dict[str, str] = {}
+
+
+class PostgresConn:
+    """A psycopg connection speaking the ledger's shared SQL: `?` placeholders become psycopg's `%s`."""
+
+    unstorable: tuple[type[Exception], ...] = (UnicodeEncodeError, psycopg.DataError)
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        query = _PLACEHOLDERS.get(sql)
+        if query is None:
+            query = _PLACEHOLDERS[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return self.raw.execute(query, parameters or None)
+
+    def columns(self, table: str) -> set[str]:
+        found = self.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            (SCHEMA, table),
+        ).fetchall()
+        return {str(name) for (name,) in found}
+
+    def has_table(self, name: str) -> bool:
+        found = self.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", (SCHEMA, name)
+        ).fetchone()
+        return found is not None
+
+    def data_version(self) -> int | None:
+        return None
+
+
+class PostgresStorage:
+    errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.where = redacted(url)
+        self._busy_timeout_s = busy_timeout_s
+
+    def guard(self, deadline: float, *, connected: bool) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the database serialises writers itself (the advisory lock)
+
+    def connect(self, deadline: float) -> Conn:
+        try:
+            raw = psycopg.connect(bounded(self.url, self._busy_timeout_s), autocommit=True)
+        except psycopg.Error as exc:
+            raise from_postgres(self.where, exc) from None
+        except ValueError as exc:  # a URL libpq cannot read: say so without echoing it (it may hold a password)
+            raise LedgerError(f"PLANNER_MCP_LEDGER is not a PostgreSQL URL libpq can read ({exc})") from None
+        try:
+            timeout_ms = int(self._busy_timeout_s * 1000)
+            raw.execute(
+                f"SET search_path = {SCHEMA}; SET statement_timeout = {timeout_ms}; SET lock_timeout = {timeout_ms};"
+                " SET idle_in_transaction_session_timeout = 0"
+            )
+        except BaseException:
+            raw.close()
+            raise
+        return PostgresConn(raw)
+
+    def prepare(self, conn: Conn) -> list[str]:
+        if not conn.has_table("agent_actions"):
+            raise LedgerError(
+                f"the database {self.where} has no ledger: run `planner-mcp ledger init` as the role that will own "
+                "it (or have a DBA apply `planner-mcp ledger init --print-sql`)"
+            )
+        return []  # the schema is made and upgraded by `ledger init`, run by its owner, never by a writer
+
+    def begin(self, conn: Conn, deadline: float, *, relaxed: bool) -> None:
+        _raw(conn).execute(_BEGIN_RELAXED if relaxed else _BEGIN)
+
+    def end(self, conn: Conn, *, commit: bool, relaxed: bool) -> None:
+        _raw(conn).execute("COMMIT" if commit else "ROLLBACK")
+
+    def schema_changed(self, conn: Conn) -> bool:
+        """Never between connections: changing the schema takes the tables' owner, which a writer is not, and an
+        insert that something silences is caught at once by its row count (`ledger.append.write_row`). The
+        schema is compared in full whenever a connection opens, and by `verify` and `doctor`."""
+        return False
+
+    def differences(self, conn: Conn) -> list[Difference]:
+        return differences(conn)
+
+    def failed(self, exc: BaseException) -> LedgerError:
+        return from_postgres(self.where, exc)
+
+    def discard(self, conn: Conn) -> None:
+        _raw(conn).close()  # an open transaction rolls back with the connection
+
+    def close(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Conn]:
+        conn = self.connect(0.0)
+        try:
+            _raw(conn).execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield conn
+        except psycopg.Error as exc:
+            raise from_postgres(self.where, exc) from exc
+        finally:
+            _raw(conn).close()
+
+    def recorded_differences(self, conn: Conn) -> list[Difference]:
+        return differences(conn)
+
+    def integrity(self, conn: Conn) -> list[str]:
+        return []  # PostgreSQL checks its own pages (data checksums, when the cluster has them)
+
+
+def _raw(conn: Conn) -> psycopg.Connection[Any]:
+    return conn.raw  # type: ignore[attr-defined,no-any-return]
