@@ -2,9 +2,10 @@
 settings that point at them."""
 
 import json
+import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -23,6 +24,8 @@ from server.vault import VaultConfig
 from tests.peers.openai_server import FakeOpenAI
 from tests.peers.plans import A_PLAN
 from tests.peers.vault_server import FakeVault
+from tests.postgres_cluster import PostgresCluster
+from tests.small_disk import small_tmpfs
 from tests.vault_seed import TOKEN, load
 
 API_KEY = "sk-test-planner-0123456789abcdefghij"
@@ -184,3 +187,45 @@ def recount_metrics(conn: sqlite3.Connection) -> None:
             " refused_runs, error_runs, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [row[name] for name in ("agent_id", *METRIC_COLUMNS)],
         )
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------------------------
+# Real servers the tests start themselves (tests/postgres_cluster.py); every fixture skips with a message naming
+# what is missing (psycopg, the PostgreSQL binaries, the `postgres` user, the right to mount a tmpfs).
+
+SMALL_DISK_SETTINGS = {"checkpoint_timeout": "1d"}
+"""A checkpoint on a full data disk PANICs PostgreSQL (it cannot write pg_logical/replorigin_checkpoint), so a
+cluster on a small disk takes none on a timer: only a test's own CHECKPOINT, or max_wal_size of WAL, brings one."""
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL for the whole run: tests that only need a database share it (and must not stop it)."""
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_database(pg_cluster: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database on the shared cluster, as the superuser's URL; dropped after the test."""
+    name = f"test_{secrets.token_hex(6)}"
+    url = pg_cluster.create_database(name)
+    yield url
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def pg_cluster_factory() -> Iterator[Callable[..., PostgresCluster]]:
+    """Clusters of the test's own, to stop, restart, crash or starve of disk; all stopped and removed after it.
+    `make(disk_mb=64)` puts the data folder on a tmpfs of that size (fill it with
+    `tests.small_disk.full_disk(cluster.data_dir.parent)`); `settings=` are added to postgresql.conf."""
+    with ExitStack() as stack:
+
+        def make(*, disk_mb: int | None = None, settings: Mapping[str, str] | None = None) -> PostgresCluster:
+            data_dir = None
+            if disk_mb is not None:
+                data_dir = stack.enter_context(small_tmpfs(disk_mb)) / "data"
+                settings = {**SMALL_DISK_SETTINGS, **(settings or {})}
+            return stack.enter_context(PostgresCluster(data_dir=data_dir, settings=settings))
+
+        yield make
