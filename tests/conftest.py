@@ -229,3 +229,20 @@ def pg_cluster_factory() -> Iterator[Callable[..., PostgresCluster]]:
             return stack.enter_context(PostgresCluster(data_dir=data_dir, settings=settings))
 
         yield make
+
+
+def init_ledger(cluster: PostgresCluster, dbname: str) -> str:
+    """Apply the ledger's schema to `dbname` as its owner (the superuser), and return the URL a server connects
+    with: a login role of its own that is a member of planner_mcp_writer, and nothing more."""
+    from ledger.postgres.init import initialise
+
+    initialise(cluster.superuser_url(dbname))
+    role, password = f"writer_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    cluster.create_role(role, password, in_roles=("planner_mcp_writer",))
+    return cluster.url(role, password, dbname)
+
+
+@pytest.fixture
+def pg_ledger(pg_cluster: PostgresCluster, pg_database: str) -> str:
+    """A fresh database holding an empty ledger, as the URL of a writer (see `init_ledger`)."""
+    return init_ledger(pg_cluster, pg_database.rsplit("/", 1)[1])
