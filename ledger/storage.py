@@ -115,8 +115,13 @@ def locate(
 ) -> Storage:
     """The storage at `location`. PostgreSQL's driver is imported only here, only for a `postgresql://` URL."""
     if is_postgres_url(location):
-        from ledger.postgres.storage import PostgresStorage
-
+        try:
+            from ledger.postgres.storage import PostgresStorage
+        except ImportError as exc:
+            raise LedgerError(
+                f"the ledger is a PostgreSQL URL, but its driver cannot be loaded ({exc}): "
+                "pip install 'planner-mcp[postgres]'"
+            ) from None
         return PostgresStorage(str(location), busy_timeout_s=busy_timeout_s)
     from ledger.sqlite_storage import SqliteStorage
 

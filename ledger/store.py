@@ -24,7 +24,7 @@ from ledger.migrations import MIGRATIONS
 from ledger.queries import Queries
 from ledger.records import Intent, Outcome, utc_now
 from ledger.scrub import Scrubber
-from ledger.storage import Conn, Location, Storage, locate
+from ledger.storage import Conn, Location, Storage, describe, locate
 
 __all__ = ["Ledger", "LedgerError", "Position"]
 
@@ -54,11 +54,11 @@ class Ledger(Queries):
         trades the last commits before a power loss for speed, and is recorded in the ledger when used (SQLite).
         `max_bytes` caps a SQLite file: once full, calls are refused as on a full disk.
         """
-        self._storage: Storage = locate(
-            location, busy_timeout_s=busy_timeout_s, synchronous=synchronous, max_bytes=max_bytes
-        )
+        self._location = location
+        self._max_bytes = max_bytes
+        self._opened: Storage | None = None
         self.path = location if isinstance(location, Path) else Path(location)
-        self.where = self._storage.where
+        self.where = describe(location)
         self._busy_timeout_s = busy_timeout_s
         self._scrub = scrubber or Scrubber()
         self._scrub.add(*known_secrets)
@@ -70,6 +70,17 @@ class Ledger(Queries):
         self._last_arguments: tuple[dict[str, Any], tuple[str, ...], str] | None = None
 
     # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def _storage(self) -> Storage:
+        """The engine's storage, made on first use, in the worker thread that first writes: a PostgreSQL
+        ledger's driver is then imported there, never on the event loop."""
+        if self._opened is None:
+            self._opened = locate(
+                self._location, busy_timeout_s=self._busy_timeout_s, synchronous=self._synchronous,
+                max_bytes=self._max_bytes,
+            )  # fmt: skip
+        return self._opened
 
     def open(self) -> None:
         """Open and check the ledger now, rather than on the first call (the server does this at start-up)."""
@@ -184,6 +195,8 @@ class Ledger(Queries):
             self._storage.discard(conn)
 
     def close(self) -> None:
+        if self._opened is None:
+            return  # never used: nothing was opened, and nothing need be loaded to close it
         with self._lock:
             # The last connection to close may write (SQLite checkpoints the WAL): under the ledger's lock, like
             # every write. A lock that cannot be had (the location is gone, a stuck process) does not keep the

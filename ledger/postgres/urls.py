@@ -2,7 +2,7 @@
 
 import math
 import os
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 __all__ = ["bounded", "is_loopback", "password_of", "redacted"]
 
@@ -27,14 +27,17 @@ def redacted(url: str) -> str:
 
 
 def password_of(url: str) -> str | None:
-    """The password the URL carries, so it can be scrubbed from anything the server writes."""
-    from psycopg.conninfo import conninfo_to_dict
-
+    """The password the URL carries (in its authority, or as a `password=` parameter), so it can be scrubbed
+    from anything the server writes. Read without the driver, so naming a ledger imports nothing."""
     try:
-        value = conninfo_to_dict(url).get("password")
-    except Exception:  # a URL libpq cannot parse carries nothing usable
+        parts = urlsplit(url)
+        given = parts.password
+    except ValueError:
         return None
-    return None if value is None else str(value)
+    for name, value in parse_qsl(parts.query):
+        if name.lower() == "password":
+            given = value
+    return unquote(given) if given else None
 
 
 def bounded(url: str, busy_timeout_s: float) -> str:

@@ -1,5 +1,5 @@
-"""`openai`, `hvac` (and `requests`, under it) cost start-up time only to servers that use them, and their first
-import blocks no call; the imports a server does make are not slowed by the garbage collector.
+"""`openai`, `hvac` (and `requests`, under it) and `psycopg` cost start-up time only to servers that use them, and
+their first import blocks no call; the imports a server does make are not slowed by the garbage collector.
 
 Each case runs in a fresh interpreter: this test process has imported both long ago.
 """
@@ -27,7 +27,7 @@ _PROBE = textwrap.dedent(
     imported_in = {}
 
     def hook(event, args):
-        if event == "import" and args[0] in ("openai", "hvac", "requests") and args[0] not in imported_in:
+        if event == "import" and args[0] in ("openai", "hvac", "requests", "psycopg") and args[0] not in imported_in:
             imported_in[args[0]] = threading.current_thread() is threading.main_thread() and "event loop" or "worker"
 
     sys.addaudithook(hook)
@@ -64,7 +64,7 @@ def _probe(ledger_path: Path, *args: str, **env: str) -> dict[str, object]:
     return found
 
 
-def test_a_server_on_the_file_store_never_imports_openai_or_hvac(ledger_path: Path) -> None:
+def test_a_server_on_the_file_store_and_a_sqlite_ledger_never_imports_openai_hvac_or_psycopg(ledger_path: Path) -> None:
     seen = _probe(ledger_path)
     assert seen["after reads"] == []
     assert seen["imported in"] == {}
@@ -79,6 +79,14 @@ def test_the_first_llm_call_imports_openai_in_a_worker_thread_not_on_the_event_l
     assert seen["after reads"] == []
     assert seen["analyze"] in ("EXECUTE", "ESCALATE")  # answered, not an error
     assert seen["imported in"] == {"openai": "worker"}
+
+
+def test_a_postgresql_ledger_loads_its_driver_in_a_worker_thread_not_on_the_event_loop(
+    ledger_path: Path, pg_ledger: str
+) -> None:
+    seen = _probe(ledger_path, PLANNER_MCP_LEDGER=pg_ledger)
+    assert seen["after reads"] == ["psycopg"]
+    assert seen["imported in"] == {"psycopg": "worker"}
 
 
 _GC_PROBE = textwrap.dedent(
