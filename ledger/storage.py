@@ -122,7 +122,7 @@ def locate(
                 f"the ledger is a PostgreSQL URL, but its driver cannot be loaded ({exc}): "
                 "pip install 'planner-mcp[postgres]'"
             ) from None
-        return PostgresStorage(str(location), busy_timeout_s=busy_timeout_s)
+        return PostgresStorage(str(location), busy_timeout_s=busy_timeout_s, synchronous=synchronous)
     from ledger.sqlite_storage import SqliteStorage
 
     return SqliteStorage(Path(location), busy_timeout_s=busy_timeout_s, synchronous=synchronous, max_bytes=max_bytes)

@@ -70,10 +70,13 @@ class PostgresConn:
 class PostgresStorage:
     errors: tuple[type[BaseException], ...] = (psycopg.Error,)
 
-    def __init__(self, url: str, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, busy_timeout_s: float = 5.0, synchronous: str = "full") -> None:
         self.url = url
         self.where = redacted(url)
         self._busy_timeout_s = busy_timeout_s
+        # The ledger's own durability, whatever the role's or the database's default: `full` waits for the WAL
+        # flush at each outcome's commit; `normal` (PLANNER_MCP_LEDGER_SYNC, recorded in the chain) does not.
+        self._synchronous_commit = "on" if synchronous == "full" else "off"
 
     def guard(self, deadline: float, *, connected: bool) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # the database serialises writers itself (the advisory lock)
@@ -89,7 +92,7 @@ class PostgresStorage:
             timeout_ms = int(self._busy_timeout_s * 1000)
             raw.execute(
                 f"SET search_path = {SCHEMA}; SET statement_timeout = {timeout_ms}; SET lock_timeout = {timeout_ms};"
-                " SET idle_in_transaction_session_timeout = 0"
+                f" SET idle_in_transaction_session_timeout = 0; SET synchronous_commit = {self._synchronous_commit}"
             )
         except BaseException:
             raw.close()
