@@ -51,7 +51,7 @@ class Ledger(Queries):
 
         `scrubber` may be shared with the server, so a secret learnt at run time is scrubbed here too.
         `key` keys the chain (HMAC-SHA256); it must come from outside the database. `synchronous="normal"`
-        trades the last commits before a power loss for speed, and is recorded in the ledger when used (SQLite).
+        trades the last commits before a power loss (or a database crash) for speed, and is recorded in the ledger.
         `max_bytes` caps a SQLite file: once full, calls are refused as on a full disk.
         """
         self._location = location
@@ -146,8 +146,8 @@ class Ledger(Queries):
         synced commit. The intent of a call uses it: its outcome's synced commit follows within the call.
         """
         relaxed = write and not synced and self._synchronous == "full"
-        storage = self._storage
         with self._lock:
+            storage = self._storage
             deadline = time.monotonic() + self._busy_timeout_s
             with storage.guard(deadline, connected=self._conn is not None):
                 try:
