@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ledger.chain import COLUMNS, TABLES
+from ledger.engines import locate
 from ledger.queries import Queries
-from ledger.storage import Conn, Location, Storage, locate
+from ledger.storage import Conn, Location, Storage
 
 __all__ = ["ChainRow", "Snapshot", "chained_rows", "chained_tables", "has_table", "read_only", "unchained_rows"]
 

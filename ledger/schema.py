@@ -10,32 +10,13 @@ ledger whose schema differs; `verify` names each difference.
 import functools
 import sqlite3
 from collections.abc import Iterator
-from typing import NamedTuple
 
-from ledger.chain import TABLES
 from ledger.migrations import MIGRATIONS, migrate
+from ledger.storage import APPEND_ONLY, Difference
 
 __all__ = ["APPEND_ONLY", "Difference", "differences", "expected", "recorded_differences"]
 
-APPEND_ONLY = {
-    f"{table}_no_{verb}": (table, verb.upper()) for table in TABLES for verb in ("update", "delete", "truncate")
-}
-"""The triggers that refuse UPDATE and DELETE (and, on PostgreSQL, TRUNCATE) on the chained tables, by name:
-(table, verb)."""
-
 _Objects = dict[str, tuple[str, str, str | None]]  # name: (type, table, sql)
-
-
-class Difference(NamedTuple):
-    """One way the schema differs: `name` of the object, and what is wrong with it, in words."""
-
-    name: str
-    problem: str
-
-    @property
-    def unprotects(self) -> bool:
-        """Whether it takes away an append-only trigger (as dropping one does)."""
-        return self.name in APPEND_ONLY
 
 
 @functools.cache

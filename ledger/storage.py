@@ -12,20 +12,37 @@ them), no engine-specific functions, and every sum cast to an integer.
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from ledger.connection import Synchronous
+from ledger.chain import TABLES
 from ledger.errors import LedgerError
 
-if TYPE_CHECKING:
-    from ledger.schema import Difference
-
-__all__ = ["Conn", "Location", "Storage", "describe", "is_postgres_url", "locate"]
+__all__ = ["APPEND_ONLY", "Conn", "Difference", "Location", "Storage", "describe", "is_postgres_url"]
 
 Location = Path | str
 """A ledger's place: a SQLite file's path, or a `postgresql://` URL."""
 
 _SCHEMES = ("postgresql://", "postgres://")
+
+
+APPEND_ONLY = {
+    f"{table}_no_{verb}": (table, verb.upper()) for table in TABLES for verb in ("update", "delete", "truncate")
+}
+"""The triggers that refuse UPDATE and DELETE (and, on PostgreSQL, TRUNCATE) on the chained tables, by name:
+(table, verb)."""
+
+
+class Difference(NamedTuple):
+    """One way a ledger's schema differs from the one planner-mcp makes: `name` of the object, and what is wrong
+    with it, in words."""
+
+    name: str
+    problem: str
+
+    @property
+    def unprotects(self) -> bool:
+        """Whether it takes away an append-only trigger (as dropping one does)."""
+        return self.name in APPEND_ONLY
 
 
 class Cursor(Protocol):
@@ -74,7 +91,7 @@ class Storage(Protocol):
 
     def end(self, conn: Conn, *, commit: bool, relaxed: bool) -> None: ...
     def schema_changed(self, conn: Conn) -> bool: ...
-    def differences(self, conn: Conn) -> list["Difference"]: ...
+    def differences(self, conn: Conn) -> list[Difference]: ...
     def failed(self, exc: BaseException) -> LedgerError: ...
     def discard(self, conn: Conn) -> None: ...
     def close(self) -> None: ...
@@ -84,7 +101,7 @@ class Storage(Protocol):
         """A read-only connection holding one consistent snapshot: rows appended meanwhile are not read."""
         ...
 
-    def recorded_differences(self, conn: Conn) -> list["Difference"]:
+    def recorded_differences(self, conn: Conn) -> list[Difference]:
         """The schema against what this ledger records it should be, for readers that upgrade nothing."""
         ...
 
@@ -104,25 +121,3 @@ def describe(location: Location) -> str:
 
         return redacted(str(location))
     return str(location)
-
-
-def locate(
-    location: Location,
-    *,
-    busy_timeout_s: float = 5.0,
-    synchronous: Synchronous = "full",
-    max_bytes: int | None = None,
-) -> Storage:
-    """The storage at `location`. PostgreSQL's driver is imported only here, only for a `postgresql://` URL."""
-    if is_postgres_url(location):
-        try:
-            from ledger.postgres.storage import PostgresStorage
-        except ImportError as exc:
-            raise LedgerError(
-                f"the ledger is a PostgreSQL URL, but its driver cannot be loaded ({exc}): "
-                "pip install 'planner-mcp[postgres]'"
-            ) from None
-        return PostgresStorage(str(location), busy_timeout_s=busy_timeout_s, synchronous=synchronous)
-    from ledger.sqlite_storage import SqliteStorage
-
-    return SqliteStorage(Path(location), busy_timeout_s=busy_timeout_s, synchronous=synchronous, max_bytes=max_bytes)

@@ -18,13 +18,14 @@ from ledger.append import Position, Tail, append, check_head
 from ledger.budget import BudgetExhausted, Reservation, Stage, reserve
 from ledger.chain import Hasher, algorithm
 from ledger.connection import Synchronous
+from ledger.engines import locate
 from ledger.errors import LedgerError
 from ledger.metrics import update_metrics
 from ledger.migrations import MIGRATIONS
 from ledger.queries import Queries
 from ledger.records import Intent, Outcome, utc_now
 from ledger.scrub import Scrubber
-from ledger.storage import Conn, Location, Storage, describe, locate
+from ledger.storage import Conn, Location, Storage, describe
 
 __all__ = ["Ledger", "LedgerError", "Position"]
 

@@ -13,12 +13,13 @@ from typing import Literal
 
 from ledger.append import hash_at
 from ledger.chain import GENESIS, Hasher, algorithm, storage_problems
+from ledger.engines import locate
 from ledger.errors import LedgerError
 from ledger.metrics import derived, drift
 from ledger.reader import ChainRow, chained_rows, chained_tables, has_table, unchained_rows
 from ledger.records import utc_now
 from ledger.schema import APPEND_ONLY, Difference
-from ledger.storage import Conn, Location, Storage, locate
+from ledger.storage import Conn, Location, Storage
 
 __all__ = ["EXIT_CODES", "INCOMPLETE", "Checkpoint", "Finding", "Report", "checkpoint", "load_checkpoints", "verify"]
 

@@ -14,8 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ledger.schema import Difference
-from ledger.storage import Conn
+from ledger.storage import Conn, Difference
 
 __all__ = ["EXPECTED", "EXPECTED_FILE", "SCHEMA", "describe", "differences"]
 

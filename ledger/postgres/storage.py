@@ -22,8 +22,7 @@ from ledger.errors import LedgerError
 from ledger.postgres.catalog import SCHEMA, differences
 from ledger.postgres.errors import from_postgres
 from ledger.postgres.urls import bounded, redacted
-from ledger.schema import Difference
-from ledger.storage import Conn
+from ledger.storage import Conn, Difference
 
 __all__ = ["LOCK_KEY", "PostgresConn", "PostgresStorage"]
 

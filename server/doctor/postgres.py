@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from ledger import LedgerError
 from ledger.append import check_head
 from ledger.chain import Hasher
-from ledger.storage import locate
+from ledger.engines import locate
 from server.config.ledger import ledger_key
 from server.config.settings import Settings, SettingsError
 from server.doctor.check import Check

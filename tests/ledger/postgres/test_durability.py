@@ -14,15 +14,16 @@ _CARELESS = {"synchronous_commit": "off", "wal_writer_delay": "10000ms"}
 
 
 def _call(ledger: Ledger, n: int) -> None:
-    common = {"timestamp": utc_now(), "agent_id": "a", "agent_version": "1", "tier": 0, "action": "read_docs",
-              "arguments": {"n": n}, "tools_digest": "d", "request_id": f"r{n}"}  # fmt: skip
-    at = ledger.record_intent(Intent(**common))
-    ledger.record_outcome(Outcome(**common, decision="EXECUTE", confidence=1.0, success=True, intent_id=at.id))
+    intent = Intent(timestamp=utc_now(), agent_id="a", agent_version="1", tier=0, action="read_docs",
+                    arguments={"n": n}, tools_digest="d", request_id=f"r{n}")  # fmt: skip
+    at = ledger.record_intent(intent)
+    fields = {name: getattr(intent, name) for name in intent.__dataclass_fields__}
+    ledger.record_outcome(Outcome(**fields, decision="EXECUTE", confidence=1.0, success=True, intent_id=at.id))
 
 
 @pytest.mark.parametrize("crash", ["immediate", "fast"])
 def test_every_acknowledged_outcome_survives_a_crash_when_the_database_default_is_asynchronous(
-    pg_cluster_factory: Callable[..., PostgresCluster], crash: str
+    pg_cluster_factory: Callable[..., PostgresCluster], crash: Literal["immediate", "fast"]
 ) -> None:
     cluster = pg_cluster_factory(settings=_CARELESS)
     cluster.create_database("audit")
