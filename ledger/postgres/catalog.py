@@ -5,7 +5,9 @@ trigger, give it a `WHEN (false)`, replace its function's body, add a rule that 
 hide rows behind row-level security, make a table unlogged so a crash empties it, or change a column's type.
 Each object in the ledger's schema is described by facts that do not depend on PostgreSQL's version (a
 column's type name, a trigger's timing and events, a function's source) and compared with `EXPECTED`; the
-server refuses a ledger that differs, and `verify` names each difference. `EXPECTED` (`expected_schema.json`)
+server refuses a ledger that differs, and `verify` names each difference. A trigger is described with a digest of
+the function it calls, so a function whose body is replaced changes every trigger that calls it: each append-only
+trigger it empties is named `unprotected`, as one dropped would be. `EXPECTED` (`expected_schema.json`)
 is what a fresh `schema.sql` gives: a test applies it and compares, and rewrites the file when asked to
 (`PLANNER_MCP_UPDATE_SNAPSHOT=1`) after a deliberate change to the schema.
 """
@@ -27,14 +29,25 @@ _QUERIES: dict[str, str] = {
     "relation": """
         SELECT c.relname,
                c.relkind::text || ' persistence=' || c.relpersistence::text || ' rls=' || c.relrowsecurity::text
+               || CASE WHEN c.relforcerowsecurity THEN ' forced' ELSE '' END
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ? AND c.relkind NOT IN ('i', 'I')""",
+    "inheritance": """
+        SELECT p.relname || ' > ' || c.relname, pn.nspname || '.' || p.relname || ' is inherited by ' || cn.nspname
+               || '.' || c.relname
+        FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
+        JOIN pg_class c ON c.oid = h.inhrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+        WHERE ? IN (pn.nspname, cn.nspname)""",
     "column": """
         SELECT c.relname || '.' || a.attname::text, format_type(a.atttypid, a.atttypmod)
                || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
                || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+               || coalesce(' collate ' || NULLIF(co.collname, 'default'), '')
+               || CASE WHEN a.attidentity = '' THEN '' ELSE ' identity=' || a.attidentity::text END
+               || CASE WHEN a.attgenerated = '' THEN '' ELSE ' generated=' || a.attgenerated::text END
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        LEFT JOIN pg_collation co ON co.oid = a.attcollation
         WHERE n.nspname = ? AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped""",
     "index": """
         SELECT i.relname, t.relname || CASE WHEN x.indisunique THEN ' unique' ELSE '' END
@@ -45,15 +58,19 @@ _QUERIES: dict[str, str] = {
         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
         JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = ?""",
     "constraint": """
-        SELECT o.conname, c.relname || ' ' || o.contype::text
+        SELECT o.conname, c.relname || ' ' || pg_get_constraintdef(o.oid)
         FROM pg_constraint o JOIN pg_class c ON c.oid = o.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ?""",
     "trigger": """
         SELECT t.tgname, c.relname || ' type=' || t.tgtype::text || ' enabled=' || t.tgenabled::text
                || ' calls=' || pn.nspname || '.' || p.proname || ' args=' || t.tgnargs::text
+               || CASE WHEN t.tgattr::text = '' THEN '' ELSE ' columns=' || t.tgattr::text END
                || CASE WHEN t.tgqual IS NULL THEN '' ELSE ' when=' || pg_get_triggerdef(t.oid) END
+               || ' body=' || left(encode(sha256(convert_to(l.lanname || ' ' || p.prosecdef::text || ' '
+                                  || coalesce(p.proconfig::text, '') || ' ' || p.prosrc, 'UTF8')), 'hex'), 16)
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+        JOIN pg_language l ON l.oid = p.prolang
         WHERE n.nspname = ? AND NOT t.tgisinternal""",
     "function": """
         SELECT p.proname, l.lanname || ' definer=' || p.prosecdef::text || ' config=' || coalesce(p.proconfig::text, '')
@@ -67,11 +84,13 @@ _QUERIES: dict[str, str] = {
 
 def describe(conn: Conn, schema: str = SCHEMA) -> _Objects:
     """Every object in the ledger's schema, by kind and name, with the facts compared."""
-    found: _Objects = {}
+    found: dict[str, list[str]] = {}
     for kind, query in _QUERIES.items():
         for name, facts in conn.execute(query, (schema,)).fetchall():
-            found[f"{kind} {name}"] = " ".join(str(facts).split())
-    return found
+            found.setdefault(f"{kind} {name}", []).append(" ".join(str(facts).split()))
+    # Trigger, rule, policy and constraint names are unique per table only: a second object under an expected
+    # name (on another table) shows as a change to it, never hidden behind it.
+    return {key: " | ".join(sorted(all_facts)) for key, all_facts in found.items()}
 
 
 def differences(conn: Conn, schema: str = SCHEMA) -> list[Difference]:
