@@ -16,10 +16,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ledger.chain import TABLES
+from ledger.errors import LedgerError
 from ledger.schema import Difference
 from ledger.storage import Conn
 
-__all__ = ["EXPECTED", "EXPECTED_FILE", "SCHEMA", "describe", "differences"]
+__all__ = ["EXPECTED", "EXPECTED_FILE", "SCHEMA", "describe", "differences", "lacking", "require_privileges"]
 
 SCHEMA = "planner_mcp"
 
@@ -107,6 +109,40 @@ def differences(conn: Conn, schema: str = SCHEMA) -> list[Difference]:
         kind, _, name = key.partition(" ")
         problems.append(Difference(name, f"{kind} {name} was removed"))
     return sorted(problems)
+
+
+_READS = [(table, "SELECT") for table in (*TABLES, "agent_metrics")]
+_WRITES = [*_READS, *((table, "INSERT") for table in (*TABLES, "agent_metrics")), ("agent_metrics", "UPDATE")]
+_PRIVILEGE = """
+    SELECT has_table_privilege(c.oid, ?) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ? AND c.relname = ?"""
+
+
+def lacking(conn: Conn, *, write: bool, schema: str = SCHEMA) -> list[str]:
+    """Each privilege the connected role needs on the ledger and lacks: to read it (`verify`, `tail`), or with
+    `write`, to append to it as a server does. Read from the catalog, which every role may read, because a role
+    without USAGE on the schema is told by PostgreSQL that its tables do not exist (it drops the schema from
+    its search_path unseen), and `information_schema` hides the tables a role may not touch."""
+    found = conn.execute("SELECT has_schema_privilege(n.oid, 'USAGE') FROM pg_namespace n WHERE n.nspname = ?",
+                         (schema,)).fetchone()  # fmt: skip
+    if found is None:
+        return []  # no ledger here at all: said as such by whoever asked
+    missing = [] if found[0] else [f"USAGE on schema {schema}"]
+    for table, privilege in _WRITES if write else _READS:
+        row = conn.execute(_PRIVILEGE, (privilege, schema, table)).fetchone()
+        if row is not None and not row[0]:
+            missing.append(f"{privilege} on {table}")
+    return missing
+
+
+def require_privileges(conn: Conn, where: str, *, write: bool) -> None:
+    """Refuse (`LedgerError`, reason `denied`) a role that lacks a privilege it needs, naming each one, before
+    anything is read: rather than the misleading "no ledger" PostgreSQL would lead to."""
+    if missing := lacking(conn, write=write):
+        role = "planner_mcp_writer" if write else "planner_mcp_reader (or planner_mcp_writer)"
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise LedgerError(f"the ledger {where} refused this role privileges it needs: {shown} (grant it {role})",
+                          "denied")  # fmt: skip
 
 
 def _shown(facts: Any, limit: int = 200) -> str:
