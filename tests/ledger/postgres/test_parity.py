@@ -96,7 +96,7 @@ def _write(conn: Conn) -> None:
 
 def _stored(conn: Conn) -> list[dict[str, Any]]:
     """Every chained row as the engine hands it back, in chain order."""
-    found = []
+    found: list[dict[str, Any]] = []
     for table in TABLES:
         names = [*COLUMNS[table], "prev_hash", "row_hash"]
         rows = conn.execute(f"SELECT {', '.join(names)} FROM {table}").fetchall()
