@@ -14,6 +14,7 @@ pytest.importorskip("psycopg", reason="psycopg is not installed: install the pos
 
 from ledger import BudgetExhausted, Intent, Ledger, Reservation, verify
 from tests.conftest import API_KEY, policy_file
+from tests.ledger.postgres.conftest import dbname
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.postgres_cluster import PostgresCluster
 from tests.processes import WATCHDOG_S, server_command
@@ -45,15 +46,15 @@ def test_a_call_is_refused_once_another_writer_has_reserved_the_budget_and_nothi
 ) -> None:
     first, second = two_servers
     first.record_intent(_intent("first"), Reservation(tokens=2000, budget=40))  # the first may overshoot alone
-    dbname = pg_ledger.rsplit("/", 1)[1]
+    database = dbname(pg_ledger)
     count = (
         "SELECT (SELECT count(*) FROM planner_mcp.call_intents), (SELECT count(*) FROM planner_mcp.token_reservations)"
     )
-    chained = pg_cluster.execute(count, dbname=dbname)
+    chained = pg_cluster.execute(count, dbname=database)
     with pytest.raises(BudgetExhausted) as refused:
         second.record_intent(_intent("second"), Reservation(tokens=2000, budget=40))
     assert (refused.value.committed, refused.value.budget) == (2000, 40)
-    assert pg_cluster.execute(count, dbname=dbname) == chained
+    assert pg_cluster.execute(count, dbname=database) == chained
     # The refusal rolled back and released the chain's lock: the first writer goes on, and so does the second.
     first.reserve_tokens("first", AGENT, Reservation(tokens=900, budget=40))
     second.record_intent(_intent("a read"))
@@ -92,7 +93,7 @@ def test_calls_in_separate_processes_on_one_postgresql_ledger_cannot_overspend_t
     [(spent,)] = pg_cluster.execute(
         "SELECT coalesce(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)), 0)"
         " FROM planner_mcp.agent_actions",
-        dbname=pg_ledger.rsplit("/", 1)[1],
+        dbname=dbname(pg_ledger),
     )
     assert spent == 18 * len(ran) and spent < _BUDGET + 18
     assert verify(pg_ledger).status == "ok"

@@ -22,6 +22,7 @@ from ledger.postgres.storage import PostgresStorage
 from ledger.schema import APPEND_ONLY
 from server import Settings
 from tests.conftest import call, call_once, connect
+from tests.ledger.postgres.conftest import dbname
 from tests.postgres_cluster import PostgresCluster
 
 UPDATE = "PLANNER_MCP_UPDATE_SNAPSHOT"
@@ -32,19 +33,15 @@ _RECREATED = (
 )
 
 
-def _dbname(url: str) -> str:
-    return url.rsplit("/", 1)[1]
-
-
 def _tamper(cluster: PostgresCluster, ledger_url: str, *statements: str) -> None:
     """Run `statements` as the tables' owner (here the superuser that ran `ledger init`)."""
-    with cluster.connect(_dbname(ledger_url)) as conn:
+    with cluster.connect(dbname(ledger_url)) as conn:
         for statement in statements:
             conn.execute(statement.encode())
 
 
 def _auditor(cluster: PostgresCluster, ledger_url: str) -> str:
-    return cluster.superuser_url(_dbname(ledger_url))
+    return cluster.superuser_url(dbname(ledger_url))
 
 
 def _rendered(objects: dict[str, str]) -> str:
@@ -240,7 +237,7 @@ async def test_inserts_silenced_while_the_server_runs_are_caught_at_the_next_wri
         assert output["provenance"]["ledger_seq"] is None  # no call cites a row that was never written
     assert "is not the one planner-mcp made" in third["error"]["message"]  # the reconnect compares the schema
     cited = first["provenance"]["ledger_seq"]
-    intents = pg_cluster.execute("SELECT seq FROM planner_mcp.call_intents", dbname=_dbname(pg_ledger))
+    intents = pg_cluster.execute("SELECT seq FROM planner_mcp.call_intents", dbname=dbname(pg_ledger))
     assert intents == [(cited,)]
 
 

@@ -22,18 +22,16 @@ import pytest
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: install the postgres extra")
 
-import psycopg
 
 from ledger import Report, checkpoint, verify
 from ledger.chain import TABLES, Hasher
 from ledger.connection import SqliteConn
-from ledger.postgres.catalog import SCHEMA
-from ledger.postgres.storage import PostgresConn
 from ledger.storage import Conn
 from ledger.verify import Kind
 from server import Settings
 from tests.conftest import call, call_once, connect, init_ledger, recount_metrics
 from tests.ledger.conftest import CALLS, KEY
+from tests.ledger.postgres.conftest import ledger_conn
 from tests.postgres_cluster import PostgresCluster
 
 ENGINES = ["sqlite", "postgres"]
@@ -63,9 +61,8 @@ class Copy:
             with contextlib.closing(sqlite3.connect(self.writer, isolation_level=None, factory=SqliteConn)) as conn:
                 yield conn
             return
-        with psycopg.connect(str(self.writer), autocommit=True) as raw:
-            raw.execute(f"SET search_path = {SCHEMA}")
-            yield PostgresConn(raw)
+        with ledger_conn(str(self.writer)) as conn:
+            yield conn
 
 
 @contextmanager
@@ -82,9 +79,8 @@ def _sqlite_attack(path: Path) -> Iterator[Conn]:
 
 @contextmanager
 def _pg_attack(url: str) -> Iterator[Conn]:
-    with psycopg.connect(url, autocommit=True) as raw:
-        raw.execute(f"SET search_path = {SCHEMA}; SET session_replication_role = replica")
-        yield PostgresConn(raw)
+    with ledger_conn(url, "session_replication_role = replica") as conn:
+        yield conn
 
 
 def tampering(report: Report) -> set[Kind]:

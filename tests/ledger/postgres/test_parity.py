@@ -20,18 +20,16 @@ import pytest
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: install the postgres extra")
 
-import psycopg
 
 from ledger import LedgerError, verify
 from ledger.append import Tail, append
 from ledger.chain import COLUMNS, TABLES, Hasher
 from ledger.connection import SqliteConn
 from ledger.migrations import migrate
-from ledger.postgres.catalog import SCHEMA
 from ledger.postgres.init import initialise
-from ledger.postgres.storage import PostgresConn
 from ledger.storage import Conn
 from tests.conftest import recount_metrics
+from tests.ledger.postgres.conftest import ledger_conn
 
 _AT = "2026-12-06T00:00:00.000Z"
 _LARGEST, _SMALLEST = 2**63 - 1, -(2**63)
@@ -80,11 +78,10 @@ def _sqlite(path: Path) -> Iterator[Conn]:
 
 @contextmanager
 def _postgres(url: str) -> Iterator[Conn]:
-    with psycopg.connect(url, autocommit=True) as raw:
-        raw.execute(f"SET search_path = {SCHEMA}")
-        raw.execute("BEGIN")
-        yield PostgresConn(raw)
-        raw.execute("COMMIT")
+    with ledger_conn(url) as conn:
+        conn.execute("BEGIN")
+        yield conn
+        conn.execute("COMMIT")
 
 
 def _write(conn: Conn) -> None:

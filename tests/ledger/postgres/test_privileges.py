@@ -18,10 +18,10 @@ import psycopg
 from ledger import Ledger, LedgerError, verify
 from ledger.chain import TABLES
 from ledger.postgres.catalog import lacking
-from ledger.postgres.storage import PostgresConn
 from ledger.reader import Snapshot
 from server import Settings
 from tests.conftest import call, call_once, connect
+from tests.ledger.postgres.conftest import dbname, ledger_conn
 from tests.postgres_cluster import PostgresCluster
 from tests.processes import WATCHDOG_S, server_command
 
@@ -35,15 +35,11 @@ _NEEDS_STORAGE_CHECK = pytest.mark.xfail(
 _CHANGES = ("UPDATE {table} SET seq = seq", "DELETE FROM {table}", "TRUNCATE {table}")
 
 
-def _dbname(url: str) -> str:
-    return url.rsplit("/", 1)[1]
-
-
 def _role(cluster: PostgresCluster, ledger_url: str, *in_roles: str) -> str:
     """The URL of a new login role, a member of `in_roles` and nothing more, to the ledger's database."""
     name, password = f"role_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
     cluster.create_role(name, password, in_roles=in_roles)
-    return cluster.url(name, password, _dbname(ledger_url))
+    return cluster.url(name, password, dbname(ledger_url))
 
 
 async def _written(ledger_url: str) -> None:
@@ -56,17 +52,15 @@ async def _written(ledger_url: str) -> None:
 
 
 def _refused(url: str, statement: str) -> str:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET search_path = planner_mcp")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege) as raised:
-            conn.execute(statement)
+    with ledger_conn(url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as raised:
+        conn.execute(statement)
     return str(raised.value)
 
 
 def _counts(cluster: PostgresCluster, ledger_url: str) -> list[int]:
     tables = (*TABLES, "agent_metrics")
     query = " UNION ALL ".join(f"SELECT count(*) FROM planner_mcp.{t}" for t in tables)
-    return [n for (n,) in cluster.execute(query, dbname=_dbname(ledger_url))]
+    return [n for (n,) in cluster.execute(query, dbname=dbname(ledger_url))]
 
 
 async def test_the_writer_role_may_read_and_append_but_never_update_delete_or_truncate(
@@ -89,7 +83,7 @@ async def test_the_tables_owner_is_refused_update_delete_and_truncate_by_the_tri
 ) -> None:
     await _written(pg_ledger)
     before = _counts(pg_cluster, pg_ledger)
-    owner = pg_cluster.superuser_url(_dbname(pg_ledger))  # `ledger init` ran as it: it owns every table
+    owner = pg_cluster.superuser_url(dbname(pg_ledger))  # `ledger init` ran as it: it owns every table
     # Row triggers fire for each row changed: UPDATE and DELETE are tried where there are rows to change.
     held = [table for table, count in zip(TABLES, before, strict=False) if count]
     assert {"call_intents", "agent_actions", "ledger_events"} <= set(held)
@@ -125,12 +119,12 @@ async def test_a_login_role_without_grants_has_every_call_refused_naming_what_it
 
 @_NEEDS_STORAGE_CHECK
 async def test_a_role_missing_one_grant_is_told_which(pg_cluster: PostgresCluster, pg_ledger: str) -> None:
-    pg_cluster.execute("CREATE ROLE partial_writers NOLOGIN", dbname=_dbname(pg_ledger))
-    pg_cluster.execute("GRANT USAGE ON SCHEMA planner_mcp TO partial_writers", dbname=_dbname(pg_ledger))
+    pg_cluster.execute("CREATE ROLE partial_writers NOLOGIN", dbname=dbname(pg_ledger))
+    pg_cluster.execute("GRANT USAGE ON SCHEMA planner_mcp TO partial_writers", dbname=dbname(pg_ledger))
     pg_cluster.execute(
         "GRANT SELECT ON ALL TABLES IN SCHEMA planner_mcp TO partial_writers;"
         " GRANT INSERT ON ALL TABLES IN SCHEMA planner_mcp TO partial_writers",
-        dbname=_dbname(pg_ledger),
+        dbname=dbname(pg_ledger),
     )
     url = _role(pg_cluster, pg_ledger, "partial_writers")  # no UPDATE on agent_metrics
     ledger = Ledger(url)
@@ -141,7 +135,7 @@ async def test_a_role_missing_one_grant_is_told_which(pg_cluster: PostgresCluste
         ledger.close()
     assert raised.value.reason == "denied"
     assert "privileges it needs: UPDATE on agent_metrics (grant it planner_mcp_writer)" in str(raised.value)
-    pg_cluster.execute("DROP OWNED BY partial_writers; DROP ROLE partial_writers", dbname=_dbname(pg_ledger))
+    pg_cluster.execute("DROP OWNED BY partial_writers; DROP ROLE partial_writers", dbname=dbname(pg_ledger))
 
 
 async def test_a_reader_role_can_verify_tail_and_count_but_not_write(
@@ -172,8 +166,8 @@ async def test_a_reader_role_can_verify_tail_and_count_but_not_write(
 
 def test_the_privileges_each_role_lacks_are_read_from_the_catalog(pg_cluster: PostgresCluster, pg_ledger: str) -> None:
     def lacks(url: str, *, write: bool) -> list[str]:
-        with psycopg.connect(url, autocommit=True) as raw:
-            return lacking(PostgresConn(raw), write=write)
+        with ledger_conn(url) as conn:
+            return lacking(conn, write=write)
 
     assert lacks(pg_ledger, write=True) == []
     reader = _role(pg_cluster, pg_ledger, "planner_mcp_reader")

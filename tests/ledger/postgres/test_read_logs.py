@@ -12,6 +12,7 @@ pytest.importorskip("psycopg", reason="psycopg is not installed: install the pos
 from ledger import verify
 from server import Settings
 from tests.conftest import call, connect, policy_file
+from tests.ledger.postgres.conftest import dbname
 from tests.postgres_cluster import PostgresCluster
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,7 @@ async def test_read_logs_on_a_shared_postgresql_ledger_returns_the_callers_own_c
     ]
     assert [e["arguments"] for e in entries] == [{"host": "pve01"}, {"name": "backup-restore"}]
     recorded = dict(
-        pg_cluster.execute("SELECT request_id, seq FROM planner_mcp.agent_actions", dbname=pg_ledger.rsplit("/", 1)[1])
+        pg_cluster.execute("SELECT request_id, seq FROM planner_mcp.agent_actions", dbname=dbname(pg_ledger))
     )
     assert [e["seq"] for e in entries] == [recorded[ssh["request_id"]], recorded[docs["request_id"]]]
     assert [e["request_id"] for e in _entries(their_log)] == [their_call["request_id"]]

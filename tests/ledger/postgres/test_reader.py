@@ -12,6 +12,7 @@ from ledger import Ledger
 from ledger.postgres.init import initialise
 from ledger.reader import chained_rows, read_only
 from ledger.storage import Location
+from tests.ledger.postgres.conftest import dbname
 from tests.postgres_cluster import PostgresCluster
 
 _DUPLICATE = (
@@ -45,7 +46,7 @@ def _sqlite_ledger(tmp_path: Path) -> Location:
 def _postgres_ledger(cluster: PostgresCluster, url: str) -> Location:
     initialise(url)
     _written(url)
-    with cluster.connect(url.rsplit("/", 1)[1]) as conn:
+    with cluster.connect(dbname(url)) as conn:
         conn.execute("SET search_path = planner_mcp; DROP INDEX ledger_events_by_seq")
         conn.execute(_DUPLICATE.encode())
     return url
