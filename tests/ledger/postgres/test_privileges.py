@@ -119,14 +119,15 @@ async def test_a_login_role_without_grants_has_every_call_refused_naming_what_it
 
 @_NEEDS_STORAGE_CHECK
 async def test_a_role_missing_one_grant_is_told_which(pg_cluster: PostgresCluster, pg_ledger: str) -> None:
-    pg_cluster.execute("CREATE ROLE partial_writers NOLOGIN", dbname=dbname(pg_ledger))
-    pg_cluster.execute("GRANT USAGE ON SCHEMA planner_mcp TO partial_writers", dbname=dbname(pg_ledger))
+    group = f"partial_{secrets.token_hex(4)}"
+    pg_cluster.execute(f"CREATE ROLE {group} NOLOGIN", dbname=dbname(pg_ledger))
+    pg_cluster.execute(f"GRANT USAGE ON SCHEMA planner_mcp TO {group}", dbname=dbname(pg_ledger))
     pg_cluster.execute(
-        "GRANT SELECT ON ALL TABLES IN SCHEMA planner_mcp TO partial_writers;"
-        " GRANT INSERT ON ALL TABLES IN SCHEMA planner_mcp TO partial_writers",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA planner_mcp TO {group};"
+        f" GRANT INSERT ON ALL TABLES IN SCHEMA planner_mcp TO {group}",
         dbname=dbname(pg_ledger),
     )
-    url = _role(pg_cluster, pg_ledger, "partial_writers")  # no UPDATE on agent_metrics
+    url = _role(pg_cluster, pg_ledger, group)  # no UPDATE on agent_metrics
     ledger = Ledger(url)
     try:
         with pytest.raises(LedgerError) as raised:
@@ -135,7 +136,7 @@ async def test_a_role_missing_one_grant_is_told_which(pg_cluster: PostgresCluste
         ledger.close()
     assert raised.value.reason == "denied"
     assert "privileges it needs: UPDATE on agent_metrics (grant it planner_mcp_writer)" in str(raised.value)
-    pg_cluster.execute("DROP OWNED BY partial_writers; DROP ROLE partial_writers", dbname=dbname(pg_ledger))
+    pg_cluster.execute(f"DROP OWNED BY {group}; DROP ROLE {group}", dbname=dbname(pg_ledger))
 
 
 async def test_a_reader_role_can_verify_tail_and_count_but_not_write(
