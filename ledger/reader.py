@@ -1,6 +1,7 @@
-"""Reading the whole chain in order, for `verify` and `export`, without writing a byte of the file.
+"""Reading the whole chain in order, for `verify` and `export`, without writing a byte of the ledger.
 
-Rows stream in sequence order (a merge of each table's index), so memory stays flat at any ledger size.
+Rows stream in sequence order (a merge of each table's index, read in pages), so memory stays flat at any
+ledger size.
 """
 
 import heapq
@@ -15,9 +16,12 @@ from ledger.engines import locate
 from ledger.queries import Queries
 from ledger.storage import Conn, Location, Storage
 
-__all__ = ["ChainRow", "Snapshot", "chained_rows", "chained_tables", "has_table", "read_only", "unchained_rows"]
+__all__ = ["PAGE", "ChainRow", "Snapshot", "chained_rows", "chained_tables", "has_table", "read_only", "unchained_rows"]
 
 _T = TypeVar("_T")
+
+PAGE = 2000
+"""Rows read per statement and table: memory stays flat at any ledger size, on either engine."""
 
 
 @dataclass(frozen=True)
@@ -36,18 +40,36 @@ class ChainRow:
         return self.row.get("row_hash")
 
 
-def _table_rows(conn: Conn, table: str, where: str) -> Iterator[tuple[int, int, ChainRow]]:
-    cursor = conn.execute(f"SELECT * FROM {table} WHERE {where}")
-    names = [d[0] for d in cursor.description]
+def _table_rows(conn: Conn, table: str, after_seq: int, page: int) -> Iterator[tuple[int, int, ChainRow]]:
+    """A table's chained rows with seq > `after_seq`, in seq order, read `page` rows at a time.
+
+    In pages, because a PostgreSQL driver fetches a statement's whole result into memory: one statement per table
+    would hold the whole ledger. A page ends with every row at its last seq, read on their own: seq is unique in
+    each table, but a ledger whose unique index was dropped may hold two rows at one place, and both are read.
+    """
     order = TABLES.index(table)
-    for values in cursor:
-        row = dict(zip(names, values, strict=True))
-        yield row["seq"], order, ChainRow(table, row["seq"], row)
+    last = after_seq
+    while True:
+        batch = _select(conn, table, f"seq > ? ORDER BY seq LIMIT {int(page)}", last)
+        full = len(batch) == page
+        if full:
+            last = batch[-1]["seq"]
+            batch = [row for row in batch if row["seq"] != last] + _select(conn, table, "seq = ?", last)
+        for row in batch:
+            yield row["seq"], order, ChainRow(table, row["seq"], row)
+        if not full:
+            return
 
 
-def chained_rows(conn: Conn, *, after_seq: int = 0) -> Iterator[ChainRow]:
+def _select(conn: Conn, table: str, where: str, *parameters: Any) -> list[dict[str, Any]]:
+    cursor = conn.execute(f"SELECT * FROM {table} WHERE {where}", parameters)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def chained_rows(conn: Conn, *, after_seq: int = 0, page: int = PAGE) -> Iterator[ChainRow]:
     """Every chained row with seq > `after_seq`, in sequence order (ties, which only tampering makes, by table)."""
-    streams = [_table_rows(conn, table, f"seq > {int(after_seq)} ORDER BY seq") for table in chained_tables(conn)]
+    streams = [_table_rows(conn, table, int(after_seq), page) for table in chained_tables(conn)]
     for _, _, row in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
         yield row
 
@@ -55,8 +77,8 @@ def chained_rows(conn: Conn, *, after_seq: int = 0) -> Iterator[ChainRow]:
 def unchained_rows(conn: Conn) -> Iterator[ChainRow]:
     """Rows with no place in the chain: written by something other than the ledger (the seed's own INSERT)."""
     for table in chained_tables(conn):
-        for _, _, row in _table_rows(conn, table, "seq IS NULL"):
-            yield row
+        for row in _select(conn, table, "seq IS NULL"):
+            yield ChainRow(table, row["seq"], row)
 
 
 def chained_tables(conn: Conn) -> list[str]:

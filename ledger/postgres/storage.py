@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from ledger.errors import LedgerError
-from ledger.postgres.catalog import SCHEMA, differences
+from ledger.postgres.catalog import SCHEMA, differences, require_privileges
 from ledger.postgres.errors import from_postgres
 from ledger.postgres.urls import bounded, redacted
 from ledger.storage import Conn, Difference
@@ -99,6 +99,7 @@ class PostgresStorage:
         return PostgresConn(raw)
 
     def prepare(self, conn: Conn) -> list[str]:
+        require_privileges(conn, self.where, write=True)
         if not conn.has_table("agent_actions"):
             raise LedgerError(
                 f"the database {self.where} has no ledger: run `planner-mcp ledger init` as the role that will own "
@@ -135,6 +136,7 @@ class PostgresStorage:
         conn = self.connect(0.0)
         try:
             _raw(conn).execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            require_privileges(conn, self.where, write=False)
             yield conn
         except psycopg.Error as exc:
             raise from_postgres(self.where, exc) from exc
