@@ -13,6 +13,7 @@ operation connects afresh, so calls succeed again without a restart once the dat
 """
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,10 +25,13 @@ from ledger.postgres.errors import from_postgres
 from ledger.postgres.urls import bounded, redacted
 from ledger.storage import Conn, Difference
 
-__all__ = ["LOCK_KEY", "PostgresConn", "PostgresStorage"]
+__all__ = ["LOCK_KEY", "SCHEMA_RECHECK_S", "PostgresConn", "PostgresStorage"]
 
 LOCK_KEY = (0x706C616E, 0x6C656467)
 """The advisory lock every writer of the chain takes, as two 32-bit keys ("plan", "ledg")."""
+
+SCHEMA_RECHECK_S = 5.0
+"""How often a running server compares the catalog with the ledger's schema, at most."""
 
 _LOCK = f"SELECT pg_advisory_xact_lock({LOCK_KEY[0]}, {LOCK_KEY[1]})"
 _BEGIN = f"BEGIN; {_LOCK}"
@@ -76,6 +80,7 @@ class PostgresStorage:
         # The ledger's own durability, whatever the role's or the database's default: `full` waits for the WAL
         # flush at each outcome's commit; `normal` (PLANNER_MCP_LEDGER_SYNC, recorded in the chain) does not.
         self._synchronous_commit = "on" if synchronous == "full" else "off"
+        self._schema_due = 0.0
 
     def guard(self, deadline: float, *, connected: bool) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # the database serialises writers itself (the advisory lock)
@@ -114,13 +119,17 @@ class PostgresStorage:
         _raw(conn).execute("COMMIT" if commit else "ROLLBACK")
 
     def schema_changed(self, conn: Conn) -> bool:
-        """Never between connections: changing the schema takes the tables' owner, which a writer is not, and an
-        insert that something silences is caught at once by its row count (`ledger.append.write_row`). The
-        schema is compared in full whenever a connection opens, and by `verify` and `doctor`."""
-        return False
+        """Whether the catalog is due to be compared again: PostgreSQL has no cheap schema cookie, so a running
+        server compares it at most every `SCHEMA_RECHECK_S` seconds, inside a write transaction. (Changing the
+        schema takes the tables' owner, which a writer is not; an insert that something silences is caught at
+        once by its row count, `ledger.append.write_row`.)"""
+        return time.monotonic() >= self._schema_due
 
     def differences(self, conn: Conn) -> list[Difference]:
-        return differences(conn)
+        found = differences(conn)
+        if not found:
+            self._schema_due = time.monotonic() + SCHEMA_RECHECK_S
+        return found
 
     def failed(self, exc: BaseException) -> LedgerError:
         return from_postgres(self.where, exc)

@@ -16,6 +16,7 @@ pytest.importorskip("psycopg", reason="psycopg is not installed: install the pos
 
 from ledger import Ledger, LedgerError, verify
 from ledger.chain import TABLES
+from ledger.postgres import storage as postgres_storage
 from ledger.postgres.catalog import EXPECTED, EXPECTED_FILE, describe
 from ledger.postgres.init import initialise
 from ledger.postgres.storage import PostgresStorage
@@ -255,3 +256,19 @@ def test_row_level_security_hides_rows_from_a_writer_but_not_from_the_owner(
     as_writer = verify(pg_ledger)
     assert {"schema", "missing"} <= as_writer.kinds()  # the writer's view of the chain has a hole
     assert verify(_auditor(pg_cluster, pg_ledger)).kinds() == {"schema"}
+
+
+@pytest.mark.anyio
+async def test_a_trigger_disabled_while_the_server_runs_stops_it_at_the_next_catalog_check(
+    pg_cluster: PostgresCluster, pg_ledger: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL has no schema cookie: a running server compares the catalog every SCHEMA_RECHECK_S seconds
+    (here every write), so a change that silences nothing is still caught without waiting for a reconnect."""
+    monkeypatch.setattr(postgres_storage, "SCHEMA_RECHECK_S", 0.0)
+    async with connect(Settings(ledger_path=pg_ledger)) as client:
+        _, first = await call(client, "read_docs", {"name": "backup-restore"})
+        _tamper(pg_cluster, pg_ledger, "ALTER TABLE planner_mcp.agent_actions DISABLE TRIGGER agent_actions_no_delete")
+        _, second = await call(client, "read_docs", {"name": "backup-restore"})
+    assert first["decision"] == "EXECUTE"
+    assert second["decision"] == "ERROR" and second["error"]["type"] == "LEDGER_UNAVAILABLE"
+    assert "agent_actions_no_delete" in second["error"]["message"] and second["data"] is None
