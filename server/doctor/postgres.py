@@ -50,6 +50,7 @@ class _Session:
     member_of: str
     privileges: dict[str, set[str]]
     """Per table of the ledger's schema: what this role may do to it (`OWNER` when it owns it)."""
+    schema_usage: bool
     host: str
     sslmode: str
     tls: str | None
@@ -91,10 +92,13 @@ def _session(conn: Conn) -> _Session:
     for table, *flags, owner in conn.execute(_PRIVILEGES, (_SCHEMA,)).fetchall():
         names = ("SELECT", "INSERT", *_CHANGES)
         privileges[str(table)] = {n for n, f in zip(names, flags, strict=True) if f} | ({"OWNER"} if owner else set())
+    (usage,) = conn.execute("SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = ?",
+                            (_SCHEMA,)).fetchone() or (False,)  # fmt: skip
     tls = conn.execute("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl").fetchone()
     (synchronous_commit,) = conn.execute("SELECT current_setting('synchronous_commit')").fetchone()
     return _Session(
         role=str(role), superuser=bool(superuser), member_of=str(member_of), privileges=privileges,
+        schema_usage=bool(usage),
         host=str(raw.info.host), sslmode=str(raw.info.get_parameters().get("sslmode", "prefer")),
         tls=None if tls is None else str(tls[0]), synchronous_commit=str(synchronous_commit),
     )  # fmt: skip
@@ -116,7 +120,8 @@ def _privilege_checks(session: _Session) -> list[Check]:
     if able := {table: what for table, what in changing.items() if what}:
         listed = "; ".join(f"{', '.join(what)} on {table}" for table, what in able.items())
         checks.append(Check("ledger.role", "fail", f"{who} could change or remove ledger rows ({listed})", _FIX_CHANGE))
-    lacking = {table: [p for p in needs if p not in found.get(table, set())] for table, needs in _NEEDED.items()}
+    lacking = {f"schema {_SCHEMA}": [] if session.schema_usage else ["USAGE"]}
+    lacking |= {table: [p for p in needs if p not in found.get(table, set())] for table, needs in _NEEDED.items()}
     if missing := {table: what for table, what in lacking.items() if what}:
         listed = "; ".join(f"{', '.join(what)} on {table}" for table, what in missing.items())
         checks.append(Check("ledger.role", "fail", f"{who} lacks what a server needs to record calls ({listed})",

@@ -2,6 +2,7 @@
 an operator runs them: separate processes, a real cluster, and never a password in what they print."""
 
 import json
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -26,8 +27,9 @@ def _printed(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout + proc.stderr
 
 
-def _writer(cluster: PostgresCluster, database_url: str, name: str = "fleet") -> str:
-    """A writer role whose password is SECRET, so a test can look for it in everything printed."""
+def _writer(cluster: PostgresCluster, database_url: str) -> str:
+    """A writer role of the test's own whose password is SECRET, so a test can look for it in all it prints."""
+    name = f"fleet_{secrets.token_hex(3)}"
     cluster.create_role(name, SECRET, in_roles=("planner_mcp_writer",))
     return cluster.url(name, SECRET, database_url.rsplit("/", 1)[1])
 
@@ -67,12 +69,12 @@ def test_init_on_a_sqlite_ledger_says_there_is_nothing_to_make_and_makes_nothing
 def test_init_refused_says_why_without_the_password(
     pg_cluster: PostgresCluster, pg_database: str, tmp_path: Path
 ) -> None:
-    pg_cluster.create_role("not_owner", SECRET)
-    url = pg_cluster.url("not_owner", SECRET, pg_database.rsplit("/", 1)[1])
-    pg_cluster.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC", dbname=pg_database.rsplit("/", 1)[1])
+    role = f"not_owner_{secrets.token_hex(3)}"
+    pg_cluster.create_role(role, SECRET)
+    url = pg_cluster.url(role, SECRET, pg_database.rsplit("/", 1)[1])
     denied = _on(url, tmp_path, "ledger", "init")
     assert denied.returncode == 1 and denied.stdout == ""
-    assert "refused this role a privilege it needs" in denied.stderr and "not_owner:***@127.0.0.1" in denied.stderr
+    assert "refused this role a privilege it needs" in denied.stderr and f"{role}:***@127.0.0.1" in denied.stderr
     with nothing_listening() as port:
         gone = _on(f"postgresql://owner:{SECRET}@127.0.0.1:{port}/ledger", tmp_path, "ledger", "init")
     assert gone.returncode == 1 and "cannot be reached" in gone.stderr and ":***@127.0.0.1" in gone.stderr
@@ -83,7 +85,7 @@ def test_init_refused_says_why_without_the_password(
 def test_every_reading_command_reads_a_postgresql_ledger_and_never_prints_its_password(
     pg_cluster: PostgresCluster, pg_ledger: str, tmp_path: Path
 ) -> None:
-    url = _writer(pg_cluster, pg_ledger, "auditor")
+    url = _writer(pg_cluster, pg_ledger)
     record(url)
     shown = url.replace(f":{SECRET}@", ":***@")
     procs = {args: _on(url, tmp_path, "ledger", *args.split()) for args in READING}
