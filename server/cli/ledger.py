@@ -75,6 +75,11 @@ def add_ledger_commands(commands: Any) -> None:
 
 
 def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
+    with _driver():
+        return _run(settings, args)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     path = settings.ledger_path
     match args.ledger_command:
         case "init":
@@ -121,10 +126,9 @@ def _init(settings: Settings, *, print_sql: bool) -> int:
             "PLANNER_MCP_LEDGER=postgresql://... and run this again as the role that will own the schema."
         )
         return 0
-    with _driver():
-        from ledger.postgres.init import initialise
+    from ledger.postgres.init import initialise
 
-        say(initialise(url, busy_timeout_s=settings.ledger_busy_timeout_s))
+    say(initialise(url, busy_timeout_s=settings.ledger_busy_timeout_s))
     return 0
 
 
@@ -137,15 +141,14 @@ def _migrate(settings: Settings, to: str) -> int:
             "SQLite ledger; set PLANNER_MCP_LEDGER to its file"
         )
     key = ledger_key(settings)
-    with _driver():
-        target = locate(to, busy_timeout_s=settings.ledger_busy_timeout_s)
-        done = migrate(locate(settings.ledger_path), target, key=key, progress=_progress(),
-                       busy_timeout_s=settings.ledger_busy_timeout_s)  # fmt: skip
-        say(
-            f"migrated {done.rows} chained rows (head seq {done.head_seq} {done.head_hash}) and {done.metrics} "
-            f"agent_metrics rows from {done.source} to {done.target}"
-        )
-        report = verify(target, key=key)
+    target = locate(to, busy_timeout_s=settings.ledger_busy_timeout_s)
+    done = migrate(locate(settings.ledger_path), target, key=key, progress=_progress(),
+                   busy_timeout_s=settings.ledger_busy_timeout_s)  # fmt: skip
+    say(
+        f"migrated {done.rows} chained rows (head seq {done.head_seq} {done.head_hash}) and {done.metrics} "
+        f"agent_metrics rows from {done.source} to {done.target}"
+    )
+    report = verify(target, key=key)
     _print_report(report, as_json=False)
     return EXIT_CODES[report.status]
 

@@ -1,6 +1,8 @@
 """Real calls recorded through the gate in this process, on a ledger of either engine, for the CLI tests."""
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,8 +12,9 @@ import anyio
 
 from server import Settings
 from tests.conftest import call, connect
+from tests.processes import WATCHDOG_S, host_env
 
-__all__ = ["CALLS", "nothing_listening", "record"]
+__all__ = ["CALLS", "nothing_listening", "record", "without_psycopg"]
 
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("read_docs", {"name": "backup-restore"}),
@@ -38,3 +41,10 @@ def nothing_listening() -> Iterator[int]:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         yield held.getsockname()[1]
+
+
+def without_psycopg(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`planner-mcp ARGS` where the postgres extra is not installed: psycopg cannot be imported."""
+    hidden = "import sys; sys.modules['psycopg'] = None; from server.cli.main import console; console()"
+    return subprocess.run([sys.executable, "-c", hidden, *args], env=host_env(ledger_path, **env),
+                          capture_output=True, text=True, timeout=WATCHDOG_S)  # fmt: skip

@@ -11,11 +11,15 @@ import pytest
 from ledger.postgres.init import schema_sql
 from tests.postgres_cluster import PostgresCluster
 from tests.processes import run_cli
-from tests.server.postgres.calls import nothing_listening, record
+from tests.server.postgres.calls import nothing_listening, record, without_psycopg
 
 pytestmark = pytest.mark.subprocess
 
 SECRET = "s3cret-Pa55"
+NO_DRIVER = (
+    "planner-mcp: PostgreSQL ledgers need the postgres extra, which is not installed: "
+    "pip install 'planner-mcp[postgres]'\n"
+)
 READING = ("verify", "verify --json", "checkpoint", "tail --json", "stats --json", "export")
 
 
@@ -42,6 +46,16 @@ def test_print_sql_prints_the_schema_with_no_database_and_no_url(tmp_path: Path)
         url = f"postgresql://owner:{SECRET}@127.0.0.1:{port}/ledger"
         assert _on(url, tmp_path, "ledger", "init", "--print-sql").stdout == schema_sql()
     assert not (tmp_path / "ledger.db").exists()
+
+
+def test_without_psycopg_sql_is_printed_and_every_other_command_says_which_extra_to_install(tmp_path: Path) -> None:
+    url = f"postgresql://owner:{SECRET}@127.0.0.1:1/ledger"
+    printed = without_psycopg(tmp_path / "ledger.db", "ledger", "init", "--print-sql", PLANNER_MCP_LEDGER=url)
+    assert printed.returncode == 0 and printed.stdout == schema_sql(), printed.stderr
+    for args in (["init"], ["verify"], ["tail"], ["migrate", "--to", url]):
+        where = str(tmp_path / "ledger.db") if args[0] == "migrate" else url
+        proc = without_psycopg(tmp_path / "ledger.db", "ledger", *args, PLANNER_MCP_LEDGER=where)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", NO_DRIVER), args
 
 
 def test_init_makes_the_ledger_as_its_owner_then_finds_nothing_to_do(

@@ -2,16 +2,14 @@
 synchronous_commit as the session has them, and a clear failure when the database or the driver is missing."""
 
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from server.doctor.postgres import tls_check
 from tests.postgres_cluster import PostgresCluster
-from tests.processes import WATCHDOG_S, host_env, run_cli
-from tests.server.postgres.calls import nothing_listening
+from tests.processes import run_cli
+from tests.server.postgres.calls import nothing_listening, without_psycopg
 
 pytestmark = pytest.mark.subprocess
 
@@ -121,10 +119,8 @@ def test_an_unreachable_database_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_without_psycopg_the_doctor_says_which_extra_to_install(tmp_path: Path) -> None:
-    hidden = "import sys; sys.modules['psycopg'] = None; from server.cli.main import console; console()"
-    env = host_env(tmp_path / "ledger.db", PLANNER_MCP_LEDGER=f"postgresql://fleet:{SECRET}@127.0.0.1:1/ledger")
-    proc = subprocess.run([sys.executable, "-c", hidden, "doctor"], env=env, capture_output=True, text=True,
-                          timeout=WATCHDOG_S)  # fmt: skip
+    url = f"postgresql://fleet:{SECRET}@127.0.0.1:1/ledger"
+    proc = without_psycopg(tmp_path / "ledger.db", "doctor", PLANNER_MCP_LEDGER=url)
     lines = _ledger_lines(proc.stdout)
     assert proc.returncode == 1 and SECRET not in proc.stdout + proc.stderr, proc.stderr
     assert lines["ledger"] == [
