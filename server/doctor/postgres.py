@@ -55,6 +55,8 @@ class _Session:
     sslmode: str
     tls: str | None
     synchronous_commit: str
+    """As the ledger's own connection has it (the ledger may set it), and as the role's sessions start with it."""
+    default_synchronous_commit: str
 
 
 def postgres_checks(settings: Settings, url: str) -> Iterator[Check]:
@@ -64,7 +66,7 @@ def postgres_checks(settings: Settings, url: str) -> Iterator[Check]:
         yield Check("ledger.key", "fail", str(exc), "Fix PLANNER_MCP_LEDGER_KEY_FILE.")
         return
     try:
-        storage = locate(url, busy_timeout_s=settings.ledger_busy_timeout_s)
+        storage = locate(url, busy_timeout_s=settings.ledger_busy_timeout_s, synchronous=settings.ledger_sync)
     except ImportError:
         yield Check("ledger", "fail", "PLANNER_MCP_LEDGER is a PostgreSQL URL, but psycopg is not installed",
                     "pip install 'planner-mcp[postgres]'")  # fmt: skip
@@ -95,12 +97,15 @@ def _session(conn: Conn) -> _Session:
     (usage,) = conn.execute("SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = ?",
                             (_SCHEMA,)).fetchone() or (False,)  # fmt: skip
     tls = conn.execute("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl").fetchone()
-    (synchronous_commit,) = conn.execute("SELECT current_setting('synchronous_commit')").fetchone()
+    synchronous_commit, default = conn.execute(
+        "SELECT setting, reset_val FROM pg_settings WHERE name = 'synchronous_commit'"
+    ).fetchone()
     return _Session(
         role=str(role), superuser=bool(superuser), member_of=str(member_of), privileges=privileges,
         schema_usage=bool(usage),
         host=str(raw.info.host), sslmode=str(raw.info.get_parameters().get("sslmode", "prefer")),
         tls=None if tls is None else str(tls[0]), synchronous_commit=str(synchronous_commit),
+        default_synchronous_commit=str(default),
     )  # fmt: skip
 
 
@@ -154,14 +159,24 @@ def tls_check(host: str, sslmode: str, tls: str | None) -> Check:
 
 
 def _durability(session: _Session) -> Check:
-    if session.synchronous_commit != "off":
-        return Check("ledger.durability", "ok", f"synchronous_commit={session.synchronous_commit}")
-    return Check(
-        "ledger.durability", "warn",
-        f"synchronous_commit is off for role {session.role}: a call the server acknowledged can be lost if PostgreSQL "
-        "crashes",
-        f"ALTER ROLE {session.role} RESET synchronous_commit; and keep it on in postgresql.conf.",
-    )  # fmt: skip
+    """Whether a commit waits for the disk: on the ledger's own connection (a call the server acknowledged), and
+    by default for the role (what anything else connecting as it writes)."""
+    fix = f"ALTER ROLE {session.role} RESET synchronous_commit; and keep it on in postgresql.conf."
+    if session.synchronous_commit == "off":
+        return Check(
+            "ledger.durability", "warn",
+            f"synchronous_commit is off for role {session.role}: a call the server acknowledged can be lost if "
+            "PostgreSQL crashes",
+            fix + " (PLANNER_MCP_LEDGER_SYNC=normal turns it off too.)",
+        )  # fmt: skip
+    if session.default_synchronous_commit == "off":
+        return Check(
+            "ledger.durability", "warn",
+            f"synchronous_commit is off by default for role {session.role}: the ledger's commits turn it on, but "
+            "anything else connecting as this role does not wait for the disk",
+            fix,
+        )  # fmt: skip
+    return Check("ledger.durability", "ok", f"synchronous_commit={session.synchronous_commit}")
 
 
 def _chain(storage: Storage, conn: Conn, key: bytes | None) -> Check:
