@@ -67,9 +67,13 @@ def postgres_checks(settings: Settings, url: str) -> Iterator[Check]:
         return
     try:
         storage = locate(url, busy_timeout_s=settings.ledger_busy_timeout_s, synchronous=settings.ledger_sync)
-    except ImportError:
-        yield Check("ledger", "fail", "PLANNER_MCP_LEDGER is a PostgreSQL URL, but psycopg is not installed",
-                    "pip install 'planner-mcp[postgres]'")  # fmt: skip
+    except (ImportError, LedgerError) as exc:  # the driver, an extra, cannot be loaded
+        said = (
+            str(exc)
+            if isinstance(exc, LedgerError)
+            else "PLANNER_MCP_LEDGER is a PostgreSQL URL, but psycopg is not installed"
+        )
+        yield Check("ledger", "fail", said, "pip install 'planner-mcp[postgres]'")
         return
     checks: list[Check] = []
     try:
