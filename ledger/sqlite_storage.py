@@ -15,8 +15,8 @@ from typing import cast
 from ledger.connection import FileLock, SqliteConn, Synchronous, begin_immediate, connect
 from ledger.errors import LedgerError, from_sqlite
 from ledger.migrations import migrate
-from ledger.schema import Difference, differences, recorded_differences
-from ledger.storage import Conn
+from ledger.schema import differences, recorded_differences
+from ledger.storage import Conn, Difference
 
 __all__ = ["SqliteStorage", "read_only"]
 

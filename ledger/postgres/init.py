@@ -6,14 +6,14 @@ transaction, so a failure leaves the database as it was; a DBA may apply it by h
 """
 
 from pathlib import Path
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from ledger.errors import LedgerError
 from ledger.postgres.catalog import SCHEMA, differences
-from ledger.postgres.errors import from_postgres
-from ledger.postgres.storage import PostgresConn
 from ledger.postgres.urls import bounded, redacted
+
+if TYPE_CHECKING:
+    from ledger.postgres.storage import PostgresConn
 
 __all__ = ["SCHEMA_FILE", "initialise", "schema_sql"]
 
@@ -21,12 +21,18 @@ SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 
 
 def schema_sql() -> str:
+    """The SQL `init` applies, for a DBA to read or apply: needs neither the driver nor a database."""
     return SCHEMA_FILE.read_text(encoding="utf-8")
 
 
 def initialise(url: str, *, busy_timeout_s: float = 5.0) -> str:
     """Apply `schema.sql` at `url`; return what was done, in words. A ledger already there, as `schema.sql`
     makes it, is left alone; anything else in the way is refused with a `LedgerError`."""
+    import psycopg
+
+    from ledger.postgres.errors import from_postgres
+    from ledger.postgres.storage import PostgresConn
+
     where = redacted(url)
     try:
         with psycopg.connect(bounded(url, busy_timeout_s), autocommit=True) as raw:
@@ -40,7 +46,7 @@ def initialise(url: str, *, busy_timeout_s: float = 5.0) -> str:
     return f"created the ledger schema {SCHEMA} and the roles planner_mcp_writer and planner_mcp_reader in {where}"
 
 
-def _existing(conn: PostgresConn, where: str) -> str:
+def _existing(conn: "PostgresConn", where: str) -> str:
     if found := differences(conn):
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise LedgerError(

@@ -1,20 +1,27 @@
-"""`planner-mcp ledger verify|checkpoint|tail|stats|export`: read the ledger, never write it.
+"""`planner-mcp ledger verify|checkpoint|tail|stats|export`: read the ledger, never write it; and
+`ledger init|migrate`, which make a PostgreSQL ledger and fill it from a SQLite one.
 
-Every command reads a snapshot through a read-only connection, so it can run beside live servers and on a
-copy an auditor was handed.
+Every reading command reads a snapshot through a read-only connection, so it can run beside live servers and
+on a copy an auditor was handed. Every ledger is named as `ledger.storage.describe` shows it: a URL never with
+its password.
 """
 
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ledger import EXIT_CODES, Report, checkpoint, verify
+from ledger.engines import locate
+from ledger.migrate import Progress, migrate
 from ledger.reader import Snapshot, chained_rows, read_only
+from ledger.storage import describe, is_postgres_url
 from ledger.verify import load_checkpoints
 from server.config.ledger import ledger_key
-from server.config.settings import Settings
+from server.config.settings import Settings, SettingsError
 from server.support.terminal import say, say_json
 
 __all__ = ["add_ledger_commands", "run_ledger"]
@@ -55,10 +62,30 @@ def add_ledger_commands(commands: Any) -> None:
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     export.add_argument("--after-seq", type=int, default=0, metavar="N", help="only rows after seq N")
 
+    init = sub.add_parser(
+        "init", help="PostgreSQL: make the ledger's schema and roles (run as the role that will own them)"
+    )
+    init.add_argument(
+        "--print-sql", action="store_true", help="print the SQL instead, for a DBA to apply (connects to nothing)"
+    )
+    migrate_cmd = sub.add_parser(
+        "migrate", help="copy the SQLite ledger, every row and hash as stored, into an empty PostgreSQL ledger"
+    )
+    migrate_cmd.add_argument("--to", required=True, metavar="URL", help="the postgresql:// URL of the new ledger")
+
 
 def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
+    with _driver():
+        return _run(settings, args)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     path = settings.ledger_path
     match args.ledger_command:
+        case "init":
+            return _init(settings, print_sql=args.print_sql)
+        case "migrate":
+            return _migrate(settings, args.to)
         case "verify":
             checkpoints = load_checkpoints(args.checkpoint) if args.checkpoint else []
             report = verify(path, key=ledger_key(settings), checkpoints=checkpoints)
@@ -83,6 +110,74 @@ def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
                     say_json(json.dumps({"table": row.table, **row.row}, ensure_ascii=False))
             return 0
     raise AssertionError(f"unhandled ledger command {args.ledger_command!r}")
+
+
+def _init(settings: Settings, *, print_sql: bool) -> int:
+    if print_sql:  # no driver, no database, no URL needed
+        from ledger.postgres.init import schema_sql
+
+        sys.stdout.write(schema_sql())
+        return 0
+    url = settings.ledger_url
+    if url is None:
+        # Nothing is made here: the server makes a SQLite ledger on its first call, as its own user, with the
+        # file private to that user. Made by `init` (often run by an administrator), it could belong to another.
+        say(
+            f"PLANNER_MCP_LEDGER is the SQLite file {settings.ledger_path}: a SQLite ledger is made by the server "
+            "on its first call, so there is nothing to initialise. For a PostgreSQL ledger, set "
+            "PLANNER_MCP_LEDGER=postgresql://... and run this again as the role that will own the schema."
+        )
+        return 0
+    from ledger.postgres.init import initialise
+
+    say(initialise(url, busy_timeout_s=settings.ledger_busy_timeout_s))
+    return 0
+
+
+def _migrate(settings: Settings, to: str) -> int:
+    if not is_postgres_url(to):
+        raise SettingsError(f"--to must be a postgresql:// URL, not {describe(to)!r}")
+    if settings.ledger_url is not None:
+        raise SettingsError(
+            f"PLANNER_MCP_LEDGER is already a PostgreSQL ledger ({describe(settings.ledger_url)}): migrate copies a "
+            "SQLite ledger; set PLANNER_MCP_LEDGER to its file"
+        )
+    key = ledger_key(settings)
+    target = locate(to, busy_timeout_s=settings.ledger_busy_timeout_s)
+    done = migrate(locate(settings.ledger_path), target, key=key, progress=_progress(),
+                   busy_timeout_s=settings.ledger_busy_timeout_s)  # fmt: skip
+    say(
+        f"migrated {done.rows} chained rows (head seq {done.head_seq} {done.head_hash}) and {done.metrics} "
+        f"agent_metrics rows from {done.source} to {done.target}"
+    )
+    report = verify(target, key=key)
+    _print_report(report, as_json=False)
+    return EXIT_CODES[report.status]
+
+
+def _progress() -> Progress | None:
+    """Rows copied so far, on one line rewritten in place: only for a person watching a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        sys.stderr.write(f"\rplanner-mcp: copied {done:,} of {total:,} rows" + ("\n" if done >= total else ""))
+        sys.stderr.flush()
+
+    return show
+
+
+@contextmanager
+def _driver() -> Iterator[None]:
+    """PostgreSQL's driver is an extra: without it, say which to install rather than fail with a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] not in ("psycopg", "psycopg_pool"):
+            raise
+        raise SettingsError(
+            "PostgreSQL ledgers need the postgres extra, which is not installed: pip install 'planner-mcp[postgres]'"
+        ) from None
 
 
 def _print_report(report: Report, *, as_json: bool, out: Any = None) -> None:
