@@ -138,6 +138,8 @@ class Ledger(Queries):
         storage = self._storage
         with self._lock:
             deadline = time.monotonic() + self._busy_timeout_s
+            if self._conn is not None and not storage.alive(self._conn):
+                self._discard()  # ended while idle (the database restarted): opened afresh, and checked, below
             with storage.guard(deadline, connected=self._conn is not None):
                 try:
                     if self._conn is None:

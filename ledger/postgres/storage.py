@@ -9,11 +9,12 @@ a writer that skipped the lock into a refused insert rather than a second row at
 A call's intent commits with `synchronous_commit` off (it needs to survive this process, not a power loss:
 the outcome's commit, which waits for the disk, follows within the call and flushes it too). Lock waits are
 bounded by the ledger's busy timeout, statements by twice it (so a lock held elsewhere is named as such). A
-connection that saw any error is closed, and the next operation connects afresh, so calls succeed again without
-a restart once the database is back.
+connection that saw any error is closed, one the server ended while idle (a restart) is replaced before it is
+used, and the next operation connects afresh, so calls succeed again without a restart once the database is back.
 """
 
 import contextlib
+import select
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -108,6 +109,17 @@ class PostgresStorage:
                 "it (or have a DBA apply `planner-mcp ledger init --print-sql`)"
             )
         return []  # the schema is made and upgraded by `ledger init`, run by its owner, never by a writer
+
+    def alive(self, conn: Conn) -> bool:
+        """An idle connection the server has sent something is, all but always, one it ended (a restart, a
+        crash, a terminated session): it is replaced, at the cost of a connect. One poll, no round trip."""
+        raw = _raw(conn)
+        try:
+            poll = select.poll()
+            poll.register(raw.pgconn.socket, select.POLLIN)
+            return not poll.poll(0)
+        except (psycopg.Error, OSError):  # closed, or broken already
+            return False
 
     def begin(self, conn: Conn, deadline: float, *, relaxed: bool) -> None:
         _raw(conn).execute(_BEGIN_RELAXED if relaxed else _BEGIN)
