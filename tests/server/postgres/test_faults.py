@@ -27,18 +27,11 @@ from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.postgres_cluster import PostgresCluster
 from tests.processes import stdio_params
 from tests.server.postgres.network import Route
+from tests.server.test_ledger_faults import _EVERY_TOOL
 from tests.small_disk import full_disk
 
 pytestmark = pytest.mark.anyio
 
-_EVERY_TOOL: list[tuple[str, dict[str, Any]]] = [
-    ("read_docs", {"name": "backup-restore"}),
-    ("list_docs", {}),
-    ("read_inventory", {}),
-    ("generate_plan", {"description": "Add a VM"}),
-    ("analyze", {"description": "Is the cluster healthy?"}),
-    ("read_logs", {}),
-]
 _A_READ_AND_AN_LLM_CALL = [_EVERY_TOOL[0], _EVERY_TOOL[3]]
 """For the faults each call waits out (a connect timeout): enough to show nothing is read and no LLM is asked."""
 _CAUSES = ["is down", "connect timeout", "is read-only", "out of disk", "lock timeout", "statement timeout",
@@ -96,6 +89,13 @@ def _own_ledger(cluster: PostgresCluster) -> str:
     return init_ledger(cluster, "ledger")
 
 
+@pytest.fixture
+def own_ledger(pg_cluster_factory: Callable[..., PostgresCluster]) -> tuple[PostgresCluster, str]:
+    """A cluster of the test's own, to stop, restart or crash, holding a fresh ledger; and the writer's URL."""
+    cluster = pg_cluster_factory()
+    return cluster, _own_ledger(cluster)
+
+
 def _backend(cluster: PostgresCluster, url: str) -> int:
     """The process id of the server's session (the only one of the URL's role)."""
     user = url.split("//", 1)[1].split(":", 1)[0]
@@ -110,10 +110,9 @@ def _backend(cluster: PostgresCluster, url: str) -> int:
 
 @pytest.mark.slow
 async def test_a_stopped_database_refuses_every_call_as_down_and_serves_again_once_started(
-    pg_cluster_factory: Callable[..., PostgresCluster], llm: FakeOpenAI
+    own_ledger: tuple[PostgresCluster, str], llm: FakeOpenAI
 ) -> None:
-    cluster = pg_cluster_factory()
-    url = _own_ledger(cluster)
+    cluster, url = own_ledger
     async with connect(_settings(url, llm, ledger_busy_timeout_s=1)) as client:
         await _serves(client)
         cluster.stop()
@@ -126,10 +125,9 @@ async def test_a_stopped_database_refuses_every_call_as_down_and_serves_again_on
 @pytest.mark.slow
 @pytest.mark.subprocess
 async def test_a_stdio_server_refuses_calls_while_its_database_is_down_and_serves_again_once_started(
-    pg_cluster_factory: Callable[..., PostgresCluster], llm: FakeOpenAI
+    own_ledger: tuple[PostgresCluster, str], llm: FakeOpenAI
 ) -> None:
-    cluster = pg_cluster_factory()
-    url = _own_ledger(cluster)
+    cluster, url = own_ledger
     env = {"PLANNER_MCP_LEDGER": url, "PLANNER_MCP_LEDGER_BUSY_TIMEOUT": "1", "OPENAI_BASE_URL": llm.base_url,
            "OPENAI_API_KEY": API_KEY, "PLANNER_MCP_MODEL": "test-model", "PATH": "/usr/bin:/bin"}  # fmt: skip
     with anyio.fail_after(60):
@@ -149,10 +147,9 @@ async def test_a_stdio_server_refuses_calls_while_its_database_is_down_and_serve
 
 @pytest.mark.slow
 async def test_a_database_restarted_between_calls_costs_no_call(
-    pg_cluster_factory: Callable[..., PostgresCluster], llm: FakeOpenAI
+    own_ledger: tuple[PostgresCluster, str], llm: FakeOpenAI
 ) -> None:
-    cluster = pg_cluster_factory()
-    url = _own_ledger(cluster)
+    cluster, url = own_ledger
     async with connect(_settings(url, llm)) as client:
         await _serves(client)
         cluster.restart()  # the server's session is ended under it, while it is idle
@@ -165,10 +162,9 @@ async def test_a_database_restarted_between_calls_costs_no_call(
 
 @pytest.mark.slow
 async def test_no_acknowledged_call_is_lost_when_the_database_crashes_under_load(
-    pg_cluster_factory: Callable[..., PostgresCluster], llm: FakeOpenAI
+    own_ledger: tuple[PostgresCluster, str], llm: FakeOpenAI
 ) -> None:
-    cluster = pg_cluster_factory()
-    url = _own_ledger(cluster)
+    cluster, url = own_ledger
     acknowledged: list[str] = []
     refused: list[str] = []
     stop = anyio.Event()
