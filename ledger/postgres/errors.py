@@ -18,7 +18,8 @@ _DOWN = "is down"
 _BUSY = "PLANNER_MCP_LEDGER_BUSY_TIMEOUT"
 _LOST_CONNECTION: tuple[Reason, str] = ("unavailable", f"{_LOST} to the database")
 _STARTING_OR_STOPPING: tuple[Reason, str] = ("unavailable", f"{_DOWN}: it is starting up, shutting down or recovering")
-_NO_SCHEMA: tuple[Reason, str] = ("unavailable", "has no ledger schema: run `planner-mcp ledger init` as its owner")
+_INIT = "run `planner-mcp ledger init` as the schema's owner"
+_NO_SCHEMA: tuple[Reason, str] = ("unavailable", f"has no ledger schema: {_INIT}")
 
 # By SQLSTATE, then by its class (the first two characters) where one class holds one cause.
 _BY_CODE: dict[str, tuple[Reason, str]] = {
