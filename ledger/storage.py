@@ -79,6 +79,11 @@ class Storage(Protocol):
     # -- writing ------------------------------------------------------------------------------------
     def guard(self, deadline: float, *, connected: bool) -> AbstractContextManager[None]: ...
     def connect(self, deadline: float) -> Conn: ...
+    def alive(self, conn: Conn) -> bool:
+        """Whether an idle connection is still open at the database's end; one that is not is replaced before
+        the next operation, so a database that restarted between two calls costs neither of them."""
+        ...
+
     def prepare(self, conn: Conn) -> list[str]:
         """Inside the opening write transaction: bring the schema up to date where this engine may (return the
         migrations applied), or refuse a database that has no ledger yet."""

@@ -150,6 +150,8 @@ class Ledger(Queries):
         with self._lock:
             storage = self._storage
             deadline = time.monotonic() + self._busy_timeout_s
+            if self._conn is not None and not storage.alive(self._conn):
+                self._discard()  # ended while idle (the database restarted): opened afresh, and checked, below
             with storage.guard(deadline, connected=self._conn is not None):
                 try:
                     if self._conn is None:

@@ -7,12 +7,14 @@ head. Sequence numbers therefore stay contiguous with no fork, and each table's 
 a writer that skipped the lock into a refused insert rather than a second row at the same place.
 
 A call's intent commits with `synchronous_commit` off (it needs to survive this process, not a power loss:
-the outcome's commit, which waits for the disk, follows within the call and flushes it too). Statements and
-lock waits are bounded by the ledger's busy timeout; a connection that saw any error is closed, and the next
-operation connects afresh, so calls succeed again without a restart once the database is back.
+the outcome's commit, which waits for the disk, follows within the call and flushes it too). Lock waits are
+bounded by the ledger's busy timeout, statements by twice it (so a lock held elsewhere is named as such). A
+connection that saw any error is closed, one the server ended while idle (a restart) is replaced before it is
+used, and the next operation connects afresh, so calls succeed again without a restart once the database is back.
 """
 
 import contextlib
+import select
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -21,7 +23,7 @@ import psycopg
 
 from ledger.errors import LedgerError
 from ledger.postgres.catalog import SCHEMA, differences, require_privileges
-from ledger.postgres.errors import from_postgres
+from ledger.postgres.errors import from_postgres, unreadable_url
 from ledger.postgres.urls import bounded, redacted
 from ledger.storage import Conn, Difference
 
@@ -87,15 +89,19 @@ class PostgresStorage:
 
     def connect(self, deadline: float) -> Conn:
         try:
-            raw = psycopg.connect(bounded(self.url, self._busy_timeout_s), autocommit=True)
+            conninfo = bounded(self.url, self._busy_timeout_s)
+        except (psycopg.Error, ValueError) as exc:  # libpq's words quote the URL, and with it any password
+            raise unreadable_url(exc) from None
+        try:
+            raw = psycopg.connect(conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise from_postgres(self.where, exc) from None
-        except ValueError as exc:  # a URL libpq cannot read: say so without echoing it (it may hold a password)
-            raise LedgerError(f"PLANNER_MCP_LEDGER is not a PostgreSQL URL libpq can read ({exc})") from None
         try:
-            timeout_ms = int(self._busy_timeout_s * 1000)
+            # A lock wait ends first, so a lock another session holds is named as such (at equal timeouts the
+            # statement's, started earlier, would fire first); the statement timeout bounds anything else.
+            lock_ms = int(self._busy_timeout_s * 1000)
             raw.execute(
-                f"SET search_path = {SCHEMA}; SET statement_timeout = {timeout_ms}; SET lock_timeout = {timeout_ms};"
+                f"SET search_path = {SCHEMA}; SET statement_timeout = {2 * lock_ms}; SET lock_timeout = {lock_ms};"
                 f" SET idle_in_transaction_session_timeout = 0; SET synchronous_commit = {self._synchronous_commit}"
             )
         except BaseException:
@@ -111,6 +117,17 @@ class PostgresStorage:
                 "it (or have a DBA apply `planner-mcp ledger init --print-sql`)"
             )
         return []  # the schema is made and upgraded by `ledger init`, run by its owner, never by a writer
+
+    def alive(self, conn: Conn) -> bool:
+        """An idle connection the server has sent something is, all but always, one it ended (a restart, a
+        crash, a terminated session): it is replaced, at the cost of a connect. One poll, no round trip."""
+        raw = _raw(conn)
+        try:
+            poll = select.poll()
+            poll.register(raw.pgconn.socket, select.POLLIN)
+            return not poll.poll(0)
+        except (psycopg.Error, OSError):  # closed, or broken already
+            return False
 
     def begin(self, conn: Conn, deadline: float, *, relaxed: bool) -> None:
         _raw(conn).execute(_BEGIN_RELAXED if relaxed else _BEGIN)
