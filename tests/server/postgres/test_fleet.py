@@ -196,7 +196,12 @@ async def _writer_life(url: str, name: str, rng: random.Random, kills: _Kills) -
     async with process:
         assert process.stdout is not None
         stdout, lines = BufferedByteReceiveStream(process.stdout), []
-        lines.append(await stdout.receive_until(b"\n", 1024))
+        try:
+            lines.append(await stdout.receive_until(b"\n", 1024))
+        except anyio.IncompleteRead:
+            assert process.stderr is not None
+            why = (await process.stderr.receive()).decode()
+            raise AssertionError(f"{name} ended before its first call: {why}") from None
         with anyio.move_on_after(rng.uniform(0, MAX_DELAY)):
             while True:
                 lines.append(await stdout.receive_until(b"\n", 1024))
