@@ -7,6 +7,7 @@ HTTP replicas (`serve --transport http --stateless`) with the official client, o
 ledger holds is read straight from the database afterwards and held against every reply a client received.
 """
 
+import itertools
 import os
 import random
 import signal
@@ -113,19 +114,21 @@ def _plan(process: int) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-async def _drive(call: Caller, plan: Iterable[tuple[str, dict[str, Any]]], got: dict[str, bool]) -> None:
-    """Make the calls in order, check each reply, and note its request id (-> whether it was refused)."""
+Replies = list[tuple[str, bool, dict[str, Any]]]
+"""Each call's tool, and the isError flag and structured content of its reply."""
+
+
+async def _drive(call: Caller, plan: Iterable[tuple[str, dict[str, Any]]], replies: Replies) -> None:
+    """Make the calls in order, keeping every reply (judged once all have ended, so a failure reads plainly)."""
     for tool, args in plan:
-        is_error, content = await call(tool, args)
-        assert _reply(is_error, content) == _expected(tool), (tool, content.get("error"))
-        got[content["request_id"]] = tool in _REFUSALS
+        replies.append((tool, *await call(tool, args)))
 
 
 async def test_three_stateless_replicas_and_five_stdio_servers_append_one_chain_with_every_call_once(
     pg_ledger: str, tmp_path: Path
 ) -> None:
     events_before = len(rows(pg_ledger, "ledger_events"))
-    got: list[dict[str, bool]] = [{} for _ in range(REPLICAS + STDIO_SERVERS)]
+    replies: list[Replies] = [[] for _ in range(REPLICAS + STDIO_SERVERS)]
     with ExitStack() as replicas, (tmp_path / "stdio.log").open("w") as errlog:
         endpoints = _replicas(replicas, pg_ledger, tmp_path, REPLICAS)
         with anyio.fail_after(170):
@@ -134,8 +137,11 @@ async def test_three_stateless_replicas_and_five_stdio_servers_append_one_chain_
                                                             for n in range(STDIO_SERVERS)])  # fmt: skip
                 async with anyio.create_task_group() as group:
                     for n, call in enumerate(callers):
-                        group.start_soon(_drive, call, _plan(n), got[n])
+                        group.start_soon(_drive, call, _plan(n), replies[n])
 
+    wrong = [(tool, c.get("error")) for per in replies for tool, e, c in per if _reply(e, c) != _expected(tool)]
+    assert not wrong, f"{len(wrong)} calls answered otherwise than the gate says, e.g. {wrong[:3]}"
+    got = [{c["request_id"]: tool in _REFUSALS for tool, _, c in per_process} for per_process in replies]
     assert [len(g) for g in got] == [CALLS_EACH] * len(got), "a reply was lost, or two calls share a request id"
     answered = {rid: refused for per_process in got for rid, refused in per_process.items()}
     assert len(answered) == len(got) * CALLS_EACH, "two processes gave out the same request id"
@@ -184,6 +190,8 @@ class _Kills:
     """Request id -> whether refused, for every call whose answer (acknowledgement) a client read before the kill."""
     unanswered: set[str] = field(default_factory=set)
     """Calls sent to a server and never answered, by JSON-RPC id."""
+    wrong: list[tuple[str, Any]] = field(default_factory=list)
+    """Calls a server answered otherwise than the gate says, with the error they got."""
     kills: int = 0
     servers: int = 0
 
@@ -231,7 +239,8 @@ def _tally(server: RawServer, kills: _Kills) -> None:
             continue
         result, tool = server.replies[ident]["result"], request["params"]["name"]
         content = result["structuredContent"]
-        assert _reply(result["isError"], content) == _expected(tool), (ident, content.get("error"))
+        if _reply(result["isError"], content) != _expected(tool):
+            kills.wrong.append((ident, content.get("error")))
         kills.received[content["request_id"]] = tool in _REFUSALS
 
 
@@ -270,6 +279,7 @@ async def test_writers_killed_at_random_moments_lose_no_answered_call_and_leave_
                 group.start_soon(_lane, lane, seed, pg_ledger, tmp_path, kills)
 
     assert (kills.kills, kills.servers) == (LANES * (WRITER_KILLS + SERVER_KILLS), LANES * SERVER_KILLS)
+    assert not kills.wrong, f"seed {seed}: calls answered otherwise than the gate says, e.g. {kills.wrong[:3]}"
     report = verify(pg_ledger)
     assert report.kinds() <= {"incomplete"}, (seed, [str(f) for f in report.findings if f.kind != "incomplete"])
     audit = audit_ledger(pg_ledger, kills.received)  # every answered call once, with its intent; seqs contiguous
@@ -301,8 +311,9 @@ class _Outage:
 
 
 async def _drive_through(call: Caller, who: int, outage: _Outage) -> None:
-    for n in range(10**6):
-        tool, args = _READS[n % len(_READS)]
+    for tool, args in itertools.cycle(_READS):
+        if outage.phase == "done":
+            return  # after its last answer: no call is cut off by the end of the test
         sent = outage.phase
         is_error, content = await call(tool, args)
         answered = outage.phase
@@ -314,10 +325,13 @@ async def _drive_through(call: Caller, who: int, outage: _Outage) -> None:
             outage.after += sent == "back"
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    with anyio.fail_after(60):
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait, bounded, for the callers to have seen something; fail naming it."""
+    with anyio.move_on_after(60):
         while not condition():
             await anyio.sleep(0.01)
+        return
+    raise AssertionError(f"not within 60 s: {what}")
 
 
 async def test_postgresql_stopped_under_load_refuses_calls_then_serves_them_without_a_restart(
@@ -334,22 +348,24 @@ async def test_postgresql_stopped_under_load_refuses_calls_then_serves_them_with
                 async with anyio.create_task_group() as group:
                     for who, call in enumerate(callers):
                         group.start_soon(_drive_through, call, who, outage)
-                    await _until(lambda: outage.before >= 40)
+                    await _until(lambda: outage.before >= 40, "40 calls served before the stop")
                     outage.phase = "stopping"
                     await anyio.to_thread.run_sync(cluster.stop, "fast")
                     outage.phase = "down"
-                    await _until(lambda: len(outage.refused_by) == len(callers))
+                    await _until(lambda: len(outage.refused_by) == len(callers), "a call refused by every server")
                     outage.phase = "starting"
                     await anyio.to_thread.run_sync(cluster.start)
                     outage.phase = "back"
-                    await _until(lambda: outage.after >= 40)
-                    group.cancel_scope.cancel()
+                    await _until(lambda: outage.after >= 40, "40 calls served after the restart")
+                    outage.phase = "done"
 
     verdicts = [(sent, answered, _reply(False, content)[:2]) for sent, answered, _, content in outage.seen]
     unavailable = ("ERROR", "LEDGER_UNAVAILABLE")
+    ok = {unavailable, ("EXECUTE", None)}
     assert all(v == unavailable for s, a, v in verdicts if (s, a) == ("down", "down"))
     assert all(v == ("EXECUTE", None) for s, a, v in verdicts if s in ("up", "back") and a == s)
-    assert {v for _, _, v in verdicts} <= {unavailable, ("EXECUTE", None)}, "a call failed some other way"
+    other = [(s, a, c.get("error")) for s, a, _, c in outage.seen if _reply(False, c)[:2] not in ok]
+    assert not other, f"calls failed some other way: {other[:3]}"
     down = [c for s, a, _, c in outage.seen if (s, a) == ("down", "down")]
     assert all("127.0.0.1" in c["error"]["message"] for c in down), down[0]["error"]["message"]
 
