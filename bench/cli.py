@@ -19,6 +19,7 @@ import anyio
 
 from bench import sections
 from bench.llm_peer import llm_peer
+from bench.postgres import postgres_ledger
 from bench.processes import compile_bytecode
 from bench.report import render
 from bench.targets import judge
@@ -26,7 +27,7 @@ from bench.workspace import capture_fixture, make_data_dir
 
 __all__ = ["FULL", "QUICK", "Profile", "main", "run"]
 
-SECTIONS = ("cold", "reads", "llm", "ledger", "growth")
+SECTIONS = ("cold", "reads", "llm", "ledger", "growth", "postgres")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Profile:
     # Judged at 10% apart, the ledger sizes need more calls than the 1 MB documents can afford.
     ledger_growth_calls: int = 1000
     doc_growth_calls: int = 300
+    # The ledger on PostgreSQL: calls recorded (two appends each) by one writer, then shared by the writers.
+    postgres_writers: int = 8
+    postgres_calls: int = 2000
 
 
 FULL = Profile()
@@ -61,6 +65,7 @@ QUICK = Profile(
     doc_sizes=(1_024, 10 * 1_024, 100 * 1_024),
     ledger_growth_calls=20,
     doc_growth_calls=20,
+    postgres_calls=80,
 )
 
 
@@ -98,6 +103,13 @@ async def run(profile: Profile, root: Path, cache: Path, only: tuple[str, ...], 
                 ws, profile.doc_sizes, profile.doc_growth_calls, profile.batch, errlog
             )
             results["growth"] = growth
+        if "postgres" in only:
+            _progress("the ledger on PostgreSQL (starts its own server)")
+            results["postgres"] = await postgres_ledger(
+                ws, profile.read_calls, profile.batch, profile.postgres_writers, profile.postgres_calls, errlog
+            )
+            if skipped := results["postgres"].get("skipped"):
+                _progress(f"PostgreSQL section skipped: {skipped}")
     return results
 
 

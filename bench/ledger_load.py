@@ -1,13 +1,15 @@
-"""Ledger appends per second: in one process, and from several processes sharing one file, with no loss.
+"""Ledger appends per second: in one process, and from several processes sharing one ledger, with no loss.
 
 An append is one chained row. Writers record calls as the server does, an intent then its outcome (the
 outcome also updates the agent's metrics in its transaction), each its own transaction at the ledger's
-configured durability. `python -m bench.ledger_load PATH CALLS START` is one writer process: it waits
-for the wall-clock time START so that all writers begin together, and prints one JSON line.
+configured durability. The ledger is a SQLite file or a `postgresql://` URL: the same code measures both.
+`python -m bench.ledger_load CALLS START` is one writer process on the ledger named by PLANNER_MCP_LEDGER
+(in the environment, so a URL's password is not on a command line): it waits for the wall-clock time START
+so that all writers begin together, and prints one JSON line.
 """
 
 import json
-import sqlite3
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger import Intent, Ledger, Outcome, verify
+from ledger.reader import read_only
+from ledger.storage import Location
 
 __all__ = ["append_calls", "main", "one_process", "shared_file"]
 
@@ -49,8 +53,8 @@ def append_calls(ledger: Ledger, calls: int) -> None:
         )
 
 
-def one_process(path: Path, calls: int) -> dict[str, Any]:
-    ledger = Ledger(path)
+def one_process(location: Location, calls: int) -> dict[str, Any]:
+    ledger = Ledger(location)
     ledger.open()
     try:
         started = time.perf_counter()
@@ -62,17 +66,18 @@ def one_process(path: Path, calls: int) -> dict[str, Any]:
     return {"appends": appends, "seconds": round(elapsed, 4), "per_second": round(appends / elapsed, 1)}
 
 
-def shared_file(path: Path, processes: int, calls: int) -> dict[str, Any]:
-    """`processes` writers on one file; the rate is all their appends over the span from first start to last
-    end, and the file is then verified: every append present once, the chain intact."""
-    created = Ledger(path)
+def shared_file(location: Location, processes: int, calls: int) -> dict[str, Any]:
+    """`processes` writers on one ledger; the rate is all their appends over the span from first start to last
+    end, and the ledger is then verified: every append present once, the chain intact."""
+    created = Ledger(location)
     created.open()  # the schema and its events are written before the clock starts
     created.close()
-    before = _chained_rows(path)
+    before = _chained_rows(location)
     start = time.time() + 1.0 + 0.2 * processes  # after every interpreter is up
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.ledger_load", str(path), str(calls), repr(start)],
+            [sys.executable, "-m", "bench.ledger_load", str(calls), repr(start)],
+            env={**os.environ, "PLANNER_MCP_LEDGER": str(location)},
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -86,8 +91,8 @@ def shared_file(path: Path, processes: int, calls: int) -> dict[str, Any]:
         spans.append(json.loads(out))
     elapsed = max(s["end"] for s in spans) - min(s["start"] for s in spans)
     appends = 2 * calls * processes
-    report = verify(path)
-    written = _chained_rows(path) - before
+    report = verify(location)
+    written = _chained_rows(location) - before
     return {
         "processes": processes,
         "appends": appends,
@@ -100,16 +105,16 @@ def shared_file(path: Path, processes: int, calls: int) -> dict[str, Any]:
     }
 
 
-def _chained_rows(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
+def _chained_rows(location: Location) -> int:
+    with read_only(location) as conn:
         return int(
             sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("call_intents", "agent_actions"))
         )
 
 
 def main(argv: list[str]) -> None:
-    path, calls, start = Path(argv[0]), int(argv[1]), float(argv[2])
-    ledger = Ledger(path, busy_timeout_s=30.0)
+    location, calls, start = _location(os.environ["PLANNER_MCP_LEDGER"]), int(argv[0]), float(argv[1])
+    ledger = Ledger(location, busy_timeout_s=30.0)
     ledger.open()
     time.sleep(max(0.0, start - time.time()))
     began = time.time()
@@ -117,6 +122,11 @@ def main(argv: list[str]) -> None:
     ended = time.time()
     ledger.close()
     print(json.dumps({"start": began, "end": ended}))
+
+
+def _location(text: str) -> Location:
+    """A writer's argument as the ledger takes it: a URL stays a string (a Path would fold its `//`)."""
+    return text if "://" in text else Path(text)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ def _env(extra: Mapping[str, str]) -> dict[str, str]:
     return {"PYTHONDONTWRITEBYTECODE": "1", **extra}
 
 
-def planner(name: str, *, ledger: Path, data_dir: Path, **env: str) -> Launch:
-    """planner-mcp as a host starts it (`python -m server serve`), on the embedded file store."""
+def planner(name: str, *, ledger: Path | str, data_dir: Path, **env: str) -> Launch:
+    """planner-mcp as a host starts it (`python -m server serve`), on the embedded file store; `ledger` is a
+    SQLite file or a `postgresql://` URL."""
     settings = {"PLANNER_MCP_LEDGER": str(ledger), "PLANNER_MCP_DATA": str(data_dir), **env}
     params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=_env(settings), cwd=ROOT)
     return Launch(name, params)

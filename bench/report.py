@@ -32,6 +32,24 @@ def _latency_rows(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[st
     return rows
 
 
+def _postgres_lines(section: Mapping[str, Any]) -> list[str]:
+    """The PostgreSQL section: its appends, and its reads beside SQLite's (or why it did not run)."""
+    if "skipped" in section:
+        return [f"{'ledger on PostgreSQL':<44} skipped: {section['skipped']}"]
+    lines = []
+    for figures in section["appends"].values():
+        label = f"PostgreSQL appends/s, {figures['processes']} writer(s)"
+        lines.append(
+            f"{label:<44} {'':<10} {figures['per_second']:8.0f}   lost {figures['lost']}, verify {figures['verify']}"
+        )
+    reads = section["read_docs"]
+    lines += [
+        f"{'read_docs round trip (ms), ledger on':<44} {name:<10} {_ms(reads[name])}" for name in ("postgres", "sqlite")
+    ]
+    lines.append(f"{'read_docs p50, PostgreSQL vs SQLite':<55} {reads['ratio_p50_to_sqlite']:8.3f}x")
+    return lines
+
+
 def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
     lines = [f"{'measurement (ms)':<44} {'server':<10} {'p50':>8} {'p95':>8}", "-" * 73]
     lines += [f"{what:<44} {name:<10} {_ms(summary)}" for what, name, summary in _latency_rows(results)]
@@ -50,6 +68,8 @@ def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
         for label, key in (("intent floor vs durable", "ratio_p50_intent_floor_to_durable"),
                            ("planner vs intent floor", "ratio_p50_to_intent_floor")):  # fmt: skip
             lines.append(f"{f'{tool} p50, {label}':<55} {figures[key]:8.3f}x")
+    if postgres := results.get("postgres"):
+        lines += _postgres_lines(postgres)
     lines += ["", f"{'target':<48} {'value':>10} {'limit':>10}  result", "-" * 78]
     for verdict in verdicts:
         target = verdict.target

@@ -1,4 +1,4 @@
-"""The targets of issue 7, as data: where each figure sits in the results, and the limit it must keep."""
+"""The targets of issues 7 and 23, as data: where each figure sits in the results, and the limit it must keep."""
 
 import operator
 from collections.abc import Callable, Mapping
@@ -54,6 +54,10 @@ TARGETS = (
     # Flat: the largest ledger's p50 within 10% of the smallest's. Linear at most: p50 ~ size**k with k <= 1.
     Target("read_docs p50, largest vs smallest ledger", ("growth", "ledger", "ratio_p50_largest_to_smallest"), 1.10),
     Target("read_docs p50 growth exponent in doc size", ("growth", "documents", "exponent"), 1.0),
+    # The ledger on PostgreSQL (issue 23), loopback, fsync and synchronous_commit on.
+    Target("PostgreSQL appends/s, 8 writers", ("postgres", "appends", "writers", "per_second"), 1500, False, "/s"),
+    Target("PostgreSQL rows lost, 8 writers", ("postgres", "appends", "writers", "lost"), 0, unit=" rows"),
+    Target("read_docs p50, PostgreSQL vs SQLite", ("postgres", "read_docs", "ratio_p50_to_sqlite"), 1.5),
 )
 
 

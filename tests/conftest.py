@@ -152,8 +152,15 @@ async def call_once(
         return await call(client, tool, arguments)
 
 
-def rows(path: Path, table: str = "agent_actions", order: str = "id") -> list[dict[str, Any]]:
-    """Read ledger rows straight from the file, the way an auditor would."""
+def rows(path: Path | str, table: str = "agent_actions", order: str = "id") -> list[dict[str, Any]]:
+    """Read ledger rows straight from the file (or the PostgreSQL database a URL names), the way an auditor would."""
+    if isinstance(path, str):
+        from ledger.reader import read_only
+
+        with read_only(path) as pg:
+            cursor = pg.execute(f"SELECT * FROM {table} ORDER BY {order}")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, values, strict=True)) for values in cursor]
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:

@@ -17,6 +17,10 @@ def _results(**overrides: Any) -> dict[str, Any]:
         "ledger": {"one_process": {"per_second": 3100.0}, "shared": {"per_second": 1600.0, "lost": 0}},
         "llm": {"analyze": {"overhead_vs_bare_p50_ms": 1.5}, "generate_plan": {"overhead_vs_bare_p50_ms": 2.9}},
         "growth": {"ledger": {"ratio_p50_largest_to_smallest": 1.01}, "documents": {"exponent": 0.7}},
+        "postgres": {
+            "appends": {"writers": {"per_second": 1600.0, "lost": 0}},
+            "read_docs": {"ratio_p50_to_sqlite": 1.2},
+        },
     }
     results.update(overrides)
     return results

@@ -186,7 +186,7 @@ def _few(ids: Iterable[str]) -> list[str]:
     return sorted(ids)[:_SHOWN]
 
 
-def audit_ledger(path: Path, answered: Mapping[str, bool]) -> LedgerAudit:
+def audit_ledger(path: Path | str, answered: Mapping[str, bool]) -> LedgerAudit:
     """Check that every answered call (request id -> whether it was refused) is recorded as the gate promises, and
     return what the ledger holds.
 
