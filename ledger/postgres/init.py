@@ -30,12 +30,16 @@ def initialise(url: str, *, busy_timeout_s: float = 5.0) -> str:
     makes it, is left alone; anything else in the way is refused with a `LedgerError`."""
     import psycopg
 
-    from ledger.postgres.errors import from_postgres
+    from ledger.postgres.errors import from_postgres, unreadable_url
     from ledger.postgres.storage import PostgresConn
 
     where = redacted(url)
     try:
-        with psycopg.connect(bounded(url, busy_timeout_s), autocommit=True) as raw:
+        conninfo = bounded(url, busy_timeout_s)
+    except (psycopg.Error, ValueError) as exc:  # libpq's words quote the URL, and with it any password
+        raise unreadable_url(exc) from None
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as raw:
             conn = PostgresConn(raw)
             if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = ?", (SCHEMA,)).fetchone() is not None:
                 return _existing(conn, where)

@@ -6,8 +6,12 @@ released only by the commit (or rollback) that makes the row visible, so the nex
 head. Sequence numbers therefore stay contiguous with no fork, and each table's unique index on `seq` turns
 a writer that skipped the lock into a refused insert rather than a second row at the same place.
 
-A call's intent commits with `synchronous_commit` off (it needs to survive this process, not a power loss:
-the outcome's commit, which waits for the disk, follows within the call and flushes it too). Lock waits are
+No transaction waits for the disk while it holds the lock: each commits with `synchronous_commit` off, which
+releases the lock as soon as the row is in the WAL, and a synced write (an outcome) then waits for the WAL
+flush outside the lock, in a transaction of its own whose commit writes one logical message and is flushed
+with everything before it (WAL is flushed in order). So writers' flushes overlap (group commit) instead of
+queueing behind the lock, and a call is acknowledged only once its outcome, and its intent before it, are on
+disk. A call's intent does not wait at all: the outcome's flush, within the call, covers it. Lock waits are
 bounded by the ledger's busy timeout, statements by twice it (so a lock held elsewhere is named as such). A
 connection that saw any error is closed, one the server ended while idle (a restart) is replaced before it is
 used, and the next operation connects afresh, so calls succeed again without a restart once the database is back.
@@ -36,8 +40,10 @@ SCHEMA_RECHECK_S = 5.0
 """How often a running server compares the catalog with the ledger's schema, at most."""
 
 _LOCK = f"SELECT pg_advisory_xact_lock({LOCK_KEY[0]}, {LOCK_KEY[1]})"
-_BEGIN = f"BEGIN; {_LOCK}"
-_BEGIN_RELAXED = f"BEGIN; SET LOCAL synchronous_commit = off; {_LOCK}"
+_BEGIN = f"BEGIN; SET LOCAL synchronous_commit = off; {_LOCK}"
+_FLUSH = "BEGIN; SELECT pg_logical_emit_message(true, 'planner-mcp', 'flush'); COMMIT"
+"""Waits until the WAL is flushed past everything this session committed: the message gives the transaction a
+commit record, and the session's synchronous_commit (on) makes that commit wait for the flush."""
 _PLACEHOLDERS: dict[str, str] = {}
 
 
@@ -53,7 +59,9 @@ class PostgresConn:
         query = _PLACEHOLDERS.get(sql)
         if query is None:
             query = _PLACEHOLDERS[sql] = sql.replace("%", "%%").replace("?", "%s")
-        return self.raw.execute(query, parameters or None)
+        # Prepared from the first use: the ledger's statements are few and fixed, and planning the head's, which
+        # reads four tables, would cost more than running it, under the chain's lock.
+        return self.raw.execute(query, parameters or None, prepare=True)
 
     def columns(self, table: str) -> set[str]:
         found = self.execute(
@@ -130,10 +138,21 @@ class PostgresStorage:
             return False
 
     def begin(self, conn: Conn, deadline: float, *, relaxed: bool) -> None:
-        _raw(conn).execute(_BEGIN_RELAXED if relaxed else _BEGIN)
+        _raw(conn).execute(_BEGIN)
 
     def end(self, conn: Conn, *, commit: bool, relaxed: bool) -> None:
-        _raw(conn).execute("COMMIT" if commit else "ROLLBACK")
+        raw = _raw(conn)
+        raw.execute("COMMIT" if commit else "ROLLBACK")
+        if commit and not relaxed and self._synchronous_commit == "on":
+            try:
+                raw.execute(_FLUSH)
+            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction) as exc:
+                raise LedgerError(
+                    f"the ledger {self.where} cannot confirm its commits are on disk: this role may not call "
+                    "pg_logical_emit_message (GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) "
+                    f"TO planner_mcp_writer) ({exc.diag.message_primary})",
+                    "denied",
+                ) from exc
 
     def schema_changed(self, conn: Conn) -> bool:
         """Whether the catalog is due to be compared again: PostgreSQL has no cheap schema cookie, so a running

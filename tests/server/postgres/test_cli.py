@@ -89,7 +89,7 @@ def test_init_refused_says_why_without_the_password(
     assert "refused this role a privilege it needs" in denied.stderr and f"{role}:***@127.0.0.1" in denied.stderr
     with nothing_listening() as port:
         gone = _on(f"postgresql://owner:{SECRET}@127.0.0.1:{port}/ledger", tmp_path, "ledger", "init")
-    assert gone.returncode == 1 and "cannot be reached" in gone.stderr and ":***@127.0.0.1" in gone.stderr
+    assert gone.returncode == 1 and "is down" in gone.stderr and ":***@127.0.0.1" in gone.stderr
     for proc in (denied, gone):
         assert SECRET not in _printed(proc) and "Traceback" not in proc.stderr
 
@@ -121,7 +121,7 @@ def test_a_reading_command_that_cannot_reach_the_database_names_it_without_the_p
         procs = {args[0]: _on(url, tmp_path, "ledger", *args) for args in (["verify"], ["tail"], ["export"])}
     assert [proc.returncode for proc in procs.values()] == [4, 1, 1]
     for proc in procs.values():
-        assert f"auditor:***@127.0.0.1:{port}/ledger cannot be reached" in proc.stderr
+        assert f"auditor:***@127.0.0.1:{port}/ledger is down" in proc.stderr
         assert SECRET not in _printed(proc) and "Traceback" not in proc.stderr
 
 

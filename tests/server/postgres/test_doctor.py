@@ -113,7 +113,7 @@ def test_an_unreachable_database_fails_clearly(tmp_path: Path) -> None:
     with nothing_listening() as port:
         code, lines = _doctor(f"postgresql://fleet:{SECRET}@127.0.0.1:{port}/ledger", tmp_path)
     assert code == 1 and lines["ledger"][0] == "FAIL"
-    assert lines["ledger"][1].startswith(f"the ledger postgresql://fleet:***@127.0.0.1:{port}/ledger cannot be reached")
+    assert lines["ledger"][1].startswith(f"the ledger postgresql://fleet:***@127.0.0.1:{port}/ledger is down")
     assert "ledger.role" not in lines
 
 
