@@ -14,8 +14,8 @@ from ledger.errors import LedgerError
 from ledger.storage import Conn
 
 __all__ = [
-    "Head", "Position", "Tail", "append", "check_head", "ends", "hash_at", "head", "head_row", "keyed_since",
-    "write_row",
+    "Head", "Position", "Tail", "append", "check_head", "ends", "ends_query", "hash_at", "head", "head_row",
+    "keyed_since", "write_row",
 ]  # fmt: skip
 
 
@@ -75,7 +75,8 @@ class Tail:
 
 
 @functools.cache
-def _ends_query(tables: tuple[str, ...]) -> str:
+def ends_query(tables: tuple[str, ...] = TABLES) -> str:
+    """The statement `ends` runs: the newest seq and hash, and the largest id, of each table."""
     return " UNION ALL ".join(
         f"SELECT '{table}', (SELECT seq FROM {table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),"
         f" (SELECT row_hash FROM {table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),"
@@ -90,7 +91,7 @@ def ends(conn: Conn, tables: Sequence[str] = TABLES) -> tuple[Head, dict[str, in
     not upgrade it.)"""
     best = Head(0, GENESIS, None)
     next_ids = {}
-    for table, seq, row_hash, max_id in conn.execute(_ends_query(tuple(tables))).fetchall():
+    for table, seq, row_hash, max_id in conn.execute(ends_query(tuple(tables))).fetchall():
         next_ids[table] = (max_id or 0) + 1
         if seq is not None and seq > best.seq:
             best = Head(seq, row_hash, table)
@@ -190,8 +191,9 @@ def append(conn: Conn, hasher: Hasher, table: str, values: Mapping[str, Any], ta
 def write_row(conn: Conn, hasher: Hasher, table: str, values: Mapping[str, Any], at: Head, row_id: int) -> Head:
     """Insert one row after `at` and prove it is there; return the new head. Raises `LedgerError`.
 
-    The proof is SQLite's own count of the rows the statement changed: a trigger that silences the insert
-    (`RAISE(IGNORE)`) leaves it at 0, and a call must not cite a row that was never written. (Which triggers
+    The proof is the database's own count of the rows the statement changed (`Conn.insert`): a trigger that
+    silences the insert (`RAISE(IGNORE)`, a rule `DO INSTEAD NOTHING`) leaves it at 0, and a call must not cite
+    a row that was never written. (Which triggers
     exist is checked against the migrations' schema whenever the schema changes: see `ledger.schema`.)
 
     A value the database cannot take fails this row alone, before anything is written: text with a lone
@@ -213,14 +215,17 @@ def write_row(conn: Conn, hasher: Hasher, table: str, values: Mapping[str, Any],
 
 def _insert(conn: Conn, hasher: Hasher, table: str, row: dict[str, Any], at: Head) -> Head:
     row_hash = hasher.row_hash(table, at.hash, row)
-    cursor = conn.execute(_INSERT[table], [row.get(name) for name in COLUMNS[table]] + [at.hash, row_hash])
-    if cursor.rowcount != 1:
-        raise LedgerError(
-            f"a row written to {table} did not land ({cursor.rowcount} rows changed): something in the ledger "
-            "silences its inserts; run `planner-mcp ledger verify`",
-            "tampered",
-        )
+    values = [row.get(name) for name in COLUMNS[table]] + [at.hash, row_hash]
+    conn.insert(_INSERT[table], values, functools.partial(_not_landed, table))
     return Head(at.seq + 1, row_hash, table)
+
+
+def _not_landed(table: str, changed: int) -> LedgerError:
+    return LedgerError(
+        f"a row written to {table} did not land ({changed} rows changed): something in the ledger silences its "
+        "inserts; run `planner-mcp ledger verify`",
+        "tampered",
+    )
 
 
 def _escaped(text: str) -> str:

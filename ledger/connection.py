@@ -12,8 +12,9 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ledger.errors import LedgerError, Reason
 
@@ -28,6 +29,14 @@ class SqliteConn(sqlite3.Connection):
     """A SQLite connection with the few questions whose SQL is SQLite's own (see `ledger.storage.Conn`)."""
 
     unstorable: tuple[type[Exception], ...] = (UnicodeEncodeError,)
+
+    def insert(self, sql: str, parameters: Sequence[Any], not_landed: Callable[[int], Exception], /) -> None:
+        cursor = self.execute(sql, parameters)
+        if cursor.rowcount != 1:
+            raise not_landed(cursor.rowcount)
+
+    def execute_later(self, sql: str, parameters: Sequence[Any] = (), /) -> None:
+        self.execute(sql, parameters)  # in process, a statement costs no round trip to save
 
     def columns(self, table: str) -> set[str]:
         return {row[1] for row in self.execute(f"PRAGMA table_info({table})")}

@@ -40,7 +40,7 @@ def update_metrics(conn: Conn, outcome: Outcome) -> None:
     compliant = int(outcome.success)
     refused = int(outcome.refused)
     errored = int(not outcome.success and not outcome.refused)
-    conn.execute(
+    conn.execute_later(
         """
         INSERT INTO agent_metrics (agent_id, current_tier, total_runs, compliant_runs, consecutive_compliant,
                                    refused_runs, error_runs, last_active_at, created_at, updated_at)

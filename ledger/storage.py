@@ -9,7 +9,7 @@ The shared SQL keeps to what both engines read alike: `?` placeholders (the Post
 them), no engine-specific functions, and every sum cast to an integer.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -62,6 +62,17 @@ class Conn(Protocol):
     """Errors that mean one value cannot be stored as given, raised before anything reached the database."""
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any: ...
+    def insert(self, sql: str, parameters: Sequence[Any], not_landed: Callable[[int], Exception], /) -> None:
+        """Insert one row, and raise `not_landed(rows changed)` unless exactly one was: at once on SQLite; on
+        PostgreSQL with the transaction's commit, whose round trip carries it (the transaction holds the chain's
+        lock, so nothing it reads depends on it), and then before anything cites the row."""
+        ...
+
+    def execute_later(self, sql: str, parameters: Sequence[Any] = (), /) -> None:
+        """Run a statement whose result nobody reads as part of the transaction's commit: at once on SQLite, in
+        the commit's own round trip on PostgreSQL. If it fails, the commit fails and nothing is committed."""
+        ...
+
     def columns(self, table: str) -> set[str]: ...
     def has_table(self, name: str) -> bool: ...
     def data_version(self) -> int | None:

@@ -20,11 +20,12 @@ used, and the next operation connects afresh, so calls succeed again without a r
 import contextlib
 import select
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import psycopg
 
+from ledger.append import ends_query
 from ledger.errors import LedgerError
 from ledger.postgres.catalog import SCHEMA, differences, require_privileges
 from ledger.postgres.errors import from_postgres, unreadable_url
@@ -40,11 +41,33 @@ SCHEMA_RECHECK_S = 5.0
 """How often a running server compares the catalog with the ledger's schema, at most."""
 
 _LOCK = f"SELECT pg_advisory_xact_lock({LOCK_KEY[0]}, {LOCK_KEY[1]})"
+_HEAD = ends_query()
 _BEGIN = f"BEGIN; SET LOCAL synchronous_commit = off; {_LOCK}"
-_FLUSH = "BEGIN; SELECT pg_logical_emit_message(true, 'planner-mcp', 'flush'); COMMIT"
+_BEGIN_READING = _BEGIN + "; EXECUTE {name}"
+"""One round trip: the transaction, the lock, then (a statement of its own, so its snapshot is taken once the
+lock is held) the chain's ends, through a statement prepared when the connection opened, so not planned here."""
+_FLUSH_STEPS = ("BEGIN", "SELECT pg_logical_emit_message(true, 'planner-mcp', 'flush')", "COMMIT")
+_FLUSH = "; ".join(_FLUSH_STEPS)
 """Waits until the WAL is flushed past everything this session committed: the message gives the transaction a
 commit record, and the session's synchronous_commit (on) makes that commit wait for the flush."""
 _PLACEHOLDERS: dict[str, str] = {}
+
+
+def _storable(parameters: Sequence[Any]) -> None:
+    """Raise what the driver would on binding a value PostgreSQL's text cannot hold: a NUL, a lone surrogate."""
+    for value in parameters:
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+            value.encode()
+
+
+def _placeheld(sql: str) -> str:
+    """The ledger's SQL with psycopg's placeholders: `?` becomes `%s` (and a literal `%` is escaped)."""
+    query = _PLACEHOLDERS.get(sql)
+    if query is None:
+        query = _PLACEHOLDERS[sql] = sql.replace("%", "%%").replace("?", "%s")
+    return query
 
 
 class PostgresConn:
@@ -54,11 +77,70 @@ class PostgresConn:
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self.head: psycopg.Cursor[Any] | None = None
+        """The chain's ends as the write transaction's first round trip read them, once the lock was held."""
+        self.ready = False
+        """Whether the ledger's schema is known to be there and readable, so its head can be read at `begin`."""
+        self._later: list[tuple[str, Sequence[Any]]] = []
+        self._checks: dict[int, Callable[[int], Exception]] = {}
+        self._transactions = 0
+        self.statement: str | None = None
+        """The name the head's statement is prepared under in this session, once it is."""
+        self._prepared = 0
+
+    def begin(self) -> None:
+        """Start a write transaction and take the chain's lock; once the schema is ready, read the chain's ends
+        in the same round trip (see `_BEGIN_READING`)."""
+        self._transactions += 1
+        self._later, self._checks = [], {}
+        if not self.ready:
+            self.raw.execute(_BEGIN)
+            return
+        sql = _BEGIN_READING.format(name=self.statement)
+        if self.statement is None:
+            # Prepared afresh after a rollback: psycopg then deallocates every prepared statement of the session.
+            self._prepared += 1
+            self.statement = f"planner_mcp_ends_{self._prepared}"
+            sql = f"PREPARE {self.statement} AS {_HEAD}; " + _BEGIN_READING.format(name=self.statement)
+        cursor = self.raw.execute(sql.encode())
+        while cursor.nextset():
+            pass  # to the last statement's rows: the chain's ends
+        self.head = cursor
+
+    def end(self, *, commit: bool, flush: bool = False) -> None:
+        """Commit, in one round trip with the statements run later (prepared, in a pipeline) and, with `flush`,
+        the wait for the WAL flush (see `_FLUSH`); or roll back."""
+        self.head = None
+        later, checks, self._later, self._checks = self._later, self._checks, [], {}
+        if not commit:
+            self.statement = None
+            self.raw.execute("ROLLBACK")
+            return
+        with self.raw.pipeline():
+            cursors = [self.raw.execute(query, parameters, prepare=True) for query, parameters in later]
+            self.raw.execute("COMMIT")
+            if flush:
+                for statement in _FLUSH_STEPS:
+                    self.raw.execute(statement)
+        problems = [
+            checks[i](cursor.rowcount) for i, cursor in enumerate(cursors) if i in checks and cursor.rowcount != 1
+        ]
+        if problems:
+            raise problems[0]
+
+    def insert(self, sql: str, parameters: Sequence[Any], not_landed: Callable[[int], Exception], /) -> None:
+        self._checks[len(self._later)] = not_landed
+        self.execute_later(sql, parameters)
+
+    def execute_later(self, sql: str, parameters: Sequence[Any] = (), /) -> None:
+        _storable(parameters)  # refused here, as an immediate statement's would be, not at the commit
+        self._later.append((_placeheld(sql), parameters))
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
-        query = _PLACEHOLDERS.get(sql)
-        if query is None:
-            query = _PLACEHOLDERS[sql] = sql.replace("%", "%%").replace("?", "%s")
+        if self.head is not None and sql == _HEAD:  # read already, in the transaction's first round trip
+            cursor, self.head = self.head, None
+            return cursor
+        query = _placeheld(sql)
         # Prepared from the first use: the ledger's statements are few and fixed, and planning the head's, which
         # reads four tables, would cost more than running it, under the chain's lock.
         return self.raw.execute(query, parameters or None, prepare=True)
@@ -77,7 +159,9 @@ class PostgresConn:
         return found is not None
 
     def data_version(self) -> int | None:
-        return None
+        """Which write transaction this is: the chain's head is read once in each (it holds the lock, so no other
+        writer moves the head meanwhile), then followed in memory as its own rows are queued."""
+        return self._transactions
 
 
 class PostgresStorage:
@@ -124,6 +208,7 @@ class PostgresStorage:
                 f"the database {self.where} has no ledger: run `planner-mcp ledger init` as the role that will own "
                 "it (or have a DBA apply `planner-mcp ledger init --print-sql`)"
             )
+        cast(PostgresConn, conn).ready = True
         return []  # the schema is made and upgraded by `ledger init`, run by its owner, never by a writer
 
     def alive(self, conn: Conn) -> bool:
@@ -138,21 +223,18 @@ class PostgresStorage:
             return False
 
     def begin(self, conn: Conn, deadline: float, *, relaxed: bool) -> None:
-        _raw(conn).execute(_BEGIN)
+        cast(PostgresConn, conn).begin()
 
     def end(self, conn: Conn, *, commit: bool, relaxed: bool) -> None:
-        raw = _raw(conn)
-        raw.execute("COMMIT" if commit else "ROLLBACK")
-        if commit and not relaxed and self._synchronous_commit == "on":
-            try:
-                raw.execute(_FLUSH)
-            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction) as exc:
-                raise LedgerError(
-                    f"the ledger {self.where} cannot confirm its commits are on disk: this role may not call "
-                    "pg_logical_emit_message (GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) "
-                    f"TO planner_mcp_writer) ({exc.diag.message_primary})",
-                    "denied",
-                ) from exc
+        try:
+            cast(PostgresConn, conn).end(commit=commit, flush=not relaxed and self._synchronous_commit == "on")
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction) as exc:
+            raise LedgerError(
+                f"the ledger {self.where} cannot confirm its commits are on disk: this role may not call "
+                "pg_logical_emit_message (GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) "
+                f"TO planner_mcp_writer) ({exc.diag.message_primary})",
+                "denied",
+            ) from exc
 
     def schema_changed(self, conn: Conn) -> bool:
         """Whether the catalog is due to be compared again: PostgreSQL has no cheap schema cookie, so a running

@@ -78,16 +78,20 @@ def _sqlite(path: Path) -> Iterator[Conn]:
 
 @contextmanager
 def _postgres(url: str) -> Iterator[Conn]:
+    """One write transaction as a server's: its inserts travel with its commit (`PostgresConn.insert`)."""
     with ledger_conn(url) as conn:
-        conn.execute("BEGIN")
+        conn.begin()
         yield conn
-        conn.execute("COMMIT")
+        conn.end(commit=True)
 
 
 def _write(conn: Conn) -> None:
     tail = Tail()
     for table, values in RECORDS:
         append(conn, Hasher(), table, values, tail)
+
+
+def _recount(conn: Conn) -> None:
     recount_metrics(cast(sqlite3.Connection, conn))  # agent_metrics, kept outside the chain, as a server keeps it
 
 
@@ -108,9 +112,13 @@ def both(tmp_path: Path, pg_database: str) -> tuple[list[dict[str, Any]], list[d
     pg_ledger = pg_database
     with _sqlite(path) as conn:
         _write(conn)
+        _recount(conn)
         on_sqlite = _stored(conn)
     with _postgres(pg_ledger) as conn:
         _write(conn)
+    with _postgres(pg_ledger) as conn:  # the rows a transaction inserts land with its commit
+        _recount(conn)
+    with ledger_conn(pg_ledger) as conn:
         on_postgres = _stored(conn)
     return on_sqlite, on_postgres, path, pg_ledger
 
