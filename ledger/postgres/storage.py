@@ -6,6 +6,8 @@ released only by the commit (or rollback) that makes the row visible, so the nex
 head. Sequence numbers therefore stay contiguous with no fork, and each table's unique index on `seq` turns
 a writer that skipped the lock into a refused insert rather than a second row at the same place.
 
+A write transaction is two round trips: the lock and the chain's head, then its rows, the metrics and the
+COMMIT in one pipeline of prepared statements (each insert's row count checked before anything cites the row).
 No transaction waits for the disk while it holds the lock: each commits with `synchronous_commit` off, which
 releases the lock as soon as the row is in the WAL, and a synced write (an outcome) then waits for the WAL
 flush outside the lock, in a transaction of its own whose commit writes one logical message and is flushed
@@ -45,9 +47,8 @@ _HEAD = ends_query()
 _BEGIN = f"BEGIN; SET LOCAL synchronous_commit = off; {_LOCK}"
 _BEGIN_READING = _BEGIN + "; EXECUTE {name}"
 """One round trip: the transaction, the lock, then (a statement of its own, so its snapshot is taken once the
-lock is held) the chain's ends, through a statement prepared when the connection opened, so not planned here."""
-_FLUSH_STEPS = ("BEGIN", "SELECT pg_logical_emit_message(true, 'planner-mcp', 'flush')", "COMMIT")
-_FLUSH = "; ".join(_FLUSH_STEPS)
+lock is held) the chain's ends, through a statement the session prepared once, so not planned under the lock."""
+_FLUSH = ("BEGIN", "SELECT pg_logical_emit_message(true, 'planner-mcp', 'flush')", "COMMIT")
 """Waits until the WAL is flushed past everything this session committed: the message gives the transaction a
 commit record, and the session's synchronous_commit (on) makes that commit wait for the flush."""
 _PLACEHOLDERS: dict[str, str] = {}
@@ -120,7 +121,7 @@ class PostgresConn:
             cursors = [self.raw.execute(query, parameters, prepare=True) for query, parameters in later]
             self.raw.execute("COMMIT")
             if flush:
-                for statement in _FLUSH_STEPS:
+                for statement in _FLUSH:
                     self.raw.execute(statement)
         problems = [
             checks[i](cursor.rowcount) for i, cursor in enumerate(cursors) if i in checks and cursor.rowcount != 1
