@@ -45,16 +45,6 @@ class Difference(NamedTuple):
         return self.name in APPEND_ONLY
 
 
-class Cursor(Protocol):
-    @property
-    def description(self) -> Any: ...
-    @property
-    def rowcount(self) -> int: ...
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-    def __iter__(self) -> Any: ...
-
-
 class Conn(Protocol):
     """A connection as the ledger's shared code uses it."""
 
@@ -76,7 +66,9 @@ class Conn(Protocol):
     def columns(self, table: str) -> set[str]: ...
     def has_table(self, name: str) -> bool: ...
     def data_version(self) -> int | None:
-        """A number that changes when another connection commits, or None when the engine cannot tell."""
+        """A number that changes whenever the chain's head may have moved under this connection: when another
+        connection commits (SQLite's `data_version`), or with each write transaction (PostgreSQL, which cannot
+        tell, and reads the head in the transaction's first round trip anyway). None: never trust a cached head."""
         ...
 
 
