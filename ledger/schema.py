@@ -11,6 +11,7 @@ import functools
 import sqlite3
 from collections.abc import Iterator
 
+from ledger.connection import SqliteConn
 from ledger.migrations import MIGRATIONS, migrate
 from ledger.storage import APPEND_ONLY, Difference
 
@@ -47,10 +48,10 @@ def differences(conn: sqlite3.Connection, *, applied: frozenset[str] | None = No
     return sorted(_differences(_objects(conn), expected(applied)))
 
 
-def recorded_differences(conn: sqlite3.Connection) -> list[Difference]:
+def recorded_differences(conn: SqliteConn) -> list[Difference]:
     """`differences` against the migrations the ledger records as applied: for readers that write nothing
     (`verify`, `doctor`), which may be handed a ledger an older version wrote and has not upgraded."""
-    recorded = conn.execute("SELECT name FROM _migrations") if _has_table(conn, "_migrations") else []
+    recorded = conn.execute("SELECT name FROM _migrations") if conn.has_table("_migrations") else []
     names = [name for (name,) in recorded]
     known = [fn.__name__ for fn in MIGRATIONS]
     if set(names) != set(known[: len(names)]):
@@ -74,7 +75,3 @@ def _differences(found: _Objects, wanted: _Objects) -> Iterator[Difference]:
 def _shown(sql: str | None, limit: int = 200) -> str:
     text = " ".join((sql or "(no SQL)").split())
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None

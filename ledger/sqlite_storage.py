@@ -39,10 +39,6 @@ class SqliteStorage:
         self._suspect = False
         self._schema_version: int | None = None
 
-    @property
-    def synchronous(self) -> Synchronous:
-        return self._synchronous
-
     @contextlib.contextmanager
     def guard(self, deadline: float, *, connected: bool) -> Iterator[None]:
         """The file lock around one operation (see `ledger.connection`); the folder is made first if need be."""
@@ -133,10 +129,6 @@ class SqliteStorage:
 
     def close(self) -> None:
         self._file_lock.close()
-
-    def close_guarded(self, deadline: float) -> contextlib.AbstractContextManager[None]:
-        """The file lock for the last close, which checkpoints the WAL: like every write, under the lock."""
-        return self.guard(deadline, connected=True)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Conn]:

@@ -20,7 +20,16 @@ from ledger.chain import TABLES
 from ledger.errors import LedgerError
 from ledger.storage import Conn, Difference
 
-__all__ = ["EXPECTED", "EXPECTED_FILE", "SCHEMA", "describe", "differences", "lacking", "require_privileges"]
+__all__ = [
+    "EXPECTED",
+    "EXPECTED_FILE",
+    "SCHEMA",
+    "WRITER_NEEDS",
+    "describe",
+    "differences",
+    "lacking",
+    "require_privileges",
+]
 
 SCHEMA = "planner_mcp"
 
@@ -110,8 +119,13 @@ def differences(conn: Conn, schema: str = SCHEMA) -> list[Difference]:
     return sorted(problems)
 
 
-_READS = [(table, "SELECT") for table in (*TABLES, "agent_metrics")]
-_WRITES = [*_READS, *((table, "INSERT") for table in (*TABLES, "agent_metrics")), ("agent_metrics", "UPDATE")]
+WRITER_NEEDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(TABLES, ("SELECT", "INSERT")),
+    "agent_metrics": ("SELECT", "INSERT", "UPDATE"),
+}
+"""What a server's role needs on each table to record calls (schema.sql grants planner_mcp_writer this)."""
+_WRITES = [(table, p) for p in ("SELECT", "INSERT", "UPDATE") for table, needs in WRITER_NEEDS.items() if p in needs]
+_READS = [(table, p) for table, p in _WRITES if p == "SELECT"]
 _PRIVILEGE = """
     SELECT has_table_privilege(c.oid, ?) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = ? AND c.relname = ?"""

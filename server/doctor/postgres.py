@@ -15,6 +15,7 @@ from ledger import LedgerError
 from ledger.append import check_head
 from ledger.chain import TABLES, Hasher
 from ledger.engines import locate
+from ledger.postgres.catalog import SCHEMA, WRITER_NEEDS
 from ledger.storage import Conn, Storage
 from server.config.ledger import ledger_key
 from server.config.settings import Settings, SettingsError
@@ -25,10 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["postgres_checks", "tls_check"]
 
-_SCHEMA = "planner_mcp"  # ledger.postgres.catalog.SCHEMA, which imports nothing of the driver's either way
-_METRICS = "agent_metrics"
 _CHANGES = ("UPDATE", "DELETE", "TRUNCATE")
-_NEEDED = {**dict.fromkeys(TABLES, ("SELECT", "INSERT")), _METRICS: ("SELECT", "INSERT", "UPDATE")}
 _PRIVILEGES = """
     SELECT c.relname, has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'),
            has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'),
@@ -101,11 +99,11 @@ def _session(conn: Conn) -> _Session:
     assert raw is not None, "a PostgreSQL ledger's connection"
     role, superuser, member_of = conn.execute(_ROLE).fetchone()
     privileges = {}
-    for table, *flags, owner in conn.execute(_PRIVILEGES, (_SCHEMA,)).fetchall():
+    for table, *flags, owner in conn.execute(_PRIVILEGES, (SCHEMA,)).fetchall():
         names = ("SELECT", "INSERT", *_CHANGES)
         privileges[str(table)] = {n for n, f in zip(names, flags, strict=True) if f} | ({"OWNER"} if owner else set())
     (usage,) = conn.execute("SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = ?",
-                            (_SCHEMA,)).fetchone() or (False,)  # fmt: skip
+                            (SCHEMA,)).fetchone() or (False,)  # fmt: skip
     tls = conn.execute("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl").fetchone()
     synchronous_commit, default = conn.execute(
         "SELECT setting, reset_val FROM pg_settings WHERE name = 'synchronous_commit'"
@@ -127,7 +125,7 @@ def _privilege_checks(session: _Session) -> list[Check]:
         return []
     who = f"role {session.role}" + (" (a superuser)" if session.superuser else "")
     who += f", member of {session.member_of}" if session.member_of else ""
-    shown = "; ".join(f"{table}: {', '.join(_ordered(found.get(table, set()))) or 'nothing'}" for table in _NEEDED)
+    shown = "; ".join(f"{table}: {', '.join(_ordered(found.get(table, set()))) or 'nothing'}" for table in WRITER_NEEDS)
     checks = []
     above = {*_CHANGES, "OWNER"}
     extra = {"SUPERUSER"} if session.superuser else set()
@@ -135,8 +133,8 @@ def _privilege_checks(session: _Session) -> list[Check]:
     if able := {table: what for table, what in changing.items() if what}:
         listed = "; ".join(f"{', '.join(what)} on {table}" for table, what in able.items())
         checks.append(Check("ledger.role", "fail", f"{who} could change or remove ledger rows ({listed})", _FIX_CHANGE))
-    lacking = {f"schema {_SCHEMA}": [] if session.schema_usage else ["USAGE"]}
-    lacking |= {table: [p for p in needs if p not in found.get(table, set())] for table, needs in _NEEDED.items()}
+    lacking = {f"schema {SCHEMA}": [] if session.schema_usage else ["USAGE"]}
+    lacking |= {table: [p for p in needs if p not in found.get(table, set())] for table, needs in WRITER_NEEDS.items()}
     if missing := {table: what for table, what in lacking.items() if what}:
         listed = "; ".join(f"{', '.join(what)} on {table}" for table, what in missing.items())
         checks.append(Check("ledger.role", "fail", f"{who} lacks what a server needs to record calls ({listed})",
