@@ -201,16 +201,13 @@ def write_row(conn: Conn, hasher: Hasher, table: str, values: Mapping[str, Any],
     it escaped; an integer past 64 bits is refused.
     """
     row = {**values, "id": row_id, "seq": at.seq + 1}
-    if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in row.values()):
+    if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in row.values()):  # either engine's limit
         raise LedgerError(f"a row for {table} holds a number too large to store (past 64 bits)", "value")
     try:
-        try:
-            return _insert(conn, hasher, table, row, at)
-        except conn.unstorable:
-            escaped = {k: _escaped(v) if isinstance(v, str) else v for k, v in row.items()}
-            return _insert(conn, hasher, table, escaped, at)
-    except OverflowError as exc:
-        raise LedgerError(f"a row for {table} holds a number too large to store ({exc})", "value") from exc
+        return _insert(conn, hasher, table, row, at)
+    except conn.unstorable:
+        escaped = {k: _escaped(v) if isinstance(v, str) else v for k, v in row.items()}
+        return _insert(conn, hasher, table, escaped, at)
 
 
 def _insert(conn: Conn, hasher: Hasher, table: str, row: dict[str, Any], at: Head) -> Head:
