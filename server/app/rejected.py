@@ -9,7 +9,7 @@ SDK answer the client as it would have. Only the error path does any work.
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types.methods import parse_client_request
@@ -25,18 +25,15 @@ _SHOWN_PROBLEMS = 3
 _SHOWN_CHARS = 40
 
 
-class _Governed(Protocol):
-    @property
-    def gate(self) -> Gate: ...
-
-
 class RecordRejected:
     """Server middleware: a `tools/call`, `prompts/get` or `resources/read` whose params the SDK rejects is
     recorded as an INVALID_INPUT refusal; the client still gets the SDK's -32602."""
 
-    def __init__(self, via: Callable[[str], str]) -> None:
-        """`via` says in the ledger how a request arrived (the method, and the caller over HTTP with OAuth)."""
+    def __init__(self, via: Callable[[str], str], gate: Callable[[Any], Gate | None]) -> None:
+        """`via` says in the ledger how a request arrived (the method, and the caller over HTTP with OAuth); `gate`
+        is the gate of the request's caller's agent, given the lifespan's runtime (None for no agent's caller)."""
         self._via = via
+        self._gate = gate
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         try:
@@ -48,13 +45,15 @@ class RecordRejected:
             raise
 
     async def _record(self, ctx: ServerRequestContext[Any, Any], key: str, problem: str) -> None:
-        runtime: _Governed = ctx.lifespan_context
+        gate = self._gate(ctx.lifespan_context)
+        if gate is None:
+            return
         params: Mapping[str, Any] = ctx.params if isinstance(ctx.params, Mapping) else {}
         name = params.get(key)
         # What was sent besides the name (and the protocol's own `_meta`): `arguments` most often. A name that is
         # not a string is kept with them, and the method stands for it.
         sent = {k: v for k, v in params.items() if k != "_meta" and not (k == key and isinstance(v, str))}
-        await runtime.gate.refuse_malformed(
+        await gate.refuse_malformed(
             name if isinstance(name, str) else ctx.method,
             sent,
             problem,

@@ -4,7 +4,7 @@ server's lifespan and closed with it."""
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -14,10 +14,11 @@ from mcp.types import Tool as MCPTool
 
 from contracts import AgentMetadata
 from ledger import Ledger, LedgerError, Scrubber
+from server.app.views import AgentView
 from server.config.ledger import open_ledger
 from server.config.settings import Settings
 from server.governance.gate import Gate
-from server.governance.spec import Deps, ToolSpec
+from server.governance.spec import Deps
 from server.llm import LLMClient
 from server.stores import FileStore, Store, VaultStore
 
@@ -41,20 +42,37 @@ def tools_digest(tools: list[MCPTool]) -> str:
 
 @dataclass(frozen=True)
 class Runtime:
-    """What one served session owns: the ledger, the store, the LLM client, and the gate over them."""
+    """What one served session owns: the ledger, the store, the LLM client, and a gate over them for each agent."""
 
-    agent: AgentMetadata
-    tools: Mapping[str, ToolSpec]
+    gates: Mapping[str, Gate]
+    """By agent id: each agent's calls pass its own gate (its policy, its tools, its budget), into one ledger."""
+    default: str | None
+    """The agent of calls that name no caller (stdio, in process), if there is one."""
     ledger: Ledger
-    gate: Gate
     scrubber: Scrubber
+
+    @property
+    def gate(self) -> Gate:
+        """The default agent's gate."""
+        if self.default is None:
+            raise LookupError("no default agent: set PLANNER_MCP_AGENT to one of the agents file's agents")
+        return self.gates[self.default]
+
+    @property
+    def agent(self) -> AgentMetadata:
+        return self.gate.agent
 
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, agent: AgentMetadata, tools: Mapping[str, ToolSpec], *, chain_key: bytes | None = None
+    settings: Settings,
+    agents: Sequence[AgentView],
+    *,
+    default: str | None = None,
+    chain_key: bytes | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the runtime, and the ledger with it.
+    """Open the runtime for these agents, and the ledger with it. `default` is the agent of calls that name no
+    caller; with one agent, it is that one.
 
     A ledger that cannot be opened (or fails its checks: WAL, durability, the chain's head, the key) is
     reported on stderr and refuses every call until it can, rather than stopping the server: the host then
@@ -71,18 +89,25 @@ async def open_runtime(
         logger.error("The audit ledger cannot be used, so every call will be refused until it can: %s", exc)
     store = open_store(settings, scrubber)
     llm = LLMClient(settings.llm, vault_key=store.llm_key)
-    deps = Deps(
-        agent=agent,
-        store=store,
-        llm=llm,
-        scrubber=scrubber,
-        ledger=ledger,
-        default_inventory=settings.default_inventory,
-    )
-    digest = tools_digest([spec.mcp_tool for spec in tools.values()])
-    gate = Gate(agent=agent, tools=tools, deps=deps, ledger=ledger, tools_digest=digest, notes=call_notes(settings))
+    notes = call_notes(settings)
+    gates = {}
+    for view in agents:
+        deps = Deps(
+            agent=view.agent,
+            store=store,
+            llm=llm,
+            scrubber=scrubber,
+            ledger=ledger,
+            default_inventory=settings.default_inventory,
+        )
+        digest = tools_digest(view.mcp_tools)
+        gates[view.agent.agent_id] = Gate(
+            agent=view.agent, tools=view.tools, deps=deps, ledger=ledger, tools_digest=digest, notes=notes
+        )
+    if default is None and len(agents) == 1:
+        default = agents[0].agent.agent_id
     try:
-        yield Runtime(agent=agent, tools=tools, ledger=ledger, gate=gate, scrubber=scrubber)
+        yield Runtime(gates=gates, default=default, ledger=ledger, scrubber=scrubber)
     finally:
         # Shielded: a server stopped by a signal is cancelled, and still closes what it opened.
         with anyio.CancelScope(shield=True):

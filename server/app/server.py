@@ -11,8 +11,9 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
+from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
-from mcp.types import CallToolResult, GetPromptResult, PromptMessage, TextContent
+from mcp.types import INVALID_REQUEST, CallToolResult, GetPromptResult, PromptMessage, TextContent
 from mcp.types import Prompt as MCPPrompt
 from mcp.types import PromptArgument as MCPPromptArgument
 from mcp.types import Resource as MCPResource
@@ -23,16 +24,16 @@ from starlette.applications import Starlette
 
 from contracts import AgentOutput, Decision
 from server.app.rejected import RecordRejected
-from server.app.resources import POLICY_URI, prompt_catalogue, resource_catalogue, route, routes
+from server.app.resources import POLICY_URI, route
 from server.app.runtime import Runtime, open_runtime, server_version
+from server.app.views import AgentView, views
 from server.app.wire_errors import prompt_error, read_error
-from server.call.callers import via
+from server.call.callers import identity, via
 from server.call.progress import ReportProgress
 from server.config.ledger import ledger_key
 from server.config.settings import Settings
-from server.governance.policy import load_policy
-from server.governance.spec import ToolSpec
-from server.tools import registered_tools
+from server.governance.gate import Gate
+from server.governance.roster import Roster, load_roster
 
 __all__ = ["GovernedServer", "build_server", "progress_reporter", "to_call_result"]
 
@@ -57,7 +58,8 @@ def to_call_result(output: AgentOutput) -> CallToolResult:
 
 class GovernedServer(MCPServer[Runtime]):
     """An MCPServer whose tools, resources and prompts are the policy's, and whose every call, resource read
-    and prompt goes through the gate.
+    and prompt goes through the gate. Each request is judged as its caller's agent: it is shown that agent's
+    lists, and its calls pass that agent's gate.
 
     `list_tools`, `call_tool` and their resource and prompt counterparts are the SDK's public seams;
     overriding them keeps unknown names on our path too, so a call to `ssh` is refused and recorded rather
@@ -65,14 +67,22 @@ class GovernedServer(MCPServer[Runtime]):
     request the SDK rejects before these methods run is recorded too (see server.app.rejected).
     """
 
-    def __init__(self, tools: Mapping[str, ToolSpec], *, default_inventory: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        agents: Mapping[str, AgentView],
+        roster: Roster,
+        *,
+        default: str | None,
+        default_inventory: str,
+        **kwargs: Any,
+    ) -> None:
+        """`default` is the agent of requests that name no caller (stdio, in process), if there is one."""
         super().__init__(**kwargs)
-        self._mcp_tools = [spec.mcp_tool for spec in tools.values()]
-        self._routes = routes(tools)
-        self._resources = resource_catalogue(tools)
-        self._prompts = prompt_catalogue(tools)
+        self._views = agents
+        self._roster = roster
+        self._default = default
         self._default_inventory = default_inventory
-        self.middleware.append(RecordRejected(via))
+        self.middleware.append(RecordRejected(via, self._gate))
         # Served in process (a `Client` given this object) the SDK hands a client's progress callback over without
         # a token; over stdio or HTTP a request that wants progress carries one (see `progress_reporter`).
         self._tokens_carry_progress = False
@@ -97,14 +107,35 @@ class GovernedServer(MCPServer[Runtime]):
         self.serve_on_the_wire()
         await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
 
+    def _view(self) -> AgentView | None:
+        """The agent the current request's caller acts as; None when it is no agent's (HTTP refuses such a caller
+        before any request of its reaches here: see server.transports.http.agents)."""
+        who = identity()
+        if who is None and self._default is not None:
+            return self._views[self._default]
+        agent = self._roster.judge(who).agent
+        return None if agent is None else self._views[agent.agent_id]
+
+    def _judged(self, runtime: Runtime) -> tuple[AgentView, Gate]:
+        view = self._view()
+        if view is None:
+            raise MCPError(INVALID_REQUEST, "This caller acts as no agent of this server, so it can call nothing.")
+        return view, runtime.gates[view.agent.agent_id]
+
+    def _gate(self, runtime: Runtime) -> Gate | None:
+        view = self._view()
+        return None if view is None else runtime.gates[view.agent.agent_id]
+
     async def list_tools(self) -> list[MCPTool]:
-        return list(self._mcp_tools)
+        view = self._view()
+        return [] if view is None else list(view.mcp_tools)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
     ) -> CallToolResult:
         runtime, request_id = _runtime(context)
-        output = await runtime.gate.call(
+        _, gate = self._judged(runtime)
+        output = await gate.call(
             name,
             arguments,
             report=progress_reporter(context, tokens_carry_progress=self._tokens_carry_progress),
@@ -114,6 +145,9 @@ class GovernedServer(MCPServer[Runtime]):
         return to_call_result(output)
 
     async def list_resources(self) -> list[MCPResource]:
+        view = self._view()
+        if view is None:
+            return []
         found = [
             MCPResource(
                 uri=POLICY_URI,
@@ -123,7 +157,7 @@ class GovernedServer(MCPServer[Runtime]):
                 description="What this agent can reach, for auditors: tier, actions, tools, ledger.",
             )
         ]
-        if "inventory" in self._routes:
+        if "inventory" in view.routes:
             found.append(
                 MCPResource(
                     uri=f"inventory://{self._default_inventory}",
@@ -135,28 +169,30 @@ class GovernedServer(MCPServer[Runtime]):
         return found
 
     async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        view = self._view()
         return [
             MCPResourceTemplate(uri_template=r.template, name=r.scheme, title=r.title, description=r.description)
-            for r in self._routes.values()
+            for r in (view.routes.values() if view is not None else ())
         ]
 
     async def read_resource(
         self, uri: AnyUrl | str, context: Context[Runtime, Any] | None = None
     ) -> Iterable[ReadResourceContents]:
         runtime, request_id = _runtime(context)
+        view, gate = self._judged(runtime)
         text = str(uri)
         # A URI that is no resource here (another scheme, or one this policy does not allow) still goes to the
         # gate, to be refused and recorded.
-        key, arguments = route(text, self._resources)
-        output = await runtime.gate.call(
-            key, arguments, catalogue=self._resources, client_request_id=request_id, via=via("resources/read", text)
+        key, arguments = route(text, view.resources)
+        output = await gate.call(
+            key, arguments, catalogue=view.resources, client_request_id=request_id, via=via("resources/read", text)
         )
         if output.error is not None:
             assert context is not None  # _runtime checked
             raise read_error(
                 output.error,
                 uri=runtime.scrubber.text(text[:_SHOWN_URI]),
-                exists=key in self._resources.specs,
+                exists=key in view.resources.specs,
                 protocol_version=context.request_context.protocol_version,
             )
         data = output.data or {}
@@ -169,6 +205,9 @@ class GovernedServer(MCPServer[Runtime]):
         return [ReadResourceContents(content=text_content, mime_type=mime, meta=meta)]
 
     async def list_prompts(self) -> list[MCPPrompt]:
+        view = self._view()
+        if view is None:
+            return []
         return [
             MCPPrompt(
                 name=name,
@@ -179,21 +218,22 @@ class GovernedServer(MCPServer[Runtime]):
                     for arg, field in prompt.args.model_fields.items()
                 ],
             )
-            for name, prompt in self._prompts.specs.items()
+            for name, prompt in view.prompts.specs.items()
         ]
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Runtime, Any] | None = None
     ) -> GetPromptResult:
         runtime, request_id = _runtime(context)
-        output = await runtime.gate.call(
-            name, arguments or {}, catalogue=self._prompts, client_request_id=request_id, via=via("prompts/get", name)
+        view, gate = self._judged(runtime)
+        output = await gate.call(
+            name, arguments or {}, catalogue=view.prompts, client_request_id=request_id, via=via("prompts/get", name)
         )
         if output.error is not None:
             raise prompt_error(output.error)
         assert output.data is not None  # a prompt that ran framed its text
         message = PromptMessage(role="user", content=TextContent(type="text", text=output.data["text"]))
-        return GetPromptResult(description=self._prompts.specs[name].description, messages=[message])
+        return GetPromptResult(description=view.prompts.specs[name].description, messages=[message])
 
 
 _JSON = "application/json"
@@ -228,25 +268,31 @@ def build_server(settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier]
     `auth` is for HTTP with OAuth: the SDK then checks every request's access token with the verifier and
     publishes the protected-resource metadata clients discover the authorization server from.
     """
-    agent = load_policy(settings.policy_path)
+    roster = load_roster(settings)
     key = ledger_key(settings)
-    tools = registered_tools(agent)
+    agents = views(roster)
+    default = roster.pick(settings.agent)
     model = settings.llm.model
-    if model is not None and "generate_plan" in tools and not agent.permits_model(model):
-        logger.warning(
-            "PLANNER_MCP_MODEL=%s is not allowed for tier %d by the policy: generate_plan and analyze will be "
-            "refused (MODEL_NOT_ALLOWED) until it is.",
-            model,
-            agent.tier,
-        )
+    for view in agents.values():
+        if model is not None and "generate_plan" in view.tools and not view.agent.permits_model(model):
+            logger.warning(
+                "PLANNER_MCP_MODEL=%s is not allowed for tier %d by the policy of agent %s: its generate_plan and "
+                "analyze will be refused (MODEL_NOT_ALLOWED) until it is.",
+                model,
+                view.agent.tier,
+                view.agent.agent_id,
+            )
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings, agent, tools, chain_key=key) as runtime:
+        chosen = None if default is None else default.agent_id
+        async with open_runtime(settings, list(agents.values()), default=chosen, chain_key=key) as runtime:
             yield runtime
 
     return GovernedServer(
-        tools,
+        agents,
+        roster,
+        default=None if default is None else default.agent_id,
         default_inventory=settings.default_inventory,
         name="planner-mcp",
         title="Planner MCP",

@@ -19,14 +19,15 @@ from contracts import Decision
 from ledger import EXIT_CODES, LedgerError
 from server.app import build_server, open_runtime
 from server.app.runtime import server_version
+from server.app.views import AgentView
 from server.cli.ledger import add_ledger_commands, run_ledger
 from server.config.file import layered
 from server.config.ledger import ledger_key
 from server.config.settings import Settings, SettingsError
-from server.governance.policy import PolicyError, load_policy
+from server.governance.policy import PolicyError
+from server.governance.roster import RosterError, load_roster
 from server.support.logs import configure as configure_logs
 from server.support.terminal import say, say_json
-from server.tools import registered_tools
 from server.transports.stdio import serve_stdio
 
 __all__ = ["console", "main"]
@@ -87,6 +88,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         changes = {"host": args.host, "port": args.port, "stateless": args.stateless or None}
         http = settings.http.model_copy(update={k: v for k, v in changes.items() if v is not None})
         return serve_http(settings.model_copy(update={"http": http}))
+    _stdio_agent(settings)  # a file of several agents needs PLANNER_MCP_AGENT: said before the host waits on it
     server = build_server(settings)
     if sys.stdin.isatty():
         print(
@@ -99,8 +101,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _stdio_agent(settings: Settings) -> AgentView:
+    """The agent that stdio, `tools` and `call` run as: the policy file's, or the agents file's one named by
+    PLANNER_MCP_AGENT (or its only one)."""
+    roster = load_roster(settings)
+    agent = roster.pick(settings.agent)
+    if agent is None:
+        raise RosterError(
+            f"{settings.agents_path} has {len(roster.agents)} agents ({', '.join(roster.agents)}): set "
+            "PLANNER_MCP_AGENT to the one to run as (over HTTP each caller acts as its own)"
+        )
+    return AgentView.of(agent)
+
+
 def _tools(settings: Settings, as_json: bool) -> int:
-    tools = registered_tools(load_policy(settings.policy_path))
+    tools = _stdio_agent(settings).tools
     if as_json:
         payload = [spec.mcp_tool.model_dump(mode="json", by_alias=True, exclude_none=True) for spec in tools.values()]
         say_json(json.dumps(payload, indent=2))
@@ -126,11 +141,11 @@ def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
     if not isinstance(arguments, dict):
         say("planner-mcp: the arguments must be a JSON object", file=sys.stderr)
         return _EXIT_USAGE
-    agent = load_policy(settings.policy_path)
+    view = _stdio_agent(settings)
     key = ledger_key(settings)
 
     async def run() -> int:
-        async with open_runtime(settings, agent, registered_tools(agent), chain_key=key) as runtime:
+        async with open_runtime(settings, [view], chain_key=key) as runtime:
             output = await runtime.gate.call(tool, arguments)
         say_json(output.model_dump_json(indent=2))
         return _EXIT_ERROR if output.decision is Decision.ERROR else 0

@@ -139,6 +139,10 @@ class Settings(BaseModel):
     """The ledger: a SQLite file (a `Path`), or a `postgresql://` URL shared by a fleet (see `ledger_url`)."""
     data_dir: Path = BUNDLED_DATA
     policy_path: Path | None = None
+    agents_path: Path | None = None
+    """An agents file: many agents, each with its policy and callers (instead of `policy_path`'s one agent)."""
+    agent: str | None = Field(default=None, min_length=1, max_length=128)
+    """The agent of the agents file that calls naming no caller act as (stdio, `planner-mcp call`)."""
     llm: LLMConfig = LLMConfig()
     default_inventory: EntryName = "proxmox"
     max_document_bytes: int = Field(default=4 * 1024 * 1024, gt=0, le=2**30)

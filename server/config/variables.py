@@ -144,6 +144,9 @@ _STORE: tuple[Variable, ...] = (
         shown=lambda s: s.data_dir if s.vault is None else None),
     Variable("PLANNER_MCP_INVENTORY", "store", "default_inventory", "the default inventory"),
     Variable("PLANNER_MCP_POLICY", "policy", "policy_path", "the policy file (TOML)"),
+    Variable("PLANNER_MCP_AGENTS", "policy", "agents_path",
+        "the agents file (TOML): many agents, each with its policy and the callers that act as it"),
+    Variable("PLANNER_MCP_AGENT", "policy", "agent", "the agent of the agents file that stdio and `call` run as"),
     Variable("PLANNER_MCP_MAX_DOCUMENT_BYTES", "store", "max_document_bytes", "the largest store entry served",
         integer),
 )  # fmt: skip

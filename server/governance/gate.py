@@ -62,6 +62,11 @@ class Gate:
         self._admission = Admission(agent, self._out, deps.llm.config)
         self._closer = Closer(agent=agent, ledger=ledger, out=self._out, tools_digest=tools_digest)
 
+    @property
+    def agent(self) -> AgentMetadata:
+        """The agent this gate judges calls as."""
+        return self._agent
+
     async def call(
         self,
         name: str,

@@ -13,6 +13,7 @@ import pytest
 
 from ledger import LedgerError, verify
 from server.app import open_runtime
+from server.app.views import AgentView
 from server.call.intent_first import run_blocking
 from server.config.settings import Settings
 from server.governance.policy import load_policy
@@ -95,7 +96,7 @@ async def test_a_ledger_failure_after_the_intent_is_named_as_such_and_the_call_s
     )
     settings = make_settings()
     agent = load_policy(settings.policy_path)
-    async with open_runtime(settings, agent, {**registered_tools(agent), "probe": spec}) as runtime:
+    async with open_runtime(settings, [AgentView(agent, {**registered_tools(agent), "probe": spec})]) as runtime:
         output = await runtime.gate.call("probe", {})
     assert output.error is not None and output.error.type == "LEDGER_UNAVAILABLE"
     assert "could not finish" in output.error.message and "Nothing was read" not in output.error.message

@@ -15,6 +15,7 @@ import pytest
 from contracts import Decision, TokenUsage
 from ledger import verify
 from server.app import open_runtime
+from server.app.views import AgentView
 from server.config.settings import Settings
 from server.governance.policy import load_policy
 from server.governance.spec import LOCAL_READ, Args, Deps, LLMCall, ToolResult, ToolSpec
@@ -52,7 +53,9 @@ async def test_a_result_that_cannot_be_recorded_becomes_a_recorded_internal_erro
 ) -> None:
     settings = make_settings()
     agent = load_policy(settings.policy_path)
-    async with open_runtime(settings, agent, {**registered_tools(agent), "probe": _probe("probe", capability)}) as rt:
+    async with open_runtime(
+        settings, [AgentView(agent, {**registered_tools(agent), "probe": _probe("probe", capability)})]
+    ) as rt:
         output = await rt.gate.call("probe", {})
         other = subprocess.run(
             [sys.executable, "-c", _TAKE_WRITE_LOCK, str(ledger_path)], capture_output=True, text=True, timeout=60
@@ -78,7 +81,7 @@ async def test_a_lone_surrogate_from_the_caller_is_refused_and_recorded_like_any
     # JSON may carry "\\ud800" and the stdlib reader (the modern HTTP transport's) decodes it; UTF-8 cannot hold it.
     settings = make_settings()
     agent = load_policy(settings.policy_path)
-    async with open_runtime(settings, agent, registered_tools(agent)) as runtime:
+    async with open_runtime(settings, [AgentView(agent, registered_tools(agent))]) as runtime:
         extra = await runtime.gate.call("read_docs", {"name": "backup-restore", "why\ud800": "x\udc80"})
         unknown = await runtime.gate.call("tool\ud800", {})
         after = await runtime.gate.call("list_docs", {})

@@ -132,6 +132,8 @@ def _everything_set(tmp_path: Path) -> dict[str, str]:
         "PLANNER_MCP_LEDGER_MAX_MB": "0.5",
         "PLANNER_MCP_INVENTORY": "lab",
         "PLANNER_MCP_POLICY": str(tmp_path / "policy.toml"),
+        "PLANNER_MCP_AGENTS": str(tmp_path / "agents.toml"),
+        "PLANNER_MCP_AGENT": "ci-reader",
         "PLANNER_MCP_MAX_DOCUMENT_BYTES": "1000",
         "OPENAI_API_KEY": "sk-test-round-trip",
         "OPENAI_BASE_URL": "http://localhost:11434/v1",

@@ -1,0 +1,6 @@
+"""The agents a server runs as, and which of them each caller acts as (see contracts.agents)."""
+
+from server.governance.roster.file import RosterError, load_agents_file, load_roster
+from server.governance.roster.roster import Judgement, Roster
+
+__all__ = ["Judgement", "Roster", "RosterError", "load_agents_file", "load_roster"]
