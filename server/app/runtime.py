@@ -62,6 +62,15 @@ class Runtime:
     def agent(self) -> AgentMetadata:
         return self.gate.agent
 
+    async def record_refused_caller(self, detail: str) -> None:
+        """Chain a `caller-refused` event: a caller the agents file gives to no agent was turned away. A ledger that
+        cannot take it is logged; the caller is refused all the same."""
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.ledger.record_event, "caller-refused", detail)
+        except LedgerError as exc:
+            logger.error("A refused caller could not be recorded in the ledger: %s (%s)", exc, detail)
+
 
 @asynccontextmanager
 async def open_runtime(

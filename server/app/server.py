@@ -82,6 +82,9 @@ class GovernedServer(MCPServer[Runtime]):
         self._roster = roster
         self._default = default
         self._default_inventory = default_inventory
+        self.running: Runtime | None = None
+        """The runtime while the server is served over HTTP (whose lifespan is entered once), for what happens
+        outside any MCP request: recording a refused caller."""
         self.middleware.append(RecordRejected(via, self._gate))
         # Served in process (a `Client` given this object) the SDK hands a client's progress callback over without
         # a token; over stdio or HTTP a request that wants progress carries one (see `progress_reporter`).
@@ -106,6 +109,18 @@ class GovernedServer(MCPServer[Runtime]):
         """Serve one session over a transport's pair of message streams (stdio's: see server.transports.stdio)."""
         self.serve_on_the_wire()
         await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
+
+    @property
+    def roster(self) -> Roster:
+        return self._roster
+
+    async def record_refused_caller(self, detail: str) -> None:
+        """Chain a `caller-refused` event: a caller the agents file gives to no agent was turned away (HTTP 403)."""
+        runtime = self.running
+        if runtime is None:
+            logger.error("A refused caller cannot be recorded: the server is not running (%s)", detail)
+            return
+        await runtime.record_refused_caller(detail)
 
     def _view(self) -> AgentView | None:
         """The agent the current request's caller acts as; None when it is no agent's (HTTP refuses such a caller
@@ -262,13 +277,15 @@ def _runtime(context: Context[Runtime, Any] | None) -> tuple[Runtime, str | None
     return context.request_context.lifespan_context, context.request_id
 
 
-def build_server(settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier] | None = None) -> GovernedServer:
+def build_server(
+    settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier] | None = None, roster: Roster | None = None
+) -> GovernedServer:
     """Build the server for these settings. Policy errors surface here, at start-up, not on the first call.
 
     `auth` is for HTTP with OAuth: the SDK then checks every request's access token with the verifier and
     publishes the protected-resource metadata clients discover the authorization server from.
     """
-    roster = load_roster(settings)
+    roster = roster or load_roster(settings)
     key = ledger_key(settings)
     agents = views(roster)
     default = roster.pick(settings.agent)
@@ -284,10 +301,18 @@ def build_server(settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier]
             )
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
+    async def lifespan(server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
         chosen = None if default is None else default.agent_id
         async with open_runtime(settings, list(agents.values()), default=chosen, chain_key=key) as runtime:
-            yield runtime
+            assert isinstance(server, GovernedServer)
+            first = server.running is None
+            if first:
+                server.running = runtime
+            try:
+                yield runtime
+            finally:
+                if first:
+                    server.running = None
 
     return GovernedServer(
         agents,

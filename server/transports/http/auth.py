@@ -54,22 +54,36 @@ class JWTVerifier:
     """The SDK's TokenVerifier for OAuth access tokens: signature by a key from the issuer's JWKS, then issuer,
     audience and expiry. Any failure is a refusal (the SDK answers 401); the reason goes to the refusal log."""
 
-    def __init__(self, config: HTTPConfig) -> None:
+    def __init__(self, issuer: str, audience: str, jwks_url: str) -> None:
         import jwt  # only HTTP with OAuth pays for it
 
-        assert config.oauth_jwks_url and config.oauth_issuer and config.oauth_audience
         self._jwt = jwt
-        self._keys = jwt.PyJWKClient(config.oauth_jwks_url, cache_keys=True, lifespan=300, timeout=10)
-        self._issuer = config.oauth_issuer
-        self._audience = config.oauth_audience
+        self._keys = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=10)
+        self._issuer = issuer
+        self._audience = audience
+
+    @classmethod
+    def configured(cls, config: HTTPConfig) -> "JWTVerifier":
+        """The verifier of PLANNER_MCP_OAUTH_ISSUER's tokens."""
+        assert config.oauth_jwks_url and config.oauth_issuer and config.oauth_audience
+        return cls(config.oauth_issuer, config.oauth_audience, config.oauth_jwks_url)
+
+    @property
+    def audience(self) -> str:
+        return self._audience
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """Never raises: whatever a token makes PyJWT, the JWKS fetch or a key's library raise (a malformed token,
         a key of another type than its `alg`, an issuer that cannot be reached) is a refusal like a bad signature,
         not an error of the server's (a 500)."""
+        claims = await self.checked_claims(token)
+        return None if claims is None else self._access(token, claims)
+
+    async def checked_claims(self, token: str) -> dict[str, Any] | None:
+        """The token's claims once its signature, issuer, audience and expiry check out; None (the reason noted
+        for the refusal log) otherwise. Never raises."""
         try:
-            claims = await anyio.to_thread.run_sync(self._decode, token)
-            return self._access(token, claims)
+            return await anyio.to_thread.run_sync(self._decode, token)
         except Exception as exc:
             note_refusal("invalid_token", f"{type(exc).__name__}: {exc}".replace(token, "[the token]"))
             return None

@@ -24,7 +24,7 @@ logger = logging.getLogger("server.http.refusals")  # its name before the regrou
 
 Reason = Literal[
     "no_token", "invalid_token", "insufficient_scope", "origin_refused", "host_refused", "request_timeout",
-    "connection_limit", "session_limit",
+    "connection_limit", "session_limit", "no_agent",
 ]  # fmt: skip
 """Why a request was refused: a short, fixed vocabulary, so a log collector can count by it."""
 
