@@ -1,7 +1,7 @@
 """read_logs: the calling agent's own recent ledger entries, so an assistant can see what it did.
 
-Over HTTP with OAuth many people may act as one agent: each then sees only the calls its ledger rows say it made
-(`server.call.callers`), never another's calls or the `context` it sent.
+Over HTTP with OAuth or an agents file many people may act as one agent: each then sees only the calls its ledger
+rows say it made (`server.call.callers`), never another's calls or the `context` it sent.
 """
 
 from pydantic import Field
@@ -59,8 +59,8 @@ READ_LOGS = ToolSpec(
     description=(
         "Read the most recent audit-ledger entries of this agent (newest first): which tool was called, with "
         "which arguments (secrets scrubbed), its decision, error and duration. Use it to see what you already "
-        "did or why a call was refused. Shows only this agent's calls (over HTTP with OAuth, only your own); this "
-        "call itself is recorded too."
+        "did or why a call was refused. Shows only this agent's calls (over HTTP, when your token names you, only "
+        "your own); this call itself is recorded too."
     ),
     actions=("read_logs",),
     args=ReadLogsArgs,

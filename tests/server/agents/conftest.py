@@ -30,7 +30,7 @@ def agents_file(path: Path, agents: Sequence[Mapping[str, Any]], issuers: Sequen
         lines += ["[[issuers]]", *(f"{key} = {json.dumps(value)}" for key, value in entry.items()), ""]
     for entry in agents:
         lines.append("[[agents]]")
-        tables = {}
+        tables: dict[str, dict[str, Any]] = {}
         for key, value in entry.items():
             if key == "callers":
                 continue
