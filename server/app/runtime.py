@@ -12,7 +12,6 @@ from importlib.metadata import PackageNotFoundError, version
 import anyio.to_thread
 from mcp.types import Tool as MCPTool
 
-from contracts import AgentMetadata
 from ledger import Ledger, LedgerError, Scrubber
 from server.app.views import AgentView
 from server.config.ledger import open_ledger
@@ -57,10 +56,6 @@ class Runtime:
         if self.default is None:
             raise LookupError("no default agent: set PLANNER_MCP_AGENT to one of the agents file's agents")
         return self.gates[self.default]
-
-    @property
-    def agent(self) -> AgentMetadata:
-        return self.gate.agent
 
     async def record_refused_caller(self, detail: str) -> None:
         """Chain a `caller-refused` event: a caller the agents file gives to no agent was turned away. A ledger that
