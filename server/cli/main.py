@@ -109,7 +109,8 @@ def _stdio_agent(settings: Settings) -> AgentView:
     if agent is None:
         raise RosterError(
             f"{settings.agents_path} has {len(roster.agents)} agents ({', '.join(roster.agents)}): set "
-            "PLANNER_MCP_AGENT to the one to run as (over HTTP each caller acts as its own)"
+            "PLANNER_MCP_AGENT to the one to run as (over HTTP each caller acts as its own; `planner-mcp agents` "
+            "lists them)"
         )
     return AgentView.of(agent)
 
