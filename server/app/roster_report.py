@@ -21,7 +21,16 @@ from server.governance.gate import LLM_ACTION
 from server.governance.roster import Roster
 from server.tools import CATALOGUE
 
-__all__ = ["KNOWN_ACTIONS", "AgentSummary", "Problem", "RosterReport", "roster_report", "shown_caller"]
+__all__ = [
+    "KNOWN_ACTIONS",
+    "AgentSummary",
+    "Problem",
+    "RosterReport",
+    "Severity",
+    "counted",
+    "roster_report",
+    "shown_caller",
+]
 
 Severity = Literal["error", "warn"]
 ProblemKind = Literal[
@@ -111,6 +120,11 @@ class RosterReport:
     def callers(self) -> int:
         return sum(len(summary.callers) for summary in self.agents)
 
+    def census(self) -> str:
+        """Who is in it, in a few words: `2 agents (ci-reader, planner), 3 callers`."""
+        ids = ", ".join(summary.agent.agent_id for summary in self.agents)
+        return f"{counted(len(self.agents), 'agent')} ({ids}), {counted(self.callers, 'caller')}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "source": {"kind": self.source, "path": str(self.path) if self.path else None},
@@ -118,6 +132,11 @@ class RosterReport:
             "agents": [summary.to_json() for summary in self.agents],
             "problems": [problem.to_json() for problem in self.problems],
         }
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 agent`, `2 agents`."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def shown_caller(rule: CallerRule) -> str:

@@ -3,7 +3,7 @@ token only by the start of its digest), and the problems found in the file. Exit
 
 import json
 
-from server.app.roster_report import AgentSummary, RosterReport, roster_report
+from server.app.roster_report import AgentSummary, RosterReport, counted, roster_report
 from server.config.settings import Settings
 from server.governance.roster import load_roster
 from server.support.terminal import say, say_json
@@ -30,7 +30,7 @@ def _text(report: RosterReport) -> list[str]:
     if not report.problems:
         return [*lines, "no problems found"]
     warnings = len(report.problems) - report.errors
-    lines.append(f"problems: {_count(report.errors, 'error')}, {_count(warnings, 'warning')}")
+    lines.append(f"problems: {counted(report.errors, 'error')}, {counted(warnings, 'warning')}")
     for problem in report.problems:
         lines += [f"{_SEVERITY[problem.severity]}  {problem.kind}: {problem.detail}", f"       fix: {problem.fix}"]
     return lines
@@ -38,7 +38,7 @@ def _text(report: RosterReport) -> list[str]:
 
 def _heading(report: RosterReport) -> str:
     if report.source == "agents-file":
-        return f"agents file {report.path}: {_count(len(report.agents), 'agent')}, {_count(report.callers, 'caller')}"
+        return f"agents file {report.path}: {report.census()}"
     where = f"the policy file {report.path}" if report.path else "the seed's default (no PLANNER_MCP_POLICY)"
     return f"one agent, from {where}: every authenticated caller acts as it (no PLANNER_MCP_AGENTS)"
 
@@ -60,7 +60,3 @@ def _agent(summary: AgentSummary, everyone: bool) -> list[str]:
         f"  callers    {callers[0]}",
         *(f"             {caller}" for caller in callers[1:]),
     ]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
