@@ -8,6 +8,7 @@ no token can come from, a tier that may use no model.
 """
 
 import difflib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,21 +231,22 @@ def _claims(entries: Iterable[CallerRule]) -> str:
 
 
 def _unknown_issuers(summaries: Sequence[AgentSummary], roster: Roster, settings: Settings) -> Iterator[Problem]:
-    configured = [*roster.issuers, *([settings.http.oauth_issuer] if settings.http.oauth_issuer else [])]
+    http = settings.http  # PLANNER_MCP_OAUTH_ISSUER's tokens are checked once its keys are named too
+    configured = [*roster.issuers, *([http.oauth_issuer] if http.oauth_issuer and http.oauth_jwks_url else [])]
     for summary in summaries:
-        issuers = dict.fromkeys(rule.issuer for rule in summary.callers if rule.issuer is not None)
-        for issuer in issuers:
+        agent_id = summary.agent.agent_id
+        named = Counter(rule.issuer for rule in summary.callers if rule.issuer is not None)
+        for issuer, count in named.items():
             if issuer in configured:
                 continue
-            count = sum(rule.issuer == issuer for rule in summary.callers)
-            agent_id = summary.agent.agent_id
+            callers = "1 caller" if count == 1 else f"{count} callers"
             yield Problem(
                 "error",
                 (agent_id,),
                 "unknown-issuer",
-                f"agent {agent_id}: {count} caller{'s' if count > 1 else ''} of issuer {issuer}, which is neither "
-                "under [[issuers]] nor PLANNER_MCP_OAUTH_ISSUER: no token from it is accepted, so "
-                f"{'they' if count > 1 else 'it'} can never authenticate{_close(issuer, configured)}",
+                f"agent {agent_id}: {callers} of issuer {issuer}, which is neither under [[issuers]] nor "
+                "PLANNER_MCP_OAUTH_ISSUER (with its JWKS_URL): no token of it is accepted, so no such caller can "
+                f"authenticate{_close(issuer, configured)}",
                 f"Add an [[issuers]] entry for {issuer} with its jwks_url, or correct the callers' issuer.",
             )
 
