@@ -10,7 +10,7 @@ no token can come from, a tier that may use no model.
 import difflib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warn"]
+Source = Literal["agents-file", "policy-file", "default"]
 ProblemKind = Literal[
     "no-caller", "duplicate-caller", "overlap", "unknown-action", "unknown-issuer", "no-model", "model-refused"
 ]
@@ -43,7 +44,7 @@ KNOWN_ACTIONS: frozenset[str] = frozenset(
 )
 """Every action a policy can usefully name: the ones the tools need, and the ones the seed forbids."""
 
-_SHOWN_DIGEST = 12
+_SHOWN_DIGEST = 12  # as CallerRule.describe shows it
 _SHOWN_CLAIMS = 3
 
 
@@ -59,8 +60,7 @@ class Problem:
     fix: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"severity": self.severity, "agents": list(self.agents), "kind": self.kind, "detail": self.detail,
-                "fix": self.fix}  # fmt: skip
+        return {**asdict(self), "agents": list(self.agents)}
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class AgentSummary:
 class RosterReport:
     """Where the agents come from, each agent, and the problems found."""
 
-    source: Literal["agents-file", "policy-file", "default"]
+    source: Source
     path: Path | None
     agents: tuple[AgentSummary, ...]
     problems: tuple[Problem, ...]
@@ -155,7 +155,7 @@ def roster_report(roster: Roster, settings: Settings) -> RosterReport:
     summaries = tuple(AgentSummary(AgentView.of(agent), roster.callers(agent_id))
                       for agent_id, agent in roster.agents.items())  # fmt: skip
     if roster.from_agents_file:
-        source: Literal["agents-file", "policy-file", "default"] = "agents-file"
+        source: Source = "agents-file"
         path = roster.source
     else:
         source, path = ("policy-file", settings.policy_path) if settings.policy_path else ("default", None)
