@@ -245,8 +245,8 @@ def _unknown_issuers(summaries: Sequence[AgentSummary], roster: Roster, settings
                 (agent_id,),
                 "unknown-issuer",
                 f"agent {agent_id}: {callers} of issuer {issuer}, which is neither under [[issuers]] nor "
-                "PLANNER_MCP_OAUTH_ISSUER (with its JWKS_URL): no token of it is accepted, so no such caller can "
-                f"authenticate{_close(issuer, configured)}",
+                "PLANNER_MCP_OAUTH_ISSUER (with its JWKS_URL): no token of it can be checked, so `serve --transport "
+                f"http` refuses to start{_close(issuer, configured)}",
                 f"Add an [[issuers]] entry for {issuer} with its jwks_url, or correct the callers' issuer.",
             )
 

@@ -131,7 +131,7 @@ PROBLEMS: list[Any] = [
             "error",
             ["ci-reader"],
             "unknown-issuer",
-            f"can authenticate; did you mean '{IDP}'?",
+            f"no token of it can be checked, so `serve --transport http` refuses to start; did you mean '{IDP}'?",
         ),
         id="unknown-issuer",
     ),
