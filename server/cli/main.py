@@ -20,6 +20,7 @@ from ledger import EXIT_CODES, LedgerError
 from server.app import build_server, open_runtime
 from server.app.runtime import server_version
 from server.app.views import AgentView
+from server.cli.agents import run_agents
 from server.cli.ledger import add_ledger_commands, run_ledger
 from server.config.file import layered
 from server.config.ledger import ledger_key
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="run one tool through the gate and ledger; print its AgentOutput")
     call.add_argument("tool")
     call.add_argument("arguments", nargs="?", default="{}", help="the tool's arguments as a JSON object")
+
+    agents = commands.add_parser("agents", help="each agent, the tools it gets, its callers, and problems found")
+    agents.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     commands.add_parser("doctor", help="check the configuration, the store, the LLM settings and the ledger")
     commands.add_parser(
@@ -193,22 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logs(args.log_level, args.log_format)
     try:
-        settings = Settings.from_env()
-        match args.command:
-            case None | "serve":
-                return _serve(settings, args)
-            case "tools":
-                return _tools(settings, args.json)
-            case "call":
-                return _call(settings, args.tool, args.arguments)
-            case "doctor":
-                return _doctor(settings)
-            case "vault-policy":
-                return _vault_policy(settings)
-            case "ledger":
-                return run_ledger(settings, args)
-            case "config":
-                return _config_show(settings, as_json=args.json)
+        return _run(Settings.from_env(), args)
     except (SettingsError, PolicyError) as exc:
         say(f"planner-mcp: {exc}", file=sys.stderr)
         return _EXIT_USAGE
@@ -217,6 +206,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         # For verify this means the ledger could not be read, so it was not verified: not the same as tampered.
         verifying = args.command == "ledger" and args.ledger_command in ("verify", "checkpoint")
         return EXIT_CODES["unverified"] if verifying else _EXIT_ERROR
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    match args.command:
+        case None | "serve":
+            return _serve(settings, args)
+        case "tools":
+            return _tools(settings, args.json)
+        case "call":
+            return _call(settings, args.tool, args.arguments)
+        case "agents":
+            return run_agents(settings, as_json=args.json)
+        case "doctor":
+            return _doctor(settings)
+        case "vault-policy":
+            return _vault_policy(settings)
+        case "ledger":
+            return run_ledger(settings, args)
+        case "config":
+            return _config_show(settings, as_json=args.json)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

@@ -11,6 +11,7 @@ from server.call.failures import ToolFailure
 from server.config.file import layered
 from server.config.settings import Settings
 from server.config.urls import shown
+from server.doctor.agents import agents_checks
 from server.doctor.check import Check
 from server.doctor.ledger import ledger_checks
 from server.doctor.llm import llm_checks
@@ -24,8 +25,12 @@ __all__ = ["Check", "run_checks"]
 
 def run_checks(settings: Settings) -> Iterator[Check]:
     yield from _configuration(settings)
-    check, agent = _policy(settings)
-    yield check
+    if settings.agents_path is not None:
+        yield from agents_checks(settings)
+        agent = None  # the server has one model for every agent: the agents check says which agent may not use it
+    else:
+        check, agent = _policy(settings)
+        yield check
     if settings.vault is None:
         yield from _file_store(settings)
     else:
