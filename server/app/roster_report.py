@@ -19,7 +19,7 @@ from contracts.agents import MATCH_RANKS, CallerRule
 from server.app.views import AgentView
 from server.config.settings import Settings
 from server.governance.gate import LLM_ACTION
-from server.governance.roster import Roster
+from server.governance.roster import Roster, http_issuers
 from server.tools import CATALOGUE
 
 __all__ = [
@@ -231,8 +231,7 @@ def _claims(entries: Iterable[CallerRule]) -> str:
 
 
 def _unknown_issuers(summaries: Sequence[AgentSummary], roster: Roster, settings: Settings) -> Iterator[Problem]:
-    http = settings.http  # PLANNER_MCP_OAUTH_ISSUER's tokens are checked once its keys are named too
-    configured = [*roster.issuers, *([http.oauth_issuer] if http.oauth_issuer and http.oauth_jwks_url else [])]
+    configured = [issuer.issuer for issuer in http_issuers(settings.http, roster)]
     for summary in summaries:
         agent_id = summary.agent.agent_id
         named = Counter(rule.issuer for rule in summary.callers if rule.issuer is not None)

@@ -5,8 +5,9 @@ from collections.abc import Iterator
 
 from server.app.roster_report import Severity, roster_report
 from server.config.settings import Settings
+from server.config.urls import shown
 from server.doctor.check import Check, Status
-from server.governance.roster import RosterError, load_roster
+from server.governance.roster import Roster, RosterError, http_issuers, http_problem, load_roster
 
 __all__ = ["agents_checks"]
 
@@ -28,5 +29,21 @@ def agents_checks(settings: Settings) -> Iterator[Check]:
         f"stdio runs as {stdio.agent_id}" if stdio else "stdio needs PLANNER_MCP_AGENT (HTTP callers act as their own)"
     )
     yield Check("agents", "ok", f"{report.census()} from {report.path}; {runs}")
+    yield _http(settings, roster)
     for problem in report.problems:
         yield Check(f"agents.{problem.kind}", _STATUS[problem.severity], problem.detail, problem.fix)
+
+
+def _http(settings: Settings, roster: Roster) -> Check:
+    """Whether `serve --transport http` would serve the file: by the rule it starts by (`http_problem`)."""
+    config = settings.http
+    has_callers = any(roster.callers(agent_id) for agent_id in roster.agents)
+    if not has_callers and config.token is None and not config.oauth:
+        return Check("http", "ok", "no agent of the file has a caller: stdio only ([[agents.callers]] for HTTP)")
+    if (problem := http_problem(config, roster)) is not None:
+        return Check("http", "fail", f"`serve --transport http` would not start: {problem}", problem)
+    issuers = ", ".join(shown(issuer.issuer) for issuer in http_issuers(config, roster))
+    jwts = f"; JWTs from {issuers}" if issuers else ""
+    return Check(
+        "http", "ok", f"`serve --transport http` would serve {shown(config.resource_url)} to the file's callers{jwts}"
+    )

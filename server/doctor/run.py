@@ -77,6 +77,8 @@ def _configuration(settings: Settings) -> Iterator[Check]:
     where = f"{env.file} ({len(from_file)} settings from it)" if env.file else "the environment (no PLANNER_MCP_CONFIG)"
     yield Check("config", "ok", f"settings from {where}; `planner-mcp config show` lists them")
     http = settings.http
+    if settings.agents_path is not None:
+        return  # whether HTTP could serve the agents file is the agents check's to say: it reads the file
     if http.token is None and not http.oauth:
         yield Check("http", "ok", "no HTTP callers configured: stdio only (PLANNER_MCP_HTTP_TOKEN or OAuth for HTTP)")
     elif (problem := http.problem()) is not None:

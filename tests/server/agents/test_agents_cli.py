@@ -253,3 +253,20 @@ def test_config_show_says_where_the_agents_file_and_the_agent_came_from(ledger_p
     assert by_name["PLANNER_MCP_AGENT"] == ("ci-reader", f"file {config}")
     unset = json.loads(run_cli(ledger_path, "config", "show", "--json").stdout)
     assert {s["name"]: (s["value"], s["source"]) for s in unset["settings"]}["PLANNER_MCP_AGENTS"] == (None, "default")
+
+
+def test_doctor_says_whether_http_could_serve_the_agents_file(ledger_path: Path, tmp_path: Path) -> None:
+    path = agents_file(tmp_path / "agents.toml", [READER, PLANNER], ISSUERS)
+    served = run_cli(ledger_path, "doctor", PLANNER_MCP_AGENTS=str(path)).stdout
+    assert (
+        f"ok    http: `serve --transport http` would serve http://127.0.0.1:8765/mcp to the file's callers; JWTs "
+        f"from {IDP}\n" in served
+    )
+    assert "no HTTP callers configured" not in served
+    beside = run_cli(ledger_path, "doctor", PLANNER_MCP_AGENTS=str(path), PLANNER_MCP_HTTP_TOKEN="a-static-token-0123")
+    assert beside.returncode == 1
+    assert "FAIL  http: `serve --transport http` would not start: with an agents file, a static token" in beside.stdout
+    assert "a-static-token-0123" not in beside.stdout + beside.stderr
+    nobody = agents_file(tmp_path / "agents.toml", [_lonely()])
+    stdio = run_cli(ledger_path, "doctor", PLANNER_MCP_AGENTS=str(nobody))
+    assert stdio.returncode == 0 and "ok    http: no agent of the file has a caller: stdio only" in stdio.stdout
