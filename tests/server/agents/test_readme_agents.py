@@ -8,6 +8,7 @@ import pytest
 from server.config.settings import Settings
 from server.governance.roster import load_roster
 from tests.conftest import connect
+from tests.processes import run_cli
 
 README = Path(__file__).parents[3] / "README.md"
 
@@ -50,3 +51,13 @@ async def test_each_agent_of_the_readme_file_is_shown_what_the_readme_table_says
     row = next(line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("| `tools/list`"))
     column = row.split("|")[1 + list(SEEN).index(agent_id) + 1]
     assert re.findall(r"`(\w+)`", column) == tools
+
+
+@pytest.mark.subprocess
+def test_planner_mcp_agents_prints_what_the_readme_shows_for_its_file(tmp_path: Path) -> None:
+    path = _example(tmp_path)
+    text = README.read_text(encoding="utf-8")
+    [shown] = re.findall(r"```\n(agents file /etc/planner-mcp/agents\.toml.*?)```", text, re.S)
+    printed = run_cli(tmp_path / "ledger.db", "agents", PLANNER_MCP_AGENTS=str(path))
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == shown.replace("/etc/planner-mcp/agents.toml", str(path))
