@@ -26,11 +26,11 @@ def agent(agent_id: str, tier: int, actions: Sequence[str], *callers: Mapping[st
 def agents_file(path: Path, agents: Sequence[Mapping[str, Any]], issuers: Sequence[Mapping[str, str]] = ()) -> Path:
     """The agents as TOML, written where `path` says (mode 600, as an operator keeps it)."""
     lines: list[str] = []
-    for entry in issuers:
-        lines += ["[[issuers]]", *(f"{key} = {json.dumps(value)}" for key, value in entry.items()), ""]
+    for issuer in issuers:
+        lines += ["[[issuers]]", *(f"{key} = {json.dumps(value)}" for key, value in issuer.items()), ""]
     for entry in agents:
         lines.append("[[agents]]")
-        tables = {}
+        tables: dict[str, dict[str, Any]] = {}
         for key, value in entry.items():
             if key == "callers":
                 continue
