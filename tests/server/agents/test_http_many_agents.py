@@ -123,6 +123,12 @@ def _llm(sessions: list[Seen], agent_id: str) -> tuple[int, int]:
     return ran, sum(1 for o in outputs if o["error"] is not None and o["error"]["type"] == _BUDGET_OUT)
 
 
+def _refused(sessions: list[Seen], agent_id: str) -> int:
+    """An agent's calls refused: a tool outside its list, or an LLM call past its budget."""
+    kinds = [o["error"]["type"] for s in sessions if s.caller.agent == agent_id for o in s.outputs if o.get("error")]
+    return sum(1 for kind in kinds if kind in _REFUSALS)
+
+
 @pytest.mark.parametrize("stateless", [False, True], ids=["with sessions", "stateless"])
 def test_concurrent_sessions_of_three_agents_each_see_and_spend_only_their_own_and_the_ledger_verifies(
     tmp_path: Path, ledger_path: Path, llm: FakeOpenAI, stateless: bool
@@ -133,37 +139,32 @@ def test_concurrent_sessions_of_three_agents_each_see_and_spend_only_their_own_a
         everyone = callers(issuer)
         env = {"PLANNER_MCP_AGENTS": str(fleet_file(tmp_path / "agents.toml", issuer)), "OPENAI_API_KEY": API_KEY,
                "OPENAI_BASE_URL": llm.base_url, "PLANNER_MCP_MODEL": "test-model"}  # fmt: skip
-        with serving(ledger_path, *(["--stateless"] if stateless else []), port=port, env=env):
-            url = f"http://127.0.0.1:{port}/mcp"
-            sessions = anyio.run(_at_once, url, everyone)
-            last = anyio.run(_afterwards, url, everyone)
+        with serving(ledger_path, *(["--stateless"] if stateless else []), port=port, env=env) as served:
+            sessions = anyio.run(_at_once, served.url, everyone)
+            last = anyio.run(_afterwards, served.url, everyone)
+    everything = [*sessions, *last]
     recorded = rows(ledger_path)
     leaks = [
-        *(leak for s in [*sessions, *last] for leak in _shown_leaks(s)),
-        *_row_leaks([*sessions, *last], recorded),
+        *(leak for s in everything for leak in _shown_leaks(s)),
+        *_row_leaks(everything, recorded),
         *_log_leaks(sessions, last),
     ]
     assert leaks == []
     assert len(sessions) == 21 and _calls(sessions) == {"observer": 24, "analyst": 36, "planner": 63}
+    assert len(last) == 7 and _calls(everything) == {"observer": 32, "analyst": 48, "planner": 84}
     # The planner's 18 LLM calls at once run out its budget: each that runs sees the others' reservations and
     # spendings, so at most three of 18 tokens fit under 40; its last sessions, one after another, spend the rest.
     ran, refused = _llm(sessions, "planner")
     assert 1 <= ran <= 3 and refused == 18 - ran
-    assert _llm([*sessions, *last], "planner") == (3, 21)
-    assert _llm([*sessions, *last], "analyst") == (8, 0)  # the analyst's every LLM call ran
+    assert _llm(everything, "planner") == (3, 21) and _llm(everything, "analyst") == (8, 0)
+    # What the ledger reports of each agent is what its callers were given.
     stats = {entry["agent_id"]: entry for entry in _cli(ledger_path, "stats")}
-    calls = _calls([*sessions, *last])
-    assert {agent_id: (s["current_tier"], s["total_runs"], s["llm_calls"]) for agent_id, s in stats.items()} == {
-        agent_id: (AGENTS[agent_id].tier, calls[agent_id], _llm([*sessions, *last], agent_id)[0]) for agent_id in AGENTS
-    }
+    assert {
+        a: tuple(s[k] for k in ("current_tier", "total_runs", "llm_calls", "refused_runs")) for a, s in stats.items()
+    } == {a: (AGENTS[a].tier, _calls(everything)[a], _llm(everything, a)[0], _refused(everything, a)) for a in AGENTS}
     assert stats["planner"]["prompt_tokens"] + stats["planner"]["completion_tokens"] == 18 * 3 <= BUDGET + 18
-    assert [s["refused_runs"] for s in stats.values()] == [
-        sum(1 for x in [*sessions, *last] if x.caller.agent == agent_id for o in x.outputs
-            if o.get("error") and o["error"]["type"] in _REFUSALS)
-        for agent_id in stats
-    ]  # fmt: skip
     metrics = {row["agent_id"]: row["total_runs"] for row in rows(ledger_path, "agent_metrics", "agent_id")}
-    assert metrics == calls
+    assert metrics == _calls(everything)
     verified = _cli(ledger_path, "verify")
     assert (verified["status"], verified["findings"]) == ("ok", [])
 
