@@ -20,14 +20,14 @@ from tests.peers.jwks_server import Issuer
 from tests.peers.plans import A_PLAN
 from tests.server.agents.conftest import agent, agents_file, digest
 
-__all__ = ["AGENTS", "LLM_REPLY", "Caller", "Expected", "Seen", "callers", "fleet_file", "session"]
+__all__ = ["AGENTS", "BUDGET", "LLM_REPLY", "Caller", "Expected", "Seen", "callers", "fleet_file", "session"]
 
 LLM_REPLY = json.dumps(A_PLAN)
 """What the LLM answers every call with: a plan, which analyze takes too (18 tokens each, by the peer's usage)."""
 
 _STATIC = {name: f"{name}-static-token-0123456789abcdef" for name in ("observer", "analyst", "planner")}
 BUDGET = 40
-"""The planner's daily tokens: two or three calls' worth, so its concurrent callers run it out."""
+"""The planner's daily tokens: a third call of 18 starts under it, a fourth cannot, so its callers run it out."""
 
 
 @dataclass(frozen=True)
