@@ -20,7 +20,10 @@ def problem(error: ErrorDetails, model: type[BaseModel] | None, field: object) -
     in_range = None
     if model is not None and isinstance(field, str) and error["type"] in _OUT_OF_RANGE:
         in_range = _accepted(model, field)
-    return error["msg"] if in_range is None else in_range
+    if in_range is not None:
+        return in_range
+    # A validator's own sentence, without the "Value error, " pydantic puts before it.
+    return error["msg"].removeprefix("Value error, ") if error["type"] == "value_error" else error["msg"]
 
 
 def _accepted(model: type[BaseModel], field: str) -> str | None:
