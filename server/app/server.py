@@ -32,7 +32,7 @@ from server.call.callers import identity, via
 from server.call.progress import ReportProgress
 from server.config.ledger import ledger_key
 from server.config.settings import Settings
-from server.governance.gate import Gate
+from server.governance.gate import LLM_ACTION, Gate
 from server.governance.roster import Roster, load_roster
 
 __all__ = ["GovernedServer", "build_server", "progress_reporter", "to_call_result"]
@@ -291,13 +291,15 @@ def build_server(
     default = roster.pick(settings.agent)
     model = settings.llm.model
     for view in agents.values():
-        if model is not None and "generate_plan" in view.tools and not view.agent.permits_model(model):
+        asks_llm = any(LLM_ACTION in spec.actions for spec in view.tools.values())
+        if model is not None and asks_llm and not view.agent.permits_model(model):
             logger.warning(
-                "PLANNER_MCP_MODEL=%s is not allowed for tier %d by the policy of agent %s: its generate_plan and "
-                "analyze will be refused (MODEL_NOT_ALLOWED) until it is.",
+                "PLANNER_MCP_MODEL=%s is not allowed for tier %d by the policy of agent %s: its %s will be refused "
+                "(MODEL_NOT_ALLOWED) until it is.",
                 model,
                 view.agent.tier,
                 view.agent.agent_id,
+                " and ".join(name for name, spec in view.tools.items() if LLM_ACTION in spec.actions),
             )
 
     @asynccontextmanager

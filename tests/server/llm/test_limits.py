@@ -114,3 +114,13 @@ def test_a_configured_model_the_policy_refuses_is_warned_about_at_start_up(
 ) -> None:
     build_server(settings_with(policy_path=write_policy(models_by_tier={"0": ["small-model"]})))
     assert "PLANNER_MCP_MODEL=test-model is not allowed for tier 0" in caplog.text
+
+
+def test_a_configured_model_the_policy_refuses_is_warned_about_for_an_agent_that_only_analyzes(
+    settings_with: Callable[..., Settings], write_policy: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = write_policy(allowed_side_effects=["read_docs", "llm_inference"], models_by_tier={"0": ["small-model"]})
+    build_server(settings_with(policy_path=policy))
+    assert (
+        "is not allowed for tier 0 by the policy of agent llm-planner-001: its analyze will be refused" in caplog.text
+    )
