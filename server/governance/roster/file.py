@@ -3,16 +3,14 @@
 The file decides what every caller may do, so it is refused when anyone but its user or root could change it.
 """
 
-import tomllib
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from contracts.agents import AgentEntry, AgentsFile
 from server.config.bounds import problem
-from server.config.file_trust import UntrustedFile, require_trusted
 from server.config.settings import Settings
-from server.governance.policy import PolicyError, load_policy
+from server.governance.policy import PolicyError, load_policy, read_trusted_toml
 from server.governance.roster.roster import Roster
 
 __all__ = ["RosterError", "load_agents_file", "load_roster"]
@@ -24,16 +22,7 @@ class RosterError(PolicyError):
 
 def load_agents_file(path: Path, variable: str = "PLANNER_MCP_AGENTS") -> AgentsFile:
     """The agents file at `path`, checked whole: a problem anywhere in it is an error naming where."""
-    try:
-        require_trusted(path, variable)
-    except UntrustedFile as exc:
-        raise RosterError(str(exc)) from None
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RosterError(f"cannot read the agents file {path} ({variable}): {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RosterError(f"the agents file {path} is not valid TOML: {exc}") from exc
+    raw = read_trusted_toml(path, variable, "agents file", RosterError)
     try:
         return AgentsFile.model_validate(raw)
     except ValidationError as exc:
