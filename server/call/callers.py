@@ -64,7 +64,8 @@ class Identity:
     def record(self) -> str:
         """The caller's record, as the last part of its rows' notes."""
         if self.token_digest is not None:
-            return f"caller: token=sha256:{self.token_digest[:_DIGEST_SHOWN]}"
+            # `static=`, not `token=`: the scrubber every row's notes pass takes `token=<value>` for a secret.
+            return f"caller: static=sha256:{self.token_digest[:_DIGEST_SHOWN]}"
         record = f"caller: client={_value(self.client_id)} sub={_value(self.subject)}"
         return record if self.issuer is None else f"{record} iss={_value(self.issuer, _ISSUER)}"
 
@@ -137,8 +138,8 @@ def recorded_identity(notes: str) -> Identity | None:
     fields = dict(_fields(parts[-1].removeprefix("caller: ")))
     before = parts[-2] if len(parts) > 1 else ""
     claims = dict(_fields(before.removeprefix("claims: "))) if before.startswith("claims: ") else {}
-    if "token" in fields:
-        return Identity(token_digest=fields["token"].removeprefix("sha256:"))
+    if "static" in fields:
+        return Identity(token_digest=fields["static"].removeprefix("sha256:"))
     groups, more_groups = _unlisted(claims.get("groups", "-"))
     scopes, more_scopes = _unlisted(claims.get("scopes", "-"))
     # `#` is escaped in every value recorded whole: one that holds it was cut.
