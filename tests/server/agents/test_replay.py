@@ -1,0 +1,395 @@
+"""`planner-mcp ledger replay`: a ledger recorded by three agents' real calls through their gates, judged again under a
+stricter and a looser candidate agents file, with the exact changes each would make, and nothing written."""
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from contracts import SEED_FORBIDDEN_ACTIONS
+from ledger import verify
+from ledger.chain import TABLES
+from ledger.history import recorded_calls
+from ledger.reader import read_only
+from server.app import open_runtime
+from server.app.resources import route
+from server.app.views import AgentView
+from server.call.callers import Identity
+from server.config.settings import LLMConfig, Settings
+from server.governance.roster import Roster, load_agents_file
+from tests.conftest import API_KEY, rows
+from tests.peers.openai_server import FakeOpenAI, Reply
+from tests.peers.plans import A_PLAN
+from tests.processes import run_cli
+
+pytestmark = pytest.mark.subprocess
+
+ISSUER = "https://idp.example.test"
+TOKEN_1 = "ci-reader-token-" + "1" * 32
+TOKEN_2 = "ops-token-" + "2" * 32
+MODEL = "test-model"
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+T1 = Identity(token_digest=_sha256(TOKEN_1))
+T2 = Identity(token_digest=_sha256(TOKEN_2))
+BY_T1 = {"token_sha256": T1.token_digest}
+ALICE = Identity(client_id="assistant", subject="alice", issuer=ISSUER)
+BOB = Identity(client_id="assistant", subject="bob", issuer=ISSUER, groups=("planners",))
+OPS = Identity(client_id="ops-bot", subject="svc-ops", issuer=ISSUER)
+# Thirteen groups: a row lists twelve, and `planners`, the one that makes her a planner, sorts last.
+CAROL = Identity(
+    client_id="assistant", subject="carol", issuer=ISSUER, groups=(*(f"g{i:02}" for i in range(12)), "planners")
+)
+
+_READS = ["read_docs", "read_inventory"]
+_PLANS = [*_READS, "generate_plan", "llm_inference"]
+
+CURRENT = [
+    {"agent_id": "ci-reader", "tier": 0, "allowed_side_effects": _READS, "callers": [BY_T1]},
+    {
+        "agent_id": "planner", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: [MODEL]},
+        "daily_token_budget": 40,
+        "callers": [{"issuer": ISSUER, "subject": "alice"}, {"issuer": ISSUER, "group": "planners"}],
+    },
+    {
+        "agent_id": "operator", "tier": 2, "allowed_side_effects": [*_READS, "read_logs", "llm_inference"],
+        "models_by_tier": {2: ["big-model"]},
+        "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}, {"token_sha256": T2.token_digest}],
+    },
+]  # fmt: skip
+
+STRICTER = [
+    {
+        "agent_id": "ci-reader", "tier": 0, "allowed_side_effects": ["read_docs"],
+        "callers": [BY_T1, {"token_sha256": T2.token_digest}],
+    },
+    {
+        "agent_id": "planner", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: [MODEL]},
+        "daily_token_budget": 18, "callers": [{"issuer": ISSUER, "subject": "alice"}],
+    },
+    {
+        "agent_id": "juniors", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: ["other-model"]},
+        "callers": [{"issuer": ISSUER, "group": "planners"}],
+    },
+    {
+        "agent_id": "operator", "tier": 2, "allowed_side_effects": [*_READS, "llm_inference"],
+        "models_by_tier": {2: ["big-model"]}, "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}],
+    },
+]  # fmt: skip
+
+LOOSER = [
+    {"agent_id": "ci-reader", "tier": 0, "allowed_side_effects": _PLANS, "callers": [BY_T1]},
+    {
+        "agent_id": "planner", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: [MODEL]},
+        "daily_token_budget": 100,
+        "callers": [
+            {"issuer": ISSUER, "subject": "alice"}, {"issuer": ISSUER, "group": "planners"},
+            {"issuer": ISSUER, "subject": "carol"},
+        ],
+    },
+    {
+        "agent_id": "operator", "tier": 2, "allowed_side_effects": [*_READS, "read_logs", "llm_inference"],
+        "models_by_tier": {2: ["big-model", MODEL]},
+        "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}, {"token_sha256": T2.token_digest}],
+    },
+]  # fmt: skip
+
+PLAN_ARGS = {"description": "Add a VM to the prod pool"}
+
+# label, caller (None: stdio), method and target as the server records them, name, arguments, the error recorded
+CALLS: list[tuple[str, Identity | None, str, str, dict[str, Any], str | None]] = [
+    ("t1-docs", T1, "", "read_docs", {"name": "backup-restore"}, None),
+    ("t1-plan", T1, "", "generate_plan", PLAN_ARGS, "FORBIDDEN_ACTION"),
+    ("alice-1", ALICE, "", "generate_plan", PLAN_ARGS, None),
+    ("alice-2", ALICE, "", "generate_plan", PLAN_ARGS, None),
+    ("bob", BOB, "", "generate_plan", PLAN_ARGS, None),
+    ("alice-3", ALICE, "", "generate_plan", PLAN_ARGS, "TOKEN_BUDGET_EXHAUSTED"),
+    ("ops-analyze", OPS, "", "analyze", PLAN_ARGS, "MODEL_NOT_ALLOWED"),
+    ("ops-logs", OPS, "", "read_logs", {}, None),
+    ("t2-inventory", T2, "", "read_inventory", {"name": "proxmox"}, None),
+    ("carol", CAROL, "", "read_docs", {"name": "backup-restore"}, None),
+    ("stdio-list", None, "", "list_docs", {}, None),
+    ("t1-resource", T1, "resources/read", "inventory://proxmox", {}, None),
+    ("t1-prompt", T1, "prompts/get", "plan_request", PLAN_ARGS, "FORBIDDEN_ACTION"),
+    ("t1-escape", T1, "", "read_docs", {"name": "../secrets"}, "INVALID_NAME"),
+]
+"""Calls 3 to 5 spend 18 tokens each (the peer's usage), so the planner's budget of 40 refuses the sixth."""
+
+_BASE = {"agent_role": "observer", "owner": "platform", "version": "1.0.0",
+         "forbidden_actions": list(SEED_FORBIDDEN_ACTIONS)}  # fmt: skip
+
+
+def agents_file(path: Path, agents: list[dict[str, Any]]) -> Path:
+    """An agents file as an operator writes one."""
+    lines = []
+    for agent in agents:
+        fields = {**_BASE, **agent}
+        callers, models = fields.pop("callers"), fields.pop("models_by_tier", None)
+        lines += ["[[agents]]", *(f"{key} = {json.dumps(value)}" for key, value in fields.items())]
+        if models:
+            lines.append("models_by_tier = {" + ", ".join(f'"{t}" = {json.dumps(m)}' for t, m in models.items()) + "}")
+        for caller in callers:
+            lines += ["[[agents.callers]]", *(f"{key} = {json.dumps(value)}" for key, value in caller.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _notes(who: Identity | None, method: str, target: str) -> str:
+    """What the server records of how a call arrived: the method and its target, the token's claims, the caller."""
+    parts = [f"{method} {target}" if method else "", *((who.claims(), who.record()) if who else ())]
+    return "; ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    ledger: Path
+    folder: Path
+    current: Path
+    ids: dict[str, str]
+    """Request id by label."""
+
+    def label(self, request_id: str) -> str:
+        return next(label for label, found in self.ids.items() if found == request_id)
+
+
+async def _record(settings: Settings, roster: Roster) -> dict[str, str]:
+    """Each call of CALLS through the gate of the agent its caller acts as, in process, as HTTP would record it."""
+    ids = {}
+    views = {agent_id: AgentView.of(agent) for agent_id, agent in roster.agents.items()}
+    async with open_runtime(settings, list(views.values()), default="ci-reader") as runtime:
+        for label, who, method, name, arguments, error in CALLS:
+            judged = roster.judge(who).agent if who is not None else roster.agents["ci-reader"]
+            assert judged is not None
+            view, catalogue, key, args = views[judged.agent_id], None, name, arguments
+            if method == "resources/read":
+                catalogue = view.resources
+                key, args = route(name, catalogue)
+            elif method == "prompts/get":
+                catalogue = view.prompts
+            output = await runtime.gates[judged.agent_id].call(
+                key, args, catalogue=catalogue, via=_notes(who, method, name)
+            )
+            assert (output.error.type if output.error else None) == error, (label, output.error)
+            ids[label] = output.request_id
+    return ids
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
+    folder = tmp_path_factory.mktemp("replay")
+    ledger = folder / "ledger.db"
+    current = agents_file(folder / "agents.toml", CURRENT)
+    with FakeOpenAI(default=Reply.text(json.dumps(A_PLAN))) as llm:
+        llm_config = LLMConfig(api_key=API_KEY, base_url=llm.base_url, model=MODEL, timeout_s=5, max_retries=0)
+        settings = Settings(ledger_path=ledger, agents_path=current, llm=llm_config)
+        file = load_agents_file(current)
+        ids = anyio.run(_record, settings, Roster(file.agents, issuers=file.issuers, source=current))
+    yield Recorded(ledger, folder, current, ids)
+
+
+def _replay(recorded: Recorded, candidate: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`planner-mcp ledger replay` as an operator runs it, on the server's own configuration."""
+    env = {"PLANNER_MCP_AGENTS": str(recorded.current), "PLANNER_MCP_MODEL": MODEL}
+    return run_cli(recorded.ledger, "ledger", "replay", "--agents", str(candidate), *args, **env)
+
+
+def _report(recorded: Recorded, agents: list[dict[str, Any]], *args: str) -> tuple[int, dict[str, Any]]:
+    candidate = agents_file(recorded.folder / f"candidate-{_sha256(repr(agents))[:8]}.toml", agents)
+    proc = _replay(recorded, candidate, "--json", *args)
+    assert proc.returncode in (0, 1), proc.stderr
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return proc.returncode, report
+
+
+def _changes(recorded: Recorded, report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (c["kind"], recorded.label(c["request_id"]), c["before"], c["after"], c["agent_before"], c["agent_after"],
+         c["rule"])
+        for c in report["changes"]
+    ]  # fmt: skip
+
+
+def _counts(*values: int) -> dict[str, int]:
+    names = ("calls", "allowed_to_refused", "refused_to_allowed", "budget_refusals", "callers_moved", "unjudged")
+    return dict(zip(names, values, strict=True))
+
+
+STRICTER_CHANGES = [
+    ("refused", "alice-2", "allowed", "refused", "planner", "planner", "budget"),
+    ("refused", "bob", "allowed", "refused", "planner", "juniors", "model"),
+    ("refused", "ops-logs", "allowed", "refused", "operator", "operator", "tools"),
+    ("refused", "t2-inventory", "allowed", "refused", "operator", "ci-reader", "tools"),
+    ("unjudged", "carol", "allowed", "cannot be judged", "planner", None, "caller"),
+    ("refused", "t1-resource", "allowed", "refused", "ci-reader", "ci-reader", "tools"),
+]
+
+
+def test_a_stricter_candidate_names_each_call_it_would_refuse_and_why(recorded: Recorded) -> None:
+    code, report = _report(recorded, STRICTER)
+    assert code == 1 and report["changed"] is True
+    assert report["calls"] == len(CALLS) and report["since"] is None
+    assert _changes(recorded, report) == STRICTER_CHANGES
+    reasons = {recorded.label(c["request_id"]): c["reason"] for c in report["changes"]}
+    assert reasons["alice-2"] == (
+        f"agent planner would have spent 18 of its 18 LLM tokens for {_day(recorded)} (UTC) (it ran out at request "
+        f"{recorded.ids['alice-1']})"
+    )
+    assert (
+        reasons["bob"]
+        == "the model 'test-model' (it used) is not allowed for tier 1 by agent juniors (allowed: other-model)"
+    )
+    assert reasons["ops-logs"] == "read_logs is not a tool of agent operator (tier 2)"
+    assert reasons["t2-inventory"] == "read_inventory is not a tool of agent ci-reader (tier 0)"
+    assert reasons["t1-resource"] == "read_inventory is not a resource of agent ci-reader (tier 0)"
+    assert "keeps only part of the caller" in reasons["carol"] and "sub=carol" in reasons["carol"]
+    callers = {recorded.label(c["request_id"]): c["caller"] for c in report["changes"]}
+    assert callers["t2-inventory"] == T2.describe() and callers["bob"] == BOB.describe()
+    assert report["agents"] == {
+        "ci-reader": _counts(6, 1, 0, 0, 0, 0),
+        "planner": _counts(5, 2, 0, 1, 1, 1),
+        "operator": _counts(3, 2, 0, 0, 1, 0),
+    }
+
+
+def test_a_stricter_candidate_names_the_tools_each_caller_would_lose(recorded: Recorded) -> None:
+    _, report = _report(recorded, STRICTER)
+    lists = [
+        (e["caller"], e["agent_before"], e["agent_after"], e["vanish"], e["appear"], e["called"], e["as_recorded"])
+        for e in report["tool_lists"]
+    ]
+    assert lists == [
+        (T1.describe(), "ci-reader", "ci-reader", ["read_inventory"], [], ["read_inventory"], True),
+        (OPS.describe(), "operator", "operator", ["read_logs"], [], ["read_logs"], True),
+        (T2.describe(), "operator", "ci-reader", ["read_inventory", "analyze", "read_logs"], [], ["read_inventory"],
+         True),
+        ("-", "ci-reader", "ci-reader", ["read_inventory"], [], [], True),
+    ]  # fmt: skip
+    assert report["tool_lists"][2]["before"] == ["read_docs", "list_docs", "read_inventory", "analyze", "read_logs"]
+    assert report["tool_lists"][2]["after"] == ["read_docs", "list_docs"]
+    assert any("cannot be judged" in note for note in report["notes"])
+    assert any("Reservations and concurrency are not replayed" in note for note in report["notes"])
+
+
+def test_a_looser_candidate_names_each_refusal_it_would_allow(recorded: Recorded) -> None:
+    code, report = _report(recorded, LOOSER)
+    assert code == 1
+    assert _changes(recorded, report) == [
+        ("allowed", "t1-plan", "refused", "allowed", "ci-reader", "ci-reader", "tools"),
+        ("allowed", "alice-3", "refused", "allowed", "planner", "planner", "budget"),
+        ("allowed", "ops-analyze", "refused", "allowed", "operator", "operator", "model"),
+        ("allowed", "t1-prompt", "refused", "allowed", "ci-reader", "ci-reader", "tools"),
+    ]
+    assert report["agents"] == {
+        "ci-reader": _counts(6, 0, 2, 0, 0, 0),
+        "planner": _counts(5, 0, 1, 0, 0, 0),
+        "operator": _counts(3, 0, 1, 0, 0, 0),
+    }
+    lists = [(e["caller"], e["vanish"], e["appear"], e["called"]) for e in report["tool_lists"]]
+    assert lists == [
+        (T1.describe(), [], ["generate_plan", "analyze"], ["generate_plan"]),
+        ("-", [], ["generate_plan", "analyze"], []),
+    ]
+
+
+def test_since_cuts_the_range_but_the_days_earlier_calls_still_count_against_its_budget(recorded: Recorded) -> None:
+    since = next(r["timestamp"] for r in rows(recorded.ledger) if r["request_id"] == recorded.ids["alice-2"])
+    code, report = _report(recorded, STRICTER, "--since", since)
+    in_range = [r for r in rows(recorded.ledger) if r["timestamp"] >= since]
+    assert code == 1 and report["since"] == since and report["calls"] == len(in_range)
+    # alice-1 is before the range: not reported, but the budget it spent is why alice-2 would be refused.
+    assert _changes(recorded, report) == STRICTER_CHANGES
+    assert recorded.ids["alice-1"] in report["changes"][0]["reason"]
+    assert report["agents"]["ci-reader"]["calls"] == 4
+    assert any("counts that day's calls before" in note for note in report["notes"])
+
+
+def test_nothing_to_change_exits_0_and_says_so(recorded: Recorded) -> None:
+    since = next(r["timestamp"] for r in rows(recorded.ledger) if r["request_id"] == recorded.ids["stdio-list"])
+    proc = _replay(recorded, recorded.current, "--since", since)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].endswith(": nothing would change")
+    assert "changes:" not in proc.stdout and "tool lists:" not in proc.stdout
+
+
+def test_the_text_report_names_each_change_and_never_an_argument(recorded: Recorded) -> None:
+    candidate = agents_file(recorded.folder / "stricter-text.toml", STRICTER)
+    proc = _replay(recorded, candidate)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"replayed {len(CALLS)} calls (all recorded) of {recorded.ledger} under {candidate}: ")
+    assert lines[0].endswith(f": {len(STRICTER_CHANGES)} would change")
+    assert lines[2].split() == ["ci-reader", "6", "1", "0", "0", "0", "0"]
+    assert lines[3].split() == ["planner", "5", "2", "0", "1", "1", "1"]
+    t2 = next(line for line in lines if recorded.ids["t2-inventory"] in line)
+    assert t2.endswith(
+        f"{T2.describe()} read_inventory: allowed as operator (tier 2) → refused as ci-reader (tier 0): "
+        "read_inventory is not a tool of agent ci-reader (tier 0)"
+    )
+    assert f"  {T2.describe()} [operator → ci-reader]: loses read_inventory (called), analyze, read_logs" in lines
+    for _, _, _, _, arguments, _ in CALLS:
+        for value in arguments.values():
+            assert value not in proc.stdout
+    assert TOKEN_1 not in proc.stdout and TOKEN_2 not in proc.stdout
+
+
+def test_a_caller_recorded_in_part_is_judged_when_a_whole_value_of_it_matches(recorded: Recorded) -> None:
+    # The looser file also names carol by her subject, which the row keeps whole: she is judged, and stays a planner.
+    _, report = _report(recorded, LOOSER)
+    assert recorded.ids["carol"] not in {c["request_id"] for c in report["changes"]}
+    assert not any("cannot be judged" in note for note in report["notes"])
+
+
+def test_an_untrusted_candidate_or_an_unreadable_ledger_exits_2(recorded: Recorded, tmp_path: Path) -> None:
+    candidate = agents_file(tmp_path / "open.toml", LOOSER)
+    os.chmod(candidate, 0o666)
+    proc = _replay(recorded, candidate)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert f"--agents: {candidate} is refused" in proc.stderr
+    os.chmod(candidate, 0o600)
+    gone = run_cli(tmp_path / "none.db", "ledger", "replay", "--agents", str(candidate))
+    assert gone.returncode == 2 and "the ledger cannot be read" in gone.stderr
+    bad = _replay(recorded, candidate, "--since", "last tuesday")
+    assert bad.returncode == 2 and "not an ISO date" in bad.stderr
+
+
+def test_replay_writes_nothing_and_the_ledger_still_verifies(recorded: Recorded) -> None:
+    before = {table: len(rows(recorded.ledger, table)) for table in TABLES}
+    head = verify(recorded.ledger).head_hash
+    _report(recorded, STRICTER)
+    _report(recorded, LOOSER)
+    assert {table: len(rows(recorded.ledger, table)) for table in TABLES} == before
+    report = verify(recorded.ledger)
+    assert (report.status, report.head_hash) == ("ok", head)
+    assert run_cli(recorded.ledger, "ledger", "verify").returncode == 0
+
+
+def test_the_recorded_calls_are_read_in_pages_in_chain_order(recorded: Recorded) -> None:
+    with read_only(recorded.ledger) as conn:
+        whole = list(recorded_calls(conn))
+        paged = list(recorded_calls(conn, page=3))
+    assert paged == whole and [call.request_id for call in whole] == list(recorded.ids.values())
+    assert [call.seq for call in whole] == sorted(call.seq for call in whole)
+
+
+def _day(recorded: Recorded) -> str:
+    return str(rows(recorded.ledger)[0]["timestamp"])[:10]
+
+
+def test_a_static_tokens_caller_is_recorded_whole_past_the_scrubber(recorded: Recorded) -> None:
+    # `caller: token=<digest>` reads as a secret to the scrubber every row's notes pass, and landed as [REDACTED]:
+    # every static token's caller was then the same one, and none could be judged again.
+    notes = {row["request_id"]: row["notes"] for row in rows(recorded.ledger)}
+    assert notes[recorded.ids["t1-docs"]] == T1.record() == f"caller: static=sha256:{T1.token_digest[:16]}"
+    assert notes[recorded.ids["t2-inventory"]] == T2.record()
+    assert notes[recorded.ids["t1-resource"]] == f"resources/read inventory://proxmox; {T1.record()}"
