@@ -4,11 +4,12 @@ stricter and a looser candidate agents file, with the exact changes each would m
 import hashlib
 import json
 import os
+import pty
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import pytest
@@ -18,6 +19,7 @@ from ledger import verify
 from ledger.chain import TABLES
 from ledger.history import recorded_calls
 from ledger.reader import read_only
+from ledger.storage import describe
 from server.app import open_runtime
 from server.app.resources import route
 from server.app.views import AgentView
@@ -27,7 +29,7 @@ from server.governance.roster import Roster, load_agents_file
 from tests.conftest import API_KEY, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.plans import A_PLAN
-from tests.processes import run_cli
+from tests.processes import WATCHDOG_S, host_env, run_cli, server_command
 
 pytestmark = pytest.mark.subprocess
 
@@ -93,10 +95,11 @@ LOOSER = [
     {
         "agent_id": "planner", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: [MODEL]},
         "daily_token_budget": 100,
-        "callers": [
-            {"issuer": ISSUER, "subject": "alice"}, {"issuer": ISSUER, "group": "planners"},
-            {"issuer": ISSUER, "subject": "carol"},
-        ],
+        "callers": [{"issuer": ISSUER, "subject": "alice"}, {"issuer": ISSUER, "group": "planners"}],
+    },
+    {
+        "agent_id": "reviewers", "tier": 1, "allowed_side_effects": ["read_docs"],
+        "callers": [{"issuer": ISSUER, "subject": "carol"}],
     },
     {
         "agent_id": "operator", "tier": 2, "allowed_side_effects": [*_READS, "read_logs", "llm_inference"],
@@ -153,7 +156,8 @@ def _notes(who: Identity | None, method: str, target: str) -> str:
 
 @dataclass(frozen=True)
 class Recorded:
-    ledger: Path
+    ledger: Path | str
+    """A SQLite file, or a PostgreSQL URL."""
     folder: Path
     current: Path
     ids: dict[str, str]
@@ -185,23 +189,28 @@ async def _record(settings: Settings, roster: Roster) -> dict[str, str]:
     return ids
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
-    folder = tmp_path_factory.mktemp("replay")
-    ledger = folder / "ledger.db"
+def record(ledger: Path | str, folder: Path) -> Recorded:
+    """CALLS recorded into `ledger` by a server whose agents file is CURRENT, its LLM a peer on loopback."""
     current = agents_file(folder / "agents.toml", CURRENT)
     with FakeOpenAI(default=Reply.text(json.dumps(A_PLAN))) as llm:
         llm_config = LLMConfig(api_key=API_KEY, base_url=llm.base_url, model=MODEL, timeout_s=5, max_retries=0)
         settings = Settings(ledger_path=ledger, agents_path=current, llm=llm_config)
         file = load_agents_file(current)
         ids = anyio.run(_record, settings, Roster(file.agents, issuers=file.issuers, source=current))
-    yield Recorded(ledger, folder, current, ids)
+    return Recorded(ledger, folder, current, ids)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    folder = tmp_path_factory.mktemp("replay")
+    return record(folder / "ledger.db", folder)
 
 
 def _replay(recorded: Recorded, candidate: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`planner-mcp ledger replay` as an operator runs it, on the server's own configuration."""
     env = {"PLANNER_MCP_AGENTS": str(recorded.current), "PLANNER_MCP_MODEL": MODEL}
-    return run_cli(recorded.ledger, "ledger", "replay", "--agents", str(candidate), *args, **env)
+    return run_cli(recorded.folder / "ledger.db", "ledger", "replay", "--agents", str(candidate), *args,
+                   PLANNER_MCP_LEDGER=str(recorded.ledger), **env)  # fmt: skip
 
 
 def _report(recorded: Recorded, agents: list[dict[str, Any]], *args: str) -> tuple[int, dict[str, Any]]:
@@ -288,16 +297,23 @@ def test_a_looser_candidate_names_each_refusal_it_would_allow(recorded: Recorded
         ("allowed", "t1-plan", "refused", "allowed", "ci-reader", "ci-reader", "tools"),
         ("allowed", "alice-3", "refused", "allowed", "planner", "planner", "budget"),
         ("allowed", "ops-analyze", "refused", "allowed", "operator", "operator", "model"),
+        ("moved", "carol", "allowed", "allowed", "planner", "reviewers", None),
         ("allowed", "t1-prompt", "refused", "allowed", "ci-reader", "ci-reader", "tools"),
     ]
+    reasons = {recorded.label(c["request_id"]): c["reason"] for c in report["changes"]}
+    assert reasons["alice-3"] == (
+        "recorded as TOKEN_BUDGET_EXHAUSTED; agent planner (tier 1) of the candidate allows it"
+    )
+    assert reasons["carol"] == "acts as reviewers (tier 1) instead of planner (tier 1)"
     assert report["agents"] == {
         "ci-reader": _counts(6, 0, 2, 0, 0, 0),
-        "planner": _counts(5, 0, 1, 0, 0, 0),
+        "planner": _counts(5, 0, 1, 0, 1, 0),
         "operator": _counts(3, 0, 1, 0, 0, 0),
     }
     lists = [(e["caller"], e["vanish"], e["appear"], e["called"]) for e in report["tool_lists"]]
     assert lists == [
         (T1.describe(), [], ["generate_plan", "analyze"], ["generate_plan"]),
+        (CAROL.describe(), ["read_inventory", "generate_plan", "analyze"], [], []),
         ("-", [], ["generate_plan", "analyze"], []),
     ]
 
@@ -344,9 +360,10 @@ def test_the_text_report_names_each_change_and_never_an_argument(recorded: Recor
 
 
 def test_a_caller_recorded_in_part_is_judged_when_a_whole_value_of_it_matches(recorded: Recorded) -> None:
-    # The looser file also names carol by her subject, which the row keeps whole: she is judged, and stays a planner.
+    # The looser file names carol by her subject, which her rows keep whole: she is judged (and moves), though the
+    # group that made her a planner is among those her rows leave out.
     _, report = _report(recorded, LOOSER)
-    assert recorded.ids["carol"] not in {c["request_id"] for c in report["changes"]}
+    assert [c["kind"] for c in report["changes"] if c["request_id"] == recorded.ids["carol"]] == ["moved"]
     assert not any("cannot be judged" in note for note in report["notes"])
 
 
@@ -371,7 +388,7 @@ def test_replay_writes_nothing_and_the_ledger_still_verifies(recorded: Recorded)
     assert {table: len(rows(recorded.ledger, table)) for table in TABLES} == before
     report = verify(recorded.ledger)
     assert (report.status, report.head_hash) == ("ok", head)
-    assert run_cli(recorded.ledger, "ledger", "verify").returncode == 0
+    assert run_cli(recorded.folder / "ledger.db", "ledger", "verify").returncode == 0
 
 
 def test_the_recorded_calls_are_read_in_pages_in_chain_order(recorded: Recorded) -> None:
@@ -382,6 +399,34 @@ def test_the_recorded_calls_are_read_in_pages_in_chain_order(recorded: Recorded)
     assert [call.seq for call in whole] == sorted(call.seq for call in whole)
 
 
+def test_a_postgresql_ledger_is_replayed_as_a_sqlite_one_is(pg_ledger: str, tmp_path: Path) -> None:
+    recorded = record(pg_ledger, tmp_path)
+    code, report = _report(recorded, STRICTER)
+    assert code == 1 and report["calls"] == len(CALLS)
+    assert _changes(recorded, report) == STRICTER_CHANGES
+    assert report["agents"]["planner"] == _counts(5, 2, 0, 1, 1, 1)
+    password = urlsplit(pg_ledger).password
+    assert password and password not in json.dumps(report) and report["ledger"] == describe(pg_ledger)
+
+
+def test_progress_goes_to_stderr_only_when_it_is_a_terminal(recorded: Recorded) -> None:
+    candidate = agents_file(recorded.folder / "progress.toml", STRICTER)
+    assert _replay(recorded, candidate).stderr == ""
+    env = host_env(recorded.folder / "ledger.db", PLANNER_MCP_AGENTS=str(recorded.current))
+    main, other = pty.openpty()
+    try:
+        proc = subprocess.run(
+            server_command("ledger", "replay", "--agents", str(candidate)), env=env, stderr=other,
+            stdout=subprocess.PIPE, text=True, timeout=WATCHDOG_S,
+        )  # fmt: skip
+        os.close(other)
+        shown = os.read(main, 4096).decode()
+    finally:
+        os.close(main)
+    assert proc.returncode == 1 and proc.stdout.startswith(f"replayed {len(CALLS)} calls")
+    assert shown == f"\rplanner-mcp: replayed {len(CALLS)} calls\r\n"
+
+
 def _day(recorded: Recorded) -> str:
     return str(rows(recorded.ledger)[0]["timestamp"])[:10]
 
@@ -390,6 +435,6 @@ def test_a_static_tokens_caller_is_recorded_whole_past_the_scrubber(recorded: Re
     # `caller: token=<digest>` reads as a secret to the scrubber every row's notes pass, and landed as [REDACTED]:
     # every static token's caller was then the same one, and none could be judged again.
     notes = {row["request_id"]: row["notes"] for row in rows(recorded.ledger)}
-    assert notes[recorded.ids["t1-docs"]] == T1.record() == f"caller: static=sha256:{T1.token_digest[:16]}"
+    assert notes[recorded.ids["t1-docs"]] == T1.record() == f"caller: static=sha256:{_sha256(TOKEN_1)[:16]}"
     assert notes[recorded.ids["t2-inventory"]] == T2.record()
     assert notes[recorded.ids["t1-resource"]] == f"resources/read inventory://proxmox; {T1.record()}"
