@@ -108,16 +108,17 @@ class Candidate:
         """The model the call used (a dated snapshot of an allowed model is that model, as the gate takes it), or,
         for a call refused before an LLM answered, the configured one it asked for."""
         if call.llm_model is not None:
-            model, refused, which = call.llm_model, model_answered(agent, call.llm_model) is not None, "it used"
+            model = f"the model {call.llm_model!r} that answered"
+            refused = model_answered(agent, call.llm_model) is not None
         elif self._model is not None:
-            model, refused, which = self._model, model_refused(agent, self._model) is not None, "configured"
+            model, refused = f"the configured model {self._model!r}", model_refused(agent, self._model) is not None
         else:
             return None
         if not refused:
             return None
         allowed = ", ".join(sorted(agent.allowed_models() or ())) or "none"
-        return Refusal("model", f"the model {model!r} ({which}) is not allowed for tier {agent.tier} by agent "
-                                f"{agent.agent_id} (allowed: {allowed})")  # fmt: skip
+        return Refusal("model", f"{model} is not allowed for tier {agent.tier} by agent {agent.agent_id} "
+                                f"(allowed: {allowed})")  # fmt: skip
 
 
 def is_llm_call(call: RecordedCall) -> bool:

@@ -256,7 +256,7 @@ def test_a_stricter_candidate_names_each_call_it_would_refuse_and_why(recorded: 
     )
     assert (
         reasons["bob"]
-        == "the model 'test-model' (it used) is not allowed for tier 1 by agent juniors (allowed: other-model)"
+        == "the model 'test-model' that answered is not allowed for tier 1 by agent juniors (allowed: other-model)"
     )
     assert reasons["ops-logs"] == "read_logs is not a tool of agent operator (tier 2)"
     assert reasons["t2-inventory"] == "read_inventory is not a tool of agent ci-reader (tier 0)"
@@ -305,6 +305,9 @@ def test_a_looser_candidate_names_each_refusal_it_would_allow(recorded: Recorded
         "recorded as TOKEN_BUDGET_EXHAUSTED; agent planner (tier 1) of the candidate allows it"
     )
     assert reasons["carol"] == "acts as reviewers (tier 1) instead of planner (tier 1)"
+    assert reasons["ops-analyze"] == (
+        "recorded as MODEL_NOT_ALLOWED; agent operator (tier 2) of the candidate allows it"
+    )
     assert report["agents"] == {
         "ci-reader": _counts(6, 0, 2, 0, 0, 0),
         "planner": _counts(5, 0, 1, 0, 1, 0),
