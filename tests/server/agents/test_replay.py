@@ -15,10 +15,11 @@ import anyio
 import pytest
 
 from contracts import SEED_FORBIDDEN_ACTIONS
-from ledger import verify
+from ledger import Intent, Ledger, Outcome, utc_now, verify
 from ledger.chain import TABLES
 from ledger.history import recorded_calls
 from ledger.reader import read_only
+from ledger.records import CallRecord
 from ledger.storage import describe
 from server.app import open_runtime
 from server.app.resources import route
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.subprocess
 ISSUER = "https://idp.example.test"
 TOKEN_1 = "ci-reader-token-" + "1" * 32
 TOKEN_2 = "ops-token-" + "2" * 32
+TOKEN_3 = "docs-token-" + "3" * 32
 MODEL = "test-model"
 
 
@@ -45,7 +47,10 @@ def _sha256(text: str) -> str:
 
 T1 = Identity(token_digest=_sha256(TOKEN_1))
 T2 = Identity(token_digest=_sha256(TOKEN_2))
+T3 = Identity(token_digest=_sha256(TOKEN_3))
 BY_T1 = {"token_sha256": T1.token_digest}
+DOCS_ONLY = {"agent_id": "docs-only", "tier": 0, "allowed_side_effects": ["read_docs"],
+             "callers": [{"token_sha256": T3.token_digest}]}  # fmt: skip
 ALICE = Identity(client_id="assistant", subject="alice", issuer=ISSUER)
 BOB = Identity(client_id="assistant", subject="bob", issuer=ISSUER, groups=("planners",))
 OPS = Identity(client_id="ops-bot", subject="svc-ops", issuer=ISSUER)
@@ -69,6 +74,7 @@ CURRENT = [
         "models_by_tier": {2: ["big-model"]},
         "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}, {"token_sha256": T2.token_digest}],
     },
+    DOCS_ONLY,
 ]  # fmt: skip
 
 STRICTER = [
@@ -88,6 +94,7 @@ STRICTER = [
         "agent_id": "operator", "tier": 2, "allowed_side_effects": [*_READS, "llm_inference"],
         "models_by_tier": {2: ["big-model"]}, "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}],
     },
+    DOCS_ONLY,
 ]  # fmt: skip
 
 LOOSER = [
@@ -106,6 +113,7 @@ LOOSER = [
         "models_by_tier": {2: ["big-model", MODEL]},
         "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}, {"token_sha256": T2.token_digest}],
     },
+    {**DOCS_ONLY, "allowed_side_effects": _READS},
 ]  # fmt: skip
 
 PLAN_ARGS = {"description": "Add a VM to the prod pool"}
@@ -126,6 +134,8 @@ CALLS: list[tuple[str, Identity | None, str, str, dict[str, Any], str | None]] =
     ("t1-resource", T1, "resources/read", "inventory://proxmox", {}, None),
     ("t1-prompt", T1, "prompts/get", "plan_request", PLAN_ARGS, "FORBIDDEN_ACTION"),
     ("t1-escape", T1, "", "read_docs", {"name": "../secrets"}, "INVALID_NAME"),
+    # Refused, so recorded under the URI it asked for: no agent of docs-only's has inventory://.
+    ("t3-resource", T3, "resources/read", "inventory://proxmox", {}, "FORBIDDEN_ACTION"),
 ]
 """Calls 3 to 5 spend 18 tokens each (the peer's usage), so the planner's budget of 40 refuses the sixth."""
 
@@ -268,6 +278,7 @@ def test_a_stricter_candidate_names_each_call_it_would_refuse_and_why(recorded: 
         "ci-reader": _counts(6, 1, 0, 0, 0, 0),
         "planner": _counts(5, 2, 0, 1, 1, 1),
         "operator": _counts(3, 2, 0, 0, 1, 0),
+        "docs-only": _counts(1, 0, 0, 0, 0, 0),
     }
 
 
@@ -299,6 +310,7 @@ def test_a_looser_candidate_names_each_refusal_it_would_allow(recorded: Recorded
         ("allowed", "ops-analyze", "refused", "allowed", "operator", "operator", "model"),
         ("moved", "carol", "allowed", "allowed", "planner", "reviewers", None),
         ("allowed", "t1-prompt", "refused", "allowed", "ci-reader", "ci-reader", "tools"),
+        ("allowed", "t3-resource", "refused", "allowed", "docs-only", "docs-only", "tools"),
     ]
     reasons = {recorded.label(c["request_id"]): c["reason"] for c in report["changes"]}
     assert reasons["alice-3"] == (
@@ -312,12 +324,14 @@ def test_a_looser_candidate_names_each_refusal_it_would_allow(recorded: Recorded
         "ci-reader": _counts(6, 0, 2, 0, 0, 0),
         "planner": _counts(5, 0, 1, 0, 1, 0),
         "operator": _counts(3, 0, 1, 0, 0, 0),
+        "docs-only": _counts(1, 0, 1, 0, 0, 0),
     }
     lists = [(e["caller"], e["vanish"], e["appear"], e["called"]) for e in report["tool_lists"]]
     assert lists == [
         (T1.describe(), [], ["generate_plan", "analyze"], ["generate_plan"]),
         (CAROL.describe(), ["read_inventory", "generate_plan", "analyze"], [], []),
         ("-", [], ["generate_plan", "analyze"], []),
+        (T3.describe(), [], ["read_inventory"], []),
     ]
 
 
@@ -428,6 +442,30 @@ def test_progress_goes_to_stderr_only_when_it_is_a_terminal(recorded: Recorded) 
         os.close(main)
     assert proc.returncode == 1 and proc.stdout.startswith(f"replayed {len(CALLS)} calls")
     assert shown == f"\rplanner-mcp: replayed {len(CALLS)} calls\r\n"
+
+
+def test_a_budget_refusal_after_the_intent_is_a_refusal_a_candidate_may_lift(tmp_path: Path) -> None:
+    # Under concurrency the budget can refuse a call at its prompt's reservation, once its intent is in: its outcome
+    # is an error, not a refusal, yet the budget decided it. Written here as the gate writes such a call.
+    ledger = Ledger(tmp_path / "ledger.db")
+    call = CallRecord(
+        request_id="late", timestamp=utc_now(), agent_id="planner", agent_version="1.0.0", tier=1,
+        action="generate_plan", arguments=PLAN_ARGS, tools_digest="sha256:0", notes=ALICE.record(),
+    )  # fmt: skip
+    try:
+        intent = ledger.record_intent(Intent(**vars(call)))
+        ledger.record_outcome(
+            Outcome(**vars(call), decision="ERROR", confidence=0.0, success=False, intent_id=intent.id,
+                    error_type="TOKEN_BUDGET_EXHAUSTED", error_message="Agent planner has spent 40 of its 40 tokens")
+        )  # fmt: skip
+    finally:
+        ledger.close()
+    recorded = Recorded(
+        tmp_path / "ledger.db", tmp_path, agents_file(tmp_path / "agents.toml", CURRENT), {"late": "late"}
+    )
+    code, report = _report(recorded, LOOSER)
+    assert code == 1
+    assert _changes(recorded, report) == [("allowed", "late", "refused", "allowed", "planner", "planner", "budget")]
 
 
 def _day(recorded: Recorded) -> str:
