@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -64,16 +65,17 @@ def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     storage = locate(settings.ledger_path)
     unreadable: tuple[type[BaseException], ...] = (LedgerError, *storage.errors)
     try:
-        with storage.snapshot() as conn:
-            calls = recorded_calls(conn, since=None if args.since is None else day_start(args.since))
-            with replay(
-                _shown(calls), roster, current=current, model=settings.llm.model, since=args.since,
-                candidate_name=str(args.agents),
-            ) as report:  # fmt: skip
-                if problem:
-                    report.notes.append(problem)
-                _print(report, describe(storage.where), as_json=args.json)
-                return EXIT_CHANGED if report.changed else EXIT_UNCHANGED
+        with ExitStack() as kept:
+            with storage.snapshot() as conn:  # held while the calls are read, not while the report is printed
+                calls = recorded_calls(conn, since=None if args.since is None else day_start(args.since))
+                report = kept.enter_context(
+                    replay(_shown(calls), roster, current=current, model=settings.llm.model, since=args.since,
+                           candidate_name=str(args.agents))
+                )  # fmt: skip
+            if problem:
+                report.notes.append(problem)
+            _print(report, describe(storage.where), as_json=args.json)
+            return EXIT_CHANGED if report.changed else EXIT_UNCHANGED
     except unreadable as exc:
         failure = exc if isinstance(exc, LedgerError) else storage.failed(exc)
         say(f"planner-mcp: the ledger cannot be read: {failure}", file=sys.stderr)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import anyio
 import pytest
 
-from contracts import SEED_FORBIDDEN_ACTIONS
+from contracts import SEED_FORBIDDEN_ACTIONS, default_agent
 from ledger import Intent, Ledger, Outcome, utc_now, verify
 from ledger.chain import TABLES
 from ledger.history import recorded_calls
@@ -27,7 +27,7 @@ from server.app.views import AgentView
 from server.call.callers import Identity
 from server.config.settings import LLMConfig, Settings
 from server.governance.roster import Roster, load_agents_file
-from tests.conftest import API_KEY, rows
+from tests.conftest import API_KEY, DEFAULT_TOOLS, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.plans import A_PLAN
 from tests.processes import WATCHDOG_S, host_env, run_cli, server_command
@@ -466,6 +466,40 @@ def test_a_budget_refusal_after_the_intent_is_a_refusal_a_candidate_may_lift(tmp
     code, report = _report(recorded, LOOSER)
     assert code == 1
     assert _changes(recorded, report) == [("allowed", "late", "refused", "allowed", "planner", "planner", "budget")]
+
+
+async def _one_agent_calls(settings: Settings) -> list[str]:
+    """A call over stdio and one from an OAuth caller, to a server of one policy file (the seed's agent)."""
+    async with open_runtime(settings, [AgentView.of(default_agent())]) as runtime:
+        stdio = await runtime.gate.call("list_docs", {})
+        oauth = await runtime.gate.call("list_docs", {}, via=Identity(client_id="ide", subject="dana").record())
+    return [stdio.request_id, oauth.request_id]
+
+
+def test_calls_of_a_server_without_an_agents_file_are_refused_or_cannot_be_judged(tmp_path: Path) -> None:
+    ids = anyio.run(_one_agent_calls, Settings(ledger_path=tmp_path / "ledger.db"))
+    recorded = Recorded(
+        tmp_path / "ledger.db", tmp_path, tmp_path / "none.toml", dict(zip(["stdio", "dana"], ids, strict=True))
+    )
+    candidate = agents_file(tmp_path / "candidate.toml", LOOSER)
+    proc = run_cli(tmp_path / "ledger.db", "ledger", "replay", "--agents", str(candidate), "--json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report) == {"ledger", "changed", "candidate", "calls", "since", "agents", "changes", "tool_lists",
+                           "notes"}  # fmt: skip
+    assert _changes(recorded, report) == [
+        ("refused", "stdio", "allowed", "refused", "llm-planner-001", None, "caller"),
+        ("unjudged", "dana", "allowed", "cannot be judged", "llm-planner-001", None, "caller"),
+    ]
+    reasons = [change["reason"] for change in report["changes"]]
+    assert reasons[0] == (
+        "the candidate has no agent 'llm-planner-001', which calls that name no caller (stdio, in process) ran as"
+    )
+    assert "was recorded without its issuer" in reasons[1]
+    # The seed's agent is the configuration's own (no agents file): its list before is known, and all of it goes.
+    assert [(e["caller"], e["before"], e["after"], e["vanish"], e["called"]) for e in report["tool_lists"]] == [
+        ("-", DEFAULT_TOOLS, [], DEFAULT_TOOLS, ["list_docs"])
+    ]
 
 
 def _day(recorded: Recorded) -> str:
