@@ -122,7 +122,9 @@ def _print_json(report: Report, ledger: str, out: TextIO) -> None:
 
 def _print_text(report: Report, ledger: str) -> None:
     span = f"since {report.since}" if report.since else "all recorded"
-    verdict = f"{report.changes.count} would change" if report.changed else "nothing would change"
+    found = [f"{report.changes.count} calls would change"] if report.changes.count else []
+    found += [f"{len(report.tool_lists)} callers' tool lists would change"] if report.tool_lists else []
+    verdict = "; ".join(found) or "nothing would change"
     say(f"replayed {report.calls} calls ({span}) of {ledger} under {report.candidate}: {verdict}")
     header = ("agent", "calls", "allowed→refused", "refused→allowed", "budget", "callers moved", "cannot judge")
     say("  {:<24} {:>7} {:>15} {:>15} {:>6} {:>13} {:>12}".format(*header))

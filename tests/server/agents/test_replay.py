@@ -361,7 +361,7 @@ def test_the_text_report_names_each_change_and_never_an_argument(recorded: Recor
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"replayed {len(CALLS)} calls (all recorded) of {recorded.ledger} under {candidate}: ")
-    assert lines[0].endswith(f": {len(STRICTER_CHANGES)} would change")
+    assert lines[0].endswith(f": {len(STRICTER_CHANGES)} calls would change; 4 callers' tool lists would change")
     assert lines[2].split() == ["ci-reader", "6", "1", "0", "0", "0", "0"]
     assert lines[3].split() == ["planner", "5", "2", "0", "1", "1", "1"]
     t2 = next(line for line in lines if recorded.ids["t2-inventory"] in line)
