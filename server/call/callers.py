@@ -3,8 +3,8 @@ replay` can judge each recorded call again under another agents file.
 
 Over HTTP with OAuth, a caller is the SDK's principal: the client the access token was issued to and its subject
 (and, with an agents file, the issuer, as it may accept several). With an agents file, a static token's caller is
-the start of the token's digest. Over stdio, or with the single PLANNER_MCP_HTTP_TOKEN, there is no one in
-particular.
+the start of the token's digest (`caller: static=sha256:…`; `token=…` would read as a secret, and be scrubbed).
+Over stdio, or with the single PLANNER_MCP_HTTP_TOKEN, there is no one in particular.
 
 The record is text in a row's `notes` (`caller: client=… sub=…`), after text the caller chose (a resource URI,
 a prompt name), and a caller's rows are found by it. So it can be neither spelt nor cut by anyone else: each
@@ -64,15 +64,15 @@ class Identity:
     def record(self) -> str:
         """The caller's record, as the last part of its rows' notes."""
         if self.token_digest is not None:
-            # `static=`, not `token=`: the scrubber every row's notes pass takes `token=<value>` for a secret.
             return f"caller: static=sha256:{self.token_digest[:_DIGEST_SHOWN]}"
         record = f"caller: client={_value(self.client_id)} sub={_value(self.subject)}"
         return record if self.issuer is None else f"{record} iss={_value(self.issuer, _ISSUER)}"
 
     def claims(self) -> str:
         """The groups and scopes the caller's token carried, as the part of notes before the record ('' if none)."""
-        parts = [f"{name}={_listed(values)}" for name, values in (("groups", self.groups), ("scopes", self.scopes))]
-        return "claims: " + " ".join(parts) if self.groups or self.scopes else ""
+        lists = (("groups", self.groups), ("scopes", self.scopes))
+        parts = [f"{name}={_listed(values)}" for name, values in lists if values]
+        return "claims: " + " ".join(parts) if parts else ""
 
     def describe(self) -> str:
         """The caller for people: its record without the `caller: ` word."""
