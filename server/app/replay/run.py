@@ -37,6 +37,8 @@ class _After:
 
 
 class _Replay:
+    """One pass over the calls: each judged, its budget spent, its change and its caller's list noted."""
+
     def __init__(self, candidate: Candidate, current: Roster | None, report: Report, report_from: str | None) -> None:
         self._candidate = candidate
         self._budgets = Budgets()

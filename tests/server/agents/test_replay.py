@@ -1,7 +1,6 @@
 """`planner-mcp ledger replay`: a ledger recorded by three agents' real calls through their gates, judged again under a
 stricter and a looser candidate agents file, with the exact changes each would make, and nothing written."""
 
-import hashlib
 import json
 import os
 import pty
@@ -14,7 +13,7 @@ from urllib.parse import urlsplit
 import anyio
 import pytest
 
-from contracts import SEED_FORBIDDEN_ACTIONS, default_agent
+from contracts import default_agent
 from ledger import Intent, Ledger, Outcome, utc_now, verify
 from ledger.chain import TABLES
 from ledger.history import recorded_calls
@@ -31,6 +30,7 @@ from tests.conftest import API_KEY, DEFAULT_TOOLS, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.plans import A_PLAN
 from tests.processes import WATCHDOG_S, host_env, run_cli, server_command
+from tests.server.agents.conftest import agent, agents_file, digest
 
 pytestmark = pytest.mark.subprocess
 
@@ -40,17 +40,11 @@ TOKEN_2 = "ops-token-" + "2" * 32
 TOKEN_3 = "docs-token-" + "3" * 32
 MODEL = "test-model"
 
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-T1 = Identity(token_digest=_sha256(TOKEN_1))
-T2 = Identity(token_digest=_sha256(TOKEN_2))
-T3 = Identity(token_digest=_sha256(TOKEN_3))
-BY_T1 = {"token_sha256": T1.token_digest}
-DOCS_ONLY = {"agent_id": "docs-only", "tier": 0, "allowed_side_effects": ["read_docs"],
-             "callers": [{"token_sha256": T3.token_digest}]}  # fmt: skip
+T1 = Identity(token_digest=digest(TOKEN_1))
+T2 = Identity(token_digest=digest(TOKEN_2))
+T3 = Identity(token_digest=digest(TOKEN_3))
+BY_T1 = {"token_sha256": digest(TOKEN_1)}
+BY_T2 = {"token_sha256": digest(TOKEN_2)}
 ALICE = Identity(client_id="assistant", subject="alice", issuer=ISSUER)
 BOB = Identity(client_id="assistant", subject="bob", issuer=ISSUER, groups=("planners",))
 OPS = Identity(client_id="ops-bot", subject="svc-ops", issuer=ISSUER)
@@ -61,60 +55,34 @@ CAROL = Identity(
 
 _READS = ["read_docs", "read_inventory"]
 _PLANS = [*_READS, "generate_plan", "llm_inference"]
+_OPERATES = [*_READS, "read_logs", "llm_inference"]
+ALICE_RULE = {"issuer": ISSUER, "subject": "alice"}
+PLANNERS_RULE = {"issuer": ISSUER, "group": "planners"}
+OPS_RULE = {"issuer": ISSUER, "client_id": "ops-bot"}
+DOCS_ONLY = agent("docs-only", 0, ["read_docs"], {"token_sha256": digest(TOKEN_3)})
 
 CURRENT = [
-    {"agent_id": "ci-reader", "tier": 0, "allowed_side_effects": _READS, "callers": [BY_T1]},
-    {
-        "agent_id": "planner", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: [MODEL]},
-        "daily_token_budget": 40,
-        "callers": [{"issuer": ISSUER, "subject": "alice"}, {"issuer": ISSUER, "group": "planners"}],
-    },
-    {
-        "agent_id": "operator", "tier": 2, "allowed_side_effects": [*_READS, "read_logs", "llm_inference"],
-        "models_by_tier": {2: ["big-model"]},
-        "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}, {"token_sha256": T2.token_digest}],
-    },
+    agent("ci-reader", 0, _READS, BY_T1),
+    agent("planner", 1, _PLANS, ALICE_RULE, PLANNERS_RULE, models_by_tier={1: [MODEL]}, daily_token_budget=40),
+    agent("operator", 2, _OPERATES, OPS_RULE, BY_T2, models_by_tier={2: ["big-model"]}),
     DOCS_ONLY,
-]  # fmt: skip
+]
 
 STRICTER = [
-    {
-        "agent_id": "ci-reader", "tier": 0, "allowed_side_effects": ["read_docs"],
-        "callers": [BY_T1, {"token_sha256": T2.token_digest}],
-    },
-    {
-        "agent_id": "planner", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: [MODEL]},
-        "daily_token_budget": 18, "callers": [{"issuer": ISSUER, "subject": "alice"}],
-    },
-    {
-        "agent_id": "juniors", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: ["other-model"]},
-        "callers": [{"issuer": ISSUER, "group": "planners"}],
-    },
-    {
-        "agent_id": "operator", "tier": 2, "allowed_side_effects": [*_READS, "llm_inference"],
-        "models_by_tier": {2: ["big-model"]}, "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}],
-    },
+    agent("ci-reader", 0, ["read_docs"], BY_T1, BY_T2),
+    agent("planner", 1, _PLANS, ALICE_RULE, models_by_tier={1: [MODEL]}, daily_token_budget=18),
+    agent("juniors", 1, _PLANS, PLANNERS_RULE, models_by_tier={1: ["other-model"]}),
+    agent("operator", 2, [*_READS, "llm_inference"], OPS_RULE, models_by_tier={2: ["big-model"]}),
     DOCS_ONLY,
-]  # fmt: skip
+]
 
 LOOSER = [
-    {"agent_id": "ci-reader", "tier": 0, "allowed_side_effects": _PLANS, "callers": [BY_T1]},
-    {
-        "agent_id": "planner", "tier": 1, "allowed_side_effects": _PLANS, "models_by_tier": {1: [MODEL]},
-        "daily_token_budget": 100,
-        "callers": [{"issuer": ISSUER, "subject": "alice"}, {"issuer": ISSUER, "group": "planners"}],
-    },
-    {
-        "agent_id": "reviewers", "tier": 1, "allowed_side_effects": ["read_docs"],
-        "callers": [{"issuer": ISSUER, "subject": "carol"}],
-    },
-    {
-        "agent_id": "operator", "tier": 2, "allowed_side_effects": [*_READS, "read_logs", "llm_inference"],
-        "models_by_tier": {2: ["big-model", MODEL]},
-        "callers": [{"issuer": ISSUER, "client_id": "ops-bot"}, {"token_sha256": T2.token_digest}],
-    },
+    agent("ci-reader", 0, _PLANS, BY_T1),
+    agent("planner", 1, _PLANS, ALICE_RULE, PLANNERS_RULE, models_by_tier={1: [MODEL]}, daily_token_budget=100),
+    agent("reviewers", 1, ["read_docs"], {"issuer": ISSUER, "subject": "carol"}),
+    agent("operator", 2, _OPERATES, OPS_RULE, BY_T2, models_by_tier={2: ["big-model", MODEL]}),
     {**DOCS_ONLY, "allowed_side_effects": _READS},
-]  # fmt: skip
+]
 
 PLAN_ARGS = {"description": "Add a VM to the prod pool"}
 
@@ -138,24 +106,6 @@ CALLS: list[tuple[str, Identity | None, str, str, dict[str, Any], str | None]] =
     ("t3-resource", T3, "resources/read", "inventory://proxmox", {}, "FORBIDDEN_ACTION"),
 ]
 """Calls 3 to 5 spend 18 tokens each (the peer's usage), so the planner's budget of 40 refuses the sixth."""
-
-_BASE = {"agent_role": "observer", "owner": "platform", "version": "1.0.0",
-         "forbidden_actions": list(SEED_FORBIDDEN_ACTIONS)}  # fmt: skip
-
-
-def agents_file(path: Path, agents: list[dict[str, Any]]) -> Path:
-    """An agents file as an operator writes one."""
-    lines = []
-    for agent in agents:
-        fields = {**_BASE, **agent}
-        callers, models = fields.pop("callers"), fields.pop("models_by_tier", None)
-        lines += ["[[agents]]", *(f"{key} = {json.dumps(value)}" for key, value in fields.items())]
-        if models:
-            lines.append("models_by_tier = {" + ", ".join(f'"{t}" = {json.dumps(m)}' for t, m in models.items()) + "}")
-        for caller in callers:
-            lines += ["[[agents.callers]]", *(f"{key} = {json.dumps(value)}" for key, value in caller.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def _notes(who: Identity | None, method: str, target: str) -> str:
@@ -224,7 +174,7 @@ def _replay(recorded: Recorded, candidate: Path, *args: str) -> subprocess.Compl
 
 
 def _report(recorded: Recorded, agents: list[dict[str, Any]], *args: str) -> tuple[int, dict[str, Any]]:
-    candidate = agents_file(recorded.folder / f"candidate-{_sha256(repr(agents))[:8]}.toml", agents)
+    candidate = agents_file(recorded.folder / f"candidate-{digest(repr(agents))[:8]}.toml", agents)
     proc = _replay(recorded, candidate, "--json", *args)
     assert proc.returncode in (0, 1), proc.stderr
     report: dict[str, Any] = json.loads(proc.stdout)
@@ -510,6 +460,6 @@ def test_a_static_tokens_caller_is_recorded_whole_past_the_scrubber(recorded: Re
     # `caller: token=<digest>` reads as a secret to the scrubber every row's notes pass, and landed as [REDACTED]:
     # every static token's caller was then the same one, and none could be judged again.
     notes = {row["request_id"]: row["notes"] for row in rows(recorded.ledger)}
-    assert notes[recorded.ids["t1-docs"]] == T1.record() == f"caller: static=sha256:{_sha256(TOKEN_1)[:16]}"
+    assert notes[recorded.ids["t1-docs"]] == T1.record() == f"caller: static=sha256:{digest(TOKEN_1)[:16]}"
     assert notes[recorded.ids["t2-inventory"]] == T2.record()
     assert notes[recorded.ids["t1-resource"]] == f"resources/read inventory://proxmox; {T1.record()}"
