@@ -156,7 +156,8 @@ def _change_line(change: Change) -> str:
 
 def _list_line(entry: ToolListChange) -> str:
     def named(names: tuple[str, ...]) -> str:
-        return ", ".join(f"{name} (called)" if name in entry.called else name for name in names)
+        marks = {**dict.fromkeys(entry.called, " (called)"), **dict.fromkeys(entry.tried, " (refused when called)")}
+        return ", ".join(name + marks.get(name, "") for name in names)
 
     moves = [f"loses {named(entry.vanish)}"] if entry.vanish else []
     moves += [f"gains {named(entry.appear)}"] if entry.appear else []

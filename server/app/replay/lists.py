@@ -25,13 +25,15 @@ _NO_CALLER = "-"
 
 @dataclass
 class _Seen:
-    """What the range says of one caller: the agent and list its newest call was recorded under, what it called."""
+    """What the range says of one caller: the agent and list its newest call was recorded under, the tools it called
+    (and ran), and those it was refused."""
 
     caller: str
     agent: str = ""
     digest: str = ""
     after: Caller = field(default_factory=lambda: Caller(None))
     called: set[str] = field(default_factory=set)
+    tried: set[str] = field(default_factory=set)
 
 
 class ToolLists:
@@ -42,7 +44,7 @@ class ToolLists:
         self._current = current
         self._seen: dict[str, _Seen] = {}
 
-    def add(self, who: Identity | None, call: RecordedCall, after: Caller) -> None:
+    def add(self, who: Identity | None, call: RecordedCall, after: Caller, *, refused: bool) -> None:
         # A call that names no caller stands for its agent's: one entry per agent for those.
         key = who.record() if who is not None else f"agent {call.agent_id}"
         seen = self._seen.get(key)
@@ -50,7 +52,7 @@ class ToolLists:
             seen = self._seen[key] = _Seen(caller=who.describe() if who is not None else _NO_CALLER)
         seen.agent, seen.digest, seen.after = call.agent_id, call.tools_digest, after
         if call.action in _TOOL_NAMES:
-            seen.called.add(call.action)
+            (seen.tried if refused else seen.called).add(call.action)
 
     def changes(self) -> tuple[list[ToolListChange], list[str]]:
         """Each caller whose list would change, and what the reader must know about them (a list that is not the
@@ -95,6 +97,7 @@ class ToolLists:
             vanish=vanish,
             appear=appear,
             called=tuple(name for name in (*vanish, *appear) if name in seen.called),
+            tried=tuple(name for name in (*vanish, *appear) if name in seen.tried - seen.called),
             as_recorded=as_recorded,
         )
 

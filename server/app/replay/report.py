@@ -69,7 +69,9 @@ class ToolListChange:
     vanish: tuple[str, ...]
     appear: tuple[str, ...]
     called: tuple[str, ...]
-    """Of `vanish` and `appear`: those the caller called in the range."""
+    """Of `vanish` and `appear`: those the caller called in the range, and that ran."""
+    tried: tuple[str, ...]
+    """Of `vanish` and `appear`: those the caller called in the range and was refused (and never ran)."""
     as_recorded: bool | None
     """Whether `before` is the list the calls were recorded under (the digests match); None when not known."""
 

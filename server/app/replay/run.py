@@ -58,7 +58,7 @@ class _Replay:
         report.calls += 1
         counts = report.agents.setdefault(call.agent_id, AgentCounts())
         counts.calls += 1
-        self._lists.add(who, call, after.caller)
+        self._lists.add(who, call, after.caller, refused=_refused(call))
         change = _change(call, who, after)
         if change is None:
             return

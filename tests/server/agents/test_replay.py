@@ -5,7 +5,7 @@ import json
 import os
 import pty
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -251,6 +251,21 @@ def test_a_stricter_candidate_names_the_tools_each_caller_would_lose(recorded: R
     assert any("Reservations and concurrency are not replayed" in note for note in report["notes"])
 
 
+def test_a_list_before_that_is_not_the_one_recorded_is_named_as_such(recorded: Recorded) -> None:
+    # The server's configuration has moved on to the looser file since the calls were made: the lists it gives stand
+    # for those the calls were made under, and where their digest is not the recorded one, the report says so.
+    moved_on = replace(recorded, current=agents_file(recorded.folder / "moved-on.toml", LOOSER))
+    _, report = _report(moved_on, STRICTER)
+    entries = {e["caller"]: e for e in report["tool_lists"]}
+    ci = entries[T1.describe()]
+    assert ci["as_recorded"] is False and ci["before"] == ["read_docs", "list_docs", "read_inventory", "generate_plan",
+                                                          "analyze"]  # fmt: skip
+    assert ci["vanish"] == ["read_inventory", "generate_plan", "analyze"]
+    assert (ci["called"], ci["tried"]) == (["read_inventory"], ["generate_plan"])
+    assert entries[OPS.describe()]["as_recorded"] is True  # the operator's tools are the same in both files
+    assert any("not the one their calls were recorded under" in note for note in report["notes"])
+
+
 def test_a_looser_candidate_names_each_refusal_it_would_allow(recorded: Recorded) -> None:
     code, report = _report(recorded, LOOSER)
     assert code == 1
@@ -276,12 +291,13 @@ def test_a_looser_candidate_names_each_refusal_it_would_allow(recorded: Recorded
         "operator": _counts(3, 0, 1, 0, 0, 0),
         "docs-only": _counts(1, 0, 1, 0, 0, 0),
     }
-    lists = [(e["caller"], e["vanish"], e["appear"], e["called"]) for e in report["tool_lists"]]
+    lists = [(e["caller"], e["vanish"], e["appear"], e["called"], e["tried"]) for e in report["tool_lists"]]
     assert lists == [
-        (T1.describe(), [], ["generate_plan", "analyze"], ["generate_plan"]),
-        (CAROL.describe(), ["read_inventory", "generate_plan", "analyze"], [], []),
-        ("-", [], ["generate_plan", "analyze"], []),
-        (T3.describe(), [], ["read_inventory"], []),
+        # T1 was refused generate_plan: the looser file gives it, and says T1 asked for it.
+        (T1.describe(), [], ["generate_plan", "analyze"], [], ["generate_plan"]),
+        (CAROL.describe(), ["read_inventory", "generate_plan", "analyze"], [], [], []),
+        ("-", [], ["generate_plan", "analyze"], [], []),
+        (T3.describe(), [], ["read_inventory"], [], []),
     ]
 
 
