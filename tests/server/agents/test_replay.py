@@ -466,6 +466,13 @@ def test_calls_of_a_server_without_an_agents_file_are_refused_or_cannot_be_judge
     assert [(e["caller"], e["before"], e["after"], e["vanish"], e["called"]) for e in report["tool_lists"]] == [
         ("-", DEFAULT_TOOLS, [], DEFAULT_TOOLS, ["list_docs"])
     ]
+    # A configuration that no longer has the agent: what it had is not known, only that what it called would go.
+    proc = run_cli(tmp_path / "ledger.db", "ledger", "replay", "--agents", str(candidate), "--json",
+                   PLANNER_MCP_AGENTS=str(candidate))  # fmt: skip
+    report = json.loads(proc.stdout)
+    assert [(e["caller"], e["before"], e["after"], e["vanish"], e["called"]) for e in report["tool_lists"]] == [
+        ("-", None, [], ["list_docs"], ["list_docs"])
+    ]
 
 
 def _day(recorded: Recorded) -> str:
