@@ -1,4 +1,4 @@
-"""`planner-mcp ledger verify|checkpoint|tail|stats|export`: read the ledger, never write it; and
+"""`planner-mcp ledger verify|checkpoint|tail|stats|export|replay`: read the ledger, never write it; and
 `ledger init|migrate`, which make a PostgreSQL ledger and fill it from a SQLite one.
 
 Every reading command reads a snapshot through a read-only connection, so it can run beside live servers and
@@ -20,6 +20,7 @@ from ledger.migrate import Progress, migrate
 from ledger.reader import Snapshot, chained_rows, read_only
 from ledger.storage import describe, is_postgres_url
 from ledger.verify import load_checkpoints
+from server.cli.replay import add_replay_command, run_replay
 from server.config.ledger import ledger_key
 from server.config.settings import Settings, SettingsError
 from server.support.terminal import say, say_json
@@ -62,6 +63,8 @@ def add_ledger_commands(commands: Any) -> None:
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     export.add_argument("--after-seq", type=int, default=0, metavar="N", help="only rows after seq N")
 
+    add_replay_command(sub)
+
     init = sub.add_parser(
         "init", help="PostgreSQL: make the ledger's schema and roles (run as the role that will own them)"
     )
@@ -76,6 +79,8 @@ def add_ledger_commands(commands: Any) -> None:
 
 def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
     with _driver():
+        if args.ledger_command == "replay":
+            return run_replay(settings, args)
         return _run(settings, args)
 
 
