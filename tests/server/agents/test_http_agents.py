@@ -14,6 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.conftest import rows
 from tests.http_server import JSON_LOGS, free_port, initialize, refusals, serving
 from tests.peers.jwks_server import Issuer
+from tests.processes import run_cli
 from tests.server.agents.conftest import agent, agents_file, digest
 
 pytestmark = pytest.mark.subprocess
@@ -84,3 +85,31 @@ def test_a_jwt_caller_acts_as_the_agent_of_its_group_and_one_of_no_agent_is_refu
     logged, _ = refusals(served.stderr)
     assert [(line["status"], line["reason"]) for line in logged] == [(403, "no_agent")]
     assert member not in json.dumps(rows(ledger_path)) + served.stderr
+
+
+def test_replay_judges_again_what_callers_did_over_http_and_names_each_change(
+    tmp_path: Path, ledger_path: Path
+) -> None:
+    """The notes a real server wrote are what replay reads back: a stricter file refuses what the reader did, a
+    looser one allows what the auditor was refused, and nothing else changes."""
+    reader = agent("ci-reader", 0, ["read_docs", "read_inventory"], {"token_sha256": digest(READER)})
+    auditor = agent("auditor", 1, ["read_logs"], {"token_sha256": digest(AUDITOR)})
+    path = agents_file(tmp_path / "agents.toml", [reader, auditor])
+    with serving(ledger_path, env={"PLANNER_MCP_AGENTS": str(path)}) as served:
+        _, read = anyio.run(_tools_and_read, served.url, READER)
+        _, refused = anyio.run(_tools_and_read, served.url, AUDITOR)
+    stricter = agents_file(tmp_path / "stricter.toml", [{**reader, "allowed_side_effects": ["read_docs"]}, auditor])
+    looser = agents_file(tmp_path / "looser.toml", [reader, {**auditor, "allowed_side_effects": ["read_inventory"]}])
+
+    def replay(candidate: Path) -> tuple[int, list[tuple[str, str, str, str]]]:
+        done = run_cli(ledger_path, "ledger", "replay", "--agents", str(candidate), "--json",
+                       PLANNER_MCP_AGENTS=str(path))  # fmt: skip
+        changes = json.loads(done.stdout)["changes"]
+        return done.returncode, [(c["request_id"], c["caller"], c["before"], c["after"]) for c in changes]
+
+    assert replay(stricter) == (1, [(read["request_id"], f"static=sha256:{digest(READER)[:16]}", "allowed", "refused")])
+    assert replay(looser) == (
+        1,
+        [(refused["request_id"], f"static=sha256:{digest(AUDITOR)[:16]}", "refused", "allowed")],
+    )
+    assert replay(path) == (0, [])
