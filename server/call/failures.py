@@ -6,12 +6,17 @@ for the model and the human reading the output: specific, and never carrying a s
 
 from contracts import ErrorKind
 
-__all__ = ["ToolFailure", "entry_not_found", "entry_too_large"]
+__all__ = ["NOTHING_USABLE", "REFUSED_BEFORE_WORK", "ToolFailure", "entry_not_found", "entry_too_large"]
+
+REFUSED_BEFORE_WORK = "Nothing: the call was refused before anything was read or asked of an LLM."
+"""What a refusal did (`ErrorInfo.partial_progress`): the seed wrote "None", which reads as a missing value."""
+NOTHING_USABLE = "The call's intent was recorded; the call produced nothing usable."
+"""What a capability that failed did, unless it says more."""
 
 
 class ToolFailure(Exception):
     def __init__(
-        self, kind: ErrorKind, message: str, *, recommended_action: str, partial_progress: str = "None"
+        self, kind: ErrorKind, message: str, *, recommended_action: str, partial_progress: str = NOTHING_USABLE
     ) -> None:
         super().__init__(message)
         self.kind = kind

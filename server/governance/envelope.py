@@ -6,7 +6,7 @@ from typing import Any
 
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorInfo, ErrorKind, Provenance
 from ledger import LedgerError, Scrubber, utc_now
-from server.call.failures import ToolFailure
+from server.call.failures import REFUSED_BEFORE_WORK, ToolFailure
 from server.governance.spec import ToolResult
 from server.support.encoding import encodable
 
@@ -59,7 +59,7 @@ class Envelope:
         raw: dict[str, Any],
         *,
         recommended_action: str,
-        partial_progress: str = "None",
+        partial_progress: str = REFUSED_BEFORE_WORK,
     ) -> ErrorInfo:
         trigger = json.dumps(self._scrubber.value(self.bounded(raw)), ensure_ascii=False, default=str)
         if len(trigger) > _MAX_TRIGGER:
@@ -136,7 +136,7 @@ class Envelope:
             type=ErrorKind.LEDGER_UNAVAILABLE,
             message=f"The audit ledger cannot record this call ({exc}). {consequence}",
             triggering_input=action,
-            partial_progress="None",
+            partial_progress=consequence,
             recommended_action="Ask the operator to fix the ledger (PLANNER_MCP_LEDGER: path, permissions, disk "
             "space); calls succeed again as soon as it can be written.",
         )

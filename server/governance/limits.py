@@ -7,7 +7,7 @@ from typing import Any
 
 from contracts import AgentMetadata, ErrorKind, TokenUsage
 from ledger import BudgetExhausted, Ledger, Reservation
-from server.call.failures import ToolFailure
+from server.call.failures import REFUSED_BEFORE_WORK, ToolFailure
 from server.call.intent_first import run_blocking
 
 __all__ = [
@@ -35,6 +35,7 @@ def model_refused(agent: AgentMetadata, model: str | None) -> ToolFailure | None
         f"{agent.agent_id} (allowed: {allowed}).",
         recommended_action="Ask the operator to set PLANNER_MCP_MODEL to an allowed model, or to list this model "
         "for the tier in the policy's models_by_tier.",
+        partial_progress=REFUSED_BEFORE_WORK,
     )
 
 
@@ -72,6 +73,7 @@ def budget_exhausted(agent: AgentMetadata, exhausted: BudgetExhausted) -> ToolFa
         f"for {exhausted.day} (UTC).",
         recommended_action="Wait for the calls under way to finish or for the next UTC day, use the read tools "
         "meanwhile, or ask the operator to raise daily_token_budget in the policy.",
+        partial_progress="No LLM request was sent.",
     )
 
 
