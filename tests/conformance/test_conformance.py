@@ -45,7 +45,7 @@ EXPECTED_FAILURES: dict[str, str] = {
     "tools-call-audio": "calls the suite's test_audio_content tool (no tool here returns audio)",
     "tools-call-embedded-resource": "calls the suite's test_embedded_resource tool",
     "tools-call-mixed-content": "calls the suite's test_multiple_content_types tool",
-    "tools-call-with-progress": "calls the suite's test_tool_with_progress tool (no tool here reports progress)",
+    "tools-call-with-progress": "calls the suite's test_tool_with_progress tool (only the LLM tools report progress)",
     "tools-call-sampling": "calls the suite's test_sampling tool: this server never asks the client to sample",
     "tools-call-elicitation": "calls the suite's test_elicitation tool: this server never asks the user for input",
     "elicitation-sep1034-defaults": "calls the suite's test_elicitation_sep1034_defaults tool (no elicitation here)",
