@@ -104,7 +104,7 @@ class _Progress:
         self._shown = False
 
     async def report(self, progress: float, total: float | None, message: str | None) -> None:
-        of = f" of {total:.0f}" if total else ""
+        of = f" of {total:.0f} s" if total else ""
         sys.stderr.write(f"\r\x1b[Kplanner-mcp: {escape(message or 'working')} ({progress:.0f} s{of})")
         sys.stderr.flush()
         self._shown = True
