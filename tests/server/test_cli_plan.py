@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from tests.peers.plans import AN_ANALYSIS
 from tests.processes import WATCHDOG_S, run_cli, server_process
 
 pytestmark = pytest.mark.subprocess
+
+README = Path(__file__).parents[2] / "README.md"
 
 _RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 """What must never reach the terminal raw (a newline only ends a line)."""
@@ -184,6 +187,15 @@ def test_progress_goes_to_stderr_only_on_a_terminal_and_stdout_holds_only_the_an
     assert proc.returncode == 0 and json.loads(stdout)["decision"] == "EXECUTE"
     assert "planner-mcp: Waiting for test-model at 127.0.0.1" in shown and " s of 30 s)" in shown
     assert shown.endswith("\r\x1b[K")  # the progress line is cleared before the answer
+
+
+def test_plan_prints_what_the_readme_shows(llm: FakeOpenAI, ledger_path: Path) -> None:
+    [shown] = re.findall(r"```text\n\$ planner-mcp (plan .*?)```", README.read_text(encoding="utf-8"), re.S)
+    command, printed = shown.split("\n", 1)
+    proc = _plan(llm, ledger_path, *shlex.split(command)[1:])
+    assert proc.returncode == 0, proc.stderr
+    request = re.compile(r"request [0-9a-f]{32}$", re.M)
+    assert request.sub("request ID", proc.stdout) == request.sub("request ID", printed)
 
 
 def _drain(terminal: int) -> str:
