@@ -20,13 +20,12 @@ from server.app.views import AgentView
 from server.call.progress import ReportProgress
 from server.cli.plan_text import render
 from server.config.ledger import ledger_key
-from server.config.settings import Settings
+from server.config.settings import Settings, SettingsError
 from server.support.terminal import escape, say, say_json
 
 __all__ = ["add_plan_commands", "run_plan"]
 
 _EXIT_ERROR = 1
-_EXIT_USAGE = 2
 _TOOLS = {"plan": "generate_plan", "analyze": "analyze"}
 
 
@@ -51,10 +50,8 @@ def add_plan_commands(commands: Any) -> None:
 
 
 def run_plan(settings: Settings, args: argparse.Namespace, view: AgentView) -> int:
-    """Run the command as `view`'s agent: exit 0 with an answer (EXECUTE or ESCALATE), 1 on ERROR, 2 on bad usage."""
+    """Run the command as `view`'s agent: exit 0 with an answer (EXECUTE or ESCALATE), 1 on ERROR."""
     arguments = _arguments(args)
-    if arguments is None:
-        return _EXIT_USAGE
     key = ledger_key(settings)
 
     async def run() -> int:
@@ -76,19 +73,18 @@ def run_plan(settings: Settings, args: argparse.Namespace, view: AgentView) -> i
     return anyio.run(run)
 
 
-def _arguments(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The tool's arguments from the command line; None (said on stderr) when `--context` is not a JSON object.
-    Everything else is the gate's to judge, so a bad value is refused and recorded like any caller's."""
+def _arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The tool's arguments from the command line. Only `--context` is checked here, for being a JSON object at
+    all (a usage error, as `ledger migrate --to` has); the rest is the gate's to judge, so a bad value is refused
+    and recorded like any caller's."""
     arguments: dict[str, Any] = {"description": args.description}
     if args.context is not None:
         try:
             context = json.loads(args.context)
         except json.JSONDecodeError as exc:
-            say(f"planner-mcp: --context is not valid JSON: {exc}", file=sys.stderr)
-            return None
+            raise SettingsError(f"--context is not valid JSON: {exc}") from None
         if not isinstance(context, dict):
-            say("planner-mcp: --context must be a JSON object", file=sys.stderr)
-            return None
+            raise SettingsError("--context must be a JSON object")
         arguments["context"] = context
     if args.doc:
         arguments["docs"] = args.doc
