@@ -22,6 +22,7 @@ from server.app.runtime import server_version
 from server.app.views import AgentView
 from server.cli.agents import run_agents
 from server.cli.ledger import add_ledger_commands, run_ledger
+from server.cli.plan import add_plan_commands, run_plan
 from server.config.file import layered
 from server.config.ledger import ledger_key
 from server.config.settings import Settings, SettingsError
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("tool")
     call.add_argument("arguments", nargs="?", default="{}", help="the tool's arguments as a JSON object")
 
+    add_plan_commands(commands)
+
     agents = commands.add_parser("agents", help="each agent, the tools it gets, its callers, and problems found")
     agents.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
@@ -106,8 +109,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _stdio_agent(settings: Settings) -> AgentView:
-    """The agent that stdio, `tools` and `call` run as: the policy file's, or the agents file's one named by
-    PLANNER_MCP_AGENT (or its only one)."""
+    """The agent that stdio, `tools`, `call`, `plan` and `analyze` run as: the policy file's, or the agents file's
+    one named by PLANNER_MCP_AGENT (or its only one)."""
     roster = load_roster(settings)
     agent = roster.pick(settings.agent)
     if agent is None:
@@ -216,6 +219,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             return _tools(settings, args.json)
         case "call":
             return _call(settings, args.tool, args.arguments)
+        case "plan" | "analyze":
+            return run_plan(settings, args, _stdio_agent(settings))
         case "agents":
             return run_agents(settings, as_json=args.json)
         case "doctor":
