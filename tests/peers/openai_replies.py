@@ -5,6 +5,7 @@ delayed or dripping one); a :class:`Recorded` is one request as :class:`tests.pe
 received it.
 """
 
+import itertools
 import json
 import time
 import zlib
@@ -23,6 +24,10 @@ _ERROR_TYPES: Final[dict[int, str]] = {
     422: "unprocessable_entity_error",
     429: "rate_limit_error",
 }
+
+
+_CALL_IDS: Final = itertools.count(1)
+"""Tool call ids are unique in a process, as a model's are in a conversation (a framework refuses a reused one)."""
 
 
 def schema_name(request: Any) -> str | None:
@@ -102,11 +107,15 @@ class Reply:
     @classmethod
     def calls(cls, *calls: tuple[str, Mapping[str, Any]], **kw: Any) -> "Reply":
         """A completion that asks the client to call functions: each ``(name, arguments)`` becomes one entry
-        of the message's ``tool_calls`` (ids ``call_1``, ``call_2``, ...; arguments as a JSON string, as
-        OpenAI sends them), with ``content`` null and ``finish_reason`` ``"tool_calls"``."""
+        of the message's ``tool_calls`` (ids ``call_N``, never the same twice in a run; arguments as a JSON
+        string, as OpenAI sends them), with ``content`` null and ``finish_reason`` ``"tool_calls"``."""
         tool_calls = tuple(
-            {"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
-            for n, (name, arguments) in enumerate(calls, start=1)
+            {
+                "id": f"call_{next(_CALL_IDS)}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for name, arguments in calls
         )
         return cls(tool_calls=tool_calls, **{"finish_reason": "tool_calls", **kw})
 

@@ -15,15 +15,18 @@ _TOOLS: list[ChatCompletionToolParam] = [
 
 
 def test_a_scripted_call_reaches_the_client_as_tool_calls(llm: FakeOpenAI, client: openai.OpenAI) -> None:
-    llm.enqueue(Reply.calls(("read_docs", {"name": "vm-provisioning"}), ("list_docs", {})))
+    llm.enqueue(Reply.calls(("read_docs", {"name": "vm-provisioning"}), ("list_docs", {})), Reply.calls(("x", {})))
 
     completion = client.chat.completions.create(model="test-model", messages=MESSAGES, tools=_TOOLS)
+    again = client.chat.completions.create(model="test-model", messages=MESSAGES, tools=_TOOLS)
 
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None
-    calls = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls or []]  # type: ignore[union-attr]
-    assert calls == [("call_1", "read_docs", {"name": "vm-provisioning"}), ("call_2", "list_docs", {})]
+    calls = [(c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls or []]  # type: ignore[union-attr]
+    assert calls == [("read_docs", {"name": "vm-provisioning"}), ("list_docs", {})]
+    ids = [c.id for reply in (choice, again.choices[0]) for c in reply.message.tool_calls or []]
+    assert len(set(ids)) == 3 and all(i.startswith("call_") for i in ids)
 
 
 def test_the_tool_results_the_client_sends_back_are_recorded(llm: FakeOpenAI, client: openai.OpenAI) -> None:
@@ -32,14 +35,14 @@ def test_the_tool_results_the_client_sends_back_are_recorded(llm: FakeOpenAI, cl
     history: list[ChatCompletionMessageParam] = [
         *MESSAGES,
         asked.model_dump(exclude_none=True),  # type: ignore[list-item]
-        {"role": "tool", "tool_call_id": "call_1", "content": '{"data": null}'},
+        {"role": "tool", "tool_call_id": asked.tool_calls[0].id, "content": '{"data": null}'},  # type: ignore[index]
     ]
 
     final = client.chat.completions.create(model="test-model", messages=history, tools=_TOOLS)
 
     assert final.choices[0].message.content == "done" and final.choices[0].message.tool_calls is None
     sent = llm.chat_requests[1].json["messages"]
-    assert sent[-1] == {"role": "tool", "tool_call_id": "call_1", "content": '{"data": null}'}
+    assert sent[-1] == {"role": "tool", "tool_call_id": asked.tool_calls[0].id, "content": '{"data": null}'}  # type: ignore[index]
     assert sent[-2]["tool_calls"][0]["function"]["name"] == "read_docs"
 
 
