@@ -24,7 +24,7 @@ async def main() -> None:
     model = OpenAIChatCompletionsModel(given["model"], AsyncOpenAI(base_url=given["base_url"], api_key="test"))
     server = MCPServerStdio(
         {"command": given["server"]["command"], "args": given["server"]["args"], "env": given["server"]["env"]},
-        # The default is 5 s; our LLM calls (generate_plan, analyze) may take 30.
+        # As the README has it: the default, 5 s, is below our LLM calls' deadline (30 s).
         client_session_timeout_seconds=60,
         use_structured_content=True,
         custom_data_extractor=_error_flag,
