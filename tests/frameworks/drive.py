@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-from tests.conftest import rows
+from tests.conftest import DEFAULT_TOOLS, rows
 from tests.frameworks.environments import FRAMEWORKS, framework_python
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.processes import host_env, run_cli
 
-__all__ = ["ANSWER", "MISSING", "assert_ledger", "discovered", "drive", "tool_results"]
+__all__ = ["MISSING", "RUNBOOK", "discovered", "drive", "loopback_env", "tool_results"]
 
 RUNBOOK: Final = "vm-provisioning"
 MISSING: Final = "no-such-runbook"
@@ -32,7 +32,8 @@ _NOWHERE: Final = "http://127.0.0.1:9"
 
 def drive(name: str, script: str, llm: FakeOpenAI, ledger_path: Path, workdir: Path) -> dict[str, Any]:
     """Run `script` in framework `name`'s environment against `llm` and a `planner-mcp serve` writing
-    `ledger_path`; return the script's report."""
+    `ledger_path`; check what every framework's run must show (the six tools offered to the model, its answer
+    back, both calls in the ledger); return the script's report for the framework's own part."""
     python = framework_python(FRAMEWORKS[name])
     llm.enqueue(
         Reply.calls(("read_docs", {"name": RUNBOOK})), Reply.calls(("read_docs", {"name": MISSING})), Reply.text(ANSWER)
@@ -44,15 +45,24 @@ def drive(name: str, script: str, llm: FakeOpenAI, ledger_path: Path, workdir: P
         "env": host_env(ledger_path),
     }
     given = {"server": server, "base_url": llm.base_url, "model": "test-model", "prompt": "Read the runbook."}
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "OPENAI_AGENTS_DISABLE_TRACING": "1", "NO_PROXY": "127.0.0.1"}
-    env |= {"HTTP_PROXY": _NOWHERE, "HTTPS_PROXY": _NOWHERE, "ALL_PROXY": _NOWHERE}
     done = subprocess.run(
         [str(python), str(_SCRIPTS / script), json.dumps(given)],
-        capture_output=True, text=True, env=env, cwd=workdir, timeout=_RUN_TIMEOUT_S,
+        capture_output=True, text=True, env=loopback_env(workdir), cwd=workdir, timeout=_RUN_TIMEOUT_S,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    assert sorted(discovered(llm)) == sorted(DEFAULT_TOOLS)
+    assert report["output"] == ANSWER
+    _assert_ledger(ledger_path)
     return report
+
+
+def loopback_env(home: Path, **extra: str) -> dict[str, str]:
+    """A framework's environment with nothing beyond loopback: every proxy variable names a port that refuses
+    connections (only 127.0.0.1 goes direct), and openai-agents sends no traces to OpenAI."""
+    nowhere = dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"), _NOWHERE)
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "NO_PROXY": "127.0.0.1", **nowhere,
+            "OPENAI_AGENTS_DISABLE_TRACING": "1", **extra}  # fmt: skip
 
 
 def discovered(llm: FakeOpenAI) -> list[str]:
@@ -71,7 +81,7 @@ def _text(content: str | list[dict[str, Any]]) -> str:
     return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
-def assert_ledger(ledger_path: Path) -> None:
+def _assert_ledger(ledger_path: Path) -> None:
     """The two calls are in the ledger, intent and outcome, in order, and the chain verifies."""
     intents = rows(ledger_path, "call_intents")
     outcomes = rows(ledger_path)

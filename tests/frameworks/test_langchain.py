@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULT_TOOLS
-from tests.frameworks.drive import ANSWER, RUNBOOK, assert_ledger, discovered, drive, tool_results
+from tests.frameworks.drive import RUNBOOK, drive, tool_results
 from tests.peers.openai_server import FakeOpenAI
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
@@ -19,7 +18,6 @@ def test_a_langchain_tool_loop_calls_the_tools_and_sees_their_results_and_errors
 ) -> None:
     seen = drive("langchain", "langchain_agent.py", llm, ledger_path, tmp_path)
 
-    assert sorted(discovered(llm)) == sorted(DEFAULT_TOOLS)
     returned, failed = seen["history"]
     # The model is sent the text content; the structured content stays with LangChain as the artifact.
     assert returned["status"] == "success"
@@ -29,6 +27,4 @@ def test_a_langchain_tool_loop_calls_the_tools_and_sees_their_results_and_errors
     assert json.loads(failed["content"][0]["text"])["error"]["type"] == "NOT_FOUND"
     found, missing = (json.loads(result) for result in tool_results(llm))
     assert found["data"]["name"] == RUNBOOK and missing["error"]["type"] == "NOT_FOUND"
-    assert seen["output"] == ANSWER
     assert seen["logged"] == []
-    assert_ledger(ledger_path)

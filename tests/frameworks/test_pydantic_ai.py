@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULT_TOOLS
-from tests.frameworks.drive import ANSWER, RUNBOOK, assert_ledger, discovered, drive, tool_results
+from tests.frameworks.drive import RUNBOOK, drive, tool_results
 from tests.peers.openai_server import FakeOpenAI
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
@@ -19,7 +18,6 @@ def test_a_pydantic_ai_agent_calls_the_tools_and_sees_their_results_and_errors(
 ) -> None:
     seen = drive("pydantic-ai", "pydantic_ai_agent.py", llm, ledger_path, tmp_path)
 
-    assert sorted(discovered(llm)) == sorted(DEFAULT_TOOLS)
     returned, failed = seen["history"]
     # The structured content, parsed: the AgentOutput itself, not its text.
     assert returned["outcome"] == "success" and returned["content"]["data"]["name"] == RUNBOOK
@@ -29,6 +27,4 @@ def test_a_pydantic_ai_agent_calls_the_tools_and_sees_their_results_and_errors(
     assert json.loads(found)["data"]["name"] == RUNBOOK
     # The model is told the call failed: the AgentOutput under "error".
     assert json.loads(json.loads(missing)["error"])["error"]["type"] == "NOT_FOUND"
-    assert seen["output"] == ANSWER
     assert seen["logged"] == []
-    assert_ledger(ledger_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import rows
-from tests.frameworks.drive import tool_results
+from tests.frameworks.drive import loopback_env, tool_results
 from tests.frameworks.environments import FRAMEWORKS, framework_python
 from tests.peers.openai_server import FakeOpenAI, Reply
 
@@ -26,8 +26,8 @@ def test_a_readme_snippet_runs_as_pasted(name: str, llm: FakeOpenAI, tmp_path: P
     python = framework_python(FRAMEWORKS[name])
     llm.enqueue(Reply.calls(("list_docs", {})), Reply.text(_ANSWER))
     # What the reader has: planner-mcp on the PATH, a key, an endpoint; here the endpoint is the scripted model.
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path), "OPENAI_API_KEY": "sk-test"}
-    env |= {"OPENAI_BASE_URL": llm.base_url, "OPENAI_AGENTS_DISABLE_TRACING": "1"}
+    env = loopback_env(tmp_path, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=llm.base_url)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
 
     done = subprocess.run(
         [str(python), str(_SNIPPETS / f"{name}.py")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120

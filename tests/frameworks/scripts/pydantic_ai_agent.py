@@ -1,7 +1,7 @@
 """A pydantic-ai agent whose tools are planner-mcp's, over stdio, and whose model is the test's scripted one.
 
 Run in the pydantic-ai environment: `python pydantic_ai_agent.py INSTRUCTIONS_JSON`. It reports the version, the
-agent's final answer, and each tool result as the agent's history holds it (a return, or a retry prompt).
+agent's final answer, and each tool result as the agent's history holds it, with its outcome (success, retried).
 """
 
 import asyncio
