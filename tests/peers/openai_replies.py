@@ -5,8 +5,11 @@ delayed or dripping one); a :class:`Recorded` is one request as :class:`tests.pe
 received it.
 """
 
+import itertools
+import json
 import time
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -21,6 +24,10 @@ _ERROR_TYPES: Final[dict[int, str]] = {
     422: "unprocessable_entity_error",
     429: "rate_limit_error",
 }
+
+
+_CALL_IDS: Final = itertools.count(1)
+"""Tool call ids are unique in a process, as a model's are in a conversation (a framework refuses a reused one)."""
 
 
 def schema_name(request: Any) -> str | None:
@@ -57,7 +64,8 @@ class Reply:
       choice carries ``content`` (``None`` is sent as JSON ``null``) and
       ``finish_reason`` (e.g. ``"length"`` for a reply cut off at ``max_tokens``).
       ``content`` may be large (megabytes); it is sent with ``Content-Length``
-      like any other body.
+      like any other body. ``tool_calls`` (see :meth:`calls`), when not empty,
+      are the message's function calls, as a model that uses tools answers.
     * ``status != 200`` and ``body is None``: an OpenAI-style error envelope.
     * ``body`` given: sent verbatim whatever the status (a ``dict`` as JSON, a
       ``str`` as ``text/plain`` unless ``headers`` sets ``Content-Type``, ``bytes``
@@ -83,6 +91,7 @@ class Reply:
     usage: dict[str, Any] | None = field(default_factory=_default_usage)
     model: str | None = None
     finish_reason: str = "stop"
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not 100 <= self.status <= 599:
@@ -94,6 +103,21 @@ class Reply:
     def text(cls, content: str, **kw: Any) -> "Reply":
         """A successful completion whose assistant message is ``content``."""
         return cls(content=content, **kw)
+
+    @classmethod
+    def calls(cls, *calls: tuple[str, Mapping[str, Any]], **kw: Any) -> "Reply":
+        """A completion that asks the client to call functions: each ``(name, arguments)`` becomes one entry
+        of the message's ``tool_calls`` (ids ``call_N``, never the same twice in a run; arguments as a JSON
+        string, as OpenAI sends them), with ``content`` null and ``finish_reason`` ``"tool_calls"``."""
+        tool_calls = tuple(
+            {
+                "id": f"call_{next(_CALL_IDS)}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for name, arguments in calls
+        )
+        return cls(tool_calls=tool_calls, **{"finish_reason": "tool_calls", **kw})
 
     @classmethod
     def error(

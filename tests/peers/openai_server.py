@@ -273,8 +273,15 @@ class _Handler(LoopbackHandler):
             self._send_json(reply.status, body, reply.headers)
             return
 
+        self._send_json(200, self._completion(reply, request), reply.headers)
+
+    def _completion(self, reply: Reply, request: Any) -> dict[str, Any]:
+        """The ``chat.completion`` body of a successful ``reply`` to ``request``."""
         requested = request.get("model") if isinstance(request, dict) else None
         model = reply.model or (requested if isinstance(requested, str) else None) or "test-model"
+        answer: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+        if reply.tool_calls:
+            answer["tool_calls"] = list(reply.tool_calls)
         completion: dict[str, Any] = {
             "id": self._owner._next_completion_id(),
             "object": "chat.completion",
@@ -283,7 +290,7 @@ class _Handler(LoopbackHandler):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.content, "refusal": None},
+                    "message": answer,
                     "logprobs": None,
                     "finish_reason": reply.finish_reason,
                 }
@@ -291,7 +298,7 @@ class _Handler(LoopbackHandler):
         }
         if reply.usage is not None:
             completion["usage"] = reply.usage
-        self._send_json(200, completion, reply.headers)
+        return completion
 
     def _send_verbatim(self, reply: Reply, body: dict[str, Any] | str | bytes) -> None:
         if isinstance(body, bytes):
