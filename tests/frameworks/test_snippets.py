@@ -15,12 +15,12 @@ from tests.frameworks.drive import loopback_env, tool_results
 from tests.frameworks.environments import FRAMEWORKS, framework_python
 from tests.peers.openai_server import FakeOpenAI, Reply
 
-pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
-
 _SNIPPETS = Path(__file__).parent / "snippets"
 _ANSWER = "There are four runbooks."
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", ["pydantic-ai", "openai-agents", "langchain"])
 def test_a_readme_snippet_runs_as_pasted(name: str, llm: FakeOpenAI, tmp_path: Path) -> None:
     python = framework_python(FRAMEWORKS[name])
@@ -37,3 +37,15 @@ def test_a_readme_snippet_runs_as_pasted(name: str, llm: FakeOpenAI, tmp_path: P
     assert [json.loads(result)["action"] for result in tool_results(llm)] == ["list_docs"]
     ledger = tmp_path / ".local" / "share" / "planner-mcp" / "ledger.db"
     assert [(r["action"], r["decision"]) for r in rows(ledger)] == [("list_docs", "EXECUTE")]
+
+
+_README = Path(__file__).parents[2] / "README.md"
+
+
+@pytest.mark.parametrize("name", ["pydantic-ai", "openai-agents", "langchain"])
+def test_each_snippet_is_the_readme_s_own_text(name: str) -> None:
+    """The files run above are the README's blocks, word for word: the README cannot drift from what runs."""
+    section = _README.read_text(encoding="utf-8").split("## Use it from an agent framework", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    snippet = (_SNIPPETS / f"{name}.py").read_text(encoding="utf-8").split("\n", 1)[1]
+    assert snippet in blocks
