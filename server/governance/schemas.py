@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
-from contracts import AgentOutput, ErrorInfo, Plan, Provenance
+from contracts import AgentOutput, Plan, Provenance
 
 __all__ = ["Returns", "compact", "input_schema", "output_schema"]
 
@@ -54,10 +54,6 @@ def input_schema(args: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-_ERROR_TYPE = (str, Field(description="A stable kind, e.g. FORBIDDEN_ACTION, INVALID_INPUT, NOT_FOUND."))
-"""`error.type` as a string: its closed list is the README's (checked against `ErrorKind`), not 29 names that
-every tool's schema would repeat to the model."""
-
 _LLM_FIELDS = ("llm_model", "llm_endpoint_host", "prompt_digest", "usage", "llm_attempts", "llm_finish_reason")
 _NULL = (None, None)
 
@@ -69,7 +65,6 @@ def output_schema(returns: Returns) -> dict[str, Any]:
     asks_llm = returns.llm_response is not None
     provenance: dict[str, Any] = {} if asks_llm else dict.fromkeys((*_LLM_FIELDS, "llm_structured_output"), _NULL)
     fields: dict[str, Any] = {
-        "error": (create_model("ErrorInfo", __base__=ErrorInfo, type=_ERROR_TYPE) | None, None),
         "provenance": (create_model("Provenance", __base__=Provenance, **provenance) | None, None),
         "llm_model": (str | None, None) if asks_llm else _NULL,
         "llm_response": (str | None, Field(default=None, description=returns.llm_response)) if asks_llm else _NULL,

@@ -8,6 +8,7 @@ from typing import Any
 from mcp.types import Tool as MCPTool
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from contracts import AgentMetadata, Decision, Plan, SideEffect, SourceRef
@@ -52,6 +53,13 @@ def _nullable_optionals(schema: dict[str, Any]) -> None:
         schema["properties"][name] = {"anyOf": [prop, {"type": "null"}], **meta}
 
 
+def _given(data: dict[str, Any], fields: Mapping[str, FieldInfo]) -> dict[str, Any]:
+    """The arguments without those an optional argument's null leaves out: null is "not given" on every tool."""
+    if None not in data.values():
+        return data
+    return {key: value for key, value in data.items() if value is not None or fields[key].is_required()}
+
+
 class Args(BaseModel):
     """Base of every tool's arguments: unknown fields are refused, so a typo cannot pass silently, and an optional
     argument given as null is taken as not given (its schema says null is accepted), on every tool alike."""
@@ -72,7 +80,7 @@ class Args(BaseModel):
             plural = "s" if len(unknown) > 1 else ""
             problem = f"unknown argument{plural} {shown}{more} (this tool's arguments: {takes})"
             raise PydanticCustomError("unknown_argument", "{problem}", {"problem": problem})
-        return {k: v for k, v in data.items() if v is not None or cls.model_fields[k].is_required()}
+        return _given(data, cls.model_fields)
 
 
 @dataclass(frozen=True)

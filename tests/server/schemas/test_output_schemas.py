@@ -44,7 +44,7 @@ FAILS: list[tuple[str, dict[str, Any]]] = [
 ]
 """A call of each tool that ends in ERROR."""
 
-MAX_TOOLS_LIST_CHARS = 32_000
+MAX_TOOLS_LIST_CHARS = 36_000
 """The most the default tools/list may take as compact JSON. Some frameworks put every output schema into every
 request to their model; one shared 7 KB envelope per tool took this list past 50,000 characters."""
 
