@@ -47,10 +47,23 @@ def compact(node: Any, *, dropped: frozenset[str] = _DROPPED) -> Any:
     return out
 
 
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inlined(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        return _inlined({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs)
+    return {key: _inlined(value, defs) for key, value in node.items() if key != "$defs"}
+
+
 def input_schema(args: type[BaseModel]) -> dict[str, Any]:
-    """The arguments' schema, without titles; defaults are kept, since they say what leaving an argument out
-    means."""
-    schema: dict[str, Any] = compact(args.model_json_schema(), dropped=frozenset({"title"}))
+    """The arguments' schema, without titles and with every `$ref` replaced by what it names (openai-agents
+    refuses to make a tool strict whose input schema holds a reference); defaults are kept, since they say what
+    leaving an argument out means."""
+    raw = args.model_json_schema()
+    schema: dict[str, Any] = compact(_inlined(raw, raw.get("$defs", {})), dropped=frozenset({"title"}))
     return schema
 
 

@@ -9,8 +9,9 @@ of JSON Schema. The rules checked here, for every object schema reachable from a
 2. It lists its `properties` (an empty mapping for no arguments): strict mode has no object of unknown keys.
 3. Every property is in `required` or admits null. Conversion makes every property required, so an argument the
    contract leaves optional must accept null, which a strict model then sends to leave it out.
-4. No `oneOf`, `allOf`, `not`, `patternProperties` or `if`: strict mode takes `anyOf` only; a `$ref` points into
-   the schema's own `$defs`.
+4. No `oneOf`, `allOf`, `not`, `patternProperties` or `if`: strict mode takes `anyOf` only.
+5. No `$ref`: openai-agents (0.24, as the framework tests install it) refuses to make an MCP tool strict whose input
+   schema holds a reference, whatever it points to.
 
 And null itself: an optional argument given as null is accepted on every tool and does what leaving it out does.
 """
@@ -29,7 +30,7 @@ from tests.peers.openai_server import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.anyio
 
-_REFUSED = ("oneOf", "allOf", "not", "patternProperties", "if")
+_REFUSED = ("oneOf", "allOf", "not", "patternProperties", "if", "$ref")
 
 REQUIRED: dict[str, dict[str, Any]] = {
     "read_docs": {"name": "vm-provisioning"},
@@ -42,23 +43,13 @@ REQUIRED: dict[str, dict[str, Any]] = {
 """A call of each tool with only its required arguments."""
 
 
-def _resolved(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    ref = node.get("$ref")
-    if ref is None:
-        return node
-    assert ref.startswith("#/$defs/"), ref
-    target: dict[str, Any] = root["$defs"][ref.removeprefix("#/$defs/")]
-    return target
-
-
 def _subschemas(node: dict[str, Any]) -> list[dict[str, Any]]:
     found = list(node.get("properties", {}).values()) + list(node.get("anyOf", []))
     return found + ([node["items"]] if isinstance(node.get("items"), dict) else [])
 
 
-def _strict_problems(node: dict[str, Any], root: dict[str, Any], at: str) -> list[str]:
+def _strict_problems(node: dict[str, Any], at: str) -> list[str]:
     """Where `node` (and all below it) breaks the rules in this module's docstring."""
-    node = _resolved(node, root)
     problems = [f"{at}: uses {key}" for key in _REFUSED if key in node]
     if node.get("type") == "object":
         properties = node.get("properties")
@@ -68,10 +59,10 @@ def _strict_problems(node: dict[str, Any], root: dict[str, Any], at: str) -> lis
         if not isinstance(properties, dict):
             problems.append(f"{at}: no properties")
         for name, prop in (properties or {}).items():
-            if name not in required and {"type": "null"} not in _resolved(prop, root).get("anyOf", []):
+            if name not in required and {"type": "null"} not in prop.get("anyOf", []):
                 problems.append(f"{at}.{name}: optional but not nullable")
     for index, sub in enumerate(_subschemas(node)):
-        problems += _strict_problems(sub, root, f"{at}/{index}")
+        problems += _strict_problems(sub, f"{at}/{index}")
     return problems
 
 
@@ -85,26 +76,28 @@ async def _input_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
 async def test_every_input_schema_converts_to_openai_strict_mode(make_settings: Callable[..., Settings]) -> None:
     schemas = await _input_schemas(make_settings())
     assert sorted(schemas) == sorted(DEFAULT_TOOLS)
-    problems = {name: _strict_problems(schema, schema, name) for name, schema in schemas.items()}
+    problems = {name: _strict_problems(schema, name) for name, schema in schemas.items()}
     assert not any(problems.values()), problems
 
 
-def test_the_strictness_check_finds_an_open_object_and_an_optional_argument_that_refuses_null() -> None:
-    # The check itself, on the two shapes that made openai-agents fall back (`context`) and refuse null (`limit`).
+def test_the_strictness_check_finds_an_open_object_a_reference_and_an_optional_argument_refusing_null() -> None:
+    # The check itself, on the shapes that made openai-agents fall back (`context`, a reference) and refuse null.
     schema = {
         "type": "object",
         "additionalProperties": False,
-        "required": [],
         "properties": {
             "context": {"type": "object", "additionalProperties": True},
             "limit": {"type": "integer", "default": 20},
+            "fact": {"$ref": "#/$defs/Fact"},
         },
+        "required": ["fact"],
     }
-    assert _strict_problems(schema, schema, "t") == [
+    assert _strict_problems(schema, "t") == [
         "t.context: optional but not nullable",
         "t.limit: optional but not nullable",
         "t/0: additionalProperties is not false",
         "t/0: no properties",
+        "t/2: uses $ref",
     ]
 
 
