@@ -46,6 +46,9 @@ class ResourceRoute:
     description: str
     spec: ToolSpec
     """The capability a read runs, through the gate."""
+    mime_type: str | None = None
+    """The type of every resource the template matches, when they share one (MCP lists it only then): a runbook
+    is Markdown, text or JSON by its entry, so `docs://` has none; an inventory is always JSON."""
 
 
 def routes(tools: Mapping[str, ToolSpec]) -> dict[str, ResourceRoute]:
@@ -59,7 +62,7 @@ def routes(tools: Mapping[str, ToolSpec]) -> dict[str, ResourceRoute]:
     if "read_inventory" in tools:
         found["inventory"] = ResourceRoute(
             "inventory", "inventory://{name}", "Inventory", "An infrastructure inventory (JSON), by name.",
-            tools["read_inventory"],
+            tools["read_inventory"], "application/json",
         )  # fmt: skip
     return found
 

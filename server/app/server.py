@@ -186,7 +186,9 @@ class GovernedServer(MCPServer[Runtime]):
     async def list_resource_templates(self) -> list[MCPResourceTemplate]:
         view = self._view()
         return [
-            MCPResourceTemplate(uri_template=r.template, name=r.scheme, title=r.title, description=r.description)
+            MCPResourceTemplate(
+                uri_template=r.template, name=r.scheme, title=r.title, description=r.description, mime_type=r.mime_type
+            )
             for r in (view.routes.values() if view is not None else ())
         ]
 

@@ -2,18 +2,20 @@
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 from mcp.types import Tool as MCPTool
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from contracts import AgentMetadata, AgentOutput, Decision, Plan, SideEffect, SourceRef
+from contracts import AgentMetadata, Decision, Plan, SideEffect, SourceRef
 from ledger import Ledger, Scrubber
 from server.call.progress import Progress
 from server.governance.limits import TokenBudget
+from server.governance.schemas import Returns, input_schema, output_schema
 from server.llm import LLMClient, LLMReply
 from server.stores import LocalReads, Store
 
@@ -26,9 +28,9 @@ __all__ = [
     "Hints",
     "LLMCall",
     "LocalCapability",
+    "Returns",
     "ToolResult",
     "ToolSpec",
-    "output_schema",
 ]
 
 
@@ -40,24 +42,45 @@ def _excerpt(key: str) -> str:
     return repr(key[:_SHOWN_CHARS]) + ("..." if len(key) > _SHOWN_CHARS else "")
 
 
-class Args(BaseModel):
-    """Base of every tool's arguments: unknown fields are refused, so a typo cannot pass silently."""
+def _nullable_optionals(schema: dict[str, Any]) -> None:
+    """Every optional argument's schema also admits null, as `Args` accepts it: a framework in OpenAI's strict
+    mode makes every argument required, and null is then how its model leaves one out."""
+    required = set(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        if name in required or {"type": "null"} in prop.get("anyOf", ()):
+            continue
+        meta = {key: prop.pop(key) for key in ("description", "default", "title") if key in prop}
+        schema["properties"][name] = {"anyOf": [prop, {"type": "null"}], **meta}
 
-    model_config = ConfigDict(extra="forbid")
+
+def _given(data: dict[str, Any], fields: Mapping[str, FieldInfo]) -> dict[str, Any]:
+    """The arguments without those an optional argument's null leaves out: null is "not given" on every tool."""
+    if None not in data.values():
+        return data
+    return {key: value for key, value in data.items() if value is not None or fields[key].is_required()}
+
+
+class Args(BaseModel):
+    """Base of every tool's arguments: unknown fields are refused, so a typo cannot pass silently, and an optional
+    argument given as null is taken as not given (its schema says null is accepted), on every tool alike."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_nullable_optionals)
 
     @model_validator(mode="before")
     @classmethod
     def _no_unknown_arguments(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
         # Refused here, not by `extra="forbid"` (kept as a second line and for the schema), whose errors name every
         # unknown key in full: keys are the caller's text, and a refusal must not echo 64 KiB of them.
-        if isinstance(data, dict) and (unknown := [key for key in data if key not in cls.model_fields]):
+        if unknown := [key for key in data if key not in cls.model_fields]:
             shown = ", ".join(_excerpt(str(key)) for key in unknown[:_SHOWN_UNKNOWN])
             more = f" and {len(unknown) - _SHOWN_UNKNOWN} more" if len(unknown) > _SHOWN_UNKNOWN else ""
             takes = ", ".join(cls.model_fields) or "none"
             plural = "s" if len(unknown) > 1 else ""
             problem = f"unknown argument{plural} {shown}{more} (this tool's arguments: {takes})"
             raise PydanticCustomError("unknown_argument", "{problem}", {"problem": problem})
-        return data
+        return _given(data, cls.model_fields)
 
 
 @dataclass(frozen=True)
@@ -133,6 +156,8 @@ class ToolSpec:
     capability: Capability
     hints: Hints
     local: LocalCapability | None = None
+    returns: Returns = field(default_factory=Returns)
+    """What the tool puts in `data`, `plan` and `llm_response`: its output schema types them."""
 
     @cached_property
     def mcp_tool(self) -> MCPTool:
@@ -141,8 +166,8 @@ class ToolSpec:
             name=self.name,
             title=self.title,
             description=self.description,
-            input_schema=self.args.model_json_schema(),
-            output_schema=output_schema(),
+            input_schema=input_schema(self.args),
+            output_schema=output_schema(self.returns),
             annotations=ToolAnnotations(
                 title=self.title,
                 read_only_hint=self.hints.read_only,
@@ -163,8 +188,3 @@ class Catalogue:
     kind: str
     """What its members are called ("tool", "prompt", "resource"): the word a refusal uses."""
     specs: Mapping[str, ToolSpec]
-
-
-@cache
-def output_schema() -> dict[str, Any]:
-    return AgentOutput.model_json_schema(mode="serialization")

@@ -5,13 +5,14 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from contracts import Analysis, Decision, Plan, SideEffect, TaskRequest
 from contracts.names import EntryName
 from server.governance.decisions import decide, plan_warnings
 from server.governance.limits import model_answered, prompt_token_bound, worst_case
-from server.governance.spec import LLM_CALL, Args, Deps, LLMCall, ToolResult, ToolSpec
+from server.governance.spec import LLM_CALL, Args, Deps, LLMCall, Returns, ToolResult, ToolSpec
 from server.llm import LLMReply, ParseFailure, analysis_messages, parse_reply, plan_messages, prompt_digest, truncate
 from server.tools.grounding import Grounding
 
@@ -32,11 +33,25 @@ Description = Annotated[
 ]
 
 
+# `context` as facts, each a closed object: the form a framework in OpenAI's strict mode can send (it cannot send
+# an object of any keys). The docstring is the schema's description, for the model.
+class ContextFact(BaseModel):
+    """One fact: a key and its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=200)
+    value: str
+
+
 class _ContextArgs(Args):
     description: Description
-    context: dict[str, Any] = Field(
+    # A JSON object (what callers sent before strict mode was considered) is accepted and recorded as it was; the
+    # schema shows the list of facts, which converts to strict mode. Either way the model is shown one object.
+    context: list[ContextFact] | SkipJsonSchema[dict[str, Any]] = Field(
         default_factory=dict,
-        description="Optional facts the answer should take into account (JSON object, at most 32 KiB).",
+        description="Optional facts the answer should take into account, as key/value pairs (a JSON object is "
+        "accepted too; at most 32 KiB).",
     )
     docs: list[EntryName] = Field(
         default_factory=list,
@@ -47,7 +62,9 @@ class _ContextArgs(Args):
 
     @field_validator("context")
     @classmethod
-    def _context_is_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _context_is_bounded(cls, value: list[ContextFact] | dict[str, Any]) -> dict[str, Any]:
+        if isinstance(value, list):
+            value = _as_object(value)
         try:
             size = len(json.dumps(value, ensure_ascii=False).encode())
         except (RecursionError, ValueError, TypeError) as exc:
@@ -55,6 +72,20 @@ class _ContextArgs(Args):
         if size > MAX_CONTEXT_BYTES:
             raise ValueError(f"context is {size} bytes; the limit is {MAX_CONTEXT_BYTES}")
         return value
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The context as one object, whichever form it was sent in (the validator made it one)."""
+        return self.context if isinstance(self.context, dict) else _as_object(self.context)
+
+
+def _as_object(facts: list[ContextFact]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for fact in facts:
+        if fact.key in found:
+            raise ValueError(f"context names the key {fact.key[:40]!r} more than once")
+        found[fact.key] = fact.value
+    return found
 
 
 class GeneratePlanArgs(_ContextArgs):
@@ -70,7 +101,7 @@ class AnalyzeArgs(_ContextArgs):
 def _context(args: _ContextArgs, deps: Deps, grounding: Grounding) -> dict[str, Any]:
     """The caller's context as the model is shown it: scrubbed by key as well (`{"password": ...}`), as the
     ledger scrubs it, since the prompt's own scrubbing sees only text."""
-    context, redacted = deps.scrubber.redact(args.context)
+    context, redacted = deps.scrubber.redact(args.facts)
     grounding.redacted(redacted, "the context")
     return dict(context)
 
@@ -227,6 +258,7 @@ GENERATE_PLAN = ToolSpec(
     args=GeneratePlanArgs,
     capability=_generate_plan,
     hints=LLM_CALL,
+    returns=Returns(plan=True, llm_response=f"The model's reply as it came, cut at {MAX_RAW_REPLY} characters."),
 )
 
 ANALYZE = ToolSpec(
@@ -242,4 +274,5 @@ ANALYZE = ToolSpec(
     args=AnalyzeArgs,
     capability=_analyze,
     hints=LLM_CALL,
+    returns=Returns(llm_response="The analysis, in Markdown (or the model's raw reply when it could not be read)."),
 )

@@ -4,7 +4,9 @@ Over HTTP with OAuth or an agents file many people may act as one agent: each th
 rows say it made (`server.call.callers`), never another's calls or the `context` it sent.
 """
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import Decision, ErrorKind, SideEffect
 from contracts.names import EntryName
@@ -12,7 +14,7 @@ from ledger import LedgerError
 from server.call.callers import caller
 from server.call.failures import ToolFailure
 from server.call.intent_first import run_blocking
-from server.governance.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
+from server.governance.spec import LOCAL_READ, Args, Deps, Returns, ToolResult, ToolSpec
 
 __all__ = ["READ_LOGS"]
 
@@ -22,6 +24,34 @@ class ReadLogsArgs(Args):
         default=20, ge=1, le=100, strict=True, description="How many entries, newest first (at most 100)."
     )
     action: EntryName | None = Field(default=None, description="Only calls of this tool, e.g. generate_plan.")
+
+
+# What read_logs returns in `data`, for its output schema: the ledger's columns, as `Ledger.agent_log` reads them.
+class LogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int | None
+    timestamp: str
+    request_id: str | None
+    action: str
+    decision: str
+    confidence: float
+    success: bool
+    refused: bool
+    error_type: str | None
+    error_message: str | None
+    duration_ms: float | None
+    arguments: Any = Field(description="As recorded, secrets scrubbed.")
+    llm_model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class LogData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str
+    entries: list[LogEntry] = Field(description="Newest first.")
 
 
 async def _read_logs(args: ReadLogsArgs, deps: Deps) -> ToolResult:
@@ -66,4 +96,5 @@ READ_LOGS = ToolSpec(
     args=ReadLogsArgs,
     capability=_read_logs,
     hints=LOCAL_READ,
+    returns=Returns(data=LogData),
 )

@@ -6,12 +6,12 @@ returned, and the output says how many were.
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import Decision, SideEffect
 from contracts.names import EntryName
 from ledger import REDACTED, Scrubber
-from server.governance.spec import LOCAL_READ, Args, Deps, ToolResult, ToolSpec
+from server.governance.spec import LOCAL_READ, Args, Deps, Returns, ToolResult, ToolSpec
 from server.stores import Entry, LocalReads
 from server.tools.derived import Derived
 
@@ -30,6 +30,23 @@ class ReadInventoryArgs(Args):
     name: EntryName | None = Field(
         default=None, description="The inventory to read. Omit it for the default inventory."
     )
+
+
+# What these tools return in `data`, for their output schemas (docstrings and descriptions are what a model reads).
+class EntryData(BaseModel):
+    """The entry read, its secrets replaced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    format: str = Field(description='"markdown", "text" or "json"; a Vault runbook may declare another.')
+    content: Any = Field(description="The text, or the parsed JSON when format is json.")
+
+
+class DocNames(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    docs: list[str] = Field(description="Names to pass to read_docs.")
 
 
 def redaction_note(count: int, where: str) -> str:
@@ -109,6 +126,7 @@ READ_DOCS = ToolSpec(
     capability=_read_docs,
     hints=LOCAL_READ,
     local=_read_docs_now,
+    returns=Returns(data=EntryData),
 )
 
 LIST_DOCS = ToolSpec(
@@ -122,6 +140,7 @@ LIST_DOCS = ToolSpec(
     args=ListDocsArgs,
     capability=_list_docs,
     hints=LOCAL_READ,
+    returns=Returns(data=DocNames),
 )
 
 READ_INVENTORY = ToolSpec(
@@ -137,4 +156,5 @@ READ_INVENTORY = ToolSpec(
     capability=_read_inventory,
     hints=LOCAL_READ,
     local=_read_inventory_now,
+    returns=Returns(data=EntryData),
 )
