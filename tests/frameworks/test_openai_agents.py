@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DEFAULT_TOOLS
 from tests.frameworks.drive import RUNBOOK, drive, tool_results
 from tests.peers.openai_server import FakeOpenAI
 
@@ -18,8 +19,8 @@ def test_an_openai_agents_agent_calls_the_tools_and_sees_their_results_and_error
     seen = drive("openai-agents", "openai_agents_agent.py", llm, ledger_path, tmp_path)
 
     strict = {tool["function"]["name"]: tool["function"]["strict"] for tool in llm.chat_requests[0].json["tools"]}
-    # generate_plan and analyze fall back from strict mode until their `context` is a closed object (issue 25).
-    assert all(strict[name] for name in ("read_docs", "list_docs", "read_inventory", "read_logs"))
+    # Every input schema converts to OpenAI's strict mode: none falls back (and openai-agents logs nothing for it).
+    assert strict == dict.fromkeys(DEFAULT_TOOLS, True)
     returned, failed = seen["history"]
     # use_structured_content: the output is the structured content as JSON; an error keeps its text content.
     assert returned["custom_data"] == {"is_error": False} and json.loads(returned["output"])["data"]["name"] == RUNBOOK
