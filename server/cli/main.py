@@ -27,7 +27,7 @@ from server.config.file import layered
 from server.config.ledger import ledger_key
 from server.config.settings import Settings, SettingsError
 from server.governance.policy import PolicyError
-from server.governance.roster import RosterError, load_roster
+from server.governance.roster import Roster, RosterError, load_roster
 from server.support.logs import configure as configure_logs
 from server.support.terminal import say, say_json
 from server.transports.stdio import serve_stdio
@@ -95,8 +95,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         changes = {"host": args.host, "port": args.port, "stateless": args.stateless or None}
         http = settings.http.model_copy(update={k: v for k, v in changes.items() if v is not None})
         return serve_http(settings.model_copy(update={"http": http}))
-    _stdio_agent(settings)  # a file of several agents needs PLANNER_MCP_AGENT: said before the host waits on it
-    server = build_server(settings)
+    roster = load_roster(settings)  # read once, for the check below and the server
+    _stdio_agent(settings, roster)  # a file of several agents needs PLANNER_MCP_AGENT: said before the host waits
+    server = build_server(settings, roster=roster)
     if sys.stdin.isatty():
         print(
             "planner-mcp: serving MCP on stdio, waiting for a host's JSON-RPC messages on stdin. "
@@ -108,10 +109,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _stdio_agent(settings: Settings) -> AgentView:
+def _stdio_agent(settings: Settings, roster: Roster | None = None) -> AgentView:
     """The agent that stdio, `tools`, `call`, `plan` and `analyze` run as: the policy file's, or the agents file's
     one named by PLANNER_MCP_AGENT (or its only one)."""
-    roster = load_roster(settings)
+    roster = roster or load_roster(settings)
     agent = roster.pick(settings.agent)
     if agent is None:
         raise RosterError(
