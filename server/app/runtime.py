@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import anyio.to_thread
 from mcp.types import Tool as MCPTool
 
+from contracts import AgentOutput
 from ledger import Ledger, LedgerError, Scrubber
 from server.app.views import AgentView
+from server.call.progress import ReportProgress
 from server.config.ledger import open_ledger
 from server.config.settings import Settings
 from server.governance.gate import Gate
@@ -21,7 +24,7 @@ from server.governance.spec import Deps
 from server.llm import LLMClient
 from server.stores import FileStore, Store, VaultStore
 
-__all__ = ["Runtime", "call_notes", "open_runtime", "open_store", "server_version", "tools_digest"]
+__all__ = ["Runtime", "call_notes", "call_once", "open_runtime", "open_store", "server_version", "tools_digest"]
 
 logger = logging.getLogger("server.app")  # its name before the regrouping: log collectors filter by it
 
@@ -118,6 +121,21 @@ async def open_runtime(
             await llm.aclose()
             await store.aclose()
             await anyio.to_thread.run_sync(ledger.close)
+
+
+async def call_once(
+    settings: Settings,
+    view: AgentView,
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    chain_key: bytes | None = None,
+    report: ReportProgress | None = None,
+) -> AgentOutput:
+    """One call as `view`'s agent through a runtime of its own, opened and closed around it (the command line's
+    `call`, `plan` and `analyze`): the same gate and ledger as any host's call."""
+    async with open_runtime(settings, [view], chain_key=chain_key) as runtime:
+        return await runtime.gate.call(name, arguments, report=report)
 
 
 def open_store(settings: Settings, scrubber: Scrubber) -> Store:

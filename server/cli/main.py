@@ -17,8 +17,8 @@ import anyio
 
 from contracts import Decision
 from ledger import EXIT_CODES, LedgerError
-from server.app import build_server, open_runtime
-from server.app.runtime import server_version
+from server.app import build_server
+from server.app.runtime import call_once, server_version
 from server.app.views import AgentView
 from server.cli.agents import run_agents
 from server.cli.ledger import add_ledger_commands, run_ledger
@@ -154,8 +154,7 @@ def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
     key = ledger_key(settings)
 
     async def run() -> int:
-        async with open_runtime(settings, [view], chain_key=key) as runtime:
-            output = await runtime.gate.call(tool, arguments)
+        output = await call_once(settings, view, tool, arguments, chain_key=key)
         say_json(output.model_dump_json(indent=2))
         return _EXIT_ERROR if output.decision is Decision.ERROR else 0
 

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 
 from contracts import Decision
-from server.app import open_runtime
+from server.app.runtime import call_once
 from server.app.views import AgentView
 from server.call.progress import ReportProgress
 from server.cli.plan_text import render
@@ -58,8 +58,7 @@ def run_plan(settings: Settings, args: argparse.Namespace, view: AgentView) -> i
         shown = _Progress() if sys.stderr.isatty() else None
         report: ReportProgress | None = shown.report if shown is not None else None
         try:
-            async with open_runtime(settings, [view], chain_key=key) as runtime:
-                output = await runtime.gate.call(_TOOLS[args.command], arguments, report=report)
+            output = await call_once(settings, view, _TOOLS[args.command], arguments, chain_key=key, report=report)
         finally:
             if shown is not None:
                 shown.clear()
