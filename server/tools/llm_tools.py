@@ -75,8 +75,9 @@ class _ContextArgs(Args):
 
     @property
     def facts(self) -> dict[str, Any]:
-        """The context as one object, whichever form it was sent in (the validator made it one)."""
-        return self.context if isinstance(self.context, dict) else _as_object(self.context)
+        """The context as one object, whichever form it was sent in: the validator made it one."""
+        assert isinstance(self.context, dict)
+        return self.context
 
 
 def _as_object(facts: list[ContextFact]) -> dict[str, Any]:
