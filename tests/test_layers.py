@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("server.vault",),
     ("server.config",),
     ("server.call",),
+    ("server.telemetry",),
     ("server.support",),
     ("ledger",),
     ("contracts",),
