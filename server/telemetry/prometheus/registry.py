@@ -182,6 +182,9 @@ class Registry:
     def histogram(self, name: str, help_text: str, labels: Sequence[str], buckets: Sequence[float]) -> Histogram:
         return self._add(Histogram(name, help_text, labels, buckets))
 
+    def families(self) -> tuple[_Family, ...]:
+        return tuple(self._families.values())
+
     def render(self) -> str:
         """The text format: each family's HELP and TYPE, then its samples; the whole ends with a line feed."""
         lines = [line for family in self._families.values() for line in family.render()]

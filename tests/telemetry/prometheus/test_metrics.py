@@ -4,8 +4,10 @@ tokens; budgets and breakers read from the serving runtime at scrape time. Label
 chose: anything else is `other` or `unknown`."""
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,6 +17,8 @@ from server.telemetry.prometheus import PrometheusSignals
 from server.telemetry.prometheus.metrics import MAX_MODELS
 from server.telemetry.prometheus.registry import Registry
 from tests.telemetry.prometheus.scrape import Scrape
+
+README = Path(__file__).parents[3] / "README.md"
 
 
 def _call(**changes: object) -> CallEnded:
@@ -199,3 +203,22 @@ def test_a_counter_refuses_to_go_down_and_a_family_its_wrong_labels() -> None:
         counter.inc("v", amount=-1)
     with pytest.raises(ValueError, match="takes labels"):
         counter.inc("v", "w")
+
+
+def test_the_readme_lists_every_metric_a_scrape_holds_with_its_type_and_labels() -> None:
+    section = README.read_text().split("\n### Metrics (Prometheus)\n", 1)[1].split("\n## ", 1)[0]
+    listed: dict[str, tuple[str, set[str]]] = {}
+    for line in section.splitlines():
+        if line.startswith("| `planner_mcp_"):
+            names, kinds, labels = (cell.strip() for cell in line.split("|")[1:4])
+            label_names = _label_names(labels)
+            for name, kind in zip(re.findall(r"`(\w+)`", names), kinds.split(", ") * 2, strict=False):
+                listed[name] = (kind, label_names)
+    signals = PrometheusSignals("1.2.3")
+    families = {family.name: family for family in signals.registry.families()}
+    assert listed == {name: (family.kind, set(family.labels)) for name, family in families.items()}
+
+
+def _label_names(cell: str) -> set[str]:
+    """The label names a README cell lists: each backquoted word not inside the parentheses that give its values."""
+    return set(re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", cell)))
