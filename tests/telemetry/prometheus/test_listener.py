@@ -67,11 +67,21 @@ def test_a_head_past_the_cap_is_refused_without_being_read_whole(listener: Metri
 
 async def test_silent_and_slow_clients_hold_no_one_else_s_scrape(listener: MetricsListener) -> None:
     with ExitStack() as held:
-        for n in range(MAX_CONNECTIONS * 2):  # more than it keeps open: the oldest are closed to make room
-            sock = held.enter_context(socket.create_connection(listener.address, timeout=10))
-            if n % 2:
-                sock.sendall(b"GET /metr")  # slowloris: a request that never ends
+        opened = [held.enter_context(socket.create_connection(listener.address, timeout=10)) for _ in range(8)]
+        for sock in opened[1::2]:
+            sock.sendall(b"GET /metr")  # slowloris: a request that never ends
         with anyio.fail_after(3):  # well before any of them times out (5 s)
+            found = await anyio.to_thread.run_sync(scrape, listener.address)
+    assert found.value("planner_mcp_build_info") == 1
+
+
+async def test_past_the_most_connections_it_keeps_open_the_oldest_is_closed(listener: MetricsListener) -> None:
+    with ExitStack() as held:
+        oldest = held.enter_context(socket.create_connection(listener.address, timeout=10))
+        for _ in range(MAX_CONNECTIONS):
+            held.enter_context(socket.create_connection(listener.address, timeout=10))
+        with anyio.fail_after(3):  # well before its own deadline (5 s)
+            assert await anyio.to_thread.run_sync(oldest.recv, 1) == b""
             found = await anyio.to_thread.run_sync(scrape, listener.address)
     assert found.value("planner_mcp_build_info") == 1
 
