@@ -13,6 +13,7 @@ from server import Settings
 from server.call.failures import ToolFailure
 from server.config.settings import LLMConfig
 from server.llm.client import LLMClient
+from tests.clock import ManualClock
 from tests.conftest import call, connect, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.server.llm.conftest import plan_reply
@@ -20,14 +21,6 @@ from tests.server.llm.conftest import plan_reply
 pytestmark = pytest.mark.anyio
 
 _ASK = [{"role": "user", "content": "Why?"}]
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _fails(client: LLMClient) -> ToolFailure:
