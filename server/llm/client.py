@@ -40,6 +40,7 @@ from server.llm.upstream import bounded_text, token_usage
 from server.support.backoff import backoff_s
 from server.support.breaker import CircuitBreaker
 from server.support.encoding import encodable
+from server.telemetry import NO_SIGNALS, LLMRequest, Signals
 
 if TYPE_CHECKING:
     import openai
@@ -98,7 +99,12 @@ KeySource = Callable[[], Awaitable[str | None]]
 
 class LLMClient:
     def __init__(
-        self, config: LLMConfig, *, vault_key: KeySource | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        config: LLMConfig,
+        *,
+        vault_key: KeySource | None = None,
+        signals: Signals = NO_SIGNALS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`vault_key` reads the key from Vault, used when the config says the key is there (no OPENAI_API_KEY)."""
         self.config = config
@@ -114,6 +120,7 @@ class LLMClient:
         self._retired: list[AsyncOpenAI] = []
         self._opening = anyio.Lock()
         self._schema_refused = config.structured_output == "off"
+        self._signals = signals
 
     @property
     def endpoint_host(self) -> str:
@@ -227,12 +234,26 @@ class LLMClient:
         self, messages: list[dict[str, str]], temperature: float, schema: type[BaseModel] | None, progress: Progress
     ) -> LLMReply:
         limit = self.config.timeout_s
-        try:
-            with anyio.fail_after(limit):
-                async with progress.heartbeat(self.config.progress_interval_s):
-                    return await self._complete(messages, temperature, schema, progress)
-        except TimeoutError as exc:
-            raise timed_out(self.endpoint_host, limit) from exc
+        request = LLMRequest(model=self.config.model or "", host=self.endpoint_host, structured=schema is not None)
+        with self._signals.llm_request(request) as exchange:
+            try:
+                with anyio.fail_after(limit):
+                    async with progress.heartbeat(self.config.progress_interval_s):
+                        reply = await self._complete(messages, temperature, schema, progress)
+            except TimeoutError as exc:
+                exchange.failed(ErrorKind.LLM_TIMEOUT.value)
+                raise timed_out(self.endpoint_host, limit) from exc
+            except ToolFailure as exc:
+                exchange.failed(exc.kind.value)
+                raise
+            usage = reply.usage
+            exchange.replied(
+                model=reply.model,
+                input_tokens=usage.prompt_tokens if usage else None,
+                output_tokens=usage.completion_tokens if usage else None,
+                finish=reply.finish_reason,
+            )
+        return reply
 
     async def _complete(
         self,
