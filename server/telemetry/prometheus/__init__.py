@@ -2,7 +2,7 @@
 
 `prometheus_signals(host, port, version)` is a context manager: it binds the port and starts the listener on
 entry, yields the `Signals` the call path tells, and stops the listener on exit. A port it cannot bind (one in
-use, say) is logged as an error, on stderr, and it yields `NO_SIGNALS`: the server serves MCP as before, since
+use, say) raises `TelemetryUnavailable` on entry, saying so: the server then serves MCP without metrics, since
 metrics are not the audit record (the ledger is).
 """
 
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from server.telemetry.prometheus.listener import MetricsListener
 from server.telemetry.prometheus.metrics import PrometheusSignals
 from server.telemetry.prometheus.registry import CONTENT_TYPE
-from server.telemetry.signals import NO_SIGNALS, Signals
+from server.telemetry.signals import TelemetryUnavailable
 
 __all__ = ["CONTENT_TYPE", "MetricsListener", "PrometheusSignals", "prometheus_signals"]
 
@@ -21,22 +21,20 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def prometheus_signals(host: str, port: int, version: str) -> Iterator[Signals]:
+def prometheus_signals(host: str, port: int, version: str) -> Iterator[PrometheusSignals]:
     """The metrics' `Signals`, served at http://host:port/metrics while the block runs."""
     signals = PrometheusSignals(version)
     try:
         listener = MetricsListener.open(host, port, signals.exposition)
     except OSError as exc:
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        logger.error(
-            "Metrics are not served: PLANNER_MCP_METRICS_PORT %s cannot be listened on (%s). MCP is served as "
-            "usual; choose a free port (or unset the variable) and restart to have metrics.",
-            where,
-            exc.strerror or exc,
-        )
-        yield NO_SIGNALS
-        return
+        raise TelemetryUnavailable(
+            f"{_shown(host, port)} cannot be listened on ({exc.strerror or exc}). MCP is served as usual; choose a "
+            "free port (or unset PLANNER_MCP_METRICS_PORT) and restart to have metrics."
+        ) from exc
     with listener:
-        host, port = listener.address
-        logger.info("Metrics at http://%s:%d/metrics", f"[{host}]" if ":" in host else host, port)
+        logger.info("Metrics at http://%s/metrics", _shown(*listener.address))
         yield signals
+
+
+def _shown(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
