@@ -4,9 +4,9 @@ It shares nothing with the MCP transports (stdio, or HTTP on another port): one 
 over non-blocking sockets, so however many clients connect and however slowly they send or read, it never
 blocks on one of them, and it never holds the event loop or a worker thread the calls use. What a client may
 cost is bounded: a request's head is read up to `MAX_HEAD_BYTES`, a connection lives at most `CONNECTION_S`
-from accept to its answer's last byte, and at most `MAX_CONNECTIONS` are open (a new one closes the oldest).
-Every connection gets one answer and is closed (`Connection: close`); a request body is never read.
-It writes nothing to stdout: the protocol may be there.
+from accept, and at most `MAX_CONNECTIONS` are open (a new one closes the oldest). Every connection gets one
+answer (`Connection: close`); what the client sends after its request's head (a body) is read and dropped, up
+to `MAX_DRAIN_BYTES`, until it closes. It writes nothing to stdout: the protocol may be there.
 """
 
 import contextlib
@@ -21,7 +21,7 @@ from types import TracebackType
 
 from server.telemetry.prometheus.registry import CONTENT_TYPE
 
-__all__ = ["CONNECTION_S", "MAX_CONNECTIONS", "MAX_HEAD_BYTES", "MetricsListener"]
+__all__ = ["CONNECTION_S", "MAX_CONNECTIONS", "MAX_DRAIN_BYTES", "MAX_HEAD_BYTES", "MetricsListener"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ CONNECTION_S = 5.0
 """From accept to the answer's last byte sent; then the connection is closed, whatever state it is in."""
 MAX_CONNECTIONS = 32
 """Open at once; one more closes the connection that has been open longest."""
+MAX_DRAIN_BYTES = 64 * 1024
+"""What is read and dropped after an answer (a body never asked for) before the connection is closed anyway."""
 
 _PATHS = frozenset({"/metrics"})
 _METHODS = frozenset({"GET", "HEAD"})
@@ -51,6 +53,8 @@ class _Connection:
     received: bytearray = field(default_factory=bytearray)
     answer: bytes | None = None
     sent: int = 0
+    drained: int = 0
+    """Bytes read and dropped after the answer went (see `_drain`)."""
 
 
 class MetricsListener:
@@ -163,6 +167,9 @@ class MetricsListener:
         connection.sock.close()
 
     def _read(self, connection: _Connection) -> None:
+        if connection.answer is not None:
+            self._drain(connection)
+            return
         try:
             chunk = connection.sock.recv(MAX_HEAD_BYTES + 1 - len(connection.received))
         except (BlockingIOError, InterruptedError):
@@ -192,6 +199,22 @@ class MetricsListener:
         except OSError:
             connection.sent = len(connection.answer)
         if connection.sent >= len(connection.answer):
+            # Closing with unread bytes (a body, the rest of a head past the cap) would send a reset, which can
+            # destroy the answer before the client reads it: say we are done, and read until the client closes.
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_WR)
+            self._selector.modify(connection.sock, selectors.EVENT_READ)
+
+    def _drain(self, connection: _Connection) -> None:
+        """Read and drop what the client still sends after its answer, up to `MAX_DRAIN_BYTES`, until it closes."""
+        try:
+            chunk = connection.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        connection.drained += len(chunk)
+        if not chunk or connection.drained > MAX_DRAIN_BYTES:
             self._drop(connection)
 
     def _response(self, head: bytes) -> bytes:
