@@ -11,9 +11,9 @@ import logging
 import platform
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import get_args
+from typing import TypeVar, get_args
 
 from contracts import ErrorKind
 from contracts.outputs import Decision
@@ -24,6 +24,8 @@ from server.telemetry.signals import CallEnded, LLMExchange, LLMRequest, Serving
 __all__ = ["MAX_MODELS", "PrometheusSignals"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 MAX_MODELS = 16
 """Distinct model names with series of their own; the endpoint names the model, so later ones are `other`."""
@@ -181,24 +183,30 @@ class PrometheusSignals(Signals):
             return self.registry.render().encode()
 
     def _read_runtime(self) -> None:
+        """The gauges a runtime answers; what it cannot answer now is left out of this scrape (and logged)."""
         runtime = self._serving
         budgets: dict[tuple[str, ...], float] = {}
         left: dict[tuple[str, ...], float] = {}
         breakers: dict[tuple[str, ...], float] = {}
         if runtime is not None:
-            try:
-                for budget in runtime.budgets():
-                    budgets[(budget.agent_id,)] = budget.budget
-                    left[(budget.agent_id,)] = budget.left
-            except Exception:
-                logger.warning("Metrics: the token budgets could not be read for this scrape", exc_info=True)
-            for breaker in runtime.breakers():
+            for budget in _asked(runtime.budgets, "the token budgets"):
+                budgets[(budget.agent_id,)] = budget.budget
+                left[(budget.agent_id,)] = budget.left
+            for breaker in _asked(runtime.breakers, "the circuit breakers' states"):
                 dependency = breaker.dependency if breaker.dependency in _DEPENDENCIES else OTHER
                 for state in _BREAKER_STATES:
                     breakers[(dependency, state)] = float(breaker.state == state)
         self._budget.replace(budgets)
         self._budget_left.replace(left)
         self._breakers.replace(breakers)
+
+
+def _asked(read: Callable[[], Sequence[_T]], what: str) -> Sequence[_T]:
+    try:
+        return read()
+    except Exception:
+        logger.warning("Metrics: %s could not be read for this scrape", what, exc_info=True)
+        return ()
 
 
 class _Exchange(LLMExchange):

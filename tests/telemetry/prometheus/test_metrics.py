@@ -48,6 +48,8 @@ class _Runtime:
         return self.budget_rows
 
     def breakers(self) -> Sequence[BreakerState]:
+        if self.fails:
+            raise RuntimeError("a breaker could not be read")
         return self.breaker_rows
 
 
@@ -165,12 +167,18 @@ def test_budgets_and_breakers_are_read_from_the_serving_runtime_at_each_scrape()
     assert "planner_mcp_breaker_state{" not in _scrape(signals).text
 
 
-def test_a_budget_that_cannot_be_read_leaves_it_out_of_that_scrape_and_the_rest_is_served() -> None:
+def test_what_the_runtime_cannot_answer_is_left_out_of_that_scrape_and_the_rest_is_served() -> None:
     signals = PrometheusSignals("1.2.3")
-    signals.serving(_Runtime([BudgetLeft("planner", 1000, 10)], [BreakerState("llm", "closed")], fails=True))
-    scrape = _scrape(signals)
-    assert scrape.samples("planner_mcp_token_budget_left") == []
-    assert scrape.value("planner_mcp_breaker_state", dependency="llm", state="closed") == 1
+    signals.call_ended(_call())
+    runtime = _Runtime([BudgetLeft("planner", 1000, 10)], [BreakerState("llm", "closed")], fails=True)
+    signals.serving(runtime)
+    failing = _scrape(signals)
+    runtime.fails = False
+    answered = _scrape(signals)
+    assert failing.samples("planner_mcp_token_budget_left") == failing.samples("planner_mcp_breaker_state") == []
+    assert failing.value("planner_mcp_calls_total") == 1
+    assert answered.value("planner_mcp_token_budget_left", agent="planner") == 10
+    assert answered.value("planner_mcp_breaker_state", dependency="llm", state="closed") == 1
 
 
 def test_build_info_names_the_version() -> None:
