@@ -21,12 +21,15 @@ from ledger.errors import Reason
 from server.telemetry.prometheus.registry import Registry
 from server.telemetry.signals import CallEnded, LLMExchange, LLMRequest, Serving, Signals
 
-__all__ = ["MAX_MODELS", "PrometheusSignals"]
+__all__ = ["BUDGETS_FRESH_S", "MAX_MODELS", "PrometheusSignals"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+BUDGETS_FRESH_S = 1.0
+"""Budgets are read from the ledger (under its lock) at most this often, and afresh after any call that asked the
+LLM: scrapes sent in a flood cannot turn into a flood of ledger reads that the calls' writes would wait behind."""
 MAX_MODELS = 16
 """Distinct model names with series of their own; the endpoint names the model, so later ones are `other`."""
 
@@ -57,7 +60,7 @@ def _one_of(value: str | None, known: frozenset[str]) -> str:
 class PrometheusSignals(Signals):
     """Counts what the call path tells; `exposition()` is a scrape's body."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         registry = self.registry = Registry()
         self._calls = registry.counter(
             "planner_mcp_calls_total",
@@ -114,6 +117,9 @@ class PrometheusSignals(Signals):
         self._models_lock = threading.Lock()
         self._serving: Serving | None = None
         self._scrape = threading.Lock()
+        self._clock = clock
+        self._budgets_read_at: float | None = None
+        """When the budgets were last read from the runtime; None: read them at the next scrape."""
 
     # -- what the call path tells ------------------------------------------------------------------
 
@@ -128,6 +134,8 @@ class PrometheusSignals(Signals):
             for kind, tokens in (("input", call.prompt_tokens), ("output", call.completion_tokens)):
                 if tokens:
                     self._tokens.inc(call.agent_id, model, kind, amount=tokens)
+        if call.model is not None or (call.error_kind or "").startswith("LLM_"):
+            self._budgets_read_at = None  # it spent, or kept its reservation: the next scrape reads budgets afresh
 
     def ledger_written(self, table: str, started_ns: int, ended_ns: int, failure: str | None) -> None:
         table = _one_of(table, _TABLES)
@@ -164,6 +172,7 @@ class PrometheusSignals(Signals):
 
     def serving(self, runtime: Serving | None) -> None:
         self._serving = runtime
+        self._budgets_read_at = None
 
     def _model(self, model: str) -> str:
         with self._models_lock:
@@ -177,27 +186,32 @@ class PrometheusSignals(Signals):
     # -- a scrape ------------------------------------------------------------------------------------
 
     def exposition(self) -> bytes:
-        """The scrape's body: budgets and breakers read from the serving runtime now, then every family."""
+        """The scrape's body: budgets and breakers read from the serving runtime, then every family."""
         with self._scrape:
-            self._read_runtime()
+            runtime = self._serving
+            self._read_breakers(runtime)
+            now = self._clock()
+            if runtime is None or self._budgets_read_at is None or now - self._budgets_read_at >= BUDGETS_FRESH_S:
+                self._read_budgets(runtime)
+                self._budgets_read_at = now
             return self.registry.render().encode()
 
-    def _read_runtime(self) -> None:
-        """The gauges a runtime answers; what it cannot answer now is left out of this scrape (and logged)."""
-        runtime = self._serving
+    def _read_budgets(self, runtime: Serving | None) -> None:
+        """What the runtime cannot answer now is left out of this scrape (and logged); so for the breakers."""
         budgets: dict[tuple[str, ...], float] = {}
         left: dict[tuple[str, ...], float] = {}
-        breakers: dict[tuple[str, ...], float] = {}
-        if runtime is not None:
-            for budget in _asked(runtime.budgets, "the token budgets"):
-                budgets[(budget.agent_id,)] = budget.budget
-                left[(budget.agent_id,)] = budget.left
-            for breaker in _asked(runtime.breakers, "the circuit breakers' states"):
-                dependency = breaker.dependency if breaker.dependency in _DEPENDENCIES else OTHER
-                for state in _BREAKER_STATES:
-                    breakers[(dependency, state)] = float(breaker.state == state)
+        for budget in () if runtime is None else _asked(runtime.budgets, "the token budgets"):
+            budgets[(budget.agent_id,)] = budget.budget
+            left[(budget.agent_id,)] = budget.left
         self._budget.replace(budgets)
         self._budget_left.replace(left)
+
+    def _read_breakers(self, runtime: Serving | None) -> None:
+        breakers: dict[tuple[str, ...], float] = {}
+        for breaker in () if runtime is None else _asked(runtime.breakers, "the circuit breakers' states"):
+            dependency = breaker.dependency if breaker.dependency in _DEPENDENCIES else OTHER
+            for state in _BREAKER_STATES:
+                breakers[(dependency, state)] = float(breaker.state == state)
         self._breakers.replace(breakers)
 
 

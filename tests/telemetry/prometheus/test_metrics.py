@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.telemetry import BreakerState, BudgetLeft, CallEnded, LLMRequest
 from server.telemetry.prometheus import PrometheusSignals
-from server.telemetry.prometheus.metrics import MAX_MODELS
+from server.telemetry.prometheus.metrics import BUDGETS_FRESH_S, MAX_MODELS
 from server.telemetry.prometheus.registry import Registry
+from tests.clock import ManualClock
 from tests.telemetry.prometheus.scrape import Scrape
 
 README = Path(__file__).parents[3] / "README.md"
@@ -41,8 +42,10 @@ class _Runtime:
     budget_rows: list[BudgetLeft] = field(default_factory=list)
     breaker_rows: list[BreakerState] = field(default_factory=list)
     fails: bool = False
+    budget_reads: int = 0
 
     def budgets(self) -> Sequence[BudgetLeft]:
+        self.budget_reads += 1
         if self.fails:
             raise RuntimeError("the ledger is locked")
         return self.budget_rows
@@ -146,8 +149,9 @@ def test_store_reads_are_timed_and_the_failed_ones_counted() -> None:
     assert scrape.value("planner_mcp_store_read_failures_total", store="vault", what="docs") == 1
 
 
-def test_budgets_and_breakers_are_read_from_the_serving_runtime_at_each_scrape() -> None:
-    signals = PrometheusSignals("1.2.3")
+def test_budgets_and_breakers_are_read_from_the_serving_runtime_at_scrape_time() -> None:
+    clock = ManualClock()
+    signals = PrometheusSignals("1.2.3", clock=clock)
     assert "planner_mcp_token_budget_left{" not in _scrape(signals).text  # nothing serves yet
     breakers = [BreakerState("vault", "closed"), BreakerState("llm", "open")]
     runtime = _Runtime([BudgetLeft("planner", 1000, 1000)], breakers)
@@ -155,6 +159,7 @@ def test_budgets_and_breakers_are_read_from_the_serving_runtime_at_each_scrape()
     first = _scrape(signals)
     runtime.budget_rows = [BudgetLeft("planner", 1000, 640)]
     runtime.breaker_rows = [BreakerState("vault", "half-open"), BreakerState("llm", "closed")]
+    clock.now += BUDGETS_FRESH_S
     second = _scrape(signals)
     assert first.value("planner_mcp_token_budget", agent="planner") == 1000
     assert (first.value("planner_mcp_token_budget_left"), second.value("planner_mcp_token_budget_left")) == (1000, 640)
@@ -167,13 +172,40 @@ def test_budgets_and_breakers_are_read_from_the_serving_runtime_at_each_scrape()
     assert "planner_mcp_breaker_state{" not in _scrape(signals).text
 
 
+def test_a_flood_of_scrapes_reads_the_budgets_once_a_second_and_afresh_after_an_llm_call() -> None:
+    clock = ManualClock()
+    signals = PrometheusSignals("1.2.3", clock=clock)
+    runtime = _Runtime([BudgetLeft("planner", 1000, 1000)], [BreakerState("llm", "closed")])
+    signals.serving(runtime)
+    for _ in range(50):
+        _scrape(signals)
+    runtime.budget_rows = [BudgetLeft("planner", 1000, 982)]
+    runtime.breaker_rows = [BreakerState("llm", "open")]
+    flooded = _scrape(signals)
+    assert runtime.budget_reads == 1 and flooded.value("planner_mcp_token_budget_left") == 1000
+    assert flooded.value("planner_mcp_breaker_state", state="open") == 1  # in memory: read at every scrape
+    signals.call_ended(_call())  # a read: the budgets stand
+    assert _scrape(signals).value("planner_mcp_token_budget_left") == 1000
+    signals.call_ended(_call(tool="analyze", model="test-model", prompt_tokens=11, completion_tokens=7))
+    assert _scrape(signals).value("planner_mcp_token_budget_left") == 982
+    runtime.budget_rows = [BudgetLeft("planner", 1000, 900)]
+    signals.call_ended(_call(tool="analyze", decision="ERROR", error_kind="LLM_TIMEOUT"))  # its reservation kept
+    assert _scrape(signals).value("planner_mcp_token_budget_left") == 900
+    runtime.budget_rows = [BudgetLeft("planner", 1000, 800)]  # another process sharing the ledger spent
+    clock.now += BUDGETS_FRESH_S
+    assert _scrape(signals).value("planner_mcp_token_budget_left") == 800
+    assert runtime.budget_reads == 4
+
+
 def test_what_the_runtime_cannot_answer_is_left_out_of_that_scrape_and_the_rest_is_served() -> None:
-    signals = PrometheusSignals("1.2.3")
+    clock = ManualClock()
+    signals = PrometheusSignals("1.2.3", clock=clock)
     signals.call_ended(_call())
     runtime = _Runtime([BudgetLeft("planner", 1000, 10)], [BreakerState("llm", "closed")], fails=True)
     signals.serving(runtime)
     failing = _scrape(signals)
     runtime.fails = False
+    clock.now += BUDGETS_FRESH_S
     answered = _scrape(signals)
     assert failing.samples("planner_mcp_token_budget_left") == failing.samples("planner_mcp_breaker_state") == []
     assert failing.value("planner_mcp_calls_total") == 1
