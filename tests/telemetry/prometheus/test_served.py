@@ -4,6 +4,7 @@ scrape time, hostile clients of the listener hold no call, and a scrape holds no
 
 import json
 import socket
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
@@ -179,6 +180,32 @@ async def test_hostile_clients_of_the_listener_hold_no_call(ledger_path: Path) -
                     found = await _scrape(address)
     assert not result.is_error
     assert found.value("planner_mcp_calls_total", tool="list_docs") == 1
+
+
+async def test_a_flood_of_scrapes_holds_no_call(ledger_path: Path, tmp_path: Path) -> None:
+    policy = policy_file(tmp_path / "policy.toml", daily_token_budget=100_000)  # so a scrape reads the ledger
+    stop = threading.Event()
+    scrapes: list[Scrape] = []
+
+    def flood(address: tuple[str, int]) -> None:
+        while not stop.is_set():
+            scrapes.append(scrape(address))
+
+    with anyio.fail_after(_WAIT_S):
+        async with _stdio(ledger_path, PLANNER_MCP_POLICY=str(policy)) as (client, address):
+            flooding = [threading.Thread(target=flood, args=(address,)) for _ in range(4)]
+            for thread in flooding:
+                thread.start()
+            try:
+                results = [await client.call_tool("read_docs", {"name": "vm-provisioning"}) for _ in range(20)]
+            finally:
+                stop.set()
+                for thread in flooding:
+                    thread.join(timeout=10)
+            last = await _scrape(address)
+    assert not any(result.is_error for result in results) and scrapes
+    assert last.value("planner_mcp_calls_total", tool="read_docs") == 20
+    assert last.value("planner_mcp_token_budget_left") == 100_000
 
 
 def test_a_metrics_port_in_use_is_an_error_on_stderr_and_mcp_is_served(ledger_path: Path) -> None:
