@@ -3,11 +3,11 @@ OpenTelemetry that the OTEL_* variables ask for could start (its packages instal
 
 import importlib.util
 import ipaddress
-import socket
 from collections.abc import Iterator
 
 from server.config.settings import Settings
 from server.doctor.check import Check
+from server.telemetry.prometheus.listener import bound
 
 __all__ = ["telemetry_checks"]
 
@@ -28,9 +28,7 @@ def telemetry_checks(settings: Settings) -> Iterator[Check]:
 def _metrics(host: str, port: int) -> Check:
     where = f"http://{host}:{port}/metrics" if ":" not in host else f"http://[{host}]:{port}/metrics"
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host, port))
+        bound(host, port).close()  # bound as the listener binds, so the doctor and the server agree
     except OSError as exc:
         return Check(
             "telemetry.metrics",

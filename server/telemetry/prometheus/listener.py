@@ -21,7 +21,7 @@ from types import TracebackType
 
 from server.telemetry.prometheus.registry import CONTENT_TYPE
 
-__all__ = ["CONNECTION_S", "MAX_CONNECTIONS", "MAX_DRAIN_BYTES", "MAX_HEAD_BYTES", "MetricsListener"]
+__all__ = ["CONNECTION_S", "MAX_CONNECTIONS", "MAX_DRAIN_BYTES", "MAX_HEAD_BYTES", "MetricsListener", "bound"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,20 @@ class _Connection:
     """Bytes read and dropped after the answer went (see `_drain`)."""
 
 
+def bound(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` as the listener binds it (the address's first family, SO_REUSEADDR), not yet
+    listening: `doctor` binds one and closes it to learn whether the listener could start."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class MetricsListener:
     """Listening once made (`open`), serving once started; `close()` (or the `with` block's end) stops both."""
 
@@ -72,11 +86,8 @@ class MetricsListener:
     @classmethod
     def open(cls, host: str, port: int, body: Callable[[], bytes]) -> "MetricsListener":
         """Bind `host:port` (port 0: any free port) and start answering; OSError when it cannot be bound."""
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        listening = socket.socket(family, kind, proto)
+        listening = bound(host, port)
         try:
-            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listening.bind(address)
             listening.listen(64)
             listening.setblocking(False)
         except OSError:
