@@ -25,7 +25,7 @@ from server.governance.policy import PolicyError
 from server.governance.roster import Roster, load_agents_file, load_roster
 from server.support.terminal import say, say_json
 
-__all__ = ["EXIT_CHANGED", "EXIT_UNCHANGED", "EXIT_UNREADABLE", "add_replay_command", "run_replay"]
+__all__ = ["EXIT_CHANGED", "EXIT_UNCHANGED", "EXIT_UNREADABLE", "add_replay_command", "run_replay", "since_argument"]
 
 EXIT_UNCHANGED = 0
 EXIT_CHANGED = 1
@@ -42,12 +42,13 @@ def add_replay_command(sub: Any) -> None:
     )
     cmd.add_argument("--agents", required=True, type=Path, metavar="CANDIDATE.toml", help="the candidate agents file")
     cmd.add_argument(
-        "--since", type=_since, metavar="DATE", help="only calls from this ISO date or date and time on (UTC)"
+        "--since", type=since_argument, metavar="DATE", help="only calls from this ISO date or date and time on (UTC)"
     )
     cmd.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
-def _since(text: str) -> str:
+def since_argument(text: str) -> str:
+    """`--since` as a ledger timestamp (`ledger.history.since_timestamp`), or the usage error argparse reports."""
     try:
         return since_timestamp(text)
     except ValueError:
