@@ -32,6 +32,7 @@ h3 { font-size: 14px; margin: 16px 0 6px; }
 table { border-collapse: collapse; margin: 6px 0 10px; }
 th, td { border-bottom: 1px solid #e2e2e2; padding: 3px 10px 3px 0; text-align: left; vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td:first-child { white-space: nowrap; }
 code, .hash { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
 .note { color: #555555; font-size: 13px; }
 svg { display: block; max-width: 100%; height: auto; margin: 6px 0; }

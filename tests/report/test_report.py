@@ -7,18 +7,14 @@ import shutil
 import sqlite3
 import subprocess
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from server import Settings
-from server.config.settings import LLMConfig
-from tests.conftest import API_KEY, rows
-from tests.peers.openai_server import FakeOpenAI
+from tests.conftest import rows
 from tests.processes import run_cli
-from tests.report.ledgers import MARKUP_TOOLS, over_http, through_the_gate
+from tests.report.ledgers import MARKUP_TOOLS
 from tests.report.page import Page, parse
 
 pytestmark = pytest.mark.subprocess
@@ -28,19 +24,6 @@ ALLOWED = {
     "html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "p", "code", "span", "div", "strong",
     "br", "table", "tr", "th", "td", "svg", "g", "rect", "text", "line",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One ledger for the module's tests, written by real servers (see tests.report.ledgers); tests that change it
-    change a copy."""
-    folder = tmp_path_factory.mktemp("written")
-    ledger_path = folder / "ledger" / "ledger.db"
-    with FakeOpenAI() as llm:
-        config = LLMConfig(api_key=API_KEY, base_url=llm.base_url, model="test-model", timeout_s=5, max_retries=0)
-        through_the_gate(Settings(ledger_path=ledger_path, llm=config), llm)
-    over_http(ledger_path, folder)
-    yield ledger_path
 
 
 def _copy(ledger_path: Path, into: Path) -> Path:
