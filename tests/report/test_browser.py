@@ -38,15 +38,15 @@ def _chromium(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=folder)
 
 
-def _colours(png: Path) -> Counter[tuple[int, int, int]]:
+def _colours(png: Path) -> Counter[tuple[int, ...]]:
     with Image.open(png) as image:
         assert image.size == _WINDOW
         found = image.convert("RGB").getcolors(maxcolors=_WINDOW[0] * _WINDOW[1])
     assert found is not None
-    return Counter({colour: count for count, colour in found})
+    return Counter({colour: count for count, colour in found if isinstance(colour, tuple)})
 
 
-def _pixels(colours: Counter[tuple[int, int, int]], hex_colour: str) -> int:
+def _pixels(colours: Counter[tuple[int, ...]], hex_colour: str) -> int:
     """Pixels within 2 of `hex_colour` in each channel (a renderer may round)."""
     want = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return sum(n for colour, n in colours.items() if all(abs(a - b) <= 2 for a, b in zip(colour, want, strict=True)))
