@@ -2,6 +2,8 @@
 figures are the ledger's, its text from the ledger is never markup, it loads nothing, a broken chain is said loudly,
 and the file is replaced whole."""
 
+import os
+import pty
 import re
 import shutil
 import sqlite3
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from ledger.chain import TABLES
 from tests.conftest import rows
-from tests.processes import run_cli
+from tests.processes import WATCHDOG_S, host_env, run_cli, server_command
 from tests.report.ledgers import MARKUP_TOOLS
 from tests.report.page import Page, parse
 
@@ -46,8 +49,7 @@ def test_the_page_shows_the_ledgers_own_figures_and_the_head_it_verified(written
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no terminal: no progress
     outcomes = rows(written)
-    head = max((row for table in ("agent_actions", "call_intents", "ledger_events") for row in rows(written, table)),
-               key=lambda row: row["seq"])  # fmt: skip
+    head = max((row for table in TABLES for row in rows(written, table)), key=lambda row: row["seq"])
     assert proc.stdout.splitlines() == [
         f"report {tmp_path / 'report.html'}: {len(outcomes)} calls (all recorded); ledger {written}: {head['seq']} "
         f"rows, head seq {head['seq']} {head['row_hash']}: OK"
@@ -173,3 +175,19 @@ def test_no_ledger_is_no_report(tmp_path: Path) -> None:
     proc, _ = _report(tmp_path / "missing.db", tmp_path / "report.html")
     assert proc.returncode == 4 and "there is no ledger at" in proc.stderr
     assert not (tmp_path / "report.html").exists()
+
+
+def test_progress_goes_to_stderr_only_when_it_is_a_terminal(written: Path, tmp_path: Path) -> None:
+    main, other = pty.openpty()
+    try:
+        proc = subprocess.run(
+            server_command("ledger", "report", "--html", str(tmp_path / "report.html")), env=host_env(written),
+            stderr=other, stdout=subprocess.PIPE, text=True, timeout=WATCHDOG_S,
+        )  # fmt: skip
+        os.close(other)
+        shown = os.read(main, 4096).decode()
+    finally:
+        os.close(main)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"report {tmp_path / 'report.html'}: ")
+    chained = sum(len(rows(written, table)) for table in TABLES)
+    assert shown == f"\r\x1b[Kplanner-mcp: verified {chained} rows: ok; counting the figures\r\n"
