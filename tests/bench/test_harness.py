@@ -214,6 +214,7 @@ def test_the_quick_run_measures_every_target_and_writes_table_and_json(tmp_path:
     assert {"planner", "bare", "durable", "intent"} <= set(results["read_tools"]["read_docs"])
     assert "planner vs intent floor" in done.stdout
     assert "cold start, p50 vs bare" in done.stdout and "figures:" in done.stdout
+    assert results["report"]["verify"] == "ok" and "ledger report of 3,000 rows" in done.stdout
     assert bytecode.exists()
 
 
