@@ -25,7 +25,14 @@ from server.governance.policy import PolicyError
 from server.governance.roster import Roster, load_agents_file, load_roster
 from server.support.terminal import say, say_json
 
-__all__ = ["EXIT_CHANGED", "EXIT_UNCHANGED", "EXIT_UNREADABLE", "add_replay_command", "run_replay", "since_argument"]
+__all__ = [
+    "EXIT_CHANGED",
+    "EXIT_UNCHANGED",
+    "EXIT_UNREADABLE",
+    "add_replay_command",
+    "add_since_argument",
+    "run_replay",
+]
 
 EXIT_UNCHANGED = 0
 EXIT_CHANGED = 1
@@ -41,14 +48,18 @@ def add_replay_command(sub: Any) -> None:
         "change, 1 something would, 2 the candidate or the ledger cannot be read",
     )
     cmd.add_argument("--agents", required=True, type=Path, metavar="CANDIDATE.toml", help="the candidate agents file")
-    cmd.add_argument(
-        "--since", type=since_argument, metavar="DATE", help="only calls from this ISO date or date and time on (UTC)"
-    )
+    add_since_argument(cmd)
     cmd.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
-def since_argument(text: str) -> str:
-    """`--since` as a ledger timestamp (`ledger.history.since_timestamp`), or the usage error argparse reports."""
+def add_since_argument(cmd: Any) -> None:
+    """`--since DATE`, as every ledger command that reads calls from a date on takes it."""
+    cmd.add_argument(
+        "--since", type=_since, metavar="DATE", help="only calls from this ISO date or date and time on (UTC)"
+    )
+
+
+def _since(text: str) -> str:
     try:
         return since_timestamp(text)
     except ValueError:

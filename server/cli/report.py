@@ -19,7 +19,7 @@ from ledger import EXIT_CODES, Report, utc_now, verify
 from ledger.engines import locate
 from ledger.figures import Figures, gather
 from ledger.storage import describe
-from server.cli.replay import since_argument
+from server.cli.replay import add_since_argument
 from server.config.ledger import ledger_key
 from server.config.settings import Settings
 from server.governance.policy import PolicyError
@@ -39,9 +39,7 @@ def add_report_command(sub: Any) -> None:
         "and agent, refusals and errors, escalations, tokens, the slowest calls; exits as verify does",
     )
     cmd.add_argument("--html", required=True, type=Path, metavar="FILE", help="where to write the page")
-    cmd.add_argument(
-        "--since", type=since_argument, metavar="DATE", help="only calls from this ISO date or date and time on (UTC)"
-    )
+    add_since_argument(cmd)
 
 
 def run_report(settings: Settings, args: argparse.Namespace) -> int:

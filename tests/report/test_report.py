@@ -2,8 +2,6 @@
 figures are the ledger's, its text from the ledger is never markup, it loads nothing, a broken chain is said loudly,
 and the file is replaced whole."""
 
-import os
-import pty
 import re
 import shutil
 import sqlite3
@@ -16,7 +14,7 @@ import pytest
 
 from ledger.chain import TABLES
 from tests.conftest import rows
-from tests.processes import WATCHDOG_S, host_env, run_cli, server_command
+from tests.processes import on_a_terminal, run_cli
 from tests.report.ledgers import MARKUP_TOOLS
 from tests.report.page import Page, parse
 
@@ -178,16 +176,7 @@ def test_no_ledger_is_no_report(tmp_path: Path) -> None:
 
 
 def test_progress_goes_to_stderr_only_when_it_is_a_terminal(written: Path, tmp_path: Path) -> None:
-    main, other = pty.openpty()
-    try:
-        proc = subprocess.run(
-            server_command("ledger", "report", "--html", str(tmp_path / "report.html")), env=host_env(written),
-            stderr=other, stdout=subprocess.PIPE, text=True, timeout=WATCHDOG_S,
-        )  # fmt: skip
-        os.close(other)
-        shown = os.read(main, 4096).decode()
-    finally:
-        os.close(main)
+    proc, shown = on_a_terminal(written, "ledger", "report", "--html", str(tmp_path / "report.html"))
     assert proc.returncode == 0 and proc.stdout.startswith(f"report {tmp_path / 'report.html'}: ")
     chained = sum(len(rows(written, table)) for table in TABLES)
     assert shown == f"\r\x1b[Kplanner-mcp: verified {chained} rows: ok; counting the figures\r\n"
