@@ -16,10 +16,13 @@ from tests.peers.openai_replies import Reply
 from tests.peers.openai_server import FakeOpenAI
 from tests.server.agents.conftest import agent, agents_file, digest
 
-__all__ = ["MARKUP_TOOLS", "over_http", "through_the_gate"]
+__all__ = ["DISGUISED_TOOL", "MARKUP_TOOLS", "over_http", "through_the_gate"]
 
 MARKUP_TOOLS = ('<script>document.title="planted"</script>', '<img src="x" onerror="alert(1)">')
 """Tool names a caller may send: the gate refuses them and the ledger records them (scrubbed, not escaped)."""
+
+DISGUISED_TOOL = "ssh\u202etxt.exe"
+"""A name whose right-to-left override would show it as another: the page shows the override as an escape."""
 
 _ALPHA = "alpha-static-token-0123456789abcdef"
 
@@ -39,7 +42,7 @@ def through_the_gate(settings: Settings, llm: FakeOpenAI) -> None:
         ("list_docs", {}),
         ("read_docs", {"name": "no-such-runbook"}),
         ("ssh", {"host": "pve01"}),
-        *((name, {}) for name in MARKUP_TOOLS),
+        *((name, {}) for name in (*MARKUP_TOOLS, DISGUISED_TOOL)),
         ("generate_plan", {"description": "Add a VM"}),
         ("generate_plan", {"description": "Add another VM"}),
         ("read_inventory", {}),

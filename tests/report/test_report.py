@@ -15,7 +15,7 @@ import pytest
 from ledger.chain import TABLES
 from tests.conftest import rows
 from tests.processes import on_a_terminal, run_cli
-from tests.report.ledgers import MARKUP_TOOLS
+from tests.report.ledgers import DISGUISED_TOOL, MARKUP_TOOLS
 from tests.report.page import Page, parse
 
 pytestmark = pytest.mark.subprocess
@@ -104,6 +104,8 @@ def test_text_from_the_ledger_is_shown_as_written_and_never_becomes_markup(writt
     assert set(MARKUP_TOOLS) <= {row[0] for row in page.rows("refused-tools")}  # shown, as text
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert not any(name in html for name in MARKUP_TOOLS)
+    assert DISGUISED_TOOL in recorded and "\u202e" not in html
+    assert DISGUISED_TOOL.replace("\u202e", "\\u202e") in {row[0] for row in page.rows("refused-tools")}
 
 
 def test_the_page_loads_nothing_from_anywhere(written: Path, tmp_path: Path) -> None:
