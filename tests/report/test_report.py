@@ -17,6 +17,7 @@ from tests.conftest import rows
 from tests.processes import on_a_terminal, run_cli
 from tests.report.ledgers import DISGUISED_TOOL, MARKUP_TOOLS
 from tests.report.page import Page, parse
+from tests.server.postgres.calls import record
 
 pytestmark = pytest.mark.subprocess
 
@@ -182,3 +183,18 @@ def test_progress_goes_to_stderr_only_when_it_is_a_terminal(written: Path, tmp_p
     assert proc.returncode == 0 and proc.stdout.startswith(f"report {tmp_path / 'report.html'}: ")
     chained = sum(len(rows(written, table)) for table in TABLES)
     assert shown == f"\r\x1b[Kplanner-mcp: verified {chained} rows: ok; counting the figures\r\n"
+
+
+def test_a_keyed_chain_without_its_key_is_reported_as_not_verified(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys" / "ledger.key"
+    key_file.parent.mkdir()
+    key_file.write_bytes(b"0123456789abcdef0123456789abcdef")
+    key_file.chmod(0o600)
+    ledger_path = tmp_path / "ledger" / "ledger.db"
+    record(ledger_path, ledger_key_file=key_file)
+    proc, page = _report(ledger_path, tmp_path / "unkeyed.html")
+    assert proc.returncode == 4 and proc.stdout.rstrip().endswith(": UNVERIFIED")
+    assert next(a["data-status"] for tag, a in page.elements if a.get("id") == "status") == "unverified"
+    assert "NOT VERIFIED" in page.text and "PLANNER_MCP_LEDGER_KEY_FILE" in page.text
+    proc, page = _report(ledger_path, tmp_path / "keyed.html", PLANNER_MCP_LEDGER_KEY_FILE=str(key_file))
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith(": OK") and "keyed (HMAC)" in page.text
