@@ -1,7 +1,8 @@
 """The report's sections, in the order the page shows them: each a function of the figures and its context.
 
-Every table has an id (`decisions`, `agents`, `kinds`, `refused-tools`, `escalations`, `escalated`, `tokens`,
-`slowest`, `refused-callers`, `events`), so a reader, or a test, finds it by name.
+Every table has an id (`summary`, `decisions`, `agents`, `kinds`, `refused-tools`, `escalations`, `escalated`,
+`tokens`, `slowest`, `refused-callers`, `refused-caller-details`, `events`), so a reader, or a test, finds it by
+name.
 """
 
 from collections import defaultdict
