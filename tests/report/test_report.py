@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ledger.chain import TABLES
+from server.report.series import MOST_BARS
 from tests.conftest import rows
 from tests.processes import on_a_terminal, run_cli
 from tests.report.ledgers import DISGUISED_TOOL, MARKUP_TOOLS
@@ -198,3 +199,21 @@ def test_a_keyed_chain_without_its_key_is_reported_as_not_verified(tmp_path: Pat
     assert "NOT VERIFIED" in page.text and "PLANNER_MCP_LEDGER_KEY_FILE" in page.text
     proc, page = _report(ledger_path, tmp_path / "keyed.html", PLANNER_MCP_LEDGER_KEY_FILE=str(key_file))
     assert proc.returncode == 0 and proc.stdout.rstrip().endswith(": OK") and "keyed (HMAC)" in page.text
+
+
+def test_dates_written_by_hand_far_apart_draw_only_the_newest_periods_and_say_so(written: Path, tmp_path: Path) -> None:
+    ledger_path = _copy(written, tmp_path / "tampered")
+    conn = sqlite3.connect(ledger_path, isolation_level=None)
+    try:
+        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_actions_no_update'").fetchone()[0]
+        conn.execute("DROP TRIGGER agent_actions_no_update")
+        conn.execute("UPDATE agent_actions SET timestamp = '1900-01-01T00:00:00.000Z' WHERE action = 'ssh'")
+        conn.execute(trigger)
+    finally:
+        conn.close()
+    proc, page = _report(ledger_path, tmp_path / "report.html")
+    assert proc.returncode == 1  # rows written by hand: the chain says so
+    month = rows(written)[0]["timestamp"][:7]
+    assert "Calls per month" in page.text and f"Only the newest {MOST_BARS:,} months are drawn;" in page.text
+    assert f"{month} EXECUTE: " in page.text and "1900-01 ERROR" not in page.text
+    assert _numbers(page.column("decisions", 1))["ERROR"] == Counter(r["decision"] for r in rows(written))["ERROR"]
