@@ -126,11 +126,12 @@ async def doc_growth(ws: Workspace, sizes: tuple[int, ...], calls: int, batch: i
 
 
 def ledger_report(root: Path, rows: int, cache: Path) -> dict[str, Any]:
-    """`planner-mcp ledger report --html` on a ledger of `rows` rows, end to end in its own process, and beside it
-    the `verify` it begins with, alone, in this one: how much of the report is checking the chain."""
+    """`planner-mcp ledger report --html` on a ledger of `rows` rows (a year of eight agents' calls of every kind,
+    see `bench.fill`), end to end in its own process, and beside it the `verify` it begins with, alone, in this
+    one: how much of the report is checking the chain."""
     from ledger import verify
 
-    ledger = cached_ledger(rows, cache, root / "report" / "ledger.db")
+    ledger = cached_ledger(rows, cache, root / "report" / "ledger.db", varied=True)
     page = root / "report" / "report.html"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), "PLANNER_MCP_LEDGER": str(ledger),
            "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
