@@ -2,8 +2,8 @@
 
 It verifies the chain as `ledger verify` does, counts the figures in the database up to the head it verified, and
 writes the page atomically (a temporary file beside it, renamed over it), readable by its owner only, as the
-ledger is. It exits as `ledger verify` does (0 intact, 1 tampered, 3 incomplete calls, 4 could not verify), with the
-page written in every case but the last: a broken chain is said on the page's first line, and on stderr.
+ledger is. It exits as `ledger verify` does (0 intact, 1 tampered, 3 incomplete calls, 4 could not verify), and the
+page is written whenever the ledger could be read: a broken chain is said at the page's top, and on stderr.
 """
 
 import argparse
