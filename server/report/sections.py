@@ -18,6 +18,10 @@ __all__ = ["SECTIONS", "Context"]
 
 _AGENT_SERIES = 8
 _TOKEN_ROWS = 20
+_ESCALATED = (
+    "time", "agent", "tool", "tier", "confidence", "threshold today", "model", "why, as recorded", "notes",
+    "request id",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ def _escalations(figures: Figures, context: Context) -> str:
         '<p class="note">ESCALATE: a human must decide. The ledger records each call\'s confidence, tier, the model '
         "that answered and any error; the confidence threshold is the agent's policy, shown as today's "
         f"configuration has it{text(known)}. A confidence at or above it means another rule decided: the plan "
-        "needed a higher tier, or the model that answered is not one this tier may use.</p>"
+        "needed a higher tier, or the model that answered is not one this tier may use. A reply that could not be "
+        "read as a plan or an analysis is recorded with confidence 0.</p>"
         + table(
             ("agent", "tool", "escalations", "lowest confidence", "mean confidence"),
             figures.escalation_groups,
@@ -105,7 +110,7 @@ def _escalations(figures: Figures, context: Context) -> str:
         )
         + f"<h3>The newest {len(newest)}</h3>"
         + table(
-            ("time", "agent", "tool", "tier", "confidence", "threshold today", "model", "why", "notes", "request id"),
+            _ESCALATED,
             newest,
             numeric={3, 4, 5},
             name="escalated",
