@@ -35,6 +35,20 @@ def _copy(ledger_path: Path, into: Path) -> Path:
     return into / "ledger.db"
 
 
+def _changed_by_hand(ledger_path: Path, into: Path, change: str) -> Path:
+    """A copy of the ledger whose `ssh` outcome an intruder with write access changed (`SET change`)."""
+    copy = _copy(ledger_path, into)
+    conn = sqlite3.connect(copy, isolation_level=None)
+    try:
+        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_actions_no_update'").fetchone()[0]
+        conn.execute("DROP TRIGGER agent_actions_no_update")
+        conn.execute(f"UPDATE agent_actions SET {change} WHERE action = 'ssh'")
+        conn.execute(trigger)
+    finally:
+        conn.close()
+    return copy
+
+
 def _report(ledger_path: Path, out: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], Page]:
     proc = run_cli(ledger_path, "ledger", "report", "--html", str(out), *args, **env)
     return proc, parse(out.read_text(encoding="utf-8")) if out.exists() else Page()
@@ -128,15 +142,7 @@ def test_the_page_loads_nothing_from_anywhere(written: Path, tmp_path: Path) -> 
 
 
 def test_a_broken_chain_is_said_loudly_and_exits_as_verify_does(written: Path, tmp_path: Path) -> None:
-    ledger_path = _copy(written, tmp_path / "tampered")
-    conn = sqlite3.connect(ledger_path, isolation_level=None)
-    try:
-        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_actions_no_update'").fetchone()[0]
-        conn.execute("DROP TRIGGER agent_actions_no_update")
-        conn.execute("UPDATE agent_actions SET duration_ms = 1.0 WHERE action = 'ssh'")
-        conn.execute(trigger)
-    finally:
-        conn.close()
+    ledger_path = _changed_by_hand(written, tmp_path / "tampered", "duration_ms = 1.0")
     proc, page = _report(ledger_path, tmp_path / "report.html")
     assert proc.returncode == 1 and proc.stdout.rstrip().endswith(": TAMPERED")
     assert "planner-mcp: THE CHAIN IS BROKEN" in proc.stderr
@@ -202,15 +208,7 @@ def test_a_keyed_chain_without_its_key_is_reported_as_not_verified(tmp_path: Pat
 
 
 def test_dates_written_by_hand_far_apart_draw_only_the_newest_periods_and_say_so(written: Path, tmp_path: Path) -> None:
-    ledger_path = _copy(written, tmp_path / "tampered")
-    conn = sqlite3.connect(ledger_path, isolation_level=None)
-    try:
-        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_actions_no_update'").fetchone()[0]
-        conn.execute("DROP TRIGGER agent_actions_no_update")
-        conn.execute("UPDATE agent_actions SET timestamp = '1900-01-01T00:00:00.000Z' WHERE action = 'ssh'")
-        conn.execute(trigger)
-    finally:
-        conn.close()
+    ledger_path = _changed_by_hand(written, tmp_path / "tampered", "timestamp = '1900-01-01T00:00:00.000Z'")
     proc, page = _report(ledger_path, tmp_path / "report.html")
     assert proc.returncode == 1  # rows written by hand: the chain says so
     month = rows(written)[0]["timestamp"][:7]
