@@ -70,6 +70,9 @@ def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
             lines.append(f"{f'{tool} p50, {label}':<55} {figures[key]:8.3f}x")
     if postgres := results.get("postgres"):
         lines += _postgres_lines(postgres)
+    if report := results.get("report"):
+        label = f"ledger report of {report['rows']:,} rows (s)"
+        lines.append(f"{label:<44} {'':<10} {report['seconds']:8.2f}   verify alone {report['verify_seconds']:.2f}")
     lines += ["", f"{'target':<48} {'value':>10} {'limit':>10}  result", "-" * 78]
     for verdict in verdicts:
         target = verdict.target

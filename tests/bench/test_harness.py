@@ -187,6 +187,20 @@ def test_a_filled_ledger_holds_the_rows_asked_for_and_verifies(tmp_path: Path) -
     ]
 
 
+def test_a_varied_ledger_holds_a_year_of_every_kind_of_call_and_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "varied.db"
+    fill(path, 2_000, varied=True)
+    assert verify(path).status == "ok"
+    with sqlite3.connect(path) as conn:
+        decisions = {d for (d,) in conn.execute("SELECT DISTINCT decision FROM agent_actions")}
+        (days, agents, spent) = conn.execute(
+            "SELECT count(DISTINCT substr(timestamp, 1, 10)), count(DISTINCT agent_id), sum(prompt_tokens)"
+            " FROM agent_actions"
+        ).fetchone()
+    assert decisions == {"EXECUTE", "ESCALATE", "INSUFFICIENT_INFORMATION", "SKIP", "ERROR"}
+    assert (days, agents) == (365, 8) and spent > 0
+
+
 def test_the_shared_file_figure_counts_rows_really_written_and_verifies_them(tmp_path: Path) -> None:
     result = shared_file(tmp_path / "ledger.db", processes=2, calls=20)
     assert (result["appends"], result["rows_written"], result["lost"]) == (80, 80, 0)
@@ -214,6 +228,7 @@ def test_the_quick_run_measures_every_target_and_writes_table_and_json(tmp_path:
     assert {"planner", "bare", "durable", "intent"} <= set(results["read_tools"]["read_docs"])
     assert "planner vs intent floor" in done.stdout
     assert "cold start, p50 vs bare" in done.stdout and "figures:" in done.stdout
+    assert results["report"]["verify"] == "ok" and "ledger report of 3,000 rows" in done.stdout
     assert bytecode.exists()
 
 
