@@ -23,11 +23,12 @@ from bench.postgres import postgres_ledger
 from bench.processes import compile_bytecode
 from bench.report import render
 from bench.targets import judge
+from bench.telemetry import telemetry_cost
 from bench.workspace import capture_fixture, make_data_dir
 
 __all__ = ["FULL", "QUICK", "Profile", "main", "run"]
 
-SECTIONS = ("cold", "reads", "llm", "ledger", "growth", "postgres", "report")
+SECTIONS = ("cold", "reads", "llm", "ledger", "growth", "postgres", "report", "telemetry")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,11 @@ async def run(profile: Profile, root: Path, cache: Path, only: tuple[str, ...], 
         if "report" in only:
             _progress(f"ledger report of {profile.report_rows:,} rows (the first run fills and caches the ledger)")
             results["report"] = await anyio.to_thread.run_sync(sections.ledger_report, root, profile.report_rows, cache)
+        if "telemetry" in only:
+            _progress("telemetry off and on (Prometheus, OpenTelemetry to a loopback OTLP sink)")
+            results["telemetry"] = await telemetry_cost(
+                ws, profile.read_calls, profile.batch, profile.cold_runs, errlog
+            )
     return results
 
 
