@@ -23,6 +23,7 @@ from bench.ledger_load import shared_file
 from bench.llm_peer import llm_peer
 from bench.processes import ROOT, Launch
 from bench.sessions import Call, CallFailed, cold_start, interleave, open_session
+from bench.telemetry import telemetry_cost
 from bench.workspace import LLM_CALLS, READS, Workspace, capture_fixture, make_data_dir
 from ledger import verify
 from tests.peers.openai_server import FakeOpenAI, Reply
@@ -237,3 +238,19 @@ def test_an_unknown_section_is_a_usage_error() -> None:
         [sys.executable, "-m", "bench", "--only", "reads,nonsense"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 2 and "nonsense" in done.stderr
+
+
+async def test_the_telemetry_section_times_servers_whose_telemetry_really_ran(
+    workspace: Workspace, errlog: TextIO
+) -> None:
+    """Each server with telemetry on is proven on (its scrape counted calls, its exports reached the sink) before
+    its figures are kept; each gets its ratio to the same server with telemetry off."""
+    with anyio.fail_after(300):
+        result = await telemetry_cost(workspace, calls=20, batch=10, cold_runs=1, errlog=errlog)
+    servers = {"off", "prometheus", "otel", "both"} if result["otel"] == "measured" else {"off", "prometheus"}
+    for figures in (*result["read_tools"].values(), result["cold_start"]):
+        assert {name for name in figures if not name.startswith("ratio_")} == servers
+        assert {name for name in figures if name.startswith("ratio_")} == {
+            f"ratio_p50_{name}_to_off" for name in servers - {"off"}
+        }
+    assert (result["otlp_exports"] > 0) == (result["otel"] == "measured")
