@@ -57,11 +57,12 @@ class Installed:
 
 def install(environ: Mapping[str, str]) -> Installed | None:
     """Set the global tracer and meter providers from `environ`; None when this process already had them (run
-    under `opentelemetry-instrument`, say: those are used as they are, and stopped by whoever set them up)."""
-    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        return None
+    under `opentelemetry-instrument`, say: those are used as they are, and stopped by whoever set them up).
+    `OtelUnavailable` when the variables name what cannot be used, whether or not the providers were set."""
     span_exporters = [_span_exporter(name, environ) for name in _chosen(environ, "traces")]
     metric_exporters = [_metric_exporter(name, environ) for name in _chosen(environ, "metrics")]
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return None
     resource = _resource()
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     for span_exporter in span_exporters:
