@@ -69,6 +69,8 @@ class Ledger(Queries):
         self._conn: Conn | None = None
         self._tail = Tail()
         self._last_arguments: tuple[dict[str, Any], tuple[str, ...], str] | None = None
+        self.observe: Observe | None = None
+        """Told of each write transaction: its table, wall-clock bounds and failure (see `Observe`)."""
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -171,6 +173,20 @@ class Ledger(Queries):
                     self._discard()
                     raise
 
+    def _write(self, work: Callable[[Conn], _T], table: str, *, synced: bool = True) -> _T:
+        """`work` in one write transaction, told to `observe` (when set) with how long it took and how it failed."""
+        observe = self.observe
+        if observe is None:
+            return self._with_connection(work, write=True, synced=synced)
+        started = time.time_ns()
+        try:
+            done = self._with_connection(work, write=True, synced=synced)
+        except LedgerError as exc:
+            _tell(observe, table, started, exc.reason)
+            raise
+        _tell(observe, table, started, None)
+        return done
+
     def _transaction(self, conn: Conn, work: Callable[[Conn], _T], deadline: float, *, relaxed: bool) -> _T:
         storage = self._storage
         storage.begin(conn, deadline, relaxed=relaxed)
@@ -262,13 +278,15 @@ class Ledger(Queries):
                 self._reserve(conn, intent.request_id, intent.agent_id, "intent", reservation)
             return position
 
-        return self._with_connection(insert, write=True, synced=False)
+        return self._write(insert, "call_intents", synced=False)
 
     def reserve_tokens(self, request_id: str, agent_id: str, reservation: Reservation) -> None:
         """Reserve more of the day's budget for a call under way (its prompt, before the request is sent), or
         raise `BudgetExhausted`. Not synced: the outcome's commit is, as for the intent."""
-        self._with_connection(
-            lambda conn: self._reserve(conn, request_id, agent_id, "request", reservation), write=True, synced=False
+        self._write(
+            lambda conn: self._reserve(conn, request_id, agent_id, "request", reservation),
+            "token_reservations",
+            synced=False,
         )
 
     def _reserve(self, conn: Conn, request_id: str, agent_id: str, stage: Stage, reservation: Reservation) -> None:
@@ -310,14 +328,25 @@ class Ledger(Queries):
             update_metrics(conn, outcome)
             return position
 
-        return self._with_connection(insert, write=True)
+        return self._write(insert, "agent_actions")
 
     def record_event(self, kind: str, detail: str) -> Position:
         """Chain a note about the ledger itself (a durability mode, a key, a schema upgrade)."""
         row = {"timestamp": utc_now(), "kind": kind, "detail": self._scrub.text(detail)}
-        return self._with_connection(
-            lambda conn: append(conn, self._hasher, "ledger_events", row, self._tail), write=True
-        )
+        return self._write(lambda conn: append(conn, self._hasher, "ledger_events", row, self._tail), "ledger_events")
 
     def _read(self, work: Callable[[Conn], _T]) -> _T:
         return self._with_connection(work)
+
+
+Observe = Callable[[str, int, int, str | None], None]
+"""(table, started, ended, failure): a write transaction that appended to `table`, its `time.time_ns()` bounds,
+and the `LedgerError.reason` it failed with (None when it committed). Called in the writing thread."""
+
+
+def _tell(observe: Observe, table: str, started: int, failure: str | None) -> None:
+    """Monitoring is told; its failure is logged and never becomes the write's."""
+    try:
+        observe(table, started, time.time_ns(), failure)
+    except Exception:
+        logger.exception("Monitoring failed to take a ledger write's figures")

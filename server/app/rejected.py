@@ -59,6 +59,7 @@ class RecordRejected:
             problem,
             client_request_id=str(ctx.request_id),
             via=self._via(ctx.method),
+            method=ctx.method,
         )
 
 

@@ -14,7 +14,7 @@ import anyio.to_thread
 from mcp.types import Tool as MCPTool
 
 from contracts import AgentOutput
-from ledger import Ledger, LedgerError, Scrubber
+from ledger import Ledger, LedgerError, Scrubber, utc_now
 from server.app.views import AgentView
 from server.call.progress import ReportProgress
 from server.config.ledger import open_ledger
@@ -22,7 +22,8 @@ from server.config.settings import Settings
 from server.governance.gate import Gate
 from server.governance.spec import Deps
 from server.llm import LLMClient
-from server.stores import FileStore, Store, VaultStore
+from server.stores import FileStore, ObservedStore, Store, VaultStore
+from server.telemetry import NO_SIGNALS, BreakerState, BudgetLeft, Signals
 
 __all__ = ["Runtime", "call_notes", "call_once", "open_runtime", "open_store", "server_version", "tools_digest"]
 
@@ -52,6 +53,30 @@ class Runtime:
     """The agent of calls that name no caller (stdio, in process), if there is one."""
     ledger: Ledger
     scrubber: Scrubber
+    store: Store | None = None
+    """The store itself (not the view monitoring reads through), for its breaker."""
+
+    def budgets(self) -> list[BudgetLeft]:
+        """What each agent with a daily token budget has left of it today, as the ledger's chain has it (read at a
+        scrape, in the scraper's thread; an agent whose figure the ledger cannot give now is left out)."""
+        day = utc_now()[:10]
+        found = []
+        for agent_id, gate in self.gates.items():
+            budget = gate.agent.daily_token_budget
+            if budget is None:
+                continue
+            try:
+                used = self.ledger.tokens_committed(agent_id, day)
+            except LedgerError:
+                continue
+            found.append(BudgetLeft(agent_id=agent_id, budget=budget, left=max(0, budget - used)))
+        return found
+
+    def breakers(self) -> list[BreakerState]:
+        """The circuit breakers of the dependencies this runtime calls, and their state now."""
+        if isinstance(self.store, VaultStore):
+            return [BreakerState(dependency="vault", state=self.store.breaker.state)]
+        return []
 
     @property
     def gate(self) -> Gate:
@@ -77,31 +102,36 @@ async def open_runtime(
     *,
     default: str | None = None,
     chain_key: bytes | None = None,
+    signals: Signals = NO_SIGNALS,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime for these agents, and the ledger with it. `default` is the agent of calls that name no
     caller; with one agent, it is that one.
 
     A ledger that cannot be opened (or fails its checks: WAL, durability, the chain's head, the key) is
     reported on stderr and refuses every call until it can, rather than stopping the server: the host then
-    shows the reason on each call.
+    shows the reason on each call. `signals` hears each call, store read, LLM request and ledger write.
     """
     # One scrubber for the ledger, the gate and the LLM prompts: a secret learnt at run time (a token from
     # a login, the LLM key read from Vault) is scrubbed everywhere from then on.
     http_token = [] if settings.http.token is None else [settings.http.token.get_secret_value()]
     scrubber = Scrubber([*settings.llm.secrets(), *http_token])
     ledger = open_ledger(settings, scrubber, key=chain_key)
+    observed = signals is not NO_SIGNALS
+    if observed:
+        ledger.observe = signals.ledger_written
     try:
         await anyio.to_thread.run_sync(ledger.open)
     except LedgerError as exc:
         logger.error("The audit ledger cannot be used, so every call will be refused until it can: %s", exc)
     store = open_store(settings, scrubber)
-    llm = LLMClient(settings.llm, vault_key=store.llm_key)
+    llm = LLMClient(settings.llm, vault_key=store.llm_key, signals=signals)
+    reads: Store = ObservedStore(store, signals) if observed else store
     notes = call_notes(settings)
     gates = {}
     for view in agents:
         deps = Deps(
             agent=view.agent,
-            store=store,
+            store=reads,
             llm=llm,
             scrubber=scrubber,
             ledger=ledger,
@@ -109,12 +139,18 @@ async def open_runtime(
         )
         digest = tools_digest(view.mcp_tools)
         gates[view.agent.agent_id] = Gate(
-            agent=view.agent, tools=view.tools, deps=deps, ledger=ledger, tools_digest=digest, notes=notes
+            agent=view.agent,
+            tools=view.tools,
+            deps=deps,
+            ledger=ledger,
+            tools_digest=digest,
+            notes=notes,
+            signals=signals,
         )
     if default is None and len(agents) == 1:
         default = agents[0].agent.agent_id
     try:
-        yield Runtime(gates=gates, default=default, ledger=ledger, scrubber=scrubber)
+        yield Runtime(gates=gates, default=default, ledger=ledger, scrubber=scrubber, store=store)
     finally:
         # Shielded: a server stopped by a signal is cancelled, and still closes what it opened.
         with anyio.CancelScope(shield=True):

@@ -34,6 +34,7 @@ from server.config.ledger import ledger_key
 from server.config.settings import Settings
 from server.governance.gate import LLM_ACTION, Gate
 from server.governance.roster import Roster, load_roster
+from server.telemetry import NO_SIGNALS, Signals
 
 __all__ = ["GovernedServer", "build_server", "progress_reporter", "to_call_result"]
 
@@ -280,12 +281,17 @@ def _runtime(context: Context[Runtime, Any] | None) -> tuple[Runtime, str | None
 
 
 def build_server(
-    settings: Settings, *, auth: tuple[AuthSettings, TokenVerifier] | None = None, roster: Roster | None = None
+    settings: Settings,
+    *,
+    auth: tuple[AuthSettings, TokenVerifier] | None = None,
+    roster: Roster | None = None,
+    signals: Signals = NO_SIGNALS,
 ) -> GovernedServer:
     """Build the server for these settings. Policy errors surface here, at start-up, not on the first call.
 
     `auth` is for HTTP with OAuth: the SDK then checks every request's access token with the verifier and
-    publishes the protected-resource metadata clients discover the authorization server from.
+    publishes the protected-resource metadata clients discover the authorization server from. `signals` is what
+    monitoring hears (see `server.app.telemetry`); by default, nothing.
     """
     roster = roster or load_roster(settings)
     key = ledger_key(settings)
@@ -307,16 +313,20 @@ def build_server(
     @asynccontextmanager
     async def lifespan(server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
         chosen = None if default is None else default.agent_id
-        async with open_runtime(settings, list(agents.values()), default=chosen, chain_key=key) as runtime:
+        async with open_runtime(
+            settings, list(agents.values()), default=chosen, chain_key=key, signals=signals
+        ) as runtime:
             assert isinstance(server, GovernedServer)
             first = server.running is None
             if first:
                 server.running = runtime
+                signals.serving(runtime)
             try:
                 yield runtime
             finally:
                 if first:
                     server.running = None
+                    signals.serving(None)
 
     return GovernedServer(
         agents,

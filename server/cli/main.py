@@ -19,6 +19,7 @@ from contracts import Decision
 from ledger import EXIT_CODES, LedgerError
 from server.app import build_server
 from server.app.runtime import call_once, server_version
+from server.app.telemetry import start_telemetry
 from server.app.views import AgentView
 from server.cli.agents import run_agents
 from server.cli.ledger import add_ledger_commands, run_ledger
@@ -97,15 +98,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return serve_http(settings.model_copy(update={"http": http}))
     roster = load_roster(settings)  # read once, for the check below and the server
     _stdio_agent(settings, roster)  # a file of several agents needs PLANNER_MCP_AGENT: said before the host waits
-    server = build_server(settings, roster=roster)
     if sys.stdin.isatty():
         print(
             "planner-mcp: serving MCP on stdio, waiting for a host's JSON-RPC messages on stdin. "
             "To use it, add it to an MCP host (see mcp.json and the README); Ctrl-C stops it.",
             file=sys.stderr,
         )
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve_stdio, server)
+    with start_telemetry(settings) as signals, contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve_stdio, build_server(settings, roster=roster, signals=signals))
     return 0
 
 

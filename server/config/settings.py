@@ -17,6 +17,7 @@ from ledger.storage import is_postgres_url
 from server.config.bounds import problem
 from server.config.file import layered
 from server.config.file_trust import UntrustedFile, require_trusted
+from server.config.telemetry import TelemetryConfig, otel_requested
 from server.config.urls import split
 from server.config.variables import MAX_LEDGER_MB, VARIABLES, Part
 from server.config.vault import VaultConfig
@@ -157,6 +158,7 @@ class Settings(BaseModel):
     vault: VaultConfig | None = None
     """When set (VAULT_ADDR), docs and inventory come from Vault and PLANNER_MCP_DATA is not used."""
     http: HTTPConfig = HTTPConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @field_validator("ledger_path", mode="after")
     @classmethod
@@ -178,8 +180,12 @@ class Settings(BaseModel):
         values = read.part("store", "policy", "ledger")
         values.setdefault("ledger_path", default_ledger_path(read.env))
         http = read.part("http")
+        telemetry = read.part("telemetry")
+        # OpenTelemetry's own variables are read by its SDK from the process environment, so only that counts.
+        telemetry["otel"] = otel_requested(os.environ if env is None else env)
         try:
             values["http"] = HTTPConfig(**http)
+            values["telemetry"] = TelemetryConfig(**telemetry)
             values["llm"] = LLMConfig(**llm)
             return cls(**values, vault=vault)
         except ValidationError as exc:
@@ -248,7 +254,12 @@ def _trust_ca(config: VaultConfig) -> None:
         raise SettingsError(str(exc)) from None
 
 
-PART_MODELS: dict[str, type[BaseModel]] = {"llm": LLMConfig, "http": HTTPConfig, "vault": VaultConfig}
+PART_MODELS: dict[str, type[BaseModel]] = {
+    "llm": LLMConfig,
+    "http": HTTPConfig,
+    "vault": VaultConfig,
+    "telemetry": TelemetryConfig,
+}
 """The parts with a model of their own, held in the Settings field of the same name; the variables of the other
 parts (ledger, store, policy) set fields of Settings itself."""
 

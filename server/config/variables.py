@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ledger.storage import describe, is_postgres_url
+from server.config.telemetry import listen_address
 
 __all__ = [
     "MAX_LEDGER_MB",
@@ -29,9 +30,9 @@ __all__ = [
     "text",
 ]
 
-Part = Literal["ledger", "store", "policy", "llm", "vault", "http"]
-"""The part of the server a setting configures. llm, vault and http each have a model of their own
-(`Settings.llm`, `.vault`, `.http`); the others set fields of `Settings` itself."""
+Part = Literal["ledger", "store", "policy", "llm", "vault", "http", "telemetry"]
+"""The part of the server a setting configures. llm, vault, http and telemetry each have a model of their own
+(`Settings.llm`, `.vault`, `.http`, `.telemetry`); the others set fields of `Settings` itself."""
 
 Parse = Callable[[str, str, str], object]
 """(text, variable, where it was set) -> the value its field takes; raises ValueError with the message a user reads.
@@ -204,5 +205,11 @@ _HTTP: tuple[Variable, ...] = (
         "seconds an HTTP connection may take to send a whole request", number),
 )  # fmt: skip
 
-VARIABLES: tuple[Variable, ...] = (*_LEDGER, *_STORE, *_LLM, *_VAULT, *_HTTP)
+_TELEMETRY: tuple[Variable, ...] = (
+    Variable("PLANNER_MCP_METRICS_PORT", "telemetry", "metrics",
+        "Prometheus metrics at /metrics on this port (loopback), or HOST:PORT", listen_address,
+        shown=lambda t: None if t.metrics is None else f"{t.metrics[0]}:{t.metrics[1]}"),
+)  # fmt: skip
+
+VARIABLES: tuple[Variable, ...] = (*_LEDGER, *_STORE, *_LLM, *_VAULT, *_HTTP, *_TELEMETRY)
 """Every setting, in the order `config show` prints them."""

@@ -32,12 +32,16 @@ from server.governance.limits import TokenBudget, budget_exhausted
 from server.governance.outcome import GATE_LOGGER, CallContext, Closer
 from server.governance.spec import Catalogue, Deps, ToolResult, ToolSpec
 from server.support.encoding import encodable
+from server.telemetry import NO_SIGNALS, Signals
 
 __all__ = ["Gate"]
 
 logger = logging.getLogger(GATE_LOGGER)
 
 LLM_ACTION = "llm_inference"
+
+_METHODS = {"tool": "tools/call", "resource": "resources/read", "prompt": "prompts/get"}
+"""The MCP method that reaches each kind of catalogue."""
 
 
 class Gate:
@@ -50,6 +54,7 @@ class Gate:
         ledger: Ledger,
         tools_digest: str,
         notes: str = "",
+        signals: Signals = NO_SIGNALS,
     ) -> None:
         """`notes` go into every ledger row of every call: conditions an auditor must see (TLS unverified)."""
         self._agent = agent
@@ -60,7 +65,7 @@ class Gate:
         self._notes = notes
         self._out = Envelope(agent, deps.scrubber)
         self._admission = Admission(agent, self._out, deps.llm.config)
-        self._closer = Closer(agent=agent, ledger=ledger, out=self._out, tools_digest=tools_digest)
+        self._closer = Closer(agent=agent, ledger=ledger, out=self._out, tools_digest=tools_digest, signals=signals)
 
     @property
     def agent(self) -> AgentMetadata:
@@ -86,7 +91,8 @@ class Gate:
         """
         catalogue = catalogue or self._tools
         found = catalogue.specs.get(name)
-        context = self._open(dict(arguments or {}), client_request_id, via)
+        method = _METHODS[catalogue.kind]
+        context = self._open(dict(arguments or {}), client_request_id, via, method, found)
         try:
             spec, args = self._admission.admit(name, context.raw, found, catalogue)
             reservation = self._admission.llm(context.raw) if LLM_ACTION in spec.actions else None
@@ -100,7 +106,14 @@ class Gate:
         return await self._run(spec, args, intent, reservation, report, context)
 
     async def refuse_malformed(
-        self, name: str, sent: dict[str, Any], problem: str, *, client_request_id: str | None, via: str
+        self,
+        name: str,
+        sent: dict[str, Any],
+        problem: str,
+        *,
+        client_request_id: str | None,
+        via: str,
+        method: str = "tools/call",
     ) -> AgentOutput:
         """Record, as a refusal like any other, a request the SDK rejected before it could reach `call`: its params
         did not fit the method's schema (`arguments` a string, `name` missing). `name` and `sent` are what the
@@ -112,12 +125,15 @@ class Gate:
             recommended_action="Send the request as the method's schema says (for tools/call: `name` a string, "
             "`arguments` an object) and call again.",
         )
-        context = self._open(sent, client_request_id, via)
+        found = self._tools.specs.get(name) if method == "tools/call" else None
+        context = self._open(sent, client_request_id, via, method, found)
         return await self._refuse(Refusal(info), self._recorded_name(name, None), context)
 
     # -- the steps of a call ---------------------------------------------------------------------
 
-    def _open(self, raw: dict[str, Any], client_request_id: str | None, via: str) -> CallContext:
+    def _open(
+        self, raw: dict[str, Any], client_request_id: str | None, via: str, method: str, found: ToolSpec | None
+    ) -> CallContext:
         """Take the call: its request id, its start, and what each of its ledger rows will say about it."""
         return CallContext(
             request_id=uuid.uuid4().hex,
@@ -125,6 +141,8 @@ class Gate:
             client_request_id=client_request_id,
             notes=self._notes_via(via),
             raw=raw,
+            method=method,
+            known=found.name if found is not None else None,
         )
 
     def _notes_via(self, via: str) -> str:

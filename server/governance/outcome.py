@@ -16,6 +16,7 @@ from typing import Any
 from contracts import AgentMetadata, AgentOutput, Decision, ErrorKind, Provenance
 from ledger import Ledger, LedgerError, Outcome, Position
 from server.governance.envelope import Envelope
+from server.telemetry import NO_SIGNALS, CallEnded, Signals
 
 __all__ = ["GATE_LOGGER", "CallContext", "Closer"]
 
@@ -37,16 +38,29 @@ class CallContext:
     notes: str
     raw: dict[str, Any]
     """The arguments as the caller sent them, before validation."""
+    method: str = "tools/call"
+    """The MCP method that reached the gate."""
+    known: str | None = None
+    """The registered name the caller named, or None when it named none of this server's."""
 
 
 class Closer:
     """Ends the calls of one gate: records each outcome (blocking: in a worker thread) and logs the call."""
 
-    def __init__(self, *, agent: AgentMetadata, ledger: Ledger, out: Envelope, tools_digest: str) -> None:
+    def __init__(
+        self,
+        *,
+        agent: AgentMetadata,
+        ledger: Ledger,
+        out: Envelope,
+        tools_digest: str,
+        signals: Signals = NO_SIGNALS,
+    ) -> None:
         self._agent = agent
         self._ledger = ledger
         self._out = out
         self._tools_digest = tools_digest
+        self._signals = signals
 
     def close(
         self,
@@ -67,9 +81,33 @@ class Closer:
         try:
             output = self._recorded(output, arguments, record)
         except LedgerError as exc:
-            return self._withheld(output, exc, refused=refused)
-        _log_call(output, duration_ms)
+            output = self._withheld(output, exc, refused=refused)
+        else:
+            _log_call(output, duration_ms)
+        self._tell(output, context, refused)
         return output
+
+    def _tell(self, output: AgentOutput, context: CallContext, refused: bool) -> None:
+        """Monitoring hears how the call ended, its outcome written; its own failure never becomes the call's."""
+        if self._signals is NO_SIGNALS:
+            return
+        usage = output.provenance.usage if output.provenance else None
+        ended = CallEnded(
+            agent_id=self._agent.agent_id,
+            tool=context.known,
+            method=context.method,
+            decision=output.decision.value,
+            error_kind=output.error.type.value if output.error else None,
+            refused=refused,
+            duration_s=time.perf_counter() - context.started,
+            model=output.llm_model,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+        )
+        try:
+            self._signals.call_ended(ended)
+        except Exception:
+            logger.exception("Monitoring failed to take the end of call %s", output.request_id)
 
     def _recorded(
         self, output: AgentOutput, arguments: dict[str, Any], record: Callable[[AgentOutput], None]

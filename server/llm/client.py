@@ -37,6 +37,7 @@ from server.llm.schemas import response_format
 from server.llm.upstream import bounded_text, token_usage
 from server.support.backoff import backoff_s
 from server.support.encoding import encodable
+from server.telemetry import NO_SIGNALS, LLMRequest, Signals
 
 if TYPE_CHECKING:
     import openai
@@ -90,7 +91,7 @@ KeySource = Callable[[], Awaitable[str | None]]
 
 
 class LLMClient:
-    def __init__(self, config: LLMConfig, *, vault_key: KeySource | None = None) -> None:
+    def __init__(self, config: LLMConfig, *, vault_key: KeySource | None = None, signals: Signals = NO_SIGNALS) -> None:
         """`vault_key` reads the key from Vault, used when the config says the key is there (no OPENAI_API_KEY)."""
         self.config = config
         self._vault_key = vault_key if config.key_from_vault else None
@@ -100,6 +101,7 @@ class LLMClient:
         self._retired: list[AsyncOpenAI] = []
         self._opening = anyio.Lock()
         self._schema_refused = config.structured_output == "off"
+        self._signals = signals
 
     @property
     def endpoint_host(self) -> str:
@@ -184,12 +186,26 @@ class LLMClient:
         progress = progress or Progress()
         await intent_recorded()  # no request leaves for a call the ledger has not recorded
         limit = self.config.timeout_s
-        try:
-            with anyio.fail_after(limit):
-                async with progress.heartbeat(self.config.progress_interval_s):
-                    return await self._complete(messages, temperature, schema, progress)
-        except TimeoutError as exc:
-            raise timed_out(self.endpoint_host, limit) from exc
+        request = LLMRequest(model=self.config.model or "", host=self.endpoint_host, structured=schema is not None)
+        with self._signals.llm_request(request) as exchange:
+            try:
+                with anyio.fail_after(limit):
+                    async with progress.heartbeat(self.config.progress_interval_s):
+                        reply = await self._complete(messages, temperature, schema, progress)
+            except TimeoutError as exc:
+                exchange.failed(ErrorKind.LLM_TIMEOUT.value)
+                raise timed_out(self.endpoint_host, limit) from exc
+            except ToolFailure as exc:
+                exchange.failed(exc.kind.value)
+                raise
+            usage = reply.usage
+            exchange.replied(
+                model=reply.model,
+                input_tokens=usage.prompt_tokens if usage else None,
+                output_tokens=usage.completion_tokens if usage else None,
+                finish=reply.finish_reason,
+            )
+        return reply
 
     async def _complete(
         self,

@@ -2,6 +2,7 @@
 
 from server.stores.base import Entry, KeySource, LocalReads, Store
 from server.stores.files import FileStore
+from server.stores.observed import ObservedStore
 from server.stores.vault import VaultStore
 
-__all__ = ["Entry", "FileStore", "KeySource", "LocalReads", "Store", "VaultStore"]
+__all__ = ["Entry", "FileStore", "KeySource", "LocalReads", "ObservedStore", "Store", "VaultStore"]

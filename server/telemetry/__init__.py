@@ -11,6 +11,7 @@ from server.telemetry.signals import (
     LLMRequest,
     Serving,
     Signals,
+    TelemetryUnavailable,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "LLMRequest",
     "Serving",
     "Signals",
+    "TelemetryUnavailable",
 ]

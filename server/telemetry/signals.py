@@ -25,7 +25,13 @@ __all__ = [
     "LLMRequest",
     "Serving",
     "Signals",
+    "TelemetryUnavailable",
 ]
+
+
+class TelemetryUnavailable(Exception):
+    """Monitoring that was asked for cannot start (its packages are not installed, its port is taken). The message
+    says what to do; the server serves without it, since monitoring is not the audit record."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,19 +11,21 @@ from pydantic.fields import FieldInfo
 from server.config.file import layered
 from server.config.settings import PART_MODELS, HTTPConfig, LLMConfig, Settings, SettingsError
 from server.config.show import effective, render
+from server.config.telemetry import TelemetryConfig
 from server.config.variables import VARIABLES
 from server.config.vault import VaultConfig
 
 README = Path(__file__).parents[2] / "README.md"
 
 NOT_SETTINGS: dict[type[BaseModel], set[str]] = {
-    Settings: {"llm", "vault", "http"},
+    Settings: {"llm", "vault", "http", "telemetry"},
     LLMConfig: {"progress_interval_s", "key_from_vault"},
     HTTPConfig: set(),
+    TelemetryConfig: {"otel"},
     VaultConfig: {"token_file", "breaker_failures", "breaker_cooldown_s", "llm_key_name"},
 }
 """Fields no variable sets: the nested parts, what the server derives (the key from Vault, the token file) and
-fixed limits."""
+fixed limits; OpenTelemetry's switch, read from its own OTEL_* variables."""
 
 
 def _readme_rows(readme: str) -> list[tuple[list[tuple[str, bool]], str]]:
@@ -166,6 +168,7 @@ def _everything_set(tmp_path: Path) -> dict[str, str]:
         "PLANNER_MCP_HTTP_STATELESS": "true",
         "PLANNER_MCP_HTTP_MAX_CONNECTIONS": "64",
         "PLANNER_MCP_HTTP_REQUEST_TIMEOUT": "4",
+        "PLANNER_MCP_METRICS_PORT": "127.0.0.2:9464",
     }
 
 

@@ -20,9 +20,11 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app.server import GovernedServer, build_server
+from server.app.telemetry import start_telemetry
 from server.config.settings import HTTPConfig, Settings, SettingsError
 from server.config.urls import shown
 from server.governance.roster import Roster, http_issuers, http_problem, load_roster
+from server.telemetry import NO_SIGNALS, Signals
 from server.transports.http.agents import ActsAsAgent
 from server.transports.http.auth import JWTVerifier, StaticBearer
 from server.transports.http.cancels import ExactCancels
@@ -40,11 +42,12 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _ANY_ADDRESS = ("0.0.0.0", "::")
 
 
-def http_app(settings: Settings, refusals: ThrottledRefusalLog | None = None) -> ASGIApp:
-    """The ASGI app for these settings; raises `SettingsError` naming what to set when it cannot be served."""
+def http_app(settings: Settings, refusals: ThrottledRefusalLog | None = None, signals: Signals = NO_SIGNALS) -> ASGIApp:
+    """The ASGI app for these settings; raises `SettingsError` naming what to set when it cannot be served.
+    `signals` is what monitoring hears of its calls."""
     roster = load_roster(settings)
     if roster.from_agents_file:
-        return LogRefusals(_agents_app(settings, roster), refusals or ThrottledRefusalLog())
+        return LogRefusals(_agents_app(settings, roster, signals), refusals or ThrottledRefusalLog())
     config = settings.http
     if (problem := config.problem()) is not None:
         raise SettingsError(f"cannot serve HTTP: {problem}.")
@@ -58,14 +61,14 @@ def http_app(settings: Settings, refusals: ThrottledRefusalLog | None = None) ->
             "validate_token_resource": False,  # the verifier checks the audience itself
         })  # fmt: skip
         auth = (settings_for_sdk, JWTVerifier.configured(config))
-    server = build_server(settings, auth=auth, roster=roster)
+    server = build_server(settings, auth=auth, roster=roster, signals=signals)
     app = _served(server, config)
     if config.token is not None:
         app = StaticBearer(app, config.token.get_secret_value())
     return LogRefusals(app, refusals or ThrottledRefusalLog())
 
 
-def _agents_app(settings: Settings, roster: Roster) -> ASGIApp:
+def _agents_app(settings: Settings, roster: Roster, signals: Signals) -> ASGIApp:
     """The app for an agents file: its callers' static tokens and the JWTs of its issuers (and PLANNER_MCP_OAUTH_*'s)
     authenticate, and each request then acts as its caller's agent (see server.transports.http.agents)."""
     config = settings.http
@@ -81,7 +84,7 @@ def _agents_app(settings: Settings, roster: Roster) -> ASGIApp:
             "validate_token_resource": False,  # each issuer's verifier checks the audience itself
         })  # fmt: skip
         auth = (sdk_settings, verifier)
-    server = build_server(settings, auth=auth, roster=roster)
+    server = build_server(settings, auth=auth, roster=roster, signals=signals)
     app = _served(server, config, agents=server)
     return app if auth is not None else _authenticated(app, verifier)
 
@@ -160,13 +163,17 @@ def _mode(settings: Settings) -> str:
 
 
 def serve_http(settings: Settings) -> int:
+    refusals = ThrottledRefusalLog()
+    with start_telemetry(settings) as signals:
+        return _run(settings, http_app(settings, refusals, signals), refusals)
+
+
+def _run(settings: Settings, app: ASGIApp, refusals: ThrottledRefusalLog) -> int:
     import uvicorn
 
     from server.transports.http.connections import ConnectionLimits, descriptor_share, guarded_protocol
 
     config = settings.http
-    refusals = ThrottledRefusalLog()
-    app = http_app(settings, refusals)
     limits = ConnectionLimits(descriptor_share(config.max_connections), config.request_timeout_s)
     if limits.max_connections < config.max_connections:
         logger.warning(
