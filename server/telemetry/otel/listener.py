@@ -9,11 +9,9 @@ the SDK, and with no provider installed every span and instrument here is the AP
 Every attribute is a name the server chose or a figure: never an argument's value, a document, a reply or a key.
 """
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from importlib.metadata import PackageNotFoundError, version
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -41,23 +39,13 @@ _UNKNOWN = "unknown"
 """What a tool's name becomes on a span when the caller named none of ours: the caller's text stays out."""
 
 
-def _scope_version() -> str:
-    try:
-        return version("planner-mcp")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return ""
-
-
 class OtelSignals(Signals):
     """What the call path tells monitoring, as spans under the request's SERVER span and as metrics."""
 
-    def __init__(self, stop: Callable[[], None] | None = None) -> None:
-        """`stop` flushes and shuts down the providers this process set up for it (`shutdown` calls it once)."""
-        self._stop = stop
-        self._stopping = threading.Lock()
-        scope_version = _scope_version()
-        self._tracer = trace.get_tracer(_SCOPE, scope_version)
-        meter = metrics.get_meter(_SCOPE, scope_version)
+    def __init__(self, version: str = "") -> None:
+        """`version`: the server's, as the instrumentation scope's."""
+        self._tracer = trace.get_tracer(_SCOPE, version)
+        meter = metrics.get_meter(_SCOPE, version)
         self._operations = meter.create_histogram(
             "mcp.server.operation.duration", "s", "How long the server took over an MCP request that reached the gate",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
@@ -74,14 +62,6 @@ class OtelSignals(Signals):
             "planner_mcp.ledger.append.duration", "s", "How long one ledger write transaction took, by table",
             explicit_bucket_boundaries_advisory=_LEDGER_BUCKETS_S,
         )  # fmt: skip
-
-    def shutdown(self) -> None:
-        """Export what is still buffered and stop the providers: call it once the server has stopped serving (stdin
-        closed, SIGTERM). Later calls, and the one at the interpreter's exit, do nothing."""
-        with self._stopping:
-            stop, self._stop = self._stop, None
-        if stop is not None:
-            stop()
 
     def call_ended(self, call: CallEnded) -> None:
         """Called in the thread that recorded the outcome, whose context holds the request's SERVER span."""

@@ -18,11 +18,11 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-from server.telemetry.otel.errors import OtelUnavailable
+from server.telemetry.signals import TelemetryUnavailable
 
 __all__ = ["Installed", "install"]
 
@@ -55,15 +55,15 @@ class Installed:
         self.meter_provider.shutdown()
 
 
-def install(environ: Mapping[str, str]) -> Installed | None:
+def install(environ: Mapping[str, str], version: str) -> Installed | None:
     """Set the global tracer and meter providers from `environ`; None when this process already had them (run
     under `opentelemetry-instrument`, say: those are used as they are, and stopped by whoever set them up).
-    `OtelUnavailable` when the variables name what cannot be used, whether or not the providers were set."""
+    `TelemetryUnavailable` when the variables name what cannot be used, whether or not the providers were set."""
     span_exporters = [_span_exporter(name, environ) for name in _chosen(environ, "traces")]
     metric_exporters = [_metric_exporter(name, environ) for name in _chosen(environ, "metrics")]
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return None
-    resource = _resource()
+    resource = _resource(version)
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     for span_exporter in span_exporters:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
@@ -74,10 +74,10 @@ def install(environ: Mapping[str, str]) -> Installed | None:
     return Installed(tracer_provider, meter_provider)
 
 
-def _resource() -> Resource:
+def _resource(version: str) -> Resource:
     """The SDK's resource (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), named `planner-mcp` unless those
     name it."""
-    resource = Resource.create()
+    resource = Resource.create({SERVICE_VERSION: version} if version else {})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: _DEFAULT_SERVICE}))
     return resource
@@ -88,7 +88,7 @@ def _chosen(environ: Mapping[str, str], signal: str) -> list[str]:
     names = [name.strip().lower() for name in environ.get(variable, "otlp").split(",") if name.strip()]
     unknown = sorted(set(names) - {"otlp", "console", "none"})
     if unknown:
-        raise OtelUnavailable(
+        raise TelemetryUnavailable(
             f"{variable}={','.join(unknown)} is not an exporter planner-mcp knows: use otlp, console or none"
         )
     return [name for name in names if name != "none"]
@@ -114,7 +114,7 @@ def _otlp(signal: str, environ: Mapping[str, str]) -> Callable[[], Any]:
     variable = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
     protocol = environ.get(variable) or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
     if (signal, protocol) not in _OTLP:
-        raise OtelUnavailable(
+        raise TelemetryUnavailable(
             f"{variable} (or OTEL_EXPORTER_OTLP_PROTOCOL) is {protocol!r}: planner-mcp exports OTLP as http/protobuf"
             " or grpc"
         )
@@ -122,7 +122,7 @@ def _otlp(signal: str, environ: Mapping[str, str]) -> Callable[[], Any]:
     try:
         exporter: Callable[[], Any] = getattr(import_module(module), name)
     except ImportError as missing:
-        raise OtelUnavailable(
+        raise TelemetryUnavailable(
             f"OTLP over {protocol} needs the package {_PACKAGES[protocol]}, which is not installed"
             f" (pip install {_PACKAGES[protocol]})"
         ) from missing

@@ -147,11 +147,3 @@ def test_an_llm_request_that_failed_carries_the_clients_error_kind_and_one_that_
     kinds = {attributes["error.type"] for attributes, _ in exported.histogram("gen_ai.client.operation.duration")}
     assert kinds == {"llm_timeout", "RuntimeError"}
     assert exported.histogram("gen_ai.client.token.usage") == []
-
-
-def test_shutdown_stops_the_providers_once_however_often_it_is_called() -> None:
-    stopped: list[str] = []
-    listener = OtelSignals(stop=lambda: stopped.append("stopped"))
-    listener.shutdown()
-    listener.shutdown()
-    assert stopped == ["stopped"]

@@ -43,20 +43,22 @@ _HOURLY = {"OTEL_METRIC_EXPORT_INTERVAL": "3600000"}
 
 
 def _serve(ledger_path: Path, env: dict[str, str], stop: signal.Signals | None) -> tuple[list[Any], str]:
-    """The messages to a stdio server, which stops at the end of its stdin or, once it has answered the read, at
-    `stop`; what it wrote to stdout (parsed) and stderr."""
-    with server_process(ledger_path, "serve", env=env, text=True) as proc:
+    """The messages to a stdio server, which, once it has answered the read, is stopped as a host stops it: its
+    stdin closed, or `stop` sent. Its two replies (parsed), and what it wrote to stderr (into a file: the import
+    log is more than a pipe holds while the test reads stdout)."""
+    errors = ledger_path.parent / "stderr.txt"
+    errors.parent.mkdir(parents=True, exist_ok=True)
+    with errors.open("w") as stderr, server_process(ledger_path, "serve", env=env, text=True, stderr=stderr) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write("".join(json.dumps(m) + "\n" for m in _MESSAGES))
         proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(2)]  # the watchdog ends a wait that hangs
         if stop is not None:
-            replies = [json.loads(proc.stdout.readline()) for _ in range(2)]  # the watchdog ends a wait that hangs
             proc.send_signal(stop)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-    if stop is None:
-        replies = [json.loads(line) for line in out.splitlines()]
-    return replies, err
+        out, _ = proc.communicate(timeout=30)  # closes stdin
+        assert proc.returncode == 0, errors.read_text()
+    assert out == ""
+    return replies, errors.read_text()
 
 
 @pytest.mark.parametrize("stop", [None, signal.SIGTERM], ids=["stdin closed", "SIGTERM"])

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import pytest
 from mcp import Client
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from server import Settings, build_server
@@ -20,29 +21,29 @@ from tests.conftest import API_KEY, PLAN, call
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.telemetry.otel.exported import Exported
 
+pytestmark = pytest.mark.anyio
+
 _AGENT = trace.get_tracer("an agent")
 
 
 def _serving(settings: Settings, signals: OtelSignals) -> Client:
-    """A client of a server that tells `signals`; entered outside any span, so the server's tasks have no trace
-    context but what each request carries."""
     return Client(build_server(settings, signals=signals))
 
 
-def _client_span(exported: Exported, tool: str) -> ReadableSpan:
-    return exported.span(f"MCP send tools/call {tool}")
+_TRACE_ID, _PARENT_ID = 0x5B8EFFF798038103D269B633813FC60C, 0xEEE19B7EC3C1B174
+_TRACEPARENT = f"00-{_TRACE_ID:032x}-{_PARENT_ID:016x}-01"
+"""A host's trace context, as a W3C `traceparent` in the request's `_meta`."""
 
 
 async def test_the_request_span_is_the_child_of_the_trace_context_in_meta_and_the_parent_of_the_read_and_ledger_writes(
     make_settings: Callable[..., Settings], signals: OtelSignals, exported: Exported
 ) -> None:
     async with _serving(make_settings(), signals) as client:
-        with _AGENT.start_as_current_span("an agent's step") as step:
-            await call(client, "read_docs", {"name": "backup-restore"})
-    sent, request = _client_span(exported, "read_docs"), exported.span("tools/call read_docs")
+        with _AGENT.start_as_current_span("the test's own context, which `_meta` overrides"), anyio.fail_after(15):
+            await client.call_tool("read_docs", {"name": "backup-restore"}, meta={"traceparent": _TRACEPARENT})
+    request = exported.span("tools/call read_docs")
     assert request.kind is SpanKind.SERVER
-    assert request.parent is not None and request.parent.span_id == sent.context.span_id  # from `_meta`
-    assert request.context.trace_id == step.get_span_context().trace_id
+    assert request.parent is not None and (request.parent.trace_id, request.parent.span_id) == (_TRACE_ID, _PARENT_ID)
     assert request.attributes is not None
     assert request.attributes["planner_mcp.decision"] == "EXECUTE"
     assert request.attributes["planner_mcp.agent.id"] == "llm-planner-001"
@@ -50,12 +51,31 @@ async def test_the_request_span_is_the_child_of_the_trace_context_in_meta_and_th
     for child in ("store read docs", "ledger append call_intents", "ledger append agent_actions"):
         span = exported.span(child)
         assert span.parent is not None and span.parent.span_id == request.context.span_id, child
+        assert span.context.trace_id == _TRACE_ID
     [(attributes, point)] = exported.histogram("mcp.server.operation.duration")
     assert (attributes["gen_ai.tool.name"], attributes["planner_mcp.decision"], point.count) == (
         "read_docs",
         "EXECUTE",
         1,
     )
+
+
+async def test_a_refused_call_says_so_on_its_span_and_a_name_that_is_no_tool_of_ours_is_not_repeated(
+    make_settings: Callable[..., Settings], signals: OtelSignals, exported: Exported
+) -> None:
+    async with _serving(make_settings(), signals) as client:
+        with anyio.fail_after(15):
+            await client.call_tool("ssh_into_pve01", {"host": "pve01"})
+    [request] = [span for span in exported.spans() if span.kind is SpanKind.SERVER and span.name.startswith("tools/")]
+    assert request.name == "tools/call"
+    assert request.attributes is not None
+    assert {name: request.attributes[name] for name in _VERDICT} == {
+        "planner_mcp.decision": "ERROR", "planner_mcp.refused": True, "planner_mcp.error.kind": "FORBIDDEN_ACTION",
+        "gen_ai.tool.name": "unknown", "error.type": "tool_error",
+    }  # fmt: skip
+
+
+_VERDICT = ("planner_mcp.decision", "planner_mcp.refused", "planner_mcp.error.kind", "gen_ai.tool.name", "error.type")
 
 
 async def test_a_plan_asks_the_llm_in_a_chat_span_under_the_request_with_the_tokens_the_endpoint_counted(
@@ -104,21 +124,19 @@ async def test_no_secret_and_no_argument_value_reaches_any_attribute_of_any_span
     }
     async with _serving(settings, signals) as client:
         for tool, arguments in sent.items():
-            await client.call_tool(tool, arguments)
+            with anyio.fail_after(15):
+                await client.call_tool(tool, arguments)
     said = list(_everything_said(exported))
     secrets = [API_KEY, stored_key, leaked, "Keys", "backup user", "pve-marmoset"]
     values = ["quiet-heron", "amber-lynx", "tangerine", "walrus"]
     assert [(s, n) for s in said for n in secrets + values if n in s] == []
     assert any(s == "tools/call" for s in said)  # the unknown name's span, named by its method alone
-    assert {"EXECUTE", "REFUSED"} <= set(said)  # the search looked where the gate's verdicts are
+    assert {"EXECUTE", "FORBIDDEN_ACTION"} <= set(said)  # the search looked where the gate's verdicts are
 
 
 def _everything_said(exported: Exported) -> Iterator[str]:
-    """Every name and attribute value the server's spans and metric points carry, as text. The client's own spans
-    (`MCP send ...`, made in this process by the test's client) are the caller's, not the server's."""
+    """Every name and attribute value the spans and metric points carry, as text."""
     for span in exported.spans():
-        if span.name.startswith("MCP send "):
-            continue
         yield span.name
         yield from _texts(span.attributes)
         yield from _texts(span.resource.attributes)

@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from server.telemetry.otel import OtelUnavailable, otel_signals
+from server.telemetry import TelemetryUnavailable
+from server.telemetry.otel import otel_signals
 from tests.processes import host_env
 
 _BY_CONSOLE = textwrap.dedent(
     """
     from server.telemetry.otel import otel_signals
 
-    signals = otel_signals()
-    with signals.store_read("file", "docs"):
+    with otel_signals(version="1.2.3") as signals, signals.store_read("file", "docs"):
         pass
-    signals.shutdown()
     """
 )
 
@@ -41,6 +40,7 @@ def test_the_console_exporter_writes_spans_to_stderr_and_nothing_to_stdout_named
     span = json.loads(done.stderr)
     assert span["name"] == "store read docs"
     assert span["resource"]["attributes"]["service.name"] == "planner-mcp"
+    assert span["resource"]["attributes"]["service.version"] == "1.2.3"
 
 
 @pytest.mark.subprocess
@@ -62,8 +62,8 @@ def test_otel_service_name_names_the_service_instead(tmp_path: Path) -> None:
 def test_variables_that_name_an_exporter_or_protocol_it_cannot_use_are_a_clear_error(
     environ: dict[str, str], named: str
 ) -> None:
-    with pytest.raises(OtelUnavailable, match=named.replace("[", r"\[")):
-        otel_signals(environ)
+    with pytest.raises(TelemetryUnavailable, match=named.replace("[", r"\[")), otel_signals(environ=environ):
+        pass
 
 
 def test_asked_for_without_the_sdk_installed_the_error_says_to_install_the_extra(
@@ -73,5 +73,6 @@ def test_asked_for_without_the_sdk_installed_the_error_says_to_install_the_extra
     for name in [name for name in sys.modules if name.startswith(("opentelemetry.sdk", "opentelemetry.exporter"))]:
         monkeypatch.setitem(sys.modules, name, None)  # what an import of a package that is not installed meets
     monkeypatch.setitem(sys.modules, "opentelemetry.sdk", None)
-    with pytest.raises(OtelUnavailable, match=r"pip install 'planner-mcp\[otel\]'"):
-        otel_signals({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    asked = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    with pytest.raises(TelemetryUnavailable, match=r"pip install 'planner-mcp\[otel\]'"), otel_signals(environ=asked):
+        pass
