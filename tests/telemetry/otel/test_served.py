@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp_types import RequestParamsMeta
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
@@ -32,6 +33,7 @@ def _serving(settings: Settings, signals: OtelSignals) -> Client:
 
 _TRACE_ID, _PARENT_ID = 0x5B8EFFF798038103D269B633813FC60C, 0xEEE19B7EC3C1B174
 _TRACEPARENT = f"00-{_TRACE_ID:032x}-{_PARENT_ID:016x}-01"
+_META = RequestParamsMeta(traceparent=_TRACEPARENT)  # type: ignore[typeddict-unknown-key]
 """A host's trace context, as a W3C `traceparent` in the request's `_meta`."""
 
 
@@ -40,7 +42,7 @@ async def test_the_request_span_is_the_child_of_the_trace_context_in_meta_and_th
 ) -> None:
     async with _serving(make_settings(), signals) as client:
         with _AGENT.start_as_current_span("the test's own context, which `_meta` overrides"), anyio.fail_after(15):
-            await client.call_tool("read_docs", {"name": "backup-restore"}, meta={"traceparent": _TRACEPARENT})
+            await client.call_tool("read_docs", {"name": "backup-restore"}, meta=_META)
     request = exported.span("tools/call read_docs")
     assert request.kind is SpanKind.SERVER
     assert request.parent is not None and (request.parent.trace_id, request.parent.span_id) == (_TRACE_ID, _PARENT_ID)
