@@ -9,7 +9,10 @@ protocol (`OTEL_EXPORTER_OTLP[_TRACES|_METRICS]_PROTOCOL`: `http/protobuf`, the 
 `console` writes to stderr: stdout carries the protocol.
 """
 
+import logging
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import import_module
@@ -24,9 +27,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from server.telemetry.signals import TelemetryUnavailable
 
-__all__ = ["Installed", "install"]
+__all__ = ["STOP_WAIT_S", "Installed", "install"]
+
+logger = logging.getLogger("server.telemetry")
 
 _DEFAULT_SERVICE = "planner-mcp"
+
+STOP_WAIT_S = 5.0
+"""How long a stopping server waits for the collector to take what it still buffered."""
 
 _OTLP = {
     ("traces", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
@@ -50,9 +58,23 @@ class Installed:
     meter_provider: MeterProvider
 
     def shutdown(self) -> None:
-        """Export what is still buffered (the last spans, a last collection of every metric), then stop."""
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()
+        """Export what is still buffered (the last spans, a last collection of every metric), then stop; both at
+        once, and for `STOP_WAIT_S` at most: a collector that does not answer would otherwise hold the process's
+        exit for the exporter's retries of each signal in turn. What is not sent by then is dropped, and said."""
+        stops = [
+            threading.Thread(target=provider.shutdown, name=f"otel-stop-{signal}", daemon=True)
+            for signal, provider in (("traces", self.tracer_provider), ("metrics", self.meter_provider))
+        ]
+        for stop in stops:
+            stop.start()
+        deadline = time.monotonic() + STOP_WAIT_S
+        for stop in stops:
+            stop.join(max(deadline - time.monotonic(), 0))
+        if late := [stop.name.removeprefix("otel-stop-") for stop in stops if stop.is_alive()]:
+            logger.warning(
+                "OpenTelemetry: the last %s were not all sent in %g s (the collector did not take them): the rest"
+                " are dropped", " and ".join(late), STOP_WAIT_S,
+            )  # fmt: skip
 
 
 def install(environ: Mapping[str, str], version: str) -> Installed | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.http_server import free_port
 from tests.processes import server_process
 from tests.telemetry.otel.otlp_receiver import OTLPReceiver, attributes
 
@@ -84,6 +85,16 @@ def test_served_with_an_otlp_endpoint_the_request_span_and_its_children_reach_th
     reads = [point for name, point in points if name == "mcp.server.operation.duration"]
     assert [attributes(point.attributes)["gen_ai.tool.name"] for point in reads] == ["read_docs"]
     assert reads[0].count == 1
+
+
+def test_a_collector_that_does_not_answer_holds_the_stop_a_bounded_while_and_what_was_left_is_dropped_and_said(
+    ledger_path: Path,
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there: every export is refused, and retried
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": nobody, "OTEL_EXPORTER_OTLP_TIMEOUT": "600", **_HOURLY}
+    replies, err = _serve(ledger_path, env, None)  # its bounded wait fails if the exporters' retries hold the stop
+    assert replies[1]["result"]["structuredContent"]["decision"] == "EXECUTE"
+    assert "the last traces and metrics were not all sent in 5 s" in err
 
 
 def test_served_without_otel_variables_no_module_of_the_opentelemetry_sdk_is_loaded(ledger_path: Path) -> None:
