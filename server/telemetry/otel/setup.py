@@ -133,13 +133,11 @@ def _metric_exporter(name: str, environ: Mapping[str, str]) -> MetricExporter:
 def _otlp(signal: str, environ: Mapping[str, str]) -> Callable[[], Any]:
     """The OTLP exporter class for `signal` over the protocol the environment names; the exporter reads its own
     endpoint, headers and timeout from the environment when made."""
-    variable = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
-    protocol = environ.get(variable) or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    variables = (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")  # the first wins
+    named = next((variable for variable in variables if environ.get(variable)), None)
+    protocol = environ[named] if named is not None else "http/protobuf"
     if (signal, protocol) not in _OTLP:
-        raise TelemetryUnavailable(
-            f"{variable} (or OTEL_EXPORTER_OTLP_PROTOCOL) is {protocol!r}: planner-mcp exports OTLP as http/protobuf"
-            " or grpc"
-        )
+        raise TelemetryUnavailable(f"{named} is {protocol!r}: planner-mcp exports OTLP as http/protobuf or grpc")
     module, name = _OTLP[signal, protocol]
     try:
         exporter: Callable[[], Any] = getattr(import_module(module), name)

@@ -55,7 +55,10 @@ def test_otel_service_name_names_the_service_instead(tmp_path: Path) -> None:
     [
         ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER=zipkin"),
         ({"OTEL_METRICS_EXPORTER": "otlp,prometheus"}, "OTEL_METRICS_EXPORTER=prometheus"),
-        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "'http/json'"),
+        (  # the signal's own variable wins over the general one
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"},
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is 'http/json'",
+        ),
         ({"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc"}, "pip install opentelemetry-exporter-otlp-proto-grpc"),
     ],
 )
