@@ -23,11 +23,12 @@ from bench.postgres import postgres_ledger
 from bench.processes import compile_bytecode
 from bench.report import render
 from bench.targets import judge
+from bench.telemetry import telemetry_cost
 from bench.workspace import capture_fixture, make_data_dir
 
 __all__ = ["FULL", "QUICK", "Profile", "main", "run"]
 
-SECTIONS = ("cold", "reads", "llm", "ledger", "growth", "postgres")
+SECTIONS = ("cold", "reads", "llm", "ledger", "growth", "postgres", "report", "telemetry")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Profile:
     # The ledger on PostgreSQL: calls recorded (two appends each) by one writer, then shared by the writers.
     postgres_writers: int = 8
     postgres_calls: int = 2000
+    # `ledger report` on a ledger of this many rows (issue 26: under 30 s).
+    report_rows: int = 1_000_000
 
 
 FULL = Profile()
@@ -66,6 +69,7 @@ QUICK = Profile(
     ledger_growth_calls=20,
     doc_growth_calls=20,
     postgres_calls=80,
+    report_rows=3_000,
 )
 
 
@@ -110,6 +114,14 @@ async def run(profile: Profile, root: Path, cache: Path, only: tuple[str, ...], 
             )
             if skipped := results["postgres"].get("skipped"):
                 _progress(f"PostgreSQL section skipped: {skipped}")
+        if "report" in only:
+            _progress(f"ledger report of {profile.report_rows:,} rows (the first run fills and caches the ledger)")
+            results["report"] = await anyio.to_thread.run_sync(sections.ledger_report, root, profile.report_rows, cache)
+        if "telemetry" in only:
+            _progress("telemetry off and on (Prometheus, OpenTelemetry to a loopback OTLP sink)")
+            results["telemetry"] = await telemetry_cost(
+                ws, profile.read_calls, profile.batch, profile.cold_runs, errlog
+            )
     return results
 
 

@@ -50,6 +50,22 @@ def _postgres_lines(section: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _telemetry_lines(section: Mapping[str, Any]) -> list[str]:
+    """Telemetry's cost: each server's figures, and its p50 against the same server with telemetry off."""
+    lines = []
+    for what, figures in (*section["read_tools"].items(), ("cold start", section["cold_start"])):
+        servers = [name for name in figures if not name.startswith("ratio_")]
+        lines += [f"{f'{what} (ms), telemetry':<44} {name:<10} {_ms(figures[name])}" for name in servers]
+        lines += [
+            f"{f'{what} p50, telemetry {name} vs off':<55} {figures[f'ratio_p50_{name}_to_off']:8.3f}x"
+            for name in servers
+            if name != "off"
+        ]
+    if section["otel"] != "measured":
+        lines.append(f"{'OpenTelemetry':<44} {section['otel']}")
+    return lines
+
+
 def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
     lines = [f"{'measurement (ms)':<44} {'server':<10} {'p50':>8} {'p95':>8}", "-" * 73]
     lines += [f"{what:<44} {name:<10} {_ms(summary)}" for what, name, summary in _latency_rows(results)]
@@ -70,6 +86,11 @@ def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
             lines.append(f"{f'{tool} p50, {label}':<55} {figures[key]:8.3f}x")
     if postgres := results.get("postgres"):
         lines += _postgres_lines(postgres)
+    if report := results.get("report"):
+        label = f"ledger report of {report['rows']:,} rows (s)"
+        lines.append(f"{label:<44} {'':<10} {report['seconds']:8.2f}   verify alone {report['verify_seconds']:.2f}")
+    if telemetry := results.get("telemetry"):
+        lines += _telemetry_lines(telemetry)
     lines += ["", f"{'target':<48} {'value':>10} {'limit':>10}  result", "-" * 78]
     for verdict in verdicts:
         target = verdict.target

@@ -1,16 +1,23 @@
-"""The six measurements. Each returns plain JSON-ready figures; `bench.targets` judges them."""
+"""The seven measurements. Each returns plain JSON-ready figures; `bench.targets` judges them."""
 
+import os
+import subprocess
+import sys
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 from bench.fill import cached_ledger
 from bench.ledger_load import one_process, shared_file
+from bench.processes import ROOT
 from bench.sessions import Call, Samples, Session, cold_start, interleave, open_session
 from bench.stats import exponent, ratio, rotations, summarize
 from bench.workspace import LLM_CALLS, READS, Workspace, document_name
 
-__all__ = ["cold_starts", "doc_growth", "ledger_appends", "ledger_growth", "llm_overhead", "read_latency"]
+__all__ = [
+    "cold_starts", "doc_growth", "ledger_appends", "ledger_growth", "ledger_report", "llm_overhead", "read_latency",
+]  # fmt: skip
 
 
 def _summaries(samples: Samples) -> dict[str, Any]:
@@ -116,3 +123,30 @@ async def doc_growth(ws: Workspace, sizes: tuple[int, ...], calls: int, batch: i
             result[str(size)] = figures
     p50 = [result[str(size)]["planner"]["p50"] for size in sizes]
     return {"bytes": result, "exponent": exponent(sizes, p50)}
+
+
+def ledger_report(root: Path, rows: int, cache: Path) -> dict[str, Any]:
+    """`planner-mcp ledger report --html` on a ledger of `rows` rows (a year of eight agents' calls of every kind,
+    see `bench.fill`), end to end in its own process, and beside it the `verify` it begins with, alone, in this
+    one: how much of the report is checking the chain."""
+    from ledger import verify
+
+    ledger = cached_ledger(rows, cache, root / "report" / "ledger.db", varied=True)
+    page = root / "report" / "report.html"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), "PLANNER_MCP_LEDGER": str(ledger),
+           "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "server", "ledger", "report", "--html", str(page)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"ledger report exited {done.returncode}: {done.stderr[-2000:]}")
+    started = time.perf_counter()
+    status = verify(ledger).status
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "verify_seconds": round(time.perf_counter() - started, 2),
+        "verify": status,
+        "page_bytes": page.stat().st_size,
+    }

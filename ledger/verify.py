@@ -6,7 +6,7 @@ elsewhere) or checked against a checkpoint (`ledger checkpoint`) kept elsewhere.
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,6 +34,8 @@ EXIT_CODES: dict[Status, int] = {"ok": 0, "tampered": 1, "incomplete": 3, "unver
 
 _NOT_TAMPERING: frozenset[Kind] = frozenset({"incomplete", "unverified"})
 _MAX_LOOKUPS = 50
+_PROGRESS_EVERY = 10_000
+"""How many rows `verify` checks between two calls of its `progress`."""
 
 
 @dataclass(frozen=True)
@@ -252,10 +254,16 @@ def _seq_of(conn: Conn, row_hash: str) -> int | None:
     return seq if isinstance(seq, int) else None
 
 
-def verify(location: Location | Storage, *, key: bytes | None = None, checkpoints: Iterable[Checkpoint] = ()) -> Report:
+def verify(
+    location: Location | Storage,
+    *,
+    key: bytes | None = None,
+    checkpoints: Iterable[Checkpoint] = (),
+    progress: Callable[[int], None] | None = None,
+) -> Report:
     """Check the ledger at `location`: the engine's own integrity check, the append-only triggers, every hash and
     link, every checkpoint given, and calls whose intent has no outcome. Raises `LedgerError` when it cannot
-    be read."""
+    be read. `progress` is told the rows checked so far, every `_PROGRESS_EVERY` rows, for a person watching."""
     storage = locate(location) if isinstance(location, Path | str) else location
     report = Report(location if isinstance(location, Path) else storage.where)
     with storage.snapshot() as conn:
@@ -277,6 +285,8 @@ def verify(location: Location | Storage, *, key: bytes | None = None, checkpoint
         try:
             for row in chained_rows(conn):
                 walk.add(row)
+                if progress is not None and report.rows % _PROGRESS_EVERY == 0:
+                    progress(report.rows)
         except storage.errors as exc:
             report.findings.append(
                 Finding("corrupt", walk.previous.seq if walk.previous else None, f"unreadable: {exc}")

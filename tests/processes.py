@@ -6,6 +6,8 @@ process that outlives its test's patience, which ends any read still waiting on 
 """
 
 import contextlib
+import os
+import pty
 import subprocess
 import sys
 import threading
@@ -16,7 +18,10 @@ from typing import Any
 
 from mcp import StdioServerParameters
 
-__all__ = ["WATCHDOG_S", "host_env", "run_cli", "run_server", "server_command", "server_process", "stdio_params"]
+__all__ = [
+    "WATCHDOG_S", "host_env", "on_a_terminal", "run_cli", "run_server", "server_command", "server_process",
+    "stdio_params",
+]  # fmt: skip
 
 WATCHDOG_S = 60.0
 """How long a server process may live in a test before it is killed."""
@@ -41,6 +46,21 @@ def stdio_params(env: Mapping[str, str], *args: str) -> StdioServerParameters:
 def run_cli(ledger_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run `planner-mcp ARGS` as a separate process, as a user or a host would, with a bounded wait."""
     return run_server(ledger_path, *args, env=env)
+
+
+def on_a_terminal(ledger_path: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`planner-mcp ARGS` with its stderr on a terminal (a pty), as a person runs it, its stdout captured: the
+    process, and all it wrote to the terminal."""
+    main, other = pty.openpty()
+    try:
+        try:
+            proc = subprocess.run(server_command(*args), env=host_env(ledger_path, **env), stderr=other,
+                                  stdout=subprocess.PIPE, text=True, timeout=WATCHDOG_S)  # fmt: skip
+        finally:
+            os.close(other)
+        return proc, os.read(main, 4096).decode()
+    finally:
+        os.close(main)
 
 
 def run_server(

@@ -11,7 +11,7 @@ ROOT = Path(__file__).parents[1]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("server.cli",),
-    ("server.transports", "server.doctor"),
+    ("server.transports", "server.doctor", "server.report"),
     ("server.app",),
     ("server.tools",),
     ("server.governance",),

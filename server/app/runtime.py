@@ -55,6 +55,8 @@ class Runtime:
     scrubber: Scrubber
     store: Store | None = None
     """The store itself (not the view monitoring reads through), for its breaker."""
+    llm: LLMClient | None = None
+    """The LLM client every gate shares, for its breaker."""
 
     def budgets(self) -> list[BudgetLeft]:
         """What each agent with a daily token budget has left of it today, as the ledger's chain has it (read at a
@@ -74,9 +76,12 @@ class Runtime:
 
     def breakers(self) -> list[BreakerState]:
         """The circuit breakers of the dependencies this runtime calls, and their state now."""
+        found = []
         if isinstance(self.store, VaultStore):
-            return [BreakerState(dependency="vault", state=self.store.breaker.state)]
-        return []
+            found.append(BreakerState(dependency="vault", state=self.store.breaker.state))
+        if self.llm is not None and not self.llm.config.missing():
+            found.append(BreakerState(dependency="llm", state=self.llm.breaker.state))
+        return found
 
     @property
     def gate(self) -> Gate:
@@ -150,7 +155,7 @@ async def open_runtime(
     if default is None and len(agents) == 1:
         default = agents[0].agent.agent_id
     try:
-        yield Runtime(gates=gates, default=default, ledger=ledger, scrubber=scrubber, store=store)
+        yield Runtime(gates=gates, default=default, ledger=ledger, scrubber=scrubber, store=store, llm=llm)
     finally:
         # Shielded: a server stopped by a signal is cancelled, and still closes what it opened.
         with anyio.CancelScope(shield=True):

@@ -42,9 +42,9 @@ def _asked(settings: Settings) -> Iterator[tuple[str, _Start]]:
         host, port = telemetry.metrics
 
         def prometheus() -> AbstractContextManager[Signals]:
-            from server.telemetry.prometheus import prometheus_signals  # type: ignore  # lands with issue 26's B
+            from server.telemetry.prometheus import prometheus_signals
 
-            return prometheus_signals(host, port, version=server_version())  # type: ignore[no-any-return]
+            return prometheus_signals(host, port, version=server_version())
 
         yield "Prometheus metrics (PLANNER_MCP_METRICS_PORT)", prometheus
     if telemetry.otel is not None:

@@ -1,4 +1,4 @@
-"""`planner-mcp ledger verify|checkpoint|tail|stats|export|replay`: read the ledger, never write it; and
+"""`planner-mcp ledger verify|checkpoint|tail|stats|export|replay|report`: read the ledger, never write it; and
 `ledger init|migrate`, which make a PostgreSQL ledger and fill it from a SQLite one.
 
 Every reading command reads a snapshot through a read-only connection, so it can run beside live servers and
@@ -21,6 +21,7 @@ from ledger.reader import Snapshot, chained_rows, read_only
 from ledger.storage import describe, is_postgres_url
 from ledger.verify import load_checkpoints
 from server.cli.replay import add_replay_command, run_replay
+from server.cli.report import add_report_command, run_report
 from server.config.ledger import ledger_key
 from server.config.settings import Settings, SettingsError
 from server.support.terminal import say, say_json
@@ -64,6 +65,7 @@ def add_ledger_commands(commands: Any) -> None:
     export.add_argument("--after-seq", type=int, default=0, metavar="N", help="only rows after seq N")
 
     add_replay_command(sub)
+    add_report_command(sub)
 
     init = sub.add_parser(
         "init", help="PostgreSQL: make the ledger's schema and roles (run as the role that will own them)"
@@ -81,6 +83,8 @@ def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
     with _driver():
         if args.ledger_command == "replay":
             return run_replay(settings, args)
+        if args.ledger_command == "report":
+            return run_report(settings, args)
         return _run(settings, args)
 
 

@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         say(f"planner-mcp: {exc}", file=sys.stderr)
         # For verify this means the ledger could not be read, so it was not verified: not the same as tampered.
-        verifying = args.command == "ledger" and args.ledger_command in ("verify", "checkpoint")
+        verifying = args.command == "ledger" and args.ledger_command in ("verify", "checkpoint", "report")
         return EXIT_CODES["unverified"] if verifying else _EXIT_ERROR
 
 

@@ -25,7 +25,14 @@ from server.governance.policy import PolicyError
 from server.governance.roster import Roster, load_agents_file, load_roster
 from server.support.terminal import say, say_json
 
-__all__ = ["EXIT_CHANGED", "EXIT_UNCHANGED", "EXIT_UNREADABLE", "add_replay_command", "run_replay"]
+__all__ = [
+    "EXIT_CHANGED",
+    "EXIT_UNCHANGED",
+    "EXIT_UNREADABLE",
+    "add_replay_command",
+    "add_since_argument",
+    "run_replay",
+]
 
 EXIT_UNCHANGED = 0
 EXIT_CHANGED = 1
@@ -41,10 +48,15 @@ def add_replay_command(sub: Any) -> None:
         "change, 1 something would, 2 the candidate or the ledger cannot be read",
     )
     cmd.add_argument("--agents", required=True, type=Path, metavar="CANDIDATE.toml", help="the candidate agents file")
+    add_since_argument(cmd)
+    cmd.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def add_since_argument(cmd: Any) -> None:
+    """`--since DATE`, as every ledger command that reads calls from a date on takes it."""
     cmd.add_argument(
         "--since", type=_since, metavar="DATE", help="only calls from this ISO date or date and time on (UTC)"
     )
-    cmd.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
 def _since(text: str) -> str:

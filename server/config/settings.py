@@ -57,6 +57,11 @@ class LLMConfig(BaseModel):
     max_tokens: int = Field(default=2000, gt=0, le=200_000)
     structured_output: Literal["auto", "off"] = "auto"
     """auto: ask for the reply's JSON schema (response_format), and stop asking if the endpoint refuses it."""
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    """Calls in a row that found the endpoint down (unreachable, timed out, 5xx past the retries) before calls
+    fail fast."""
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    """How long calls fail fast once the breaker is open; then one call tries the endpoint again."""
     progress_interval_s: float = Field(default=1.0, gt=0)
     key_from_vault: bool = False
     """OPENAI_API_KEY is unset and Vault is configured: the key is read from Vault on first use."""

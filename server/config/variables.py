@@ -162,6 +162,10 @@ _LLM: tuple[Variable, ...] = (
     Variable("PLANNER_MCP_LLM_MAX_TOKENS", "llm", "max_tokens", "the most tokens a reply may have", integer),
     Variable("PLANNER_MCP_LLM_STRUCTURED", "llm", "structured_output", "auto or off: ask for the reply's JSON schema",
         lowered),
+    Variable("PLANNER_MCP_LLM_BREAKER_FAILURES", "llm", "breaker_failures",
+        "LLM calls in a row that find the endpoint down before calls fail fast", integer),
+    Variable("PLANNER_MCP_LLM_BREAKER_COOLDOWN", "llm", "breaker_cooldown_s",
+        "seconds calls fail fast once the LLM breaker is open", number),
 )  # fmt: skip
 _VAULT: tuple[Variable, ...] = (
     Variable("VAULT_ADDR", "vault", "addr", "Vault's address; when set, docs and inventory come from Vault", url=True),

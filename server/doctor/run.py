@@ -15,6 +15,7 @@ from server.doctor.agents import agents_checks
 from server.doctor.check import Check
 from server.doctor.ledger import ledger_checks
 from server.doctor.llm import llm_checks
+from server.doctor.telemetry import telemetry_checks
 from server.doctor.vault import vault_checks
 from server.governance.policy import PolicyError, load_policy
 from server.stores import FileStore
@@ -41,6 +42,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         )
     yield from llm_checks(settings.llm, agent)
     yield from ledger_checks(settings)
+    yield from telemetry_checks(settings)
 
 
 def _policy(settings: Settings) -> tuple[Check, AgentMetadata | None]:

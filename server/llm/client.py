@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from server.config.urls import shown, split
 from server.llm.errors import (
     ReplyTooLarge,
     auth_or_request_failure,
+    breaker_open,
     gave_up,
     invalid_reply,
     redirected,
@@ -36,6 +38,7 @@ from server.llm.retries import RETRYABLE_STATUS, retry_after_s
 from server.llm.schemas import response_format
 from server.llm.upstream import bounded_text, token_usage
 from server.support.backoff import backoff_s
+from server.support.breaker import CircuitBreaker
 from server.support.encoding import encodable
 from server.telemetry import NO_SIGNALS, LLMRequest, Signals
 
@@ -52,6 +55,10 @@ _NO_KEY = "no-key-needed"  # Local endpoints (Ollama, vLLM) take any key; the SD
 _BACKOFF_BASE_S = 0.5
 _BACKOFF_CAP_S = 8.0
 _SCHEMA_REFUSED = frozenset({400, 422})
+_OUTAGES = frozenset({ErrorKind.LLM_UNREACHABLE, ErrorKind.LLM_TIMEOUT, ErrorKind.LLM_UNAVAILABLE})
+"""What the breaker counts: the endpoint could not be reached, did not answer in time, or failed (5xx) past the
+retries. A refusal (401, 404, 429) or a reply that is no chat completion is the endpoint answering."""
+_ANSWERS = frozenset({ErrorKind.LLM_RATE_LIMITED, ErrorKind.LLM_HTTP_ERROR, ErrorKind.LLM_INVALID_REPLY})
 
 
 @dataclass(frozen=True)
@@ -91,9 +98,21 @@ KeySource = Callable[[], Awaitable[str | None]]
 
 
 class LLMClient:
-    def __init__(self, config: LLMConfig, *, vault_key: KeySource | None = None, signals: Signals = NO_SIGNALS) -> None:
+    def __init__(
+        self,
+        config: LLMConfig,
+        *,
+        vault_key: KeySource | None = None,
+        signals: Signals = NO_SIGNALS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """`vault_key` reads the key from Vault, used when the config says the key is there (no OPENAI_API_KEY)."""
         self.config = config
+        self.breaker = CircuitBreaker(
+            threshold=config.breaker_failures, cooldown_s=config.breaker_cooldown_s, clock=clock
+        )
+        """Open after repeated outages of the endpoint: calls then fail fast, and ask nothing of it, until it
+        has had `breaker_cooldown_s` to recover."""
         self._vault_key = vault_key if config.key_from_vault else None
         self._client: AsyncOpenAI | None = None
         self._client_key: str | None = None
@@ -116,6 +135,17 @@ class LLMClient:
                 recommended_action="Set " + " and ".join(missing) + " in the server's environment "
                 "(for example in the host's mcp.json `env`), then restart the server.",
             )
+
+    def check_breaker(self) -> None:
+        """Raise the breaker's refusal when it is open now: before a call reserves its prompt's tokens for a
+        request that would not be sent."""
+        if self.breaker.state == "open":
+            raise self._breaker_open()
+
+    def _breaker_open(self) -> ToolFailure:
+        return breaker_open(
+            self.endpoint_host, self.breaker.failures, self.breaker.last_failure, self.breaker.retry_in_s()
+        )
 
     # -- the client and its key ------------------------------------------------------------------
 
@@ -185,6 +215,24 @@ class LLMClient:
         """
         progress = progress or Progress()
         await intent_recorded()  # no request leaves for a call the ledger has not recorded
+        if not self.breaker.admit():
+            raise self._breaker_open()
+        try:
+            reply = await self._bounded(messages, temperature, schema, progress)
+        except ToolFailure as failure:
+            if failure.kind in _OUTAGES:
+                self.breaker.failed(failure.kind)
+            elif failure.kind in _ANSWERS:
+                self.breaker.succeeded()
+            raise
+        finally:
+            self.breaker.released()  # a call that ended without a word on the endpoint (cancelled, not configured)
+        self.breaker.succeeded()
+        return reply
+
+    async def _bounded(
+        self, messages: list[dict[str, str]], temperature: float, schema: type[BaseModel] | None, progress: Progress
+    ) -> LLMReply:
         limit = self.config.timeout_s
         request = LLMRequest(model=self.config.model or "", host=self.endpoint_host, structured=schema is not None)
         with self._signals.llm_request(request) as exchange:

@@ -7,12 +7,15 @@ Messages name the endpoint's host and the status, never the response body: endpo
 __all__ = [
     "ReplyTooLarge",
     "auth_or_request_failure",
+    "breaker_open",
     "gave_up",
     "invalid_reply",
     "redirected",
     "timed_out",
     "unreachable",
 ]
+
+import math
 
 from contracts import ErrorKind
 from server.call.failures import ToolFailure
@@ -65,6 +68,21 @@ def gave_up(
         ErrorKind.LLM_UNAVAILABLE,
         f"The LLM endpoint {host} failed (HTTP {status}): {why}.",
         recommended_action="The endpoint failed: retry later, or point OPENAI_BASE_URL at another endpoint.",
+    )
+
+
+def breaker_open(host: str, failures: int, last: str | None, retry_in_s: float) -> ToolFailure:
+    """The endpoint was found down on `failures` calls in a row: this call sends nothing, and says when one will."""
+    when = (
+        f"calls fail fast for {math.ceil(retry_in_s)} s more, then one is sent to try it again"
+        if retry_in_s > 0
+        else "one call is trying it again now, and the others fail fast until it has an answer"
+    )
+    return ToolFailure(
+        ErrorKind.LLM_UNAVAILABLE,
+        f"The LLM endpoint {host} failed {failures} calls in a row (last: {last}); this call was not sent: {when}.",
+        recommended_action="Retry after that; `planner-mcp doctor` shows what is wrong with the endpoint. Calls go "
+        "through again by themselves once it answers.",
     )
 
 

@@ -117,6 +117,7 @@ async def _ask(
 ) -> tuple[LLMReply, LLMCall]:
     sent = _scrubbed(messages, deps)
     prompt_bound = prompt_token_bound(sent, schema.model_json_schema())
+    deps.llm.check_breaker()  # an open breaker refuses before the prompt's tokens are reserved for a request
     if deps.budget is not None:
         await deps.budget.reserve_prompt(prompt_bound)
     reply = await deps.llm.complete(sent, temperature=temperature, schema=schema, progress=deps.progress)

@@ -23,6 +23,7 @@ from bench.ledger_load import shared_file
 from bench.llm_peer import llm_peer
 from bench.processes import ROOT, Launch
 from bench.sessions import Call, CallFailed, cold_start, interleave, open_session
+from bench.telemetry import telemetry_cost
 from bench.workspace import LLM_CALLS, READS, Workspace, capture_fixture, make_data_dir
 from ledger import verify
 from tests.peers.openai_server import FakeOpenAI, Reply
@@ -187,6 +188,20 @@ def test_a_filled_ledger_holds_the_rows_asked_for_and_verifies(tmp_path: Path) -
     ]
 
 
+def test_a_varied_ledger_holds_a_year_of_every_kind_of_call_and_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "varied.db"
+    fill(path, 2_000, varied=True)
+    assert verify(path).status == "ok"
+    with sqlite3.connect(path) as conn:
+        decisions = {d for (d,) in conn.execute("SELECT DISTINCT decision FROM agent_actions")}
+        (days, agents, spent) = conn.execute(
+            "SELECT count(DISTINCT substr(timestamp, 1, 10)), count(DISTINCT agent_id), sum(prompt_tokens)"
+            " FROM agent_actions"
+        ).fetchone()
+    assert decisions == {"EXECUTE", "ESCALATE", "INSUFFICIENT_INFORMATION", "SKIP", "ERROR"}
+    assert (days, agents) == (365, 8) and spent > 0
+
+
 def test_the_shared_file_figure_counts_rows_really_written_and_verifies_them(tmp_path: Path) -> None:
     result = shared_file(tmp_path / "ledger.db", processes=2, calls=20)
     assert (result["appends"], result["rows_written"], result["lost"]) == (80, 80, 0)
@@ -214,6 +229,7 @@ def test_the_quick_run_measures_every_target_and_writes_table_and_json(tmp_path:
     assert {"planner", "bare", "durable", "intent"} <= set(results["read_tools"]["read_docs"])
     assert "planner vs intent floor" in done.stdout
     assert "cold start, p50 vs bare" in done.stdout and "figures:" in done.stdout
+    assert results["report"]["verify"] == "ok" and "ledger report of 3,000 rows" in done.stdout
     assert bytecode.exists()
 
 
@@ -222,3 +238,19 @@ def test_an_unknown_section_is_a_usage_error() -> None:
         [sys.executable, "-m", "bench", "--only", "reads,nonsense"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 2 and "nonsense" in done.stderr
+
+
+async def test_the_telemetry_section_times_servers_whose_telemetry_really_ran(
+    workspace: Workspace, errlog: TextIO
+) -> None:
+    """Each server with telemetry on is proven on (its scrape counted calls, its exports reached the sink) before
+    its figures are kept; each gets its ratio to the same server with telemetry off."""
+    with anyio.fail_after(300):
+        result = await telemetry_cost(workspace, calls=20, batch=10, cold_runs=1, errlog=errlog)
+    servers = {"off", "prometheus", "otel", "both"} if result["otel"] == "measured" else {"off", "prometheus"}
+    for figures in (*result["read_tools"].values(), result["cold_start"]):
+        assert {name for name in figures if not name.startswith("ratio_")} == servers
+        assert {name for name in figures if name.startswith("ratio_")} == {
+            f"ratio_p50_{name}_to_off" for name in servers - {"off"}
+        }
+    assert (result["otlp_exports"] > 0) == (result["otel"] == "measured")

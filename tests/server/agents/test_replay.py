@@ -3,7 +3,6 @@ stricter and a looser candidate agents file, with the exact changes each would m
 
 import json
 import os
-import pty
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +28,7 @@ from server.governance.roster import Roster, load_agents_file
 from tests.conftest import API_KEY, DEFAULT_TOOLS, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.plans import A_PLAN
-from tests.processes import WATCHDOG_S, host_env, run_cli, server_command
+from tests.processes import on_a_terminal, run_cli
 from tests.server.agents.conftest import agent, agents_file, digest
 
 pytestmark = pytest.mark.subprocess
@@ -395,17 +394,8 @@ def test_a_postgresql_ledger_is_replayed_as_a_sqlite_one_is(pg_ledger: str, tmp_
 def test_progress_goes_to_stderr_only_when_it_is_a_terminal(recorded: Recorded) -> None:
     candidate = agents_file(recorded.folder / "progress.toml", STRICTER)
     assert _replay(recorded, candidate).stderr == ""
-    env = host_env(recorded.folder / "ledger.db", PLANNER_MCP_AGENTS=str(recorded.current))
-    main, other = pty.openpty()
-    try:
-        proc = subprocess.run(
-            server_command("ledger", "replay", "--agents", str(candidate)), env=env, stderr=other,
-            stdout=subprocess.PIPE, text=True, timeout=WATCHDOG_S,
-        )  # fmt: skip
-        os.close(other)
-        shown = os.read(main, 4096).decode()
-    finally:
-        os.close(main)
+    proc, shown = on_a_terminal(recorded.folder / "ledger.db", "ledger", "replay", "--agents", str(candidate),
+                                PLANNER_MCP_AGENTS=str(recorded.current))  # fmt: skip
     assert proc.returncode == 1 and proc.stdout.startswith(f"replayed {len(CALLS)} calls")
     assert shown == f"\rplanner-mcp: replayed {len(CALLS)} calls\r\n"
 

@@ -2,11 +2,8 @@
 PostgreSQL ledger, verified there unchanged, then extended by the fleet's servers; and every refusal."""
 
 import json
-import os
-import pty
 import secrets
 import sqlite3
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ from contracts import default_agent
 from ledger import Intent, Ledger
 from ledger.records import utc_now
 from tests.postgres_cluster import PostgresCluster
-from tests.processes import WATCHDOG_S, host_env, run_cli, server_command
+from tests.processes import on_a_terminal, run_cli
 from tests.server.postgres.calls import CALLS, record
 
 pytestmark = pytest.mark.subprocess
@@ -143,15 +140,6 @@ def test_a_row_postgresql_cannot_store_is_named_and_nothing_is_migrated(
 
 def test_progress_is_shown_on_a_terminal(pg_ledger: str, ledger_path: Path) -> None:
     record(ledger_path)
-    main, other = pty.openpty()
-    try:
-        proc = subprocess.run(
-            server_command("ledger", "migrate", "--to", pg_ledger), env=host_env(ledger_path), stderr=other,
-            capture_output=False, stdout=subprocess.PIPE, text=True, timeout=WATCHDOG_S,
-        )  # fmt: skip
-        os.close(other)
-        shown = os.read(main, 4096).decode()
-    finally:
-        os.close(main)
+    proc, shown = on_a_terminal(ledger_path, "ledger", "migrate", "--to", pg_ledger)
     assert proc.returncode == 0, shown
     assert shown == "\rplanner-mcp: copied 8 of 8 rows\r\n"

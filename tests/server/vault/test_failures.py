@@ -10,19 +10,12 @@ from server import Settings
 from server.call.failures import ToolFailure
 from server.stores import VaultStore
 from server.vault import VaultConfig
+from tests.clock import ManualClock
 from tests.conftest import call, call_once, connect, rows
 from tests.peers.vault_server import FakeVault
 from tests.vault_seed import RUNBOOK, TOKEN
 
 pytestmark = pytest.mark.anyio
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_a_missing_entry_is_not_found_and_points_to_list_docs(vault_settings: Callable[..., Settings]) -> None:
