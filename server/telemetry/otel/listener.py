@@ -70,7 +70,8 @@ class OtelSignals(Signals):
             span.set_attributes(_call_attributes(call))
             if call.tool is None:  # the SDK named the span and `gen_ai.*.name` after the caller's text
                 span.update_name(call.method)
-                span.set_attribute(_NAME_ATTRIBUTE.get(call.method, "gen_ai.tool.name"), _UNKNOWN)
+                if call.method in _NAME_ATTRIBUTE:
+                    span.set_attribute(_NAME_ATTRIBUTE[call.method], _UNKNOWN)
         self._operations.record(call.duration_s, _operation_attributes(call))
 
     def ledger_written(self, table: str, started_ns: int, ended_ns: int, failure: str | None) -> None:

@@ -60,6 +60,18 @@ def test_a_name_that_is_no_tool_of_ours_leaves_the_callers_text_out_of_the_span_
     assert attributes["gen_ai.tool.name"] == "unknown"
 
 
+def test_an_unknown_prompt_is_named_unknown_and_an_unknown_resource_gets_no_tool_name(
+    signals: OtelSignals, exported: Exported
+) -> None:
+    with _REQUEST.start_as_current_span("prompts/get steal", attributes={"gen_ai.prompt.name": "steal"}):
+        signals.call_ended(_ended(method="prompts/get", tool=None, decision="ERROR", refused=True))
+    with _REQUEST.start_as_current_span("resources/read"):
+        signals.call_ended(_ended(method="resources/read", tool=None, decision="ERROR", refused=True))
+    prompt, resource = exported.span("prompts/get"), exported.span("resources/read")
+    assert prompt.attributes is not None and prompt.attributes["gen_ai.prompt.name"] == "unknown"
+    assert resource.attributes is not None and not any(name.startswith("gen_ai.") for name in resource.attributes)
+
+
 def test_a_prompt_or_resource_is_measured_by_its_method_and_a_prompt_by_its_name(
     signals: OtelSignals, exported: Exported
 ) -> None:
