@@ -50,8 +50,8 @@ def _asked(settings: Settings) -> Iterator[tuple[str, _Start]]:
     if telemetry.otel is not None:
 
         def otel() -> AbstractContextManager[Signals]:
-            from server.telemetry.otel import otel_signals  # type: ignore  # lands with issue 26's A
+            from server.telemetry.otel import otel_signals
 
-            return otel_signals(version=server_version())  # type: ignore[no-any-return]
+            return otel_signals(version=server_version())
 
         yield f"OpenTelemetry ({telemetry.otel})", otel
