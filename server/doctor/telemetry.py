@@ -1,17 +1,16 @@
 """`doctor`'s check of monitoring: whether the Prometheus listener could bind its address, and whether the
 OpenTelemetry that the OTEL_* variables ask for could start (its packages installed)."""
 
-import importlib.util
 import ipaddress
+import os
 from collections.abc import Iterator
 
 from server.config.settings import Settings
 from server.doctor.check import Check
+from server.telemetry import TelemetryUnavailable
 from server.telemetry.prometheus.listener import bound
 
 __all__ = ["telemetry_checks"]
-
-_OTEL_PACKAGES = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
 
 
 def telemetry_checks(settings: Settings) -> Iterator[Check]:
@@ -48,23 +47,27 @@ def _metrics(host: str, port: int) -> Check:
 
 
 def _otel(variable: str) -> Check:
-    missing = [name for name in _OTEL_PACKAGES if not _installed(name)]
-    if missing:
+    """What `serve` would find, by the rules it starts OpenTelemetry by (`setup.check`), nothing set up."""
+    try:
+        from server.telemetry.otel.setup import check
+    except ImportError as missing:
         return Check(
             "telemetry.otel",
             "fail",
-            f"{variable} asks for OpenTelemetry, but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
-            "not installed; the server would serve without it",
+            f"{variable} asks for OpenTelemetry, but its packages are not installed ({missing.name} is missing); "
+            "the server would serve without it",
             "pip install 'planner-mcp[otel]', or unset the OTEL_* variables.",
         )
-    return Check("telemetry.otel", "ok", f"OpenTelemetry on ({variable} is set); exported over OTLP")
-
-
-def _installed(module: str) -> bool:
     try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        return False
+        check(os.environ)
+    except TelemetryUnavailable as exc:
+        return Check(
+            "telemetry.otel",
+            "fail",
+            f"OpenTelemetry would not start: {exc}",
+            "Fix what it names, or unset the OTEL_* variables.",
+        )
+    return Check("telemetry.otel", "ok", f"OpenTelemetry on ({variable} is set); exported over OTLP")
 
 
 def _loopback(host: str) -> bool:

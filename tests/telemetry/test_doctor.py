@@ -3,6 +3,8 @@
 import socket
 from collections.abc import Callable
 
+import pytest
+
 from server import Settings
 from server.config.telemetry import TelemetryConfig
 from server.doctor.run import Check, run_checks
@@ -38,3 +40,15 @@ def test_a_free_loopback_port_passes_and_one_beyond_loopback_is_a_warning(
     assert ok["telemetry.metrics"].status == "ok"
     wide = _telemetry_checks(make_settings(telemetry=TelemetryConfig(metrics=("0.0.0.0", 0))))
     assert wide["telemetry.metrics"].status == "warn" and "beyond this machine" in wide["telemetry.metrics"].detail
+
+
+def test_opentelemetry_asked_for_is_checked_by_the_rules_serve_starts_it_by(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OTEL_* variables are OpenTelemetry's own, read from the process environment by serve and doctor alike."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    settings = make_settings(telemetry=TelemetryConfig(otel="OTEL_EXPORTER_OTLP_ENDPOINT"))
+    assert _telemetry_checks(settings)["telemetry.otel"].status == "ok"
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
+    check = _telemetry_checks(settings)["telemetry.otel"]
+    assert check.status == "fail" and "OTEL_TRACES_EXPORTER=zipkin" in check.detail

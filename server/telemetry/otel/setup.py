@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from server.telemetry.signals import TelemetryUnavailable
 
-__all__ = ["STOP_WAIT_S", "Installed", "install"]
+__all__ = ["STOP_WAIT_S", "Installed", "check", "install"]
 
 logger = logging.getLogger("server.telemetry")
 
@@ -94,6 +94,15 @@ def install(environ: Mapping[str, str], version: str) -> Installed | None:
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     return Installed(tracer_provider, meter_provider)
+
+
+def check(environ: Mapping[str, str]) -> None:
+    """Raise the `TelemetryUnavailable` that `install` would, setting nothing up and making no exporter (for
+    `doctor`, which must not start what it checks)."""
+    for signal in ("traces", "metrics"):
+        for name in _chosen(environ, signal):
+            if name == "otlp":
+                _otlp(signal, environ)
 
 
 def _resource(version: str) -> Resource:
