@@ -13,19 +13,20 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger import EXIT_CODES, Report, utc_now, verify
 from ledger.engines import locate
-from ledger.figures import Figures, gather
 from ledger.storage import describe
 from server.cli.replay import add_since_argument
 from server.config.ledger import ledger_key
 from server.config.settings import Settings
 from server.governance.policy import PolicyError
 from server.governance.roster import load_roster
-from server.report import Context, render
 from server.support.terminal import say
+
+if TYPE_CHECKING:
+    from ledger.figures import Figures
 
 __all__ = ["add_report_command", "run_report"]
 
@@ -43,6 +44,10 @@ def add_report_command(sub: Any) -> None:
 
 
 def run_report(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: the page's modules are for this command alone, and every server start parses the command line.
+    from ledger.figures import gather
+    from server.report import Context, render
+
     storage = locate(settings.ledger_path)
     where = describe(storage.where)
     verified = verify(storage, key=ledger_key(settings), progress=_progress())
@@ -66,7 +71,7 @@ def run_report(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_CODES[verified.status]
 
 
-def _summary(html: Path, figures: Figures, verified: Report, where: str) -> str:
+def _summary(html: Path, figures: "Figures", verified: Report, where: str) -> str:
     window = f"since {figures.since}" if figures.since else "all recorded"
     return (
         f"report {html}: {figures.calls:,} calls ({window}); ledger {where}: {verified.rows:,} rows, head seq "
