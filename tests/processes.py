@@ -19,9 +19,20 @@ from typing import Any
 from mcp import StdioServerParameters
 
 __all__ = [
-    "WATCHDOG_S", "host_env", "on_a_terminal", "run_cli", "run_server", "server_command", "server_process",
+    "HANDSHAKE", "WATCHDOG_S", "host_env", "on_a_terminal", "run_cli", "run_server", "server_command", "server_process",
     "stdio_params",
 ]  # fmt: skip
+
+HANDSHAKE: list[dict[str, Any]] = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "host", "version": "1"}},
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+]
+"""What a host sends first on stdio, before its first request (id 2 onwards)."""
 
 WATCHDOG_S = 60.0
 """How long a server process may live in a test before it is killed."""

@@ -13,18 +13,12 @@ import pytest
 
 from tests.conftest import API_KEY, rows
 from tests.peers.openai_server import FakeOpenAI, Reply
-from tests.processes import run_cli, server_process
+from tests.processes import HANDSHAKE, run_cli, server_process
 
 pytestmark = pytest.mark.subprocess
 
 _MESSAGES: list[dict[str, Any]] = [
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "host", "version": "1"}},
-    },
-    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    *HANDSHAKE,
     {
         "jsonrpc": "2.0",
         "id": 2,

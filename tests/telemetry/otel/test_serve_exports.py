@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.http_server import free_port
-from tests.processes import server_process
+from tests.processes import HANDSHAKE, server_process
 from tests.telemetry.otel.otlp_receiver import OTLPReceiver, attributes
 
 pytestmark = pytest.mark.subprocess
@@ -19,13 +19,7 @@ _TRACE_ID = "5b8efff798038103d269b633813fc60c"
 _PARENT_ID = "eee19b7ec3c1b174"
 
 _MESSAGES: list[dict[str, Any]] = [
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "host", "version": "1"}},
-    },
-    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    *HANDSHAKE,
     {
         "jsonrpc": "2.0",
         "id": 2,
