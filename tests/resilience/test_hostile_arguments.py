@@ -352,7 +352,9 @@ def test_json_nested_thousands_deep_or_malformed_never_stops_the_stdio_server(le
         proc.stdin.write("\n".join(lines) + "\n")
         proc.stdin.flush()
         replies: dict[int, dict[str, Any]] = {}
-        while 99 not in replies:
+        # Every request the SDK can read is answered by its id; the calls run at once, so 99's answer may come
+        # first. Stdin closes only when all are in: closing it stops the server, and with it a call still running.
+        while not {12, 13, 14, 17, 99} <= replies.keys():
             line = proc.stdout.readline()
             assert line, "the server closed stdout before answering the call after the hostile ones"
             reply = json.loads(line)
