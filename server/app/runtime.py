@@ -53,9 +53,9 @@ class Runtime:
     """The agent of calls that name no caller (stdio, in process), if there is one."""
     ledger: Ledger
     scrubber: Scrubber
-    store: Store | None = None
+    store: Store
     """The store itself (not the view monitoring reads through), for its breaker."""
-    llm: LLMClient | None = None
+    llm: LLMClient
     """The LLM client every gate shares, for its breaker."""
 
     def budgets(self) -> list[BudgetLeft]:
@@ -79,7 +79,7 @@ class Runtime:
         found = []
         if isinstance(self.store, VaultStore):
             found.append(BreakerState(dependency="vault", state=self.store.breaker.state))
-        if self.llm is not None and not self.llm.config.missing():
+        if not self.llm.config.missing():
             found.append(BreakerState(dependency="llm", state=self.llm.breaker.state))
         return found
 
