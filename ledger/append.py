@@ -9,7 +9,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher, algorithm, storage_problems
+from ledger.chain import COLUMNS, GENESIS, TABLES, Hasher, algorithm, storage_problems, typed
 from ledger.errors import LedgerError
 from ledger.storage import Conn
 
@@ -20,12 +20,12 @@ __all__ = [
 
 
 def _statement(table: str) -> str:
-    names = [*COLUMNS[table], "prev_hash", "row_hash"]
+    # The columns in the order `typed` gives them (sorted), so its values are the statement's parameters.
+    names = [*sorted(COLUMNS[table]), "prev_hash", "row_hash"]
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
 
 
 _INSERT = {table: _statement(table) for table in TABLES}
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 class Head(NamedTuple):
@@ -201,19 +201,19 @@ def write_row(conn: Conn, hasher: Hasher, table: str, values: Mapping[str, Any],
     it escaped; an integer past 64 bits is refused.
     """
     row = {**values, "id": row_id, "seq": at.seq + 1}
-    if any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in row.values()):  # either engine's limit
+    columns, too_large = typed(table, row)
+    if too_large:  # either engine's limit
         raise LedgerError(f"a row for {table} holds a number too large to store (past 64 bits)", "value")
     try:
-        return _insert(conn, hasher, table, row, at)
+        return _insert(conn, hasher, table, columns, at)
     except conn.unstorable:
-        escaped = {k: _escaped(v) if isinstance(v, str) else v for k, v in row.items()}
+        escaped = {k: _escaped(v) if isinstance(v, str) else v for k, v in columns.items()}
         return _insert(conn, hasher, table, escaped, at)
 
 
-def _insert(conn: Conn, hasher: Hasher, table: str, row: dict[str, Any], at: Head) -> Head:
-    row_hash = hasher.row_hash(table, at.hash, row)
-    values = [row.get(name) for name in COLUMNS[table]] + [at.hash, row_hash]
-    conn.insert(_INSERT[table], values, functools.partial(_not_landed, table))
+def _insert(conn: Conn, hasher: Hasher, table: str, columns: dict[str, Any], at: Head) -> Head:
+    row_hash = hasher.typed_hash(table, at.hash, columns)
+    conn.insert(_INSERT[table], [*columns.values(), at.hash, row_hash], functools.partial(_not_landed, table))
     return Head(at.seq + 1, row_hash, table)
 
 

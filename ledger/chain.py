@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["COLUMNS", "GENESIS", "TABLES", "Hasher", "algorithm", "canonical", "storage_problems"]
+__all__ = ["COLUMNS", "GENESIS", "INT64", "TABLES", "Hasher", "algorithm", "canonical", "storage_problems", "typed"]
 
 GENESIS = "genesis"
 """The `prev_hash` of the first row (seq 1)."""
@@ -54,26 +54,43 @@ _STORAGE_NAMES = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
 # Each table's columns in key order with their type: the row is built already sorted (the encoder still sorts).
 _SORTED = {table: [(name, _STORED[kind]) for name, kind in sorted(cols.items())] for table, cols in COLUMNS.items()}
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+INT64 = (-(2**63), 2**63 - 1)
+"""The integers both engines store (SQLite's INTEGER, PostgreSQL's BIGINT)."""
+
+
+def typed(table: str, row: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The table's hashed columns of `row`, in sorted order, each as SQLite will hand it back; and whether an
+    integer among them is past 64 bits (which neither engine can store).
+
+    Only the two conversions SQLite makes on the way in are applied (an integer into a REAL column comes
+    back a float; Python's `bool` is stored as an integer). Any other value is kept as found: a REAL 0.5
+    written into `success` later is not read as the 0 it would truncate to, so it cannot match the hash
+    the row was written with. One pass: appending a row calls this once for its hash and its insert.
+    """
+    found: dict[str, Any] = {}
+    too_large = False
+    low, high = INT64
+    for name, stored in _SORTED[table]:
+        value = row.get(name)
+        kind = type(value)
+        if kind is int and not low <= value <= high:
+            too_large = True
+        if value is not None and kind is not stored:
+            if stored is float and kind is int:
+                value = float(value)
+            elif stored is int and kind is bool:
+                value = int(value)
+        found[name] = value
+    return found, too_large
 
 
 def canonical(table: str, prev_hash: str, row: Mapping[str, Any]) -> bytes:
-    """The bytes a row's hash covers: each value as SQLite will hand it back.
+    """The bytes a row's hash covers: its columns as `typed` gives them (as SQLite will hand them back)."""
+    return _canonical(table, prev_hash, typed(table, row)[0])
 
-    Only the two conversions SQLite makes on the way in are applied (an integer into a REAL column comes
-    back a float; Python's `bool` is stored as an integer). Any other value is hashed as found: a REAL 0.5
-    written into `success` later is not read as the 0 it would truncate to, so it cannot match the hash
-    the row was written with.
-    """
-    typed = {}
-    for name, stored in _SORTED[table]:
-        value = row.get(name)
-        if value is not None and type(value) is not stored:
-            if stored is float and type(value) is int:
-                value = float(value)
-            elif stored is int and type(value) is bool:
-                value = int(value)
-        typed[name] = value
-    return _TAG + _ENCODER.encode({"prev": prev_hash, "row": typed, "table": table}).encode()
+
+def _canonical(table: str, prev_hash: str, columns: dict[str, Any]) -> bytes:
+    return _TAG + _ENCODER.encode({"prev": prev_hash, "row": columns, "table": table}).encode()
 
 
 def storage_problems(table: str, row: Mapping[str, Any]) -> list[str]:
@@ -109,7 +126,11 @@ class Hasher:
         return self._key is not None
 
     def row_hash(self, table: str, prev_hash: str, row: Mapping[str, Any]) -> str:
-        data = canonical(table, prev_hash, row)
+        return self.typed_hash(table, prev_hash, typed(table, row)[0])
+
+    def typed_hash(self, table: str, prev_hash: str, columns: dict[str, Any]) -> str:
+        """`row_hash` of a row whose columns `typed` already gave."""
+        data = _canonical(table, prev_hash, columns)
         if self._key is None:
             return f"{_VERSION}:sha256:{hashlib.sha256(data).hexdigest()}"
         return f"{_VERSION}:hmac-sha256:{hmac.new(self._key, data, hashlib.sha256).hexdigest()}"
