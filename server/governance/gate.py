@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +31,7 @@ from server.governance.limits import TokenBudget, budget_exhausted
 from server.governance.outcome import GATE_LOGGER, CallContext, Closer
 from server.governance.spec import Catalogue, Deps, ToolResult, ToolSpec
 from server.support.encoding import encodable
+from server.support.ids import request_id
 from server.telemetry import NO_SIGNALS, Signals
 
 __all__ = ["Gate"]
@@ -136,7 +136,7 @@ class Gate:
     ) -> CallContext:
         """Take the call: its request id, its start, and what each of its ledger rows will say about it."""
         return CallContext(
-            request_id=uuid.uuid4().hex,
+            request_id=request_id(),
             started=time.perf_counter(),
             client_request_id=client_request_id,
             notes=self._notes_via(via),
