@@ -99,6 +99,11 @@ class AgentOutput(Contract):
 
         Call it once the output is final (the gate does, when it records the outcome).
         """
-        if self._sealed is None:
-            self._sealed = self.model_dump_json()
-        return self._sealed
+        # Through the private attributes' own dict: pydantic's attribute hooks for them cost more than the rest of
+        # this method (a lookup that raises and catches AttributeError on every read).
+        private = self.__pydantic_private__
+        assert private is not None  # pydantic sets it for a model with private attributes
+        sealed: str | None = private.get("_sealed")
+        if sealed is None:
+            sealed = private["_sealed"] = self.model_dump_json()
+        return sealed
