@@ -12,6 +12,10 @@ REDACTED = "[REDACTED]"
 
 _SHORTEST_KNOWN = 8
 """Known secrets shorter than this are not kept: they would redact ordinary words."""
+_REMEMBERED = 64
+"""Texts up to this long are remembered scrubbed (a call's action, its notes, its client's request id): every
+call's ledger rows carry the same few of them."""
+_REMEMBERED_COUNT = 1024
 
 
 def _sub(value: str) -> tuple[str, int]:
@@ -38,6 +42,7 @@ class Scrubber:
 
     def __init__(self, known_secrets: Iterable[str] = ()) -> None:
         self._known: tuple[str, ...] = ()
+        self._remembered: tuple[tuple[str, ...], dict[str, str]] = ((), {})
         self.add(*known_secrets)
 
     def add(self, *secrets: str) -> None:
@@ -55,7 +60,20 @@ class Scrubber:
         return self._known
 
     def text(self, value: str) -> str:
-        return self._text(value)[0]
+        if len(value) > _REMEMBERED:
+            return self._text(value)[0]
+        # Remembered under the known secrets they were scrubbed with: a secret learnt since starts afresh.
+        known, remembered = self._remembered
+        if known is not self._known:
+            known, remembered = self._known, {}
+            self._remembered = (known, remembered)
+        scrubbed = remembered.get(value)
+        if scrubbed is None:
+            if len(remembered) >= _REMEMBERED_COUNT:  # texts a caller chose, one per call: start again
+                remembered = {}
+                self._remembered = (known, remembered)
+            scrubbed = remembered[value] = self._text(value)[0]
+        return scrubbed
 
     def value(self, value: Any) -> Any:
         """Scrub a JSON-like value: secret-named keys lose their values, strings lose secret-looking parts."""

@@ -156,3 +156,21 @@ _PIECES = [
 @settings(max_examples=600, deadline=None)
 def test_finding_the_heads_first_redacts_exactly_what_trying_every_rule_everywhere_would(text: str) -> None:
     assert spans(text, heads_in(text)) == spans(text, everywhere(text))
+
+
+def test_a_short_text_scrubbed_before_a_secret_was_learnt_is_scrubbed_afresh_after() -> None:
+    # Short texts (an action, a client's request id) are remembered scrubbed: learning a secret must not leave a
+    # remembered copy that still holds it.
+    scrubber = Scrubber()
+    text = "id c4naryKnownSecret0"
+    assert scrubber.text(text) == text
+    scrubber.add("c4naryKnownSecret0")
+    assert scrubber.text(text) == f"id {REDACTED}"
+
+
+def test_remembering_short_texts_changes_no_answer_however_many_a_caller_sends() -> None:
+    # Past the count it keeps, the scrubber starts again; every answer stays the one a fresh scrubber gives.
+    scrubber, fresh = Scrubber(["c4naryKnownSecret0"]), Scrubber(["c4naryKnownSecret0"])
+    texts = [f"{i} token=abcdefgh{i}" if i % 3 else f"{i} c4naryKnownSecret0" for i in range(3000)]
+    for text in texts + texts[::-1]:
+        assert scrubber.text(text) == fresh._text(text)[0]
