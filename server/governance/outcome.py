@@ -206,6 +206,8 @@ def _place(output: AgentOutput, intent: Position | None, duration_ms: float) -> 
 def _log_call(output: AgentOutput, duration_ms: float) -> None:
     """The call's one log line. Kind and timing only: arguments and payloads are the caller's data and stay in
     the ledger, scrubbed."""
+    if not logger.isEnabledFor(logging.INFO):  # the default (WARNING): nothing to build
+        return
     error = output.error
     fields = {
         "request_id": output.request_id,
