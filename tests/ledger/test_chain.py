@@ -1,12 +1,14 @@
 """The chain as the ledger writes it: contiguous, append-only, upgraded in place, keyed on request."""
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from ledger import Intent, Ledger, LedgerError, Outcome, verify
 from ledger.migrations import MIGRATIONS, m001_seed_tables, m002_call_notes, m003_daily_token_usage
+from ledger.records import utc_now, utc_timestamp
 from ledger.verify import INCOMPLETE
 from server import Settings
 from server.config.settings import SettingsError
@@ -179,3 +181,11 @@ def test_a_failed_write_is_not_retried_and_names_its_cause(ledger_path: Path) ->
     before = _all_seqs(ledger_path)
     assert before == list(range(1, len(before) + 1))  # the failed row left no gap and no half
     assert verify(ledger_path).status in ("ok", "incomplete")
+
+
+def test_the_ledger_timestamp_spells_the_moment_as_utc_timestamp_does() -> None:
+    for _ in range(20_000):  # across several seconds' and milliseconds' turns
+        before = utc_timestamp(datetime.now(UTC))
+        now = utc_now()
+        after = utc_timestamp(datetime.now(UTC))
+        assert before <= now <= after and len(now) == len(before) == 24 and now.endswith("Z")
