@@ -14,6 +14,7 @@ kernel's `fs.protected_hardlinks` keeps a writer of the folder from linking a fi
 """
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -203,12 +204,9 @@ class FileStore:
             raise entry_too_large(kind, name, len(raw), self._max_bytes)
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
         return Entry(
-            name=stem,
-            format=fmt,
-            content=self._content(kind, stem, fmt, raw, digest),
-            source=SourceRef(kind=kind, name=stem, store=self.kind, version=digest),
-            digest=digest,
-        )
+            name=stem, format=fmt, content=self._content(kind, stem, fmt, raw, digest),
+            source=_source(kind, stem, self.kind, digest), digest=digest,
+        )  # fmt: skip
 
     def _content(self, kind: str, name: str, fmt: str, raw: bytes, digest: str) -> Any:
         """The text, or the parsed JSON. A parse is kept while the file's bytes are unchanged: parsing an
@@ -230,6 +228,12 @@ class FileStore:
                 self._parsed.clear()
             self._parsed[(kind, name)] = (digest, content)
         return content
+
+
+@functools.lru_cache(maxsize=256)
+def _source(kind: str, name: str, store: str, version: str) -> SourceRef:
+    """An entry's provenance: one per version of the entry, shared by its reads' outputs (nothing changes one)."""
+    return SourceRef(kind=kind, name=name, store=store, version=version)
 
 
 def _servable(st: os.stat_result) -> bool:

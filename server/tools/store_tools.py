@@ -4,6 +4,7 @@ Store content is untrusted data: a key or token pasted into a runbook is replace
 returned, and the output says how many were.
 """
 
+import functools
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +67,12 @@ scrubbed = Derived(_redacted)
 """The entry's content with its secrets replaced, and how many were (kept while the entry is unchanged)."""
 
 
+@functools.lru_cache(maxsize=256)
+def _read_of(action: str, where: str) -> SideEffect:
+    """The side effect a read records; one per entry read, shared by its outputs (nothing changes one)."""
+    return SideEffect(type=action, target=where, reversible=True)
+
+
 def _read_result(entry: Entry, action: str, scrubber: Scrubber) -> ToolResult:
     where = f"{entry.source.kind}/{entry.name}"
     content, redacted = scrubbed(entry, scrubber)
@@ -76,7 +83,7 @@ def _read_result(entry: Entry, action: str, scrubber: Scrubber) -> ToolResult:
         decision=Decision.EXECUTE,
         confidence=1.0,
         data={"name": entry.name, "format": entry.format, "content": content},
-        side_effects=[SideEffect(type=action, target=where, reversible=True)],
+        side_effects=[_read_of(action, where)],
         sources=[entry.source],
         notes_for_humans=notes,
     )
