@@ -50,11 +50,43 @@ _INSTRUCTIONS = (
 
 def to_call_result(output: AgentOutput) -> CallToolResult:
     """The output as structured content, and as the same JSON in text: the bytes the ledger's digest covers."""
-    return CallToolResult(
-        content=[TextContent(type="text", text=output.sealed_json())],
+    return _DumpedOnce.model_construct(
+        content=[TextContent.model_construct(type="text", text=output.sealed_json())],
         structured_content=output.model_dump(mode="json"),
         is_error=output.decision is Decision.ERROR,
     )
+
+
+_WIRE_DUMP = {"by_alias": True, "mode": "json", "exclude_none": True}
+
+
+class _DumpedOnce(CallToolResult):
+    """A tool result whose dump for the wire is its parts as they are.
+
+    The SDK dumps a handler's result (`model_dump` by alias, in JSON mode, without None) and then validates that
+    dump against the protocol version's schema and dumps it again: the first walk would copy the whole output,
+    its text and its structured content, once more per call. Its parts here are already that dump: the text,
+    and the output's own JSON-mode dump. Any other dump is pydantic's.
+    """
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        text = self._plain_text()
+        if kwargs != _WIRE_DUMP or text is None or self.meta is not None or self.structured_content is None:
+            return super().model_dump(**kwargs)
+        dumped = {"content": [{"type": "text", "text": text}], "structuredContent": self.structured_content,
+                  "isError": self.is_error}  # fmt: skip
+        if self.result_type is not None:
+            dumped["resultType"] = self.result_type
+        return dumped
+
+    def _plain_text(self) -> str | None:
+        """The text of the one part, when that is all there is to it (no annotations, no `_meta`)."""
+        if len(self.content) != 1:
+            return None
+        part = self.content[0]
+        if not isinstance(part, TextContent) or type(part) is not TextContent or part.annotations or part.meta:
+            return None
+        return part.text
 
 
 class GovernedServer(MCPServer[Runtime]):
