@@ -50,8 +50,8 @@ _INSTRUCTIONS = (
 
 def to_call_result(output: AgentOutput) -> CallToolResult:
     """The output as structured content, and as the same JSON in text: the bytes the ledger's digest covers."""
-    return _DumpedOnce.model_construct(
-        content=[TextContent.model_construct(type="text", text=output.sealed_json())],
+    return _DumpedOnce(
+        content=[TextContent(type="text", text=output.sealed_json())],
         structured_content=output.model_dump(mode="json"),
         is_error=output.decision is Decision.ERROR,
     )
