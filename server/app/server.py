@@ -309,7 +309,9 @@ def progress_reporter(context: Context[Runtime, Any] | None, *, tokens_carry_pro
 def _runtime(context: Context[Runtime, Any] | None) -> tuple[Runtime, str | None]:
     if context is None:
         raise RuntimeError("GovernedServer needs the request context that holds the runtime")
-    return context.request_context.lifespan_context, context.request_id
+    # Read once: each read of the SDK context's `request_context` goes through pydantic's private-attribute hook.
+    request = context.request_context
+    return request.lifespan_context, str(request.request_id)
 
 
 def build_server(
