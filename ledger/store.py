@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _MAX_ERROR_MESSAGE = 1000
 _MAX_CLIENT_ID = 128
+_ARGUMENTS = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
+"""How a call's arguments are recorded: `json.dumps` with these options, its encoder made once."""
 
 
 class Ledger(Queries):
@@ -233,7 +235,7 @@ class Ledger(Queries):
     # -- writing ------------------------------------------------------------------------------
 
     def _json(self, value: dict[str, Any]) -> str:
-        return json.dumps(self._scrub.value(value), sort_keys=True, ensure_ascii=False, default=str)
+        return _ARGUMENTS.encode(self._scrub.value(value))
 
     def _arguments(self, record: Intent | Outcome) -> str:
         """A call's arguments as recorded: scrubbed JSON, encoded once for its intent and its outcome.

@@ -16,11 +16,13 @@ MAX_ARGUMENT_BYTES = 64 * 1024
 MAX_REFUSED_ARGUMENT_BYTES = 512
 """The most of a refused call's arguments the ledger keeps (as scrubbed JSON): an excerpt and a digest beyond."""
 _MAX_TRIGGER = 300
+_SIZED = json.JSONEncoder(ensure_ascii=False, default=str)
+"""How arguments are measured: `json.dumps` with these options, its encoder made once (every call is measured)."""
 
 
 def json_size(value: Any) -> int:
     try:
-        return len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace"))
+        return len(_SIZED.encode(value).encode("utf-8", "backslashreplace"))
     except (RecursionError, ValueError):
         return MAX_ARGUMENT_BYTES + 1
 
