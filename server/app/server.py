@@ -52,9 +52,22 @@ def to_call_result(output: AgentOutput) -> CallToolResult:
     """The output as structured content, and as the same JSON in text: the bytes the ledger's digest covers."""
     return _DumpedOnce(
         content=[TextContent(type="text", text=output.sealed_json())],
-        structured_content=output.model_dump(mode="json"),
+        structured_content=_structured(output),
         is_error=output.decision is Decision.ERROR,
     )
+
+
+_FIELDS = tuple(AgentOutput.model_fields)
+
+
+def _structured(output: AgentOutput) -> dict[str, Any]:
+    """The output's JSON-mode dump, its `data` shared rather than copied: the SDK dumps the structured content
+    in JSON mode itself before it is sent, and `data` (a whole inventory, say) is most of the output."""
+    dumped = output.model_dump(mode="json", exclude=_DATA)
+    return {name: output.data if name == "data" else dumped[name] for name in _FIELDS}
+
+
+_DATA = {"data"}
 
 
 _WIRE_DUMP = {"by_alias": True, "mode": "json", "exclude_none": True}

@@ -1,6 +1,10 @@
 """A tool's answer reaches the wire exactly as the SDK would send a plain CallToolResult of it, in every protocol
 version, though its first dump is the parts already made rather than a walk of the whole output again."""
 
+import json
+import math
+from datetime import UTC, datetime
+
 import pytest
 from mcp.server.runner import _dump_result
 from mcp.types import CallToolResult, TextContent
@@ -26,6 +30,10 @@ _REFUSED = AgentOutput(
 )  # fmt: skip
 
 
+_ODD = _READ.model_copy(update={"data": {"pair": (1, 2), "when": datetime(2026, 12, 6, tzinfo=UTC), "nan": math.nan}})
+"""Data that is not already JSON's (a tuple, a datetime, NaN): the SDK's own dump for the wire settles it."""
+
+
 def _plain(output: AgentOutput) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=output.sealed_json())],
@@ -35,13 +43,12 @@ def _plain(output: AgentOutput) -> CallToolResult:
 
 
 @pytest.mark.parametrize("version", _VERSIONS)
-@pytest.mark.parametrize("output", [_READ, _REFUSED], ids=["read", "refused"])
+@pytest.mark.parametrize("output", [_READ, _REFUSED, _ODD], ids=["read", "refused", "odd data"])
 def test_the_answer_on_the_wire_is_the_one_a_plain_call_tool_result_gives(output: AgentOutput, version: str) -> None:
-    ours, plain = to_call_result(output), _plain(output)
-    assert _dump_result(ours) == _dump_result(plain)
-    assert serialize_server_result("tools/call", version, _dump_result(ours)) == serialize_server_result(
-        "tools/call", version, _dump_result(plain)
-    )
+    ours = serialize_server_result("tools/call", version, _dump_result(to_call_result(output)))
+    plain = serialize_server_result("tools/call", version, _dump_result(_plain(output)))
+    assert ours == plain
+    assert json.dumps(ours) == json.dumps(plain)  # the same keys in the same order, too
 
 
 def test_any_other_dump_of_the_answer_is_pydantics_own() -> None:
