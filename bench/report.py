@@ -30,10 +30,9 @@ def _fast_lines(results: Mapping[str, Any]) -> list[str]:
     for transport in ("stdio", "http"):
         for concurrency, figures in section.get(transport, {}).items():
             label = f"{section['tool']} {transport}, {concurrency} in flight"
-            lines += [
-                f"{label:<44} {name:<10} {_ms(figures[name])}  {figures[name]['calls_per_s']:6.0f}/s{_cpu(figures[name])}"
-                for name in ("planner", "strict", "sdk", "bare")
-            ]
+            for name in ("planner", "strict", "sdk", "bare"):
+                server = figures[name]
+                lines.append(f"{label:<44} {name:<10} {_ms(server)}  {server['calls_per_s']:6.0f}/s{_cpu(server)}")
     return lines
 
 

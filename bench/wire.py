@@ -112,7 +112,7 @@ class Channel(Protocol):
 
 
 def pump(
-    channels: Sequence[Channel], depth: int, requests: Callable[[int], bytes], ids: range
+    channels: Sequence[Channel], depth: int, requests: Callable[[int], bytes], ids: range, timeout_s: float = TIMEOUT_S
 ) -> tuple[list[float], int, int]:
     """Make one call for each id in `ids`, at most `depth` in flight on each channel (a new one sent on a channel as
     each of its answers comes back), answers matched to calls by id. Returns each call's seconds from request to
@@ -123,9 +123,9 @@ def pump(
             selector.register(channel.fileno(), selectors.EVENT_READ, channel)
             flight.send(channel, depth)
         while flight.started:
-            events = selector.select(TIMEOUT_S)
+            events = selector.select(timeout_s)
             if not events:
-                raise WireError(f"no answer within {TIMEOUT_S:g} s; {len(flight.started)} calls outstanding")
+                raise WireError(f"no answer within {timeout_s:g} s; {len(flight.started)} calls outstanding")
             for key, _ in events:
                 answers = key.data.receive()
                 flight.answered(key.data, answers, time.perf_counter())
@@ -187,6 +187,8 @@ class Peer:
 
     name: str
     pid: int
+    timeout_s = TIMEOUT_S
+    """The longest `run` waits for an answer."""
     _next_id = 1
 
     @contextmanager
@@ -203,7 +205,7 @@ class Peer:
         self._next_id += count
         with self._channels(concurrency) as (channels, depth):
             cpu, server, started = time.process_time(), server_cpu_s(self.pid), time.perf_counter()
-            latencies, peak, size = pump(channels, depth, requests, ids)
+            latencies, peak, size = pump(channels, depth, requests, ids, self.timeout_s)
             seconds = time.perf_counter() - started
             cpu, server = time.process_time() - cpu, server_cpu_s(self.pid) - server
         return Batch(latencies, seconds, cpu, server, peak, size)
