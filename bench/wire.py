@@ -63,10 +63,10 @@ def answer_id(answer: bytes) -> int | None:
     """The id of a successful result; None for a notification. Raises `WireError` for an error of either kind.
 
     The SDK writes compact JSON, `{"jsonrpc":"2.0","id":N,"result":...}`; a key `"isError":` cannot occur inside a
-    JSON string (its quotes would be escaped), so an answer of that head without `"isError":true` anywhere is a
-    success without parsing it. Anything else is parsed whole and judged on its fields."""
+    JSON string (its quotes would be escaped), so an answer of that head, whole (its braces closed) and without
+    `"isError":true` anywhere is a success without parsing it. Anything else is parsed and judged on its fields."""
     head = _SUCCESS.match(answer)
-    if head is not None and b'"isError":true' not in answer:
+    if head is not None and answer.endswith(b"}}") and b'"isError":true' not in answer:
         return int(head[1])
     return _judged(answer)
 

@@ -9,7 +9,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,34 +19,15 @@ from mcp import StdioServerParameters
 
 from bench.fill import cached_ledger, fill
 from bench.ledger_load import shared_file
-from bench.llm_peer import llm_peer
 from bench.processes import ROOT, Launch
 from bench.sessions import Call, CallFailed, cold_start, interleave, open_session
 from bench.telemetry import telemetry_cost
-from bench.workspace import LLM_CALLS, READS, Workspace, capture_fixture, make_data_dir
+from bench.workspace import LLM_CALLS, READS, Workspace, capture_fixture
 from ledger import verify
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.plans import A_PLAN, AN_ANALYSIS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
-
-
-@pytest.fixture
-def errlog(tmp_path: Path) -> Iterator[TextIO]:
-    with (tmp_path / "servers.log").open("w", encoding="utf-8") as log:
-        yield log
-
-
-@pytest.fixture
-def peer() -> Iterator[str]:
-    with llm_peer(0.0) as base_url:
-        yield base_url
-
-
-@pytest.fixture
-async def workspace(tmp_path: Path, peer: str, errlog: TextIO) -> Workspace:
-    data = make_data_dir(tmp_path, (1_024, 10_240))
-    return await capture_fixture(tmp_path, data, peer, errlog)
 
 
 def _shape(value: Any) -> Any:
