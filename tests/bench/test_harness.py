@@ -208,6 +208,13 @@ def test_the_quick_run_measures_every_target_and_writes_table_and_json(tmp_path:
     assert set(results["read_tools"]) == {"read_docs", "read_inventory"}
     assert {"planner", "bare", "durable", "intent"} <= set(results["read_tools"]["read_docs"])
     assert "planner vs intent floor" in done.stdout
+    # Issue 27: the reads by the fast client against the strict floor, and throughput on both transports.
+    assert {"strict", "sdk"} <= set(results["read_tools"]["read_docs"])
+    assert results["read_tools"]["read_inventory"]["planner"]["server_cpu_ms"] > 0
+    for transport in ("stdio", "http"):
+        assert set(results["throughput"][transport]) == {"1", "8", "32"}
+        assert results["throughput"][transport]["32"]["strict"]["max_in_flight"] == 32
+    assert "read_inventory http, 8 in flight" in done.stdout
     assert "cold start, p50 vs bare" in done.stdout and "figures:" in done.stdout
     assert results["report"]["verify"] == "ok" and "ledger report of 3,000 rows" in done.stdout
     assert bytecode.exists()
