@@ -41,7 +41,7 @@ class Profile:
     batch: int = 50
     # Throughput: calls of each server at each number in flight, in batches of this many, taking turns.
     throughput_calls: int = 2000
-    throughput_batch: int = 250
+    throughput_batch: int = 100
     concurrencies: tuple[int, ...] = (1, 8, 32)
     llm_calls: int = 300
     llm_delay_ms: float = 20.0
