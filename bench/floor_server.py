@@ -49,8 +49,9 @@ _DOC_SUFFIXES = (".md", ".txt", ".json")
 class Audit:
     """One committed row per call: WAL, synchronous=FULL. With `intents`, an unsynced intent row before it.
 
-    One connection, taken by one call at a time (the lock): calls in flight together run in different worker
-    threads, and two transactions on one connection would be one."""
+    One connection, used by one call at a time (the lock): calls in flight together run in different worker
+    threads. Autocommit (`isolation_level=None`): each INSERT is a transaction of its own, committed and, at
+    synchronous=FULL, synced before `record` returns."""
 
     def __init__(self, path: Path, *, intents: bool = False) -> None:
         self.intents = intents
@@ -76,7 +77,7 @@ class Audit:
 
     def _insert(self, table: str, tool: str, arguments: dict[str, Any]) -> None:
         row = (_now(), tool, json.dumps(arguments, sort_keys=True))
-        with self._lock, self._conn:  # one transaction, committed on exit
+        with self._lock:
             self._conn.execute(f"INSERT INTO {table} (timestamp, tool, arguments) VALUES (?, ?, ?)", row)
 
 
