@@ -24,11 +24,12 @@ from bench.processes import compile_bytecode
 from bench.report import render
 from bench.targets import judge
 from bench.telemetry import telemetry_cost
-from bench.workspace import capture_fixture, make_data_dir
+from bench.throughput import throughput
+from bench.workspace import Workspace, capture_fixture, make_data_dir
 
 __all__ = ["FULL", "QUICK", "Profile", "main", "run"]
 
-SECTIONS = ("cold", "reads", "llm", "ledger", "growth", "postgres", "report", "telemetry")
+SECTIONS = ("cold", "reads", "throughput", "llm", "ledger", "growth", "postgres", "report", "telemetry")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class Profile:
     cold_runs: int = 20
     read_calls: int = 2000
     batch: int = 50
+    # Throughput: calls of each server at each number in flight, in batches of this many, taking turns.
+    throughput_calls: int = 2000
+    throughput_batch: int = 100
+    concurrencies: tuple[int, ...] = (1, 8, 32)
     llm_calls: int = 300
     llm_delay_ms: float = 20.0
     ledger_calls: int = 3000
@@ -60,6 +65,8 @@ QUICK = Profile(
     cold_runs=2,
     read_calls=40,
     batch=10,
+    throughput_calls=64,
+    throughput_batch=32,
     llm_calls=10,
     llm_delay_ms=10.0,
     ledger_calls=50,
@@ -80,12 +87,7 @@ async def run(profile: Profile, root: Path, cache: Path, only: tuple[str, ...], 
     data = make_data_dir(root, profile.doc_sizes)
     with llm_peer(profile.llm_delay_ms / 1000) as base_url:
         ws = await capture_fixture(root, data, base_url, errlog)
-        if "cold" in only:
-            _progress("cold start")
-            results["cold_start"] = await sections.cold_starts(ws, profile.cold_runs, errlog)
-        if "reads" in only:
-            _progress("read tools and memory")
-            results.update(await sections.read_latency(ws, profile.read_calls, profile.batch, errlog))
+        results.update(await _fast_sections(ws, profile, only, errlog))
         if "llm" in only:
             _progress("LLM tools")
             results["llm"] = await sections.llm_overhead(
@@ -122,6 +124,23 @@ async def run(profile: Profile, root: Path, cache: Path, only: tuple[str, ...], 
             results["telemetry"] = await telemetry_cost(
                 ws, profile.read_calls, profile.batch, profile.cold_runs, errlog
             )
+    return results
+
+
+async def _fast_sections(ws: Workspace, profile: Profile, only: tuple[str, ...], errlog: TextIO) -> dict[str, Any]:
+    """Cold start, and the sections driven by the fast client (`bench.wire`): reads and throughput."""
+    results: dict[str, Any] = {}
+    if "cold" in only:
+        _progress("cold start")
+        results["cold_start"] = await sections.cold_starts(ws, profile.cold_runs, errlog)
+    if "reads" in only:
+        _progress("read tools and memory")
+        results.update(await sections.read_latency(ws, profile.read_calls, profile.batch, errlog))
+    if "throughput" in only:
+        _progress("throughput at 1, 8 and 32 calls in flight, over stdio and HTTP")
+        results["throughput"] = await anyio.to_thread.run_sync(
+            throughput, ws, profile.throughput_calls, profile.throughput_batch, profile.concurrencies, errlog
+        )
     return results
 
 

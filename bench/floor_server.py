@@ -1,22 +1,28 @@
 """The floors planner-mcp is measured against: a plain MCPServer with the same tools and the same payloads.
 
-`python -m bench.floor_server FIXTURE DATA_DIR [--audit LEDGER]` serves, on stdio, exactly the tool list the
-governed server showed (captured into FIXTURE by the harness) and answers each call with a payload of the
-same shape and size: the governed server's own answer to that tool, with the document read afresh, a new
-request id and a new clock. What it leaves out is the governance: no allowlist, no validation beyond the
-SDK's, no envelope built from models, no ledger.
+`python -m bench.floor_server FIXTURE DATA_DIR [--strict] [--audit LEDGER] [--http PORT]` serves, on stdio (or,
+with `--http`, over Streamable HTTP on that loopback port), exactly the tool list the governed server showed
+(captured into FIXTURE by the harness). What every floor leaves out is the governance: no allowlist, no
+validation beyond the SDK's, no envelope built from models, no ledger.
 
-With `--audit`, it is the durable floor: one row per call committed to a SQLite file in WAL mode with
-`synchronous=FULL`, the least any durable audit of a call can cost. Like every blocking step here, and as
-in planner-mcp, the file read and the commit run in worker threads, not on the event loop.
+With `--strict`, it is the sdk floor: each call is answered with the governed server's captured answer to
+that tool as it is, only its request id new (no file read, no copy of the payload). With `--strict --audit`,
+it is the strict floor, the least a durable audit of a call can cost: that, plus exactly one row per call
+committed to a SQLite file in WAL mode with `synchronous=FULL`, in one trip to a worker thread (the commit's
+fsync must not block the event loop), one connection behind a lock, one commit per call. The read targets
+and the throughput targets are judged against it.
 
-With `--audit --intent`, it is the intent floor: the durable floor that also commits an intent row before
-the read of each read tool, as planner-mcp's design asks, without waiting for the disk (`synchronous=NORMAL`;
-the synced row that follows flushes both). No target is judged against it: it shows how much of planner-mcp's
-cost above the durable floor is the intent its design records, and how much is the rest of its governance.
+Without `--strict` are the floors judged before (reported still, judged no more). The bare floor answers with
+a payload of the same shape and size, the document read afresh and the payload deep-copied on every call, a
+new request id and a new clock. With `--audit`, it is the durable floor: one row per call in WAL at
+`synchronous=FULL`; the file read and the commit each take their own trip to a worker thread. With `--audit
+--intent`, it is the intent floor: the durable floor that also commits an intent row before the read of each
+read tool, as planner-mcp's design asks, without waiting for the disk (`synchronous=NORMAL`; the synced row
+that follows flushes both): how much of planner-mcp's cost above the durable floor is the intent its design
+records, and how much is the rest of its governance.
 
-Only `mcp` (and, for the LLM tools, `openai`, imported on first use) is imported: this process's start-up
-time is the floor for planner-mcp's.
+Only `mcp` (and, for the LLM tools, `openai`, imported on first use; over HTTP, `uvicorn`) is imported: this
+process's start-up time is the floor for planner-mcp's.
 """
 
 import argparse
@@ -24,6 +30,7 @@ import copy
 import json
 import sqlite3
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,16 +41,21 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, Tool
 
-__all__ = ["Audit", "FloorServer", "main"]
+__all__ = ["Audit", "FloorServer", "StrictFloor", "main"]
 
 _DOC_SUFFIXES = (".md", ".txt", ".json")
 
 
 class Audit:
-    """One committed row per call: WAL, synchronous=FULL. With `intents`, an unsynced intent row before it."""
+    """One committed row per call: WAL, synchronous=FULL. With `intents`, an unsynced intent row before it.
+
+    One connection, used by one call at a time (the lock): calls in flight together run in different worker
+    threads. Autocommit (`isolation_level=None`): each INSERT is a transaction of its own, committed and, at
+    synchronous=FULL, synced before `record` returns."""
 
     def __init__(self, path: Path, *, intents: bool = False) -> None:
         self.intents = intents
+        self._lock = threading.RLock()  # the intent's insert takes it again
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
@@ -56,18 +68,42 @@ class Audit:
 
     def record_intent(self, tool: str, arguments: dict[str, Any]) -> None:
         """Commit the intent without waiting for the disk: the next `record` syncs it with its own row."""
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        try:
-            self._insert("intents", tool, arguments)
-        finally:
-            self._conn.execute("PRAGMA synchronous = FULL")
+        with self._lock:
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                self._insert("intents", tool, arguments)
+            finally:
+                self._conn.execute("PRAGMA synchronous = FULL")
 
     def _insert(self, table: str, tool: str, arguments: dict[str, Any]) -> None:
-        with self._conn:  # one transaction, committed on exit
-            self._conn.execute(
-                f"INSERT INTO {table} (timestamp, tool, arguments) VALUES (?, ?, ?)",
-                (_now(), tool, json.dumps(arguments, sort_keys=True)),
-            )
+        row = (_now(), tool, json.dumps(arguments, sort_keys=True))
+        with self._lock:
+            self._conn.execute(f"INSERT INTO {table} (timestamp, tool, arguments) VALUES (?, ?, ?)", row)
+
+
+class StrictFloor(MCPServer[None]):
+    """The sdk floor, and with an audit the strict floor: the captured answer as it is, and the one commit."""
+
+    def __init__(self, fixture: dict[str, Any], audit: Audit | None = None) -> None:
+        super().__init__(name="strict" if audit else "sdk")
+        self._tools = [Tool.model_validate(tool) for tool in fixture["tools"]]
+        self._payloads: dict[str, dict[str, Any]] = fixture["payloads"]
+        self._audit = audit
+
+    async def list_tools(self) -> list[Tool]:
+        return list(self._tools)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
+    ) -> CallToolResult:
+        if self._audit is not None:
+            await anyio.to_thread.run_sync(self._audit.record, name, arguments)
+        payload = {**self._payloads[name], "request_id": uuid.uuid4().hex}  # a new top level; the rest shared
+        return CallToolResult(
+            content=[TextContent(type="text", text=json.dumps(payload, ensure_ascii=False))],
+            structured_content=payload,
+            is_error=False,
+        )
 
 
 class FloorServer(MCPServer[None]):
@@ -147,18 +183,33 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _serve_http(server: MCPServer[None], port: int) -> None:
+    """The SDK's Streamable HTTP app under uvicorn on loopback, no authentication; the SDK's own Host and Origin
+    checks for a loopback server, and uvicorn's h11 parser, as planner-mcp's HTTP has."""
+    import uvicorn
+
+    app = server.streamable_http_app(host="127.0.0.1")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http="h11", ws="none")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.floor_server")
     parser.add_argument("fixture", type=Path)
     parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--audit", type=Path, help="the durable floor: commit one row per call to this file")
+    parser.add_argument("--audit", type=Path, help="commit one row per call to this file (durable, strict floors)")
     parser.add_argument("--intent", action="store_true", help="with --audit, the intent floor: an intent row first")
+    parser.add_argument("--strict", action="store_true", help="the captured answers as they are: sdk, strict floors")
+    parser.add_argument("--http", type=int, metavar="PORT", help="serve Streamable HTTP on this loopback port")
     args = parser.parse_args(argv)
-    if args.intent and not args.audit:
-        parser.error("--intent needs --audit")
+    if args.intent and (not args.audit or args.strict):
+        parser.error("--intent needs --audit, and not --strict")
     fixture = json.loads(args.fixture.read_text(encoding="utf-8"))
     audit = Audit(args.audit, intents=args.intent) if args.audit else None
-    FloorServer(fixture, args.data_dir, audit).run(transport="stdio")
+    server = StrictFloor(fixture, audit) if args.strict else FloorServer(fixture, args.data_dir, audit)
+    if args.http is not None:
+        _serve_http(server, args.http)
+    else:
+        server.run(transport="stdio")
 
 
 if __name__ == "__main__":

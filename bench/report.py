@@ -8,8 +8,56 @@ from bench.targets import Verdict
 __all__ = ["render"]
 
 
+_READ_SERVERS = ("planner", "strict", "sdk", "bare", "durable", "intent")
+
+
 def _ms(summary: Mapping[str, Any]) -> str:
     return f"{summary['p50']:8.3f} {summary['p95']:8.3f}"
+
+
+def _cpu(figures: Mapping[str, Any]) -> str:
+    """The fast client's figures beyond latency: each process's CPU per call."""
+    return f"  CPU/call {figures['server_cpu_ms']:.3f} server, {figures['client_cpu_ms']:.3f} client"
+
+
+def _fast_lines(results: Mapping[str, Any]) -> list[str]:
+    """The sections the fast client drove: the read tools one call at a time, and throughput."""
+    lines = []
+    for tool, figures in results.get("read_tools", {}).items():
+        label = f"{tool} round trip"
+        lines += [f"{label:<44} {name:<10} {_ms(figures[name])}{_cpu(figures[name])}" for name in _READ_SERVERS]
+    section = results.get("throughput", {})
+    for transport in ("stdio", "http"):
+        for concurrency, figures in section.get(transport, {}).items():
+            label = f"{section['tool']} {transport}, {concurrency} in flight"
+            for name in ("planner", "strict", "sdk", "bare"):
+                server = figures[name]
+                lines.append(f"{label:<44} {name:<10} {_ms(server)}  {server['calls_per_s']:6.0f}/s{_cpu(server)}")
+    return lines
+
+
+def _ratio_lines(results: Mapping[str, Any]) -> list[str]:
+    """Not targets: planner-mcp's CPU against the strict floor's, the fast client's own cost, and how the cost
+    above the durable floor splits between the intent row and the rest."""
+    lines = []
+    for tool, figures in results.get("read_tools", {}).items():
+        for label, key in (
+            ("server CPU/call, planner vs strict floor", "ratio_server_cpu_to_strict"),
+            ("p50, planner vs sdk floor", "ratio_p50_to_sdk"),
+            ("fast client's CPU/call vs sdk floor's p50", "client_cpu_share_of_sdk_p50"),
+            ("p50, intent floor vs durable", "ratio_p50_intent_floor_to_durable"),
+            ("p50, planner vs intent floor", "ratio_p50_to_intent_floor"),
+        ):
+            lines.append(f"{f'{tool} {label}':<55} {figures[key]:8.3f}x")
+    section = results.get("throughput", {})
+    for transport in ("stdio", "http"):
+        for concurrency, figures in section.get(transport, {}).items():
+            label = f"{transport}, {concurrency} in flight, planner vs strict:"
+            lines.append(
+                f"{label:<44} calls/s {figures['ratio_to_strict']:.3f}x, server CPU/call "
+                f"{figures['ratio_server_cpu_to_strict']:.3f}x"
+            )
+    return lines
 
 
 def _latency_rows(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
@@ -17,8 +65,6 @@ def _latency_rows(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[st
     rows: list[tuple[str, str, Mapping[str, Any]]] = []
     if cold := results.get("cold_start"):
         rows += [("cold start (spawn to tools/list)", name, cold[name]) for name in ("planner", "bare")]
-    for tool, figures in results.get("read_tools", {}).items():
-        rows += [(f"{tool} round trip", name, figures[name]) for name in ("planner", "intent", "durable", "bare")]
     if llm := results.get("llm"):
         for tool in ("analyze", "generate_plan"):
             label = f"{tool} (peer delay {llm['delay_ms']:g} ms)"
@@ -69,6 +115,7 @@ def _telemetry_lines(section: Mapping[str, Any]) -> list[str]:
 def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
     lines = [f"{'measurement (ms)':<44} {'server':<10} {'p50':>8} {'p95':>8}", "-" * 73]
     lines += [f"{what:<44} {name:<10} {_ms(summary)}" for what, name, summary in _latency_rows(results)]
+    lines += _fast_lines(results)
     if memory := results.get("memory"):
         for name, kib in memory["peak_rss_kib"].items():
             lines.append(f"{'peak RSS (MiB)':<44} {name:<10} {kib / 1024:8.1f}")
@@ -79,11 +126,7 @@ def render(results: Mapping[str, Any], verdicts: Sequence[Verdict]) -> str:
         lines.append(
             f"{label:<44} {'':<10} {shared['per_second']:8.0f}   lost {shared['lost']}, verify {shared['verify']}"
         )
-    for tool, figures in results.get("read_tools", {}).items():
-        # Not targets: how the cost above the durable floor splits between the intent row and the rest.
-        for label, key in (("intent floor vs durable", "ratio_p50_intent_floor_to_durable"),
-                           ("planner vs intent floor", "ratio_p50_to_intent_floor")):  # fmt: skip
-            lines.append(f"{f'{tool} p50, {label}':<55} {figures[key]:8.3f}x")
+    lines += _ratio_lines(results)
     if postgres := results.get("postgres"):
         lines += _postgres_lines(postgres)
     if report := results.get("report"):

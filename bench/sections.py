@@ -1,18 +1,23 @@
-"""The seven measurements. Each returns plain JSON-ready figures; `bench.targets` judges them."""
+"""The measurements (PostgreSQL's, telemetry's and throughput's have modules of their own). Each returns plain
+JSON-ready figures; `bench.targets` judges them."""
 
 import os
 import subprocess
 import sys
 import time
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
+import anyio.to_thread
+
 from bench.fill import cached_ledger
 from bench.ledger_load import one_process, shared_file
-from bench.processes import ROOT
+from bench.processes import ROOT, peak_rss_kib
 from bench.sessions import Call, Samples, Session, cold_start, interleave, open_session
 from bench.stats import exponent, ratio, rotations, summarize
+from bench.turns import take_turns
+from bench.wire import stdio_peer
 from bench.workspace import LLM_CALLS, READS, Workspace, document_name
 
 __all__ = [
@@ -41,28 +46,41 @@ async def cold_starts(ws: Workspace, runs: int, errlog: TextIO) -> dict[str, Any
 
 
 async def read_latency(ws: Workspace, calls: int, batch: int, errlog: TextIO) -> dict[str, Any]:
-    """Round trips of the read tools on planner-mcp (ledger at synchronous=FULL) and the floors, interleaved;
-    then the peak RSS of each server process over all those calls.
+    """Round trips of the read tools with the fast client (`bench.wire`), one call at a time, on planner-mcp (ledger
+    at synchronous=FULL) and the floors, taking turns; then the peak RSS of each server process over all those
+    calls. Judged against the strict floor; the sdk, bare, durable and intent floors are reported beside it."""
+    return await anyio.to_thread.run_sync(_read_latency, ws, calls, batch, errlog)
 
-    The intent floor is reported beside the target's floors, not judged: the share of planner-mcp's cost that
-    is the intent its design commits before each read."""
+
+def _read_latency(ws: Workspace, calls: int, batch: int, errlog: TextIO) -> dict[str, Any]:
+    launches = [ws.planner("planner", "reads-ledger"), ws.strict(), ws.sdk()]
+    launches += [ws.bare(), ws.durable(), ws.intent_floor()]
     result: dict[str, Any] = {}
-    launches = [ws.planner("planner", "reads-ledger"), ws.bare(), ws.durable(), ws.intent_floor()]
-    async with AsyncExitStack() as stack:
-        sessions = await _sessions(stack, launches, errlog)
+    with ExitStack() as stack:
+        peers = [stack.enter_context(stdio_peer(launch, errlog)) for launch in launches]
         for tool, call in READS.items():
-            samples = await interleave(sessions, [call], rounds=max(1, calls // batch), batch=batch)
-            figures = _summaries(samples)
-            figures["payload_bytes"] = samples.payload_bytes
-            figures["ratio_p50_to_durable"] = ratio(figures["planner"]["p50"], figures["durable"]["p50"])
-            figures["ratio_p50_to_bare"] = ratio(figures["planner"]["p50"], figures["bare"]["p50"])
-            figures["ratio_p95_to_durable"] = ratio(figures["planner"]["p95"], figures["durable"]["p95"])
-            figures["ratio_p50_to_intent_floor"] = ratio(figures["planner"]["p50"], figures["intent"]["p50"])
-            figures["ratio_p50_intent_floor_to_durable"] = ratio(figures["intent"]["p50"], figures["durable"]["p50"])
-            result[tool] = figures
-        rss = {s.name: s.peak_rss_kib() for s in sessions}
+            figures: dict[str, Any] = take_turns(peers, call, calls=calls, batch=batch)
+            result[tool] = {**figures, **_read_ratios(figures)}
+        rss = {peer.name: peak_rss_kib(peer.pid) for peer in peers}
     memory = {"peak_rss_kib": rss, "ratio_to_bare": ratio(rss["planner"], rss["bare"])}
     return {"read_tools": result, "memory": memory}
+
+
+def _read_ratios(figures: dict[str, Any]) -> dict[str, float]:
+    """planner-mcp against each floor; and the fast client's own CPU per call against the sdk floor's p50, which
+    shows how little of a round trip is the client's."""
+    planner, strict, sdk = figures["planner"], figures["strict"], figures["sdk"]
+    return {
+        "ratio_p50_to_strict": ratio(planner["p50"], strict["p50"]),
+        "ratio_p95_to_strict": ratio(planner["p95"], strict["p95"]),
+        "ratio_server_cpu_to_strict": ratio(planner["server_cpu_ms"], strict["server_cpu_ms"]),
+        "ratio_p50_to_sdk": ratio(planner["p50"], sdk["p50"]),
+        "ratio_p50_to_bare": ratio(planner["p50"], figures["bare"]["p50"]),
+        "ratio_p50_to_durable": ratio(planner["p50"], figures["durable"]["p50"]),
+        "ratio_p50_to_intent_floor": ratio(planner["p50"], figures["intent"]["p50"]),
+        "ratio_p50_intent_floor_to_durable": ratio(figures["intent"]["p50"], figures["durable"]["p50"]),
+        "client_cpu_share_of_sdk_p50": ratio(sdk["client_cpu_ms"], sdk["p50"]),
+    }
 
 
 async def llm_overhead(ws: Workspace, calls: int, batch: int, delay_ms: float, errlog: TextIO) -> dict[str, Any]:

@@ -7,7 +7,6 @@ answered, nothing exported to the sink) fails the section, rather than timing a 
 """
 
 import importlib.util
-import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from contextlib import AsyncExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
-from bench.processes import Launch
+from bench.processes import Launch, free_port
 from bench.sessions import cold_start, interleave, open_session
 from bench.stats import ratio, rotations, summarize
 from bench.workspace import READS, Workspace
@@ -61,17 +60,11 @@ def otlp_sink() -> Iterator[_Sink]:
         sink.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _launches(ws: Workspace, sink: _Sink, otel: bool) -> tuple[dict[str, Launch], dict[str, int]]:
     """The servers to compare, by name, and the metrics port of each that serves one."""
     endpoint = f"http://127.0.0.1:{sink.server_address[1]}"
     exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "1000"}
-    ports = {"prometheus": _free_port(), "both": _free_port()}
+    ports = {"prometheus": free_port(), "both": free_port()}
     launches = {
         "off": ws.planner("off", "telemetry-off"),
         "prometheus": ws.planner("prometheus", "telemetry-prom", PLANNER_MCP_METRICS_PORT=str(ports["prometheus"])),

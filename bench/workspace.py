@@ -1,9 +1,10 @@
 """What every section shares: the data directory, the captured fixture, and the servers to start."""
 
 import json
+import secrets
 import shutil
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -47,16 +48,32 @@ class Workspace:
     data: Path
     fixture: Path
     llm_base_url: str
+    http_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    """The bearer token planner-mcp over HTTP is started with, and the fast client sends."""
 
     def llm_env(self) -> dict[str, str]:
         return {"OPENAI_BASE_URL": self.llm_base_url, "OPENAI_API_KEY": _LLM_KEY, "PLANNER_MCP_MODEL": LLM_MODEL}
 
     def planner(self, name: str, ledger: str | Path, **env: str) -> Launch:
-        path = ledger if isinstance(ledger, Path) else self.root / ledger / "ledger.db"
-        return planner(name, ledger=path, data_dir=self.data, **self.llm_env(), **env)
+        return planner(name, ledger=self._ledger(ledger), data_dir=self.data, **self.llm_env(), **env)
 
-    def bare(self, name: str = "bare") -> Launch:
-        return floor(name, fixture=self.fixture, data_dir=self.data)
+    def planner_http(self, name: str, ledger: str | Path) -> Launch:
+        """planner-mcp over Streamable HTTP, on a free loopback port, `http_token` its bearer token."""
+        return planner(name, ledger=self._ledger(ledger), data_dir=self.data, http=self.http_token, **self.llm_env())
+
+    def _ledger(self, ledger: str | Path) -> Path:
+        return ledger if isinstance(ledger, Path) else self.root / ledger / "ledger.db"
+
+    def strict(self, name: str = "strict", *, http: bool = False) -> Launch:
+        """The strict floor, its ledger a file of its own (one per name and transport)."""
+        audit = self.root / f"{name}-{'http' if http else 'stdio'}-floor.db"
+        return floor(name, fixture=self.fixture, data_dir=self.data, audit=audit, strict=True, http=http)
+
+    def sdk(self, name: str = "sdk", *, http: bool = False) -> Launch:
+        return floor(name, fixture=self.fixture, data_dir=self.data, strict=True, http=http)
+
+    def bare(self, name: str = "bare", *, http: bool = False) -> Launch:
+        return floor(name, fixture=self.fixture, data_dir=self.data, http=http)
 
     def durable(self, name: str = "durable") -> Launch:
         return floor(name, fixture=self.fixture, data_dir=self.data, audit=self.root / "durable-floor.db")

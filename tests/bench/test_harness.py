@@ -9,7 +9,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,34 +19,15 @@ from mcp import StdioServerParameters
 
 from bench.fill import cached_ledger, fill
 from bench.ledger_load import shared_file
-from bench.llm_peer import llm_peer
 from bench.processes import ROOT, Launch
 from bench.sessions import Call, CallFailed, cold_start, interleave, open_session
 from bench.telemetry import telemetry_cost
-from bench.workspace import LLM_CALLS, READS, Workspace, capture_fixture, make_data_dir
+from bench.workspace import LLM_CALLS, READS, Workspace, capture_fixture
 from ledger import verify
 from tests.peers.openai_server import FakeOpenAI, Reply
 from tests.peers.plans import A_PLAN, AN_ANALYSIS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.subprocess]
-
-
-@pytest.fixture
-def errlog(tmp_path: Path) -> Iterator[TextIO]:
-    with (tmp_path / "servers.log").open("w", encoding="utf-8") as log:
-        yield log
-
-
-@pytest.fixture
-def peer() -> Iterator[str]:
-    with llm_peer(0.0) as base_url:
-        yield base_url
-
-
-@pytest.fixture
-async def workspace(tmp_path: Path, peer: str, errlog: TextIO) -> Workspace:
-    data = make_data_dir(tmp_path, (1_024, 10_240))
-    return await capture_fixture(tmp_path, data, peer, errlog)
 
 
 def _shape(value: Any) -> Any:
@@ -228,6 +208,13 @@ def test_the_quick_run_measures_every_target_and_writes_table_and_json(tmp_path:
     assert set(results["read_tools"]) == {"read_docs", "read_inventory"}
     assert {"planner", "bare", "durable", "intent"} <= set(results["read_tools"]["read_docs"])
     assert "planner vs intent floor" in done.stdout
+    # Issue 27: the reads by the fast client against the strict floor, and throughput on both transports.
+    assert {"strict", "sdk"} <= set(results["read_tools"]["read_docs"])
+    assert results["read_tools"]["read_inventory"]["planner"]["server_cpu_ms"] > 0
+    for transport in ("stdio", "http"):
+        assert set(results["throughput"][transport]) == {"1", "8", "32"}
+        assert results["throughput"][transport]["32"]["strict"]["max_in_flight"] == 32
+    assert "read_inventory http, 8 in flight" in done.stdout
     assert "cold start, p50 vs bare" in done.stdout and "figures:" in done.stdout
     assert results["report"]["verify"] == "ok" and "ledger report of 3,000 rows" in done.stdout
     assert bytecode.exists()

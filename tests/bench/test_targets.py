@@ -10,9 +10,10 @@ def _results(**overrides: Any) -> dict[str, Any]:
     results: dict[str, Any] = {
         "cold_start": {"ratio_p50_to_bare": 1.05},
         "read_tools": {
-            "read_docs": {"ratio_p50_to_durable": 1.02},
-            "read_inventory": {"ratio_p50_to_durable": 1.08},
+            "read_docs": {"ratio_p50_to_strict": 1.2},
+            "read_inventory": {"ratio_p50_to_strict": 1.25},
         },
+        "throughput": {"stdio": {"8": {"ratio_to_strict": 0.85}}, "http": {"8": {"ratio_to_strict": 0.8}}},
         "memory": {"ratio_to_bare": 1.1},
         "ledger": {"one_process": {"per_second": 3100.0}, "shared": {"per_second": 1600.0, "lost": 0}},
         "llm": {"analyze": {"overhead_vs_bare_p50_ms": 1.5}, "generate_plan": {"overhead_vs_bare_p50_ms": 2.9}},
@@ -40,6 +41,18 @@ def test_a_figure_past_its_limit_misses_in_either_direction() -> None:
     assert missed == {"peak RSS vs bare"}
     missed = {v.target.name for v in judge(few) if not v.ok}
     assert missed == {"ledger appends/s, one process", "ledger rows lost, 4 processes"}
+
+
+def test_reads_and_throughput_are_judged_against_the_strict_floor_not_the_old_ones() -> None:
+    """Issue 27: the durable floor's ratio is reported and judged no more; throughput at 8 in flight is."""
+    results = _results(read_tools={"read_docs": {"ratio_p50_to_strict": 1.3, "ratio_p50_to_durable": 1.0}})
+    results["throughput"]["http"]["8"]["ratio_to_strict"] = 0.79
+    verdicts = {v.target.name: v for v in judge(results)}
+    assert not verdicts["read_docs p50 vs strict floor, stdio"].ok
+    assert verdicts["read_inventory p50 vs strict floor, stdio"].value is None
+    assert not verdicts["calls/s at 8 in flight vs strict, HTTP"].ok
+    assert verdicts["calls/s at 8 in flight vs strict, stdio"].ok
+    assert not any("durable" in name for name in verdicts)
 
 
 def test_a_limit_itself_is_met() -> None:
