@@ -71,7 +71,7 @@ def typed(table: str, row: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     too_large = False
     low, high = INT64
     for name, stored in _SORTED[table]:
-        value = row.get(name)
+        value: Any = row.get(name)
         kind = type(value)
         if kind is int and not low <= value <= high:
             too_large = True
