@@ -1,18 +1,19 @@
 """Group commit: the writes several threads want at once share one transaction and one commit, as databases do.
 
-Each writer queues its write, then takes the ledger's lock. Whoever holds the lock (the leader) takes every write
-queued so far and runs them in one transaction, each under a savepoint of its own, then commits once, synced when
-any of them asked to be: N concurrent calls pay one BEGIN, one COMMIT and one fsync instead of N. A writer whose
-write another leader ran finds it settled when it gets the lock, and returns at once. A writer returns only once
-the transaction holding its write has committed (or with its own failure), so "recorded before the reply leaves"
-holds for each of them. Alone, a writer leads a group of one, with no savepoint: it costs what a lone write did.
+Each writer queues its write; the first to find no leader leads. The leader takes every write queued so far and,
+under the ledger's lock, runs them in one transaction, each under a savepoint of its own, then commits once, synced
+when any of them asked to be: N concurrent calls pay one BEGIN, one COMMIT and one fsync instead of N. Writes
+queued meanwhile wait for the next leader, the first of them, woken as the lead passes to it. A writer returns only
+once the transaction holding its write has committed (or with its own failure), so "recorded before the reply
+leaves" holds for each of them. Alone, a writer leads a group of one, with no savepoint: it costs what a lone write
+did.
 
 A write that fails on its own, before it changed anything the others depend on (`alone`), rolls back to its
 savepoint and fails alone; anything else (the engine's error, a commit that fails) fails every write of the group,
 and none of them claims a place in the chain.
 """
 
-import collections
+import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -20,7 +21,7 @@ from ledger.budget import BudgetExhausted
 from ledger.errors import LedgerError
 from ledger.storage import Conn
 
-__all__ = ["Queue", "Write", "alone", "drain", "settle"]
+__all__ = ["Write", "Writers", "alone", "settle"]
 
 _T = TypeVar("_T")
 
@@ -28,7 +29,7 @@ _T = TypeVar("_T")
 class Write(Generic[_T]):
     """One thread's write, queued for whichever thread leads the next transaction; settled by that leader."""
 
-    __slots__ = ("error", "result", "settled", "synced", "work")
+    __slots__ = ("error", "result", "settled", "synced", "wake", "work")
 
     def __init__(self, work: Callable[[Conn], _T], synced: bool) -> None:
         self.work = work
@@ -36,6 +37,7 @@ class Write(Generic[_T]):
         self.settled = False
         self.result: _T | None = None
         self.error: BaseException | None = None
+        self.wake: threading.Lock | None = None
 
     def outcome(self) -> _T:
         """What the write returned once committed, or its failure, raised in the writer's own thread."""
@@ -44,19 +46,50 @@ class Write(Generic[_T]):
         return self.result  # type: ignore[return-value]  # set by the leader when it committed
 
 
-Queue = collections.deque[Write[Any]]
-"""The writes waiting for a leader. A deque: threads append to it without the ledger's lock (append and popleft
-are atomic), and only the lock's holder takes from it."""
+class Writers:
+    """The writes waiting for a commit, and which thread leads the next one.
 
+    Waiters do not queue on the ledger's lock: each sleeps on a lock of its own, which the leader releases once
+    its write is settled (or to pass it the lead). So a leader wakes each of its writers directly, instead of each
+    taking the ledger's lock in turn just to learn its write is done (a convoy through the GIL).
+    """
 
-def drain(queue: Queue) -> list[Write[Any]]:
-    """Every write queued so far, taken by the leader (under the ledger's lock)."""
-    taken = []
-    while True:
+    def __init__(self, commit: Callable[[list[Write[Any]]], None]) -> None:
+        """`commit` runs the writes it is given in one transaction and settles each (see `settle`)."""
+        self._commit = commit
+        self._mutex = threading.Lock()
+        self._waiting: list[Write[Any]] = []
+        self._leading = False
+
+    def run(self, write: Write[_T]) -> _T:
+        """Queue `write`, lead or wait for its commit, and return what it returned (or raise its failure)."""
+        with self._mutex:
+            self._waiting.append(write)
+            if self._leading:
+                wake = write.wake = threading.Lock()
+                wake.acquire()
+            else:
+                self._leading, wake = True, None
+        if wake is not None:
+            wake.acquire()  # released by the leader that settled this write, or that passed it the lead
+        if not write.settled:
+            self._lead()
+        return write.outcome()
+
+    def _lead(self) -> None:
+        with self._mutex:
+            writes, self._waiting = self._waiting, []
         try:
-            taken.append(queue.popleft())
-        except IndexError:
-            return taken
+            self._commit(writes)
+        finally:
+            with self._mutex:
+                following = self._waiting[0] if self._waiting else None
+                self._leading = following is not None
+            if following is not None:
+                following.wake.release()  # type: ignore[union-attr]  # it waits: it came while this one led
+            for write in writes:
+                if write.wake is not None:
+                    write.wake.release()
 
 
 def alone(exc: BaseException, conn: Conn, engine_errors: tuple[type[BaseException], ...]) -> bool:

@@ -6,7 +6,6 @@ operation opens a new one and checks the ledger (its schema, the chain's head, t
 recorded again. A write that failed is never retried: the call it belonged to fails.
 """
 
-import collections
 import json
 import logging
 import threading
@@ -21,7 +20,7 @@ from ledger.chain import Hasher, algorithm
 from ledger.connection import Synchronous
 from ledger.engines import locate
 from ledger.errors import LedgerError
-from ledger.group import Queue, Write, alone, drain, settle
+from ledger.group import Write, Writers, alone, settle
 from ledger.metrics import update_metrics
 from ledger.migrations import MIGRATIONS
 from ledger.queries import Queries
@@ -70,7 +69,7 @@ class Ledger(Queries):
         self._lock = threading.Lock()
         self._conn: Conn | None = None
         self._tail = Tail()
-        self._queue: Queue = collections.deque()
+        self._writers = Writers(self._commit)
         self._last_arguments: tuple[dict[str, Any], tuple[str, ...], str] | None = None
         self.observe: Observe | None = None
         """Told of each write transaction: its table, wall-clock bounds and failure (see `Observe`)."""
@@ -193,21 +192,16 @@ class Ledger(Queries):
         synced commit. The intent of a call uses it: its outcome's synced commit follows within the call. A group
         commits synced when any of its writes asked to be.
         """
-        write = Write(work, synced)
-        self._queue.append(write)
-        with self._lock:
-            if not write.settled:  # else a leader committed it (or failed it) while this thread waited
-                self._lead()
-        return write.outcome()
+        return self._writers.run(Write(work, synced))
 
-    def _lead(self) -> None:
-        """Commit every queued write in one transaction, and settle each; the caller holds the ledger's lock."""
-        writes = drain(self._queue)
+    def _commit(self, writes: list[Write[Any]]) -> None:
+        """Commit `writes` in one transaction under the ledger's lock, and settle each (see `ledger.group`)."""
         relaxed = self._synchronous == "full" and not any(write.synced for write in writes)
         deadline = time.monotonic() + self._busy_timeout_s
         failure: BaseException | None = None
         try:
-            self._connected(lambda conn: self._transaction(conn, writes, deadline, relaxed=relaxed), deadline)
+            with self._lock:
+                self._connected(lambda conn: self._transaction(conn, writes, deadline, relaxed=relaxed), deadline)
         except BaseException as exc:
             failure = exc
         finally:
