@@ -21,7 +21,7 @@ from ledger.budget import BudgetExhausted
 from ledger.errors import LedgerError
 from ledger.storage import Conn
 
-__all__ = ["Write", "Writers", "alone", "settle"]
+__all__ = ["Write", "Writers", "alone"]
 
 _T = TypeVar("_T")
 
@@ -54,9 +54,12 @@ class Writers:
     taking the ledger's lock in turn just to learn its write is done (a convoy through the GIL).
     """
 
-    def __init__(self, commit: Callable[[list[Write[Any]]], None]) -> None:
-        """`commit` runs the writes it is given in one transaction and settles each (see `settle`)."""
+    def __init__(self, commit: Callable[[list[Write[Any]]], None], lock: threading.Lock, where: str) -> None:
+        """`commit` runs the writes it is given in one transaction, under `lock` (the ledger's, which its reads take
+        too), keeping each write's own result or failure; it raises what failed the transaction as a whole."""
         self._commit = commit
+        self._lock = lock
+        self._where = where
         self._mutex = threading.Lock()
         self._waiting: list[Write[Any]] = []
         self._leading = False
@@ -77,11 +80,17 @@ class Writers:
         return write.outcome()
 
     def _lead(self) -> None:
-        with self._mutex:
-            writes, self._waiting = self._waiting, []
+        writes: list[Write[Any]] = []
+        failure: BaseException | None = None
         try:
-            self._commit(writes)
+            with self._lock:  # the writes are taken once it is held: those queued while it was awaited join them
+                with self._mutex:
+                    writes, self._waiting = self._waiting, []
+                self._commit(writes)
+        except BaseException as exc:
+            failure = exc
         finally:
+            _settle(writes, failure, self._where)
             with self._mutex:
                 following = self._waiting[0] if self._waiting else None
                 self._leading = following is not None
@@ -103,7 +112,7 @@ def alone(exc: BaseException, conn: Conn, engine_errors: tuple[type[BaseExceptio
     return isinstance(exc, conn.unstorable) and not isinstance(exc, engine_errors)
 
 
-def settle(writes: list[Write[Any]], failure: BaseException | None, where: str) -> None:
+def _settle(writes: list[Write[Any]], failure: BaseException | None, where: str) -> None:
     """Settle the leader's group: with `failure` (the transaction's, or None once committed), every write that has
     no failure of its own fails with it. Each writer gets an exception of its own to raise in its own thread."""
     for write in writes:

@@ -20,7 +20,7 @@ from ledger.chain import Hasher, algorithm
 from ledger.connection import Synchronous
 from ledger.engines import locate
 from ledger.errors import LedgerError
-from ledger.group import Write, Writers, alone, settle
+from ledger.group import Write, Writers, alone
 from ledger.metrics import update_metrics
 from ledger.migrations import MIGRATIONS
 from ledger.queries import Queries
@@ -69,7 +69,7 @@ class Ledger(Queries):
         self._lock = threading.Lock()
         self._conn: Conn | None = None
         self._tail = Tail()
-        self._writers = Writers(self._commit)
+        self._writers = Writers(self._commit, self._lock, self.where)
         self._last_arguments: tuple[dict[str, Any], tuple[str, ...], str] | None = None
         self.observe: Observe | None = None
         """Told of each write transaction: its table, wall-clock bounds and failure (see `Observe`)."""
@@ -195,17 +195,10 @@ class Ledger(Queries):
         return self._writers.run(Write(work, synced))
 
     def _commit(self, writes: list[Write[Any]]) -> None:
-        """Commit `writes` in one transaction under the ledger's lock, and settle each (see `ledger.group`)."""
+        """Commit `writes` in one transaction; the caller holds the ledger's lock (see `ledger.group`)."""
         relaxed = self._synchronous == "full" and not any(write.synced for write in writes)
         deadline = time.monotonic() + self._busy_timeout_s
-        failure: BaseException | None = None
-        try:
-            with self._lock:
-                self._connected(lambda conn: self._transaction(conn, writes, deadline, relaxed=relaxed), deadline)
-        except BaseException as exc:
-            failure = exc
-        finally:
-            settle(writes, failure, self.where)
+        self._connected(lambda conn: self._transaction(conn, writes, deadline, relaxed=relaxed), deadline)
 
     def _transaction(self, conn: Conn, writes: list[Write[Any]], deadline: float, *, relaxed: bool) -> None:
         """The writes in one transaction, committed unless each of them failed on its own (then rolled back)."""
