@@ -159,7 +159,8 @@ async def test_a_commit_that_fails_fails_every_write_it_held_and_the_next_write_
             before = ledger.record_intent(_intent("before"))
             statements = _traced(ledger)
             with full_disk(disk):
-                done = await together(ledger, [functools.partial(ledger.record_intent, _intent(f"lost{i}")) for i in range(4)])
+                lost = [functools.partial(ledger.record_intent, _intent(f"lost{i}")) for i in range(4)]
+                done = await together(ledger, lost)
             assert all(isinstance(e, LedgerError) and e.reason == "full" for e in done), done
             assert len({id(e) for e in done}) == 4  # each writer raises an exception of its own
             assert statements.count("COMMIT") == 1  # the rows were written; their commit found no room
