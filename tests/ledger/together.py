@@ -1,7 +1,7 @@
 """Writes made by several threads at once, all queued before any of them runs, so one leader commits them together."""
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledger import Ledger
@@ -12,7 +12,7 @@ __all__ = ["together"]
 _JOIN_S = 30
 
 
-async def together(ledger: Ledger, writes: list[Callable[[], Any]]) -> list[Any]:
+async def together(ledger: Ledger, writes: Sequence[Callable[[], Any]]) -> list[Any]:
     """Run each of `writes` in a thread of its own while the test holds the ledger's lock, and let go only once
     every one is queued: the first thread, leading, then takes them all into one transaction. Each write's result,
     or the exception it raised, in order."""
