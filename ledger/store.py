@@ -196,7 +196,8 @@ class Ledger(Queries):
 
     def _commit(self, writes: list[Write[Any]]) -> None:
         """Commit `writes` in one transaction; the caller holds the ledger's lock (see `ledger.group`)."""
-        relaxed = self._synchronous == "full" and not any(write.synced for write in writes)
+        synced = writes[0].synced if len(writes) == 1 else any(write.synced for write in writes)
+        relaxed = not synced and self._synchronous == "full"
         deadline = time.monotonic() + self._busy_timeout_s
         self._connected(lambda conn: self._transaction(conn, writes, deadline, relaxed=relaxed), deadline)
 
@@ -208,10 +209,11 @@ class Ledger(Queries):
             self._check_schema(conn)
             if len(writes) == 1:
                 self._run(conn, writes[0])
+                commit = writes[0].error is None
             else:
                 for write in writes:
                     self._run_saved(conn, write)
-            commit = any(write.error is None for write in writes)
+                commit = any(write.error is None for write in writes)
             storage.end(conn, commit=commit, relaxed=relaxed)
         except BaseException:
             self._tail.forget()
