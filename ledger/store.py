@@ -1,4 +1,7 @@
-"""The audit ledger: one hash chain, one short write transaction per record, on SQLite or PostgreSQL.
+"""The audit ledger: one hash chain, short write transactions, on SQLite or PostgreSQL.
+
+Each record is written in a short transaction, shared by the records other threads write at the same moment
+(group commit, see `ledger.group`): one commit for them all, and each call returns only once it is in.
 
 Several server processes may share one ledger (a SQLite file, see `ledger.connection`; a PostgreSQL
 database, see `ledger.postgres`). A connection that has seen an error is closed, never reused: the next

@@ -6,8 +6,9 @@ released only by the commit (or rollback) that makes the row visible, so the nex
 head. Sequence numbers therefore stay contiguous with no fork, and each table's unique index on `seq` turns
 a writer that skipped the lock into a refused insert rather than a second row at the same place.
 
-A write transaction is two round trips: the lock and the chain's head, then its rows, the metrics and the
-COMMIT in one pipeline of prepared statements (each insert's row count checked before anything cites the row).
+A write transaction (holding the writes a process's threads make at once: see `ledger.group`) is two round
+trips: the lock and the chain's head, then its rows, the metrics and the COMMIT in one pipeline of prepared
+statements (each insert's row count checked before anything cites the row).
 No transaction waits for the disk while it holds the lock: each commits with `synchronous_commit` off, which
 releases the lock as soon as the row is in the WAL, and a synced write (an outcome) then waits for the WAL
 flush outside the lock, in a transaction of its own whose commit writes one logical message and is flushed
