@@ -13,7 +13,7 @@ import pytest
 from ledger import BudgetExhausted, Intent, Ledger, LedgerError, Outcome, Position, Reservation, verify
 from ledger.sqlite_storage import read_only
 from tests.conftest import rows
-from tests.ledger.together import together
+from tests.ledger.together import opened, together
 from tests.small_disk import full_disk, small_tmpfs
 
 _WRITERS = 16
@@ -37,10 +37,8 @@ def _outcome(request_id: str, intent_id: int | None = None, **changes: Any) -> O
 
 @pytest.fixture
 def ledger(ledger_path: Path) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_path, busy_timeout_s=30)
-    ledger.open()
-    yield ledger
-    ledger.close()
+    with opened(ledger_path) as ledger:
+        yield ledger
 
 
 def _traced(ledger: Ledger) -> list[str]:
@@ -153,9 +151,7 @@ async def test_a_budget_refusal_undoes_its_own_intent_and_not_the_others_sharing
 async def test_a_commit_that_fails_fails_every_write_it_held_and_the_next_write_recovers() -> None:
     with small_tmpfs(8) as disk:
         path = disk / "ledger.db"
-        ledger = Ledger(path, busy_timeout_s=30)
-        try:
-            ledger.open()
+        with opened(path) as ledger:
             before = ledger.record_intent(_intent("before"))
             statements = _traced(ledger)
             with full_disk(disk):
@@ -165,8 +161,6 @@ async def test_a_commit_that_fails_fails_every_write_it_held_and_the_next_write_
             assert len({id(e) for e in done}) == 4  # each writer raises an exception of its own
             assert statements.count("COMMIT") == 1  # the rows were written; their commit found no room
             after = ledger.record_intent(_intent("after"))
-        finally:
-            ledger.close()
         assert after.seq == before.seq + 1  # none of the failed writes claimed a place
         assert [r["request_id"] for r in rows(path, "call_intents")] == ["before", "after"]
         assert verify(path).status in ("ok", "incomplete")

@@ -1,15 +1,28 @@
 """Writes made by several threads at once, all queued before any of them runs, so one leader commits them together."""
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ledger import Ledger
+from ledger.storage import Location
 from tests.conftest import until
 
-__all__ = ["together"]
+__all__ = ["opened", "together"]
 
 _JOIN_S = 30
+
+
+@contextlib.contextmanager
+def opened(location: Location) -> Iterator[Ledger]:
+    """A ledger opened (so its first write is not also its opening), closed on leaving."""
+    ledger = Ledger(location, busy_timeout_s=_JOIN_S)
+    try:
+        ledger.open()
+        yield ledger
+    finally:
+        ledger.close()
 
 
 async def together(ledger: Ledger, writes: Sequence[Callable[[], Any]]) -> list[Any]:

@@ -10,7 +10,7 @@ pytest.importorskip("psycopg", reason="psycopg is not installed: install the pos
 
 from ledger import BudgetExhausted, Intent, Ledger, Position, Reservation, verify
 from tests.ledger.postgres.conftest import dbname
-from tests.ledger.together import together
+from tests.ledger.together import opened, together
 from tests.postgres_cluster import PostgresCluster
 
 pytestmark = pytest.mark.anyio
@@ -25,10 +25,8 @@ def _intent(request_id: str) -> Intent:
 
 @pytest.fixture
 def ledger(pg_ledger: str) -> Iterator[Ledger]:
-    ledger = Ledger(pg_ledger, busy_timeout_s=30)
-    ledger.open()
-    yield ledger
-    ledger.close()
+    with opened(pg_ledger) as ledger:
+        yield ledger
 
 
 def _transactions(cluster: PostgresCluster, url: str) -> dict[str, int]:
