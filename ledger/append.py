@@ -45,7 +45,7 @@ class Tail:
     Valid only while no other connection has written: SQLite's `data_version` changes for a connection
     exactly when another one commits, so it is read inside each write transaction and a change means the
     head is looked up afresh (PostgreSQL has no such number: there, the head is read in every transaction).
-    Forget it whenever a transaction does not commit.
+    Forget it whenever a transaction does not commit; restore it (`mark`, `restore`) with a savepoint rolled back to.
     """
 
     def __init__(self) -> None:
@@ -55,6 +55,13 @@ class Tail:
 
     def forget(self) -> None:
         self._version, self._head, self._next_ids = None, None, {}
+
+    def mark(self) -> tuple[int | None, Head | None, dict[str, int]]:
+        """Where the chain is now, to `restore` when the appends that follow are rolled back to a savepoint."""
+        return self._version, self._head, dict(self._next_ids)
+
+    def restore(self, mark: tuple[int | None, Head | None, dict[str, int]]) -> None:
+        self._version, self._head, self._next_ids = mark[0], mark[1], dict(mark[2])
 
     def current(self, conn: Conn) -> Head:
         version = conn.data_version()

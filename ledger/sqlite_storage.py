@@ -90,6 +90,13 @@ class SqliteStorage:
         if relaxed:
             conn.execute("PRAGMA synchronous = FULL")
 
+    def savepoint(self, conn: Conn) -> None:
+        # Never released: each savepoint nests in the last, and the COMMIT ends them all (a statement fewer each).
+        conn.execute("SAVEPOINT write")
+
+    def rollback_to(self, conn: Conn) -> None:
+        conn.execute("ROLLBACK TO write")  # the newest savepoint of that name: this write's
+
     def schema_changed(self, conn: Conn) -> bool:
         """Whether SQLite's schema cookie moved since the schema was last found sound: any change to the schema,
         by any connection, moves it, so a trigger added while the server runs is caught at the next write."""

@@ -1,4 +1,7 @@
-"""The audit ledger: one hash chain, one short write transaction per record, on SQLite or PostgreSQL.
+"""The audit ledger: one hash chain, short write transactions, on SQLite or PostgreSQL.
+
+Each record is written in a short transaction, shared by the records other threads write at the same moment
+(group commit, see `ledger.group`): one commit for them all, and each call returns only once it is in.
 
 Several server processes may share one ledger (a SQLite file, see `ledger.connection`; a PostgreSQL
 database, see `ledger.postgres`). A connection that has seen an error is closed, never reused: the next
@@ -15,11 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ledger.append import Position, Tail, append, check_head
-from ledger.budget import BudgetExhausted, Reservation, Stage, reserve
+from ledger.budget import Reservation, Stage, reserve
 from ledger.chain import Hasher, algorithm
 from ledger.connection import Synchronous
 from ledger.engines import locate
 from ledger.errors import LedgerError
+from ledger.group import Write, Writers, alone
 from ledger.metrics import update_metrics
 from ledger.migrations import MIGRATIONS
 from ledger.queries import Queries
@@ -70,6 +74,7 @@ class Ledger(Queries):
         self._lock = threading.Lock()
         self._conn: Conn | None = None
         self._tail = Tail()
+        self._writers = Writers(self._commit, self._lock, self.where)
         self._last_arguments: tuple[dict[str, Any], tuple[str, ...], str] | None = None
         self.observe: Observe | None = None
         """Told of each write transaction: its table, wall-clock bounds and failure (see `Observe`)."""
@@ -143,71 +148,105 @@ class Ledger(Queries):
                 "tampered",
             )
 
-    def _with_connection(self, work: Callable[[Conn], _T], *, write: bool = False, synced: bool = True) -> _T:
-        """Run `work` under the ledger's locks; with `write`, in one transaction that commits.
-
-        `synced=False` commits without waiting for the disk (SQLite: synchronous=NORMAL in WAL; PostgreSQL:
-        synchronous_commit off): the row survives a crash of this process, and is made durable by the next
-        synced commit. The intent of a call uses it: its outcome's synced commit follows within the call.
-        """
-        relaxed = write and not synced and self._synchronous == "full"
+    def _with_connection(self, work: Callable[[Conn], _T]) -> _T:
+        """Run `work` (a read) under the ledger's locks, on the ledger's connection."""
         with self._lock:
-            storage = self._storage
-            deadline = time.monotonic() + self._busy_timeout_s
-            if self._conn is not None and not storage.alive(self._conn):
-                self._discard()  # ended while idle (the database restarted): opened afresh, and checked, below
-            with storage.guard(deadline, connected=self._conn is not None):
-                try:
-                    if self._conn is None:
-                        self._conn = self._open(deadline)
-                    if not write:
-                        return work(self._conn)
-                    return self._transaction(self._conn, work, deadline, relaxed=relaxed)
-                except BudgetExhausted:
-                    raise  # a refusal, not a failure: nothing was written and the connection is sound
-                except storage.errors as exc:
-                    error = storage.failed(exc)
-                    self._discard()
-                    raise error from exc
-                except BaseException:
-                    # Anything else inside a transaction (a LedgerError, a value the driver cannot bind, a bug)
-                    # rolls it back with the connection, so no write lock outlives the call.
-                    self._discard()
-                    raise
+            return self._connected(work, time.monotonic() + self._busy_timeout_s)
+
+    def _connected(self, work: Callable[[Conn], _T], deadline: float) -> _T:
+        """Run `work` on the connection, opened (and checked) first if need be; the caller holds the ledger's lock.
+
+        Any error closes the connection: the engine's turned into a `LedgerError` naming its cause; anything else
+        (a LedgerError, a bug) inside a transaction rolls it back with the connection, so no write lock outlives it.
+        """
+        storage = self._storage
+        if self._conn is not None and not storage.alive(self._conn):
+            self._discard()  # ended while idle (the database restarted): opened afresh, and checked, below
+        with storage.guard(deadline, connected=self._conn is not None):
+            try:
+                if self._conn is None:
+                    self._conn = self._open(deadline)
+                return work(self._conn)
+            except storage.errors as exc:
+                error = storage.failed(exc)
+                self._discard()
+                raise error from exc
+            except BaseException:
+                self._discard()
+                raise
 
     def _write(self, work: Callable[[Conn], _T], table: str, *, synced: bool = True) -> _T:
-        """`work` in one write transaction, told to `observe` (when set) with how long it took and how it failed."""
+        """`work` in a write transaction, told to `observe` (when set) with how long it took and how it failed."""
         observe = self.observe
         if observe is None:
-            return self._with_connection(work, write=True, synced=synced)
+            return self._grouped(work, synced)
         started = time.time_ns()
         try:
-            done = self._with_connection(work, write=True, synced=synced)
+            done = self._grouped(work, synced)
         except LedgerError as exc:
             _tell(observe, table, started, exc.reason)
             raise
         _tell(observe, table, started, None)
         return done
 
-    def _transaction(self, conn: Conn, work: Callable[[Conn], _T], deadline: float, *, relaxed: bool) -> _T:
+    def _grouped(self, work: Callable[[Conn], _T], synced: bool) -> _T:
+        """`work` committed, in a transaction it may share with the writes of other threads (see `ledger.group`).
+
+        `synced=False` commits without waiting for the disk (SQLite: synchronous=NORMAL in WAL; PostgreSQL:
+        synchronous_commit off): the row survives a crash of this process, and is made durable by the next
+        synced commit. The intent of a call uses it: its outcome's synced commit follows within the call. A group
+        commits synced when any of its writes asked to be.
+        """
+        return self._writers.run(Write(work, synced))
+
+    def _commit(self, writes: list[Write[Any]]) -> None:
+        """Commit `writes` in one transaction; the caller holds the ledger's lock (see `ledger.group`)."""
+        synced = writes[0].synced if len(writes) == 1 else any(write.synced for write in writes)
+        relaxed = not synced and self._synchronous == "full"
+        deadline = time.monotonic() + self._busy_timeout_s
+        self._connected(lambda conn: self._transaction(conn, writes, deadline, relaxed=relaxed), deadline)
+
+    def _transaction(self, conn: Conn, writes: list[Write[Any]], deadline: float, *, relaxed: bool) -> None:
+        """The writes in one transaction, committed unless each of them failed on its own (then rolled back)."""
         storage = self._storage
         storage.begin(conn, deadline, relaxed=relaxed)
         try:
             self._check_schema(conn)
-            result = work(conn)
-        except BudgetExhausted:
-            self._tail.forget()
-            storage.end(conn, commit=False, relaxed=relaxed)
-            raise
+            if len(writes) == 1:
+                self._run(conn, writes[0])
+                commit = writes[0].error is None
+            else:
+                for write in writes:
+                    self._run_saved(conn, write)
+                commit = any(write.error is None for write in writes)
+            storage.end(conn, commit=commit, relaxed=relaxed)
         except BaseException:
             self._tail.forget()
             raise
+        if not commit:
+            self._tail.forget()
+
+    def _run(self, conn: Conn, write: Write[Any]) -> None:
+        """One write's work; a failure of its own is kept for it (the transaction rolls back), any other ends it."""
         try:
-            storage.end(conn, commit=True, relaxed=relaxed)
-        except BaseException:
-            self._tail.forget()
+            write.result = write.work(conn)
+        except BaseException as exc:
+            if alone(exc, conn, self._storage.errors):
+                write.error = exc
+                return
+            if not isinstance(exc, self._storage.errors):
+                write.error = exc  # its own exception; the others are told their transaction failed
             raise
-        return result
+
+    def _run_saved(self, conn: Conn, write: Write[Any]) -> None:
+        """`_run` under a savepoint: a failure of its own rolls back this write alone, and the chain's tail with it."""
+        storage = self._storage
+        storage.savepoint(conn)
+        mark = self._tail.mark()
+        self._run(conn, write)
+        if write.error is not None:
+            storage.rollback_to(conn)
+            self._tail.restore(mark)
 
     def _discard(self) -> None:
         self._tail.forget()

@@ -6,8 +6,9 @@ released only by the commit (or rollback) that makes the row visible, so the nex
 head. Sequence numbers therefore stay contiguous with no fork, and each table's unique index on `seq` turns
 a writer that skipped the lock into a refused insert rather than a second row at the same place.
 
-A write transaction is two round trips: the lock and the chain's head, then its rows, the metrics and the
-COMMIT in one pipeline of prepared statements (each insert's row count checked before anything cites the row).
+A write transaction (holding the writes a process's threads make at once: see `ledger.group`) is two round
+trips: the lock and the chain's head, then its rows, the metrics and the COMMIT in one pipeline of prepared
+statements (each insert's row count checked before anything cites the row).
 No transaction waits for the disk while it holds the lock: each commits with `synchronous_commit` off, which
 releases the lock as soon as the row is in the WAL, and a synced write (an outcome) then waits for the WAL
 flush outside the lock, in a transaction of its own whose commit writes one logical message and is flushed
@@ -84,6 +85,7 @@ class PostgresConn:
         """Whether the ledger's schema is known to be there and readable, so its head can be read at `begin`."""
         self._later: list[tuple[str, Sequence[Any]]] = []
         self._checks: dict[int, Callable[[int], Exception]] = {}
+        self._mark = 0
         self._transactions = 0
         self.statement: str | None = None
         """The name the head's statement is prepared under in this session, once it is."""
@@ -128,6 +130,15 @@ class PostgresConn:
         ]
         if problems:
             raise problems[0]
+
+    def savepoint(self) -> None:
+        """Mark the statements queued so far: every write is queued for the commit's round trip (`execute_later`),
+        so a write refused before the commit is undone by dropping its statements, at no round trip."""
+        self._mark = len(self._later)
+
+    def rollback_to(self) -> None:
+        del self._later[self._mark :]
+        self._checks = {i: check for i, check in self._checks.items() if i < self._mark}
 
     def insert(self, sql: str, parameters: Sequence[Any], not_landed: Callable[[int], Exception], /) -> None:
         self._checks[len(self._later)] = not_landed
@@ -236,6 +247,12 @@ class PostgresStorage:
                 f"TO planner_mcp_writer) ({exc.diag.message_primary})",
                 "denied",
             ) from exc
+
+    def savepoint(self, conn: Conn) -> None:
+        cast(PostgresConn, conn).savepoint()
+
+    def rollback_to(self, conn: Conn) -> None:
+        cast(PostgresConn, conn).rollback_to()
 
     def schema_changed(self, conn: Conn) -> bool:
         """Whether the catalog is due to be compared again: PostgreSQL has no cheap schema cookie, so a running
