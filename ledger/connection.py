@@ -29,6 +29,9 @@ class SqliteConn(sqlite3.Connection):
     """A SQLite connection with the few questions whose SQL is SQLite's own (see `ledger.storage.Conn`)."""
 
     unstorable: tuple[type[Exception], ...] = (UnicodeEncodeError,)
+    held_version: int | None = None
+    """`data_version` as read once in the write transaction in progress, None outside one: while this connection
+    holds the write lock no other can commit, so it cannot move (see `SqliteStorage.begin`)."""
 
     def insert(self, sql: str, parameters: Sequence[Any], not_landed: Callable[[int], Exception], /) -> None:
         cursor = self.execute(sql, parameters)
@@ -46,6 +49,8 @@ class SqliteConn(sqlite3.Connection):
         return found is not None
 
     def data_version(self) -> int | None:
+        if self.held_version is not None:
+            return self.held_version
         return int(self.execute("PRAGMA data_version").fetchone()[0])
 
 

@@ -38,6 +38,8 @@ class SqliteStorage:
         self._file_lock = FileLock(path.with_name(path.name + ".lock"))
         self._suspect = False
         self._schema_version: int | None = None
+        self._schema_seen: int | None = None
+        """The connection's `data_version` when the schema was last found sound."""
 
     @contextlib.contextmanager
     def guard(self, deadline: float, *, connected: bool) -> Iterator[None]:
@@ -74,7 +76,7 @@ class SqliteStorage:
                     f"the ledger {self.path} failed its integrity check after an error: {verdict}", "corrupt"
                 )
         self._suspect = False
-        self._schema_version = None
+        self._schema_version = self._schema_seen = None
         return conn
 
     def prepare(self, conn: Conn) -> list[str]:
@@ -83,9 +85,14 @@ class SqliteStorage:
     def begin(self, conn: Conn, deadline: float, *, relaxed: bool) -> None:
         if relaxed:
             conn.execute("PRAGMA synchronous = NORMAL")
-        begin_immediate(_sqlite(conn), deadline)
+        raw = _sqlite(conn)
+        begin_immediate(raw, deadline)
+        # Read once for the whole transaction, by the schema's check and by each append's (see `Tail`).
+        raw.held_version = None
+        raw.held_version = raw.data_version()
 
     def end(self, conn: Conn, *, commit: bool, relaxed: bool) -> None:
+        _sqlite(conn).held_version = None
         conn.execute("COMMIT" if commit else "ROLLBACK")
         if relaxed:
             conn.execute("PRAGMA synchronous = FULL")
@@ -99,13 +106,24 @@ class SqliteStorage:
 
     def schema_changed(self, conn: Conn) -> bool:
         """Whether SQLite's schema cookie moved since the schema was last found sound: any change to the schema,
-        by any connection, moves it, so a trigger added while the server runs is caught at the next write."""
-        return bool(conn.execute("PRAGMA schema_version").fetchone()[0] != self._schema_version)
+        by any connection, moves it, so a trigger added while the server runs is caught at the next write.
+
+        The cookie is read only when another connection has committed since it was (`data_version` moved): a
+        change to the schema is a commit like any other, and this connection makes none after its open.
+        """
+        version = conn.data_version()
+        if version is not None and version == self._schema_seen:
+            return False
+        if conn.execute("PRAGMA schema_version").fetchone()[0] != self._schema_version:
+            return True
+        self._schema_seen = version
+        return False
 
     def differences(self, conn: Conn) -> list[Difference]:
         found = differences(_sqlite(conn))
         if not found:
             self._schema_version = conn.execute("PRAGMA schema_version").fetchone()[0]
+            self._schema_seen = conn.data_version()
         return found
 
     def failed(self, exc: BaseException) -> LedgerError:
