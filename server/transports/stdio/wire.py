@@ -1,0 +1,115 @@
+"""stdin and stdout claimed as the SDK claims them, and replies written on the event loop when stdout is a pipe or
+a socket, as a host's is.
+
+The SDK writes each reply through an `anyio.AsyncFile`: two worker-thread trips a message (write, then flush),
+about a tenth of a call's CPU. On a pipe or a socket, a reply is written here with `os.write` straight from the
+loop; only when the host reads slower than the server writes (the pipe is full) does the loop wait on the
+descriptor, and a cancellation (a signal) ends that wait at once. One writer (the SDK's stdout task) writes whole
+lines, in order, each in the pipe before `write` returns: no reply sits in a buffer. A host that goes away fails
+the next write with BrokenPipeError, as it did through the AsyncFile.
+
+fd 0 and fd 1 are claimed with the SDK's own `_claim_fd`: the wire is served from private duplicates while fd 0 reads
+the null device and fd 1 writes to stderr, so a stray print (or a child's read) never touches the wire, and a
+second `stdio_server` in the process is refused. stdout's duplicate is made non-blocking, and put back as it was
+when serving ends; a terminal, a file, or a wire that stderr shares, keeps the blocking, threaded way (a terminal's
+flags are its shell's too).
+"""
+
+import io
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from typing import Any, BinaryIO
+
+import anyio
+from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion, _UnownedTextWrapper
+
+from server.transports.stdio.lifetime import StdinLines
+
+__all__ = ["LoopWriter", "claimed_stdio"]
+
+
+class LoopWriter:
+    """What `stdio_server(stdout=...)` writes each reply line to: a non-blocking pipe or socket, on the loop."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            try:
+                written = os.write(self._fd, data)
+            except BlockingIOError:  # the host has not read the pipe's worth before: wait until it does
+                await anyio.wait_writable(self._fd)
+            else:
+                data = data[written:]
+
+    async def flush(self) -> None:
+        """Nothing is buffered: `write` returns once the whole line is in the pipe."""
+
+
+@contextmanager
+def claimed_stdio() -> Iterator[tuple[Any, Any]]:
+    """The (stdin, stdout) to pass to `stdio_server`, claimed for as long as the block runs."""
+    with ExitStack() as stack:
+        stdin_wire = stack.enter_context(_claimed(0, sys.stdin, "rb", _open_stdin_diversion))
+        stdout_wire = stack.enter_context(_claimed(1, sys.stdout, "wb", _open_stdout_diversion))
+        stdout_fd = stack.enter_context(_nonblocking(stdout_wire))
+        stdin = _thread_read(stdin_wire)
+        stdout = (
+            LoopWriter(stdout_fd)
+            if stdout_fd is not None
+            else anyio.wrap_file(_UnownedTextWrapper(stdout_wire, encoding="utf-8"))
+        )
+        yield stdin, stdout
+
+
+def _thread_read(wire: BinaryIO) -> StdinLines:
+    """A daemon thread's lines: of the private wire, or of its own duplicate of fd 0 when that is served in place."""
+    with suppress(OSError, ValueError, io.UnsupportedOperation):
+        if wire.fileno() > 2:
+            return StdinLines(wire)
+    return StdinLines()
+
+
+@contextmanager
+def _claimed(fd: int, stream: Any, mode: Any, diversion: Any) -> Iterator[BinaryIO]:
+    wire, release = _claim_fd(fd, stream, mode, diversion)
+    try:
+        yield wire
+    finally:
+        if release is not None:
+            release()
+
+
+@contextmanager
+def _nonblocking(wire: BinaryIO) -> Iterator[int | None]:
+    """The wire's descriptor made non-blocking until the block ends, or None where the loop cannot own it."""
+    try:
+        fd = wire.fileno()
+        kind = os.fstat(fd)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        yield None
+        return
+    if fd <= 2 or not (stat.S_ISFIFO(kind.st_mode) or stat.S_ISSOCK(kind.st_mode)) or _is_stderr(kind):
+        yield None  # served in place (the claim could not divert), or not a host's pipe: as the SDK serves it
+        return
+    blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)
+    try:
+        yield fd
+    finally:
+        with suppress(OSError):
+            os.set_blocking(fd, blocking)
+
+
+def _is_stderr(kind: os.stat_result) -> bool:
+    """Whether stderr is this same pipe (`2>&1`): its writes must not start failing when the pipe is full."""
+    try:
+        err = os.fstat(2)
+    except OSError:
+        return False
+    return (err.st_dev, err.st_ino) == (kind.st_dev, kind.st_ino)
