@@ -132,3 +132,23 @@ def test_stdout_carries_only_protocol_messages_whatever_a_handler_or_its_child_p
     stderr = proc.stderr.decode()
     assert stderr.count("a stray print") == stderr.count("a stray write to fd 1") == 2
     assert stderr.count("a child's stray line") == 2
+
+
+def test_lines_are_read_as_the_sdk_reads_them_however_the_host_cuts_its_writes(ledger_path: Path) -> None:
+    line = '{"jsonrpc":"2.0","id":"nœud-3","method":"ping"}\r\n'.encode()
+    cut = line.index("œ".encode()) + 1  # inside the character's two bytes
+    with server_process(ledger_path, "serve") as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        _send(proc, HANDSHAKE)
+        proc.stdin.write(b'{"jsonrpc":"2.0","id":2,"method":"ping"}\r\n' + line[:cut])  # one write: one read
+        proc.stdin.flush()
+        first = [json.loads(raw) for raw in _read_lines(proc.stdout, 2)]  # the ping's answer: its read took the cut
+        proc.stdin.write(line[cut:] + b'\xff{"jsonrpc":"2.0","id":4,"method":"ping"}\n')
+        proc.stdin.flush()
+        rest = [json.loads(raw) for raw in _read_lines(proc.stdout, 2)]
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert [r["id"] for r in first] == [1, 2]
+    answers = sorted((str(r["id"]), r.get("error", {}).get("code")) for r in rest)
+    assert answers == [("None", -32700), ("nœud-3", None)]  # the stray byte spoils its own line alone
+    assert proc.returncode == 0
