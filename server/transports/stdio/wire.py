@@ -22,9 +22,9 @@ import os
 import stat
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Literal, Self, TextIO
 
 import anyio
 from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion, _UnownedTextWrapper
@@ -106,8 +106,8 @@ def claimed_stdio() -> Iterator[tuple[Any, Any]]:
     with ExitStack() as stack:
         stdin_wire = stack.enter_context(_claimed(0, sys.stdin, "rb", _open_stdin_diversion))
         stdout_wire = stack.enter_context(_claimed(1, sys.stdout, "wb", _open_stdout_diversion))
-        stdin_fd = stack.enter_context(_nonblocking(stdin_wire))
-        stdout_fd = stack.enter_context(_nonblocking(stdout_wire))
+        stdin_fd = stack.enter_context(_nonblocking(_loop_owned(stdin_wire)))
+        stdout_fd = stack.enter_context(_nonblocking(_loop_owned(stdout_wire)))
         stdin = LoopLines(stdin_fd) if stdin_fd is not None else _thread_read(stdin_wire)
         stdout = (
             LoopWriter(stdout_fd)
@@ -126,7 +126,7 @@ def _thread_read(wire: BinaryIO) -> StdinLines:
 
 
 @contextmanager
-def _claimed(fd: int, stream: Any, mode: Any, diversion: Any) -> Iterator[BinaryIO]:
+def _claimed(fd: int, stream: TextIO, mode: Literal["rb", "wb"], diversion: Callable[[], int]) -> Iterator[BinaryIO]:
     wire, release = _claim_fd(fd, stream, mode, diversion)
     try:
         yield wire
@@ -135,17 +135,25 @@ def _claimed(fd: int, stream: Any, mode: Any, diversion: Any) -> Iterator[Binary
             release()
 
 
-@contextmanager
-def _nonblocking(wire: BinaryIO) -> Iterator[int | None]:
-    """The wire's descriptor made non-blocking until the block ends, or None where the loop cannot own it."""
+def _loop_owned(wire: BinaryIO) -> int | None:
+    """The wire's descriptor when the loop may own it: a host's pipe or socket, on the claim's private duplicate."""
+    if sys.platform == "win32":  # no waiting on a pipe's descriptor there
+        return None
     try:
         fd = wire.fileno()
         kind = os.fstat(fd)
     except (OSError, ValueError, io.UnsupportedOperation):
-        yield None
-        return
+        return None
     if fd <= 2 or not (stat.S_ISFIFO(kind.st_mode) or stat.S_ISSOCK(kind.st_mode)) or _is_stderr(kind):
-        yield None  # served in place (the claim could not divert), or not a host's pipe: as the SDK serves it
+        return None  # served in place (the claim could not divert), or not a host's pipe: as the SDK serves it
+    return fd
+
+
+@contextmanager
+def _nonblocking(fd: int | None) -> Iterator[int | None]:
+    """`fd` made non-blocking until the block ends, then put back as it was."""
+    if fd is None:
+        yield None
         return
     blocking = os.get_blocking(fd)
     os.set_blocking(fd, False)
