@@ -3,7 +3,8 @@
 A host stops a server by closing its stdin, then by SIGTERM; a person at a terminal presses Ctrl-C. The SDK reads
 stdin in a worker thread that no cancellation can interrupt, so a signal used to wait for the host's next line:
 SIGINT did nothing until stdin closed, and at a terminal it took three Ctrl-C and ended in a traceback. Here
-stdin is read by a daemon thread, which a blocked read never keeps alive, and the first SIGINT or SIGTERM cancels
+stdin is read on the event loop when it is a pipe or a socket (see `wire`), and otherwise (a terminal, a file) by
+a daemon thread, which a blocked read never keeps alive; either way the first SIGINT or SIGTERM cancels
 the serving: each call in flight is recorded as CANCELLED by the gate, the runtime closes the ledger, and the
 process exits with status 0, as a server asked to stop (and `serve --transport http` under uvicorn) does.
 """
@@ -28,7 +29,8 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StdinLines:
-    """The lines of `source` (the process's stdin), for `stdio_server(stdin=...)`, read by a daemon thread."""
+    """The lines of `source` (the process's stdin), for `stdio_server(stdin=...)`, read by a daemon thread: for a
+    terminal or a file, whose blocking the loop cannot wait on."""
 
     def __init__(self, source: BinaryIO | None = None) -> None:
         # A file of its own over a duplicate of fd 0: the interpreter, exiting, closes sys.stdin, which it could not
