@@ -85,6 +85,23 @@ async def test_a_trigger_added_while_the_server_runs_stops_it_at_its_next_write(
     assert [r["seq"] for r in rows(ledger_path, "call_intents")] == [cited]
 
 
+async def test_a_trigger_that_lets_inserts_land_added_while_the_server_runs_stops_it_at_its_next_write(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    # Every row still lands (the row count cannot see it): only the check of the schema can. The server skips
+    # that check while no other connection has committed; adding the trigger is such a commit.
+    spy = "CREATE TRIGGER call_intents_spy AFTER INSERT ON call_intents BEGIN SELECT 1; END"
+    async with connect(make_settings()) as client:
+        _, first = await call(client, "read_docs", {"name": "backup-restore"})
+        _, second = await call(client, "read_docs", {"name": "backup-restore"})
+        _edit(ledger_path, spy)
+        _, third = await call(client, "read_docs", {"name": "backup-restore"})
+    assert first["decision"] == second["decision"] == "EXECUTE"
+    assert third["decision"] == "ERROR" and third["error"]["type"] == "LEDGER_UNAVAILABLE"
+    assert "not the one planner-mcp made" in third["error"]["message"]
+    assert len(rows(ledger_path, "call_intents")) == 2
+
+
 async def test_append_only_triggers_emptied_under_their_own_names_are_refused_and_named_unprotected(
     make_settings: Callable[..., Settings], ledger_path: Path
 ) -> None:
