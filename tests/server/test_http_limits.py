@@ -136,3 +136,20 @@ def test_a_request_whose_body_stops_coming_is_closed_once_the_request_timeout_pa
     [line] = [line for line in lines if line["reason"] == "request_timeout"]
     assert (line["method"], line["path"], line["status"]) == ("POST", "/mcp", None)
     assert TOKEN not in served.stderr
+
+
+def test_a_request_head_that_never_ends_is_cut_off_not_held_until_the_request_timeout(ledger_path: Path) -> None:
+    env = {"PLANNER_MCP_HTTP_TOKEN": TOKEN, "PLANNER_MCP_HTTP_REQUEST_TIMEOUT": "600"}  # not what closes it here
+    with serving(ledger_path, env=env, options=JSON_LOGS) as served:
+        conn = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+        try:
+            conn.sendall(_HALF_A_REQUEST + b"X-Filler: ")
+            for _ in range(1024):  # a MiB of one header's value: the server holds 16 KiB of a head at most
+                conn.sendall(b"a" * 1024)
+        except OSError:
+            pass  # closed by the server while this was still sending
+        conn.setblocking(False)
+        still_open = _still_open([conn], within=20)
+        conn.close()
+        tools = _served_within(served.url, 20)
+    assert still_open == [] and tools == DEFAULT_TOOLS

@@ -1,6 +1,6 @@
 """How many HTTP connections may be open, and how long a request may take to arrive.
 
-uvicorn's h11 protocol starts no timer when a connection opens, and cancels its keep-alive timer on any byte
+uvicorn's HTTP protocols start no timer when a connection opens, and cancels its keep-alive timer on any byte
 received: a client that sends half a request, or a byte now and then, holds its connection (and a descriptor)
 for as long as it likes, and a few hundred such clients hold them all. `guarded_protocol` closes a connection
 that has not delivered a request whole (headers and body) within the request timeout of opening, or of the
@@ -9,23 +9,27 @@ request's first byte on a kept-alive connection (idle, it is the keep-alive time
 request, so a caller whose request comes at once is served even while stalled connections fill every place. A
 connection with its request in hand is never closed for this; when every one has, the newcomer is.
 
-It reaches into uvicorn's h11 protocol (its hooks and its h11 connection): tests/server/test_http_limits.py runs
-it against a real server process, so an upgrade that moves them fails there.
+The protocol is uvicorn's httptools one (llhttp, in C), not its h11 one: h11 parses and frames in Python, about
+0.1 ms of CPU per request, a twentieth of a governed call's. llhttp keeps no limit of its own on a request's head,
+so the head (request line and headers) that has not arrived whole is held to h11's 16 KiB, past which the request
+is answered 400 and its connection closed, as h11 does.
+
+It reaches into uvicorn's httptools protocol (its parser's callbacks and hooks): tests/server/test_http_limits.py
+runs it against a real server process, so an upgrade that moves them fails there.
 """
 
 import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.transports.http.refusals import Reason, ThrottledRefusalLog, remote_address
 
 __all__ = ["ConnectionLimits", "descriptor_share", "guarded_protocol"]
 
-_RECEIVING = (h11.IDLE, h11.SEND_BODY)
-"""The client's states while the server waits for its request's bytes (h11 names the peer's side `their_state`)."""
+_MAX_HEAD = 16 * 1024
+"""The most bytes of a request's head held before it has come whole: h11's limit (its `max_incomplete_event_size`)."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,19 @@ class _Shared:
         """The connections the server waits on for a request's bytes, the longest-waiting first."""
 
 
-class _Guarded(H11Protocol):
+class _Guarded(HttpToolsProtocol):
     _shared: ClassVar[_Shared]
     _deadline: asyncio.TimerHandle | None = None
+    _in_hand = 0
+    """Requests whose bytes have all come and whose answer is not yet complete (a pipelined one waits its turn)."""
+    _begun = False
+    """Bytes of a request have come, not yet all of them."""
+    _in_head = True
+    """The request the server waits for has not yet come to the end of its head."""
+    _head = 0
+    """Bytes of that head so far."""
+    _heads = 0
+    """Heads come whole on this connection."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -79,13 +93,32 @@ class _Guarded(H11Protocol):
         self._watch(started=True)
 
     def data_received(self, data: bytes) -> None:
+        counting, heads = self._in_head, self._heads
         super().data_received(data)
+        if counting and heads == self._heads and not self.transport.is_closing():  # every byte went to one head
+            self._head += len(data)
+            if self._head > _MAX_HEAD:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
         self._watch(started=True)
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head, self._head, self._heads = False, 0, self._heads + 1
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._begun, self._in_head, self._in_hand = False, True, self._in_hand + 1
+
     def on_response_complete(self) -> None:
+        self._in_hand -= 1
         super().on_response_complete()
         # Idle between requests, a connection is uvicorn's keep-alive timer's to close, until a byte comes.
-        self._watch(started=bool(self.conn.trailing_data[0]))
+        self._watch(started=self._begun)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._shared.live.discard(self)
@@ -95,7 +128,7 @@ class _Guarded(H11Protocol):
     def _watch(self, *, started: bool) -> None:
         """While the server waits for a request, count the connection as waiting, and once the request has
         `started` (the connection is new, or bytes came), run its clock; stop both when the request is in."""
-        if self.conn.their_state not in _RECEIVING or self.transport.is_closing():
+        if self._in_hand > 0 or self.transport.is_closing():
             self._unwatch()
             return
         self._shared.waiting.setdefault(self, None)
@@ -117,16 +150,16 @@ class _Guarded(H11Protocol):
         self._shared.live.discard(self)
         self._unwatch()
         method = path = "-"
-        if self.conn.their_state is h11.SEND_BODY and self.scope is not None:  # its headers came, not its body
+        if self._begun and not self._in_head:  # its head came, not its body
             method, path = self.scope["method"], self.scope["path"]
         self._shared.refusals.refused(reason, detail, remote=remote_address(self.client), method=method, path=path)
         self.transport.abort()
 
 
-def guarded_protocol(limits: ConnectionLimits, refusals: ThrottledRefusalLog) -> type[H11Protocol]:
-    """uvicorn's h11 protocol under `limits`, for one server; what it closes leaves a line in `refusals`."""
+def guarded_protocol(limits: ConnectionLimits, refusals: ThrottledRefusalLog) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol under `limits`, for one server; what it closes leaves a line in `refusals`."""
 
-    class GuardedH11Protocol(_Guarded):
+    class GuardedHttpToolsProtocol(_Guarded):
         _shared = _Shared(limits, refusals)
 
-    return GuardedH11Protocol
+    return GuardedHttpToolsProtocol
