@@ -185,11 +185,11 @@ def _now() -> str:
 
 def _serve_http(server: MCPServer[None], port: int) -> None:
     """The SDK's Streamable HTTP app under uvicorn on loopback, no authentication; the SDK's own Host and Origin
-    checks for a loopback server, and uvicorn's h11 parser, as planner-mcp's HTTP has."""
+    checks for a loopback server, and uvicorn's httptools parser, as planner-mcp's HTTP has."""
     import uvicorn
 
     app = server.streamable_http_app(host="127.0.0.1")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http="h11", ws="none")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http="httptools", ws="none")
 
 
 def main(argv: list[str] | None = None) -> None:
