@@ -1,1 +1,2 @@
-"""Small parts with no opinion about calls: backoff, a circuit breaker, encodable text, terminal output, logs."""
+"""Small parts with no opinion about calls: backoff, a circuit breaker, encodable text, request ids, terminal output,
+logs."""
