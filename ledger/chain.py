@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["COLUMNS", "GENESIS", "INT64", "TABLES", "Hasher", "algorithm", "canonical", "storage_problems", "typed"]
+__all__ = ["COLUMNS", "GENESIS", "TABLES", "Hasher", "algorithm", "canonical", "storage_problems", "typed"]
 
 GENESIS = "genesis"
 """The `prev_hash` of the first row (seq 1)."""
@@ -54,7 +54,7 @@ _STORAGE_NAMES = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
 # Each table's columns in key order with their type: the row is built already sorted (the encoder still sorts).
 _SORTED = {table: [(name, _STORED[kind]) for name, kind in sorted(cols.items())] for table, cols in COLUMNS.items()}
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
-INT64 = (-(2**63), 2**63 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
 """The integers both engines store (SQLite's INTEGER, PostgreSQL's BIGINT)."""
 
 
@@ -69,7 +69,7 @@ def typed(table: str, row: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """
     found: dict[str, Any] = {}
     too_large = False
-    low, high = INT64
+    low, high = _INT64
     for name, stored in _SORTED[table]:
         value: Any = row.get(name)
         kind = type(value)

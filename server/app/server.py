@@ -58,6 +58,9 @@ def to_call_result(output: AgentOutput) -> CallToolResult:
 
 
 _FIELDS = tuple(AgentOutput.model_fields)
+_DATA = {"data"}
+_WIRE_DUMP = {"by_alias": True, "mode": "json", "exclude_none": True}
+"""How the SDK dumps a handler's result for the wire (see `_DumpedOnce`)."""
 
 
 def _structured(output: AgentOutput) -> dict[str, Any]:
@@ -65,12 +68,6 @@ def _structured(output: AgentOutput) -> dict[str, Any]:
     in JSON mode itself before it is sent, and `data` (a whole inventory, say) is most of the output."""
     dumped = output.model_dump(mode="json", exclude=_DATA)
     return {name: output.data if name == "data" else dumped[name] for name in _FIELDS}
-
-
-_DATA = {"data"}
-
-
-_WIRE_DUMP = {"by_alias": True, "mode": "json", "exclude_none": True}
 
 
 class _DumpedOnce(CallToolResult):

@@ -1,6 +1,6 @@
 """How many HTTP connections may be open, and how long a request may take to arrive.
 
-uvicorn's HTTP protocols start no timer when a connection opens, and cancels its keep-alive timer on any byte
+uvicorn's HTTP protocols start no timer when a connection opens, and cancel their keep-alive timer on any byte
 received: a client that sends half a request, or a byte now and then, holds its connection (and a descriptor)
 for as long as it likes, and a few hundred such clients hold them all. `guarded_protocol` closes a connection
 that has not delivered a request whole (headers and body) within the request timeout of opening, or of the
