@@ -1,12 +1,12 @@
 """Group commit: the writes several threads want at once share one transaction and one commit, as databases do.
 
-Each writer queues its write; the first to find no leader leads. The leader takes every write queued so far and,
-under the ledger's lock, runs them in one transaction, each under a savepoint of its own, then commits once, synced
-when any of them asked to be: N concurrent calls pay one BEGIN, one COMMIT and one fsync instead of N. Writes
-queued meanwhile wait for the next leader, the first of them, woken as the lead passes to it. A writer returns only
-once the transaction holding its write has committed (or with its own failure), so "recorded before the reply
-leaves" holds for each of them. Alone, a writer leads a group of one, with no savepoint: it costs what a lone write
-did.
+Each writer queues its write (or several, which stay together); the first to find no leader leads. The leader
+takes every write queued so far and, under the ledger's lock, runs them in one transaction, each under a savepoint
+of its own, then commits once, synced when any of them asked to be: N concurrent calls pay one BEGIN, one COMMIT
+and one fsync instead of N. Writes queued meanwhile wait for the next leader, the first of them, woken as the lead
+passes to it. A writer returns only once the transaction holding its write has committed (or with its own
+failure), so "recorded before the reply leaves" holds for each of them. Alone, a writer leads a group of one, with
+no savepoint: it costs what a lone write did.
 
 A write that fails on its own, before it changed anything the others depend on (`alone`), rolls back to its
 savepoint and fails alone; anything else (the engine's error, a commit that fails) fails every write of the group,
@@ -14,7 +14,7 @@ and none of them claims a place in the chain.
 """
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ledger.budget import BudgetExhausted
@@ -38,6 +38,10 @@ class Write(Generic[_T]):
         self.result: _T | None = None
         self.error: BaseException | None = None
         self.wake: threading.Lock | None = None
+
+    def settled_as(self) -> "_T | BaseException":
+        """What the write returned once committed, or its failure, returned rather than raised."""
+        return self.result if self.error is None else self.error  # type: ignore[return-value]  # as `outcome`
 
     def outcome(self) -> _T:
         """What the write returned once committed, or its failure, raised in the writer's own thread."""
@@ -66,18 +70,26 @@ class Writers:
 
     def run(self, write: Write[_T]) -> _T:
         """Queue `write`, lead or wait for its commit, and return what it returned (or raise its failure)."""
+        self.run_all((write,))
+        return write.outcome()
+
+    def run_all(self, writes: Sequence[Write[Any]]) -> None:
+        """Queue `writes` (at least one) together, lead or wait for their commit, and return once each is settled.
+
+        They are queued at once, so one leader takes them all: they share one transaction, each under its own
+        savepoint, and the first of them carries the wait."""
+        first = writes[0]
         with self._mutex:
-            self._waiting.append(write)
+            self._waiting.extend(writes)
             if self._leading:
-                wake = write.wake = threading.Lock()
+                wake = first.wake = threading.Lock()
                 wake.acquire()
             else:
                 self._leading, wake = True, None
         if wake is not None:
-            wake.acquire()  # released by the leader that settled this write, or that passed it the lead
-        if not write.settled:
+            wake.acquire()  # released by the leader that settled these writes, or that passed them the lead
+        if not first.settled:
             self._lead()
-        return write.outcome()
 
     def _lead(self) -> None:
         writes: list[Write[Any]] = []

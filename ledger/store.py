@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ __all__ = ["Ledger", "LedgerError", "Position"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 _MAX_ERROR_MESSAGE = 1000
 _MAX_CLIENT_ID = 128
 _ARGUMENTS = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
@@ -189,6 +190,34 @@ class Ledger(Queries):
         _tell(observe, table, started, None)
         return done
 
+    def _write_each(
+        self, made: Callable[[_R], Callable[[Conn], _T]], records: Sequence[_R], table: str, *, synced: bool
+    ) -> list[_T | BaseException]:
+        """The work `made` for each record, queued together so they share a transaction: what each returned, or
+        what kept it out. A record whose work cannot be made is kept out alone."""
+        writes: list[Write[_T]] = []
+        unmade: dict[int, BaseException] = {}
+        for i, record in enumerate(records):
+            try:
+                writes.append(Write(made(record), synced))
+            except Exception as exc:
+                unmade[i] = exc
+        started = time.time_ns()
+        if writes:
+            self._writers.run_all(writes)
+        settled = iter(writes)
+        done: list[_T | BaseException] = []
+        for i in range(len(records)):
+            if i in unmade:
+                done.append(unmade[i])
+                continue
+            write = next(settled)
+            error = write.error
+            if self.observe is not None and (error is None or isinstance(error, LedgerError)):
+                _tell(self.observe, table, started, None if error is None else error.reason)
+            done.append(write.settled_as())
+        return done
+
     def _grouped(self, work: Callable[[Conn], _T], synced: bool) -> _T:
         """`work` committed, in a transaction it may share with the writes of other threads (see `ledger.group`).
 
@@ -300,6 +329,15 @@ class Ledger(Queries):
         With `reservation` (an LLM call under a token budget), the call's worst case is reserved in the same
         transaction, or `BudgetExhausted` is raised and nothing is written (see `ledger.budget`).
         """
+        return self._write(self._intent_write(intent, reservation), "call_intents", synced=False)
+
+    def record_intents(self, intents: Sequence[Intent]) -> list[Position | BaseException]:
+        """Commit the intents of several calls in one transaction, as `record_intent` does one: for each, its
+        place in the chain, or the exception that kept it out (returned, not raised). One that fails on its own
+        fails alone; a commit that fails fails them all."""
+        return self._write_each(self._intent_write, intents, "call_intents", synced=False)
+
+    def _intent_write(self, intent: Intent, reservation: Reservation | None = None) -> Callable[[Conn], Position]:
         row = {
             "timestamp": intent.timestamp,
             "request_id": intent.request_id,
@@ -319,7 +357,7 @@ class Ledger(Queries):
                 self._reserve(conn, intent.request_id, intent.agent_id, "intent", reservation)
             return position
 
-        return self._write(insert, "call_intents", synced=False)
+        return insert
 
     def reserve_tokens(self, request_id: str, agent_id: str, reservation: Reservation) -> None:
         """Reserve more of the day's budget for a call under way (its prompt, before the request is sent), or
@@ -336,6 +374,14 @@ class Ledger(Queries):
 
     def record_outcome(self, outcome: Outcome) -> Position:
         """Commit the outcome of a call and the agent's metrics together; return its place in the chain."""
+        return self._write(self._outcome_write(outcome), "agent_actions")
+
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> list[Position | BaseException]:
+        """Commit the outcomes of several calls in one transaction, as `record_outcome` does one: for each, its
+        place in the chain, or the exception that kept it out (returned, not raised), as `record_intents`."""
+        return self._write_each(self._outcome_write, outcomes, "agent_actions", synced=True)
+
+    def _outcome_write(self, outcome: Outcome) -> Callable[[Conn], Position]:
         error_message = outcome.error_message
         if error_message is not None:
             error_message = self._scrub.text(error_message)[:_MAX_ERROR_MESSAGE]
@@ -369,7 +415,7 @@ class Ledger(Queries):
             update_metrics(conn, outcome)
             return position
 
-        return self._write(insert, "agent_actions")
+        return insert
 
     def record_event(self, kind: str, detail: str) -> Position:
         """Chain a note about the ledger itself (a durability mode, a key, a schema upgrade)."""

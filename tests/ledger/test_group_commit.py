@@ -31,8 +31,8 @@ def _intent(request_id: str) -> Intent:
 
 
 def _outcome(request_id: str, intent_id: int | None = None, **changes: Any) -> Outcome:
-    return Outcome(**_call(request_id), decision="EXECUTE", confidence=1.0, success=True, intent_id=intent_id,
-                   **changes)  # fmt: skip
+    fields = {"decision": "EXECUTE", "confidence": 1.0, "success": True, "intent_id": intent_id, **changes}
+    return Outcome(**_call(request_id), **fields)
 
 
 @pytest.fixture
@@ -162,5 +162,57 @@ async def test_a_commit_that_fails_fails_every_write_it_held_and_the_next_write_
             assert statements.count("COMMIT") == 1  # the rows were written; their commit found no room
             after = ledger.record_intent(_intent("after"))
         assert after.seq == before.seq + 1  # none of the failed writes claimed a place
+        assert [r["request_id"] for r in rows(path, "call_intents")] == ["before", "after"]
+        assert verify(path).status in ("ok", "incomplete")
+
+
+def test_intents_recorded_together_share_one_commit_that_does_not_wait_for_the_disk(ledger: Ledger) -> None:
+    statements = _traced(ledger)
+    done = ledger.record_intents([_intent(f"r{i}") for i in range(5)])
+    assert all(isinstance(p, Position) for p in done), done
+    assert [p.seq for p in done] == list(range(done[0].seq, done[0].seq + 5))  # type: ignore[union-attr]
+    assert statements.count("COMMIT") == 1
+    assert "PRAGMA synchronous = NORMAL" in statements
+    assert [r["request_id"] for r in rows(ledger.path, "call_intents")] == [f"r{i}" for i in range(5)]
+
+
+def test_outcomes_recorded_together_share_one_synced_commit_and_one_that_cannot_be_stored_fails_alone(
+    ledger: Ledger,
+) -> None:
+    intents = ledger.record_intents([_intent(f"r{i}") for i in range(3)])
+    statements = _traced(ledger)
+    done = ledger.record_outcomes([
+        _outcome("r0", intents[0].id),  # type: ignore[union-attr]
+        _outcome("r1", intents[1].id, prompt_tokens=2**63),  # type: ignore[union-attr]
+        _outcome("r2", intents[2].id),  # type: ignore[union-attr]
+    ])  # fmt: skip
+    assert isinstance(done[1], LedgerError) and done[1].reason == "value", done
+    assert isinstance(done[0], Position) and isinstance(done[2], Position), done
+    assert done[2].seq == done[0].seq + 1  # the refused row took no place in the chain
+    assert statements.count("COMMIT") == 1
+    assert "PRAGMA synchronous = NORMAL" not in statements  # outcomes wait for the disk
+    assert [r["request_id"] for r in rows(ledger.path)] == ["r0", "r2"]
+    assert verify(ledger.path).status in ("ok", "incomplete")
+
+
+def test_a_record_whose_row_cannot_be_made_is_kept_out_alone(ledger: Ledger) -> None:
+    unmade = _outcome("bad", confidence="not a number")
+    done = ledger.record_outcomes([_outcome("good"), unmade, _outcome("also-good")])
+    assert isinstance(done[1], ValueError), done
+    assert isinstance(done[0], Position) and isinstance(done[2], Position), done
+    assert [r["request_id"] for r in rows(ledger.path)] == ["good", "also-good"]
+
+
+def test_a_commit_of_records_together_that_fails_fails_each_of_them_with_an_error_of_its_own() -> None:
+    with small_tmpfs(8) as disk:
+        path = disk / "ledger.db"
+        with opened(path) as ledger:
+            before = ledger.record_intent(_intent("before"))
+            with full_disk(disk):
+                done = ledger.record_intents([_intent(f"lost{i}") for i in range(4)])
+            assert all(isinstance(e, LedgerError) and e.reason == "full" for e in done), done
+            assert len({id(e) for e in done}) == 4
+            after = ledger.record_intents([_intent("after")])[0]
+        assert isinstance(after, Position) and after.seq == before.seq + 1
         assert [r["request_id"] for r in rows(path, "call_intents")] == ["before", "after"]
         assert verify(path).status in ("ok", "incomplete")
