@@ -7,7 +7,8 @@ Either way nothing is read and no LLM is asked before the intent is committed, a
 record its intent (or is refused by what its intent's transaction checks, such as a token budget) reads
 nothing: the error comes out of the step that would have read. A trip to a thread costs about as much as
 the rest of a local read, so each one saved shows in `python -m bench --only reads`. (A read on the
-embedded store goes further: the gate runs it whole, intent to outcome, in one trip; see `ToolSpec.local`.)
+embedded store goes further: the gate runs it whole, intent to outcome, in one trip, shared with the reads that
+arrive with it; see `ToolSpec.local` and `server.governance.trips`.)
 
 Every store, tool and LLM path goes through here rather than `anyio.to_thread` (ruff bans it elsewhere).
 """

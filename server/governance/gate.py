@@ -11,8 +11,8 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -28,8 +28,9 @@ from server.call.stopping import stop_reason
 from server.governance.admission import MAX_NAME, Admission, Refusal
 from server.governance.envelope import Envelope
 from server.governance.limits import TokenBudget, budget_exhausted
-from server.governance.outcome import GATE_LOGGER, CallContext, Closer
+from server.governance.outcome import GATE_LOGGER, CallContext, Closer, Ending
 from server.governance.spec import Catalogue, Deps, ToolResult, ToolSpec
+from server.governance.trips import LocalCall, Trips
 from server.support.encoding import encodable
 from server.support.ids import request_id
 from server.telemetry import NO_SIGNALS, Signals
@@ -39,6 +40,8 @@ __all__ = ["Gate"]
 logger = logging.getLogger(GATE_LOGGER)
 
 LLM_ACTION = "llm_inference"
+
+_T = TypeVar("_T")
 
 _METHODS = {"tool": "tools/call", "resource": "resources/read", "prompt": "prompts/get"}
 """The MCP method that reaches each kind of catalogue."""
@@ -66,6 +69,7 @@ class Gate:
         self._out = Envelope(agent, deps.scrubber)
         self._admission = Admission(agent, self._out, deps.llm.config)
         self._closer = Closer(agent=agent, ledger=ledger, out=self._out, tools_digest=tools_digest, signals=signals)
+        self._trips = Trips(self._local_trip, _in_thread)
 
     @property
     def agent(self) -> AgentMetadata:
@@ -102,7 +106,7 @@ class Gate:
         if spec.local is not None and (reads := self._deps.store.local_reads) is not None:
             # A local read is over before a progress notification could say anything: none is set up.
             read = functools.partial(spec.local, args, self._deps, reads)
-            return await _in_thread(functools.partial(self._one_trip, spec.name, read, intent, context))
+            return await self._trips.take(LocalCall(spec.name, read, intent, context))
         return await self._run(spec, args, intent, reservation, report, context)
 
     async def refuse_malformed(
@@ -170,17 +174,25 @@ class Gate:
             client_request_id=context.client_request_id,
         )
 
-    def _one_trip(
-        self, action: str, read: Callable[[], ToolResult], intent: Intent, context: CallContext
-    ) -> AgentOutput:
-        """The whole of a local read in one worker thread: intent, read, envelope, outcome. A cancel waits for
-        it, and the ledger then holds how the call really ended."""
-        try:
-            position = self._ledger.record_intent(intent)
-        except LedgerError as exc:
-            return self._no_intent(action, context.request_id, exc)
-        output = self._output(action, context, read)
-        return self._closer.close(output, context, intent.arguments, position)
+    def _local_trip(self, calls: Sequence[LocalCall]) -> None:
+        """The local reads of a trip, in one worker thread: their intents, committed together; each read and put
+        in its envelope; their outcomes, committed together. A call whose intent is not recorded reads nothing."""
+        ends: list[Ending] = []
+        ending: list[LocalCall] = []
+        for call, position in zip(calls, self._ledger.record_intents([c.intent for c in calls]), strict=True):
+            if isinstance(position, LedgerError):
+                call.output = self._no_intent(call.action, call.context.request_id, position)
+            elif isinstance(position, BaseException):
+                call.error = position
+            else:
+                ends.append(Ending(self._output(call.action, call.context, call.read), call.context,
+                                   call.intent.arguments, position))  # fmt: skip
+                ending.append(call)
+        for call, done in zip(ending, self._closer.close_all(ends), strict=True):
+            if isinstance(done, BaseException):
+                call.error = done
+            else:
+                call.output = done
 
     async def _run(
         self,
@@ -299,7 +311,7 @@ async def _written(pending: PendingIntent) -> Position:
     return position
 
 
-async def _in_thread(work: Callable[[], AgentOutput]) -> AgentOutput:
+async def _in_thread(work: Callable[[], _T]) -> _T:
     """Run ledger work in a worker thread, shielded: once a call has an outcome, a cancel does not keep it out of
     the ledger (the cancel is delivered when the work is done)."""
     with anyio.CancelScope(shield=True):

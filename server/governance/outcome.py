@@ -5,11 +5,10 @@ INTERNAL_ERROR outcome, recorded in its place, so the call ends with an outcome 
 not a protocol error. Only a ledger that records nothing withholds the result.
 """
 
-import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from ledger import Ledger, LedgerError, Outcome, Position
 from server.governance.envelope import Envelope
 from server.telemetry import NO_SIGNALS, CallEnded, Signals
 
-__all__ = ["GATE_LOGGER", "CallContext", "Closer"]
+__all__ = ["GATE_LOGGER", "CallContext", "Closer", "Ending"]
 
 GATE_LOGGER = "server.gate"
 """The logger every line of the gate is written under, the line each call ends with above all: tests and
@@ -42,6 +41,17 @@ class CallContext:
     """The MCP method that reached the gate."""
     known: str | None = None
     """The registered name the caller named, or None when it named none of this server's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """A call to close: its output, what the gate knew of it, its arguments as recorded, and its intent's place
+    (None for a refusal)."""
+
+    output: AgentOutput
+    context: CallContext
+    arguments: dict[str, Any]
+    intent: Position | None
 
 
 class Closer:
@@ -73,18 +83,50 @@ class Closer:
     ) -> AgentOutput:
         """Record the outcome and return the output, or the error that replaces it when the outcome cannot be
         recorded. `arguments` are the call's as the ledger keeps them; `intent` is None for a refusal."""
-        duration_ms = round((time.perf_counter() - context.started) * 1000, 3)
-        _place(output, intent, duration_ms)
-        record = functools.partial(
-            self._record, context=context, arguments=arguments, intent=intent, refused=refused, duration_ms=duration_ms
-        )
-        try:
-            output = self._recorded(output, arguments, record)
-        except LedgerError as exc:
-            output = self._withheld(output, exc, refused=refused)
-        else:
-            _log_call(output, duration_ms)
-        self._tell(output, context, refused)
+        done = self.close_all([Ending(output, context, arguments, intent)], refused=refused)[0]
+        if isinstance(done, BaseException):
+            raise done
+        return done
+
+    def close_all(self, ends: Sequence[Ending], *, refused: bool = False) -> list[AgentOutput | BaseException]:
+        """`close` for several calls at once: their outcomes share one transaction (see `Ledger.record_outcomes`).
+        For each, what `close` returns, or the exception it would raise (returned, not raised)."""
+        made: list[tuple[Ending, float, Outcome | Exception]] = []
+        for end in ends:
+            duration_ms = round((time.perf_counter() - end.context.started) * 1000, 3)
+            _place(end.output, end.intent, duration_ms)
+            try:
+                made.append((end, duration_ms, self._outcome(end.output, end, refused, duration_ms)))
+            except Exception as exc:  # an output the outcome cannot be made of: as one the ledger cannot take
+                made.append((end, duration_ms, exc))
+        recorded = iter(self._ledger.record_outcomes([m for _, _, m in made if isinstance(m, Outcome)]))
+        done: list[AgentOutput | BaseException] = []
+        for end, duration_ms, m in made:
+            result = next(recorded) if isinstance(m, Outcome) else m
+            try:
+                output = self._ended(end, result, refused, duration_ms)
+            except BaseException as exc:  # a bug: this call's, not the others'
+                done.append(exc)
+                continue
+            self._tell(output, end.context, refused)
+            done.append(output)
+        return done
+
+    def _ended(self, end: Ending, result: Position | BaseException, refused: bool, duration_ms: float) -> AgentOutput:
+        """The output whose outcome is now recorded (`result` is its place): the call's own, or the INTERNAL_ERROR
+        recorded in its place when the ledger could not take it as it was; or the error that withholds it."""
+        output = end.output
+        if isinstance(result, LedgerError) and result.reason != "value":
+            return self._withheld(output, result, refused=refused)  # the ledger records nothing: no other would land
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            output = self._unrecordable(output, end.arguments, result)
+            try:
+                self._ledger.record_outcome(self._outcome(output, end, refused, duration_ms))
+            except LedgerError as exc:
+                return self._withheld(output, exc, refused=refused)
+        _log_call(output, duration_ms)
         return output
 
     def _tell(self, output: AgentOutput, context: CallContext, refused: bool) -> None:
@@ -108,19 +150,6 @@ class Closer:
             self._signals.call_ended(ended)
         except Exception:
             logger.exception("Monitoring failed to take the end of call %s", output.request_id)
-
-    def _recorded(
-        self, output: AgentOutput, arguments: dict[str, Any], record: Callable[[AgentOutput], None]
-    ) -> AgentOutput:
-        """The output whose outcome is now recorded: this one, or the INTERNAL_ERROR recorded in its place."""
-        try:
-            record(output)
-        except Exception as exc:
-            if isinstance(exc, LedgerError) and exc.reason != "value":
-                raise  # the ledger records nothing: no other outcome would land
-            output = self._unrecordable(output, arguments, exc)
-            record(output)
-        return output
 
     def _withheld(self, output: AgentOutput, exc: LedgerError, *, refused: bool) -> AgentOutput:
         logger.error("Withholding the result of %s: the outcome could not be recorded: %s", output.action, exc)
@@ -155,19 +184,11 @@ class Closer:
             )
         return replaced
 
-    def _record(
-        self,
-        output: AgentOutput,
-        *,
-        context: CallContext,
-        arguments: dict[str, Any],
-        intent: Position | None,
-        refused: bool,
-        duration_ms: float,
-    ) -> None:
+    def _outcome(self, output: AgentOutput, end: Ending, refused: bool, duration_ms: float) -> Outcome:
+        context, intent = end.context, end.intent
         usage = output.provenance.usage if output.provenance else None
         error = output.error
-        outcome = Outcome(
+        return Outcome(
             request_id=output.request_id,
             timestamp=output.timestamp,
             agent_id=output.agent_id,
@@ -177,7 +198,7 @@ class Closer:
             decision=output.decision.value,
             confidence=output.confidence,
             success=output.decision is not Decision.ERROR,
-            arguments=arguments,
+            arguments=end.arguments,
             tools_digest=self._tools_digest,
             notes=context.notes,
             client_request_id=context.client_request_id,
@@ -191,7 +212,6 @@ class Closer:
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
         )
-        self._ledger.record_outcome(outcome)
 
 
 def _place(output: AgentOutput, intent: Position | None, duration_ms: float) -> None:

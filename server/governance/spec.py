@@ -143,7 +143,8 @@ LLM_CALL = Hints(read_only=True, destructive=False, idempotent=False, open_world
 Capability = Callable[[Any, Deps], Awaitable[ToolResult]]
 LocalCapability = Callable[[Any, Deps, LocalReads], ToolResult]
 """The same capability, blocking, on a store whose reads are local (`Store.local_reads`): the gate runs it, with
-the intent before it and the outcome after it, in one trip to a worker thread."""
+the intent before it and the outcome after it, in one trip to a worker thread (shared with the local reads that
+arrive with it: see `server.governance.trips`)."""
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ class Store(Protocol):
     @property
     def local_reads(self) -> LocalReads | None:
         """The store's blocking reads when they are local and cheap, so a call may run whole (intent, read,
-        outcome) in one trip to a worker thread; None when a read waits on a peer and must be awaited."""
+        outcome) in one trip to a worker thread, shared with the calls that arrive with it (see
+        `server.governance.trips`); None when a read waits on a peer and must be awaited."""
         ...
 
     @property
