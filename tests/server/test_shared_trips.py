@@ -6,7 +6,9 @@ Calls are made to queue by holding the ledger's lock: the first call's trip wait
 meanwhile wait for the next trip.
 """
 
+import functools
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,20 +49,32 @@ async def _queued_behind_one(runtime: Runtime, calls: _Calls, events: list[str] 
         if i >= 0:
             outputs[i] = output  # type: ignore[call-overload]
 
-    lock = runtime.ledger._lock
-    lock.acquire()
-    try:
+    with _held(runtime.ledger._lock) as release:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(one, -1, "read_inventory", {})
             await until(lambda: gate._trips._running)
             for i, (name, arguments) in enumerate(calls):
                 tasks.start_soon(one, i, name, arguments)
             await until(lambda: len(gate._trips._queue) == len(calls))
-            lock.release()
-    finally:
-        if lock.locked():
-            lock.release()
+            release()
     return outputs  # type: ignore[return-value]
+
+
+@contextmanager
+def _held(lock: threading.Lock) -> Iterator[Callable[[], None]]:
+    """`lock` held until the function given is called, or the block is left (a failed wait)."""
+    held = [True]
+
+    def release() -> None:
+        if held[0]:
+            held[0] = False
+            lock.release()
+
+    lock.acquire()
+    try:
+        yield release
+    finally:
+        release()
 
 
 @contextmanager
@@ -163,18 +177,14 @@ async def test_calls_cancelled_while_waiting_for_their_trip_are_still_read_and_r
     settings = make_settings()
     agent = load_policy(settings.policy_path)
     async with open_runtime(settings, [AgentView(agent, registered_tools(agent))]) as runtime:
-        gate, lock = runtime.gate, runtime.ledger._lock
-        lock.acquire()
-        try:
+        gate = runtime.gate
+        with _held(runtime.ledger._lock) as release:
             async with anyio.create_task_group() as tasks:
                 for i in range(4):
-                    tasks.start_soon(lambda i=i: gate.call("read_inventory", {}, client_request_id=str(i)))
+                    tasks.start_soon(functools.partial(gate.call, "read_inventory", {}, client_request_id=str(i)))
                 await until(lambda: len(gate._trips._queue) == 3)
                 tasks.cancel_scope.cancel()
-                lock.release()
-        finally:
-            if lock.locked():
-                lock.release()
+                release()
         after = await gate.call("read_inventory", {}, client_request_id="after")
     assert after.decision is Decision.EXECUTE
     outcomes = rows(ledger_path)
