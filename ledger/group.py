@@ -39,6 +39,13 @@ class Write(Generic[_T]):
         self.error: BaseException | None = None
         self.wake: threading.Lock | None = None
 
+    @staticmethod
+    def failed(error: BaseException, synced: bool) -> "Write[Any]":
+        """A write settled before it was queued: its work could not even be made."""
+        write: Write[Any] = Write(_unmade, synced)
+        write.error, write.settled = error, True
+        return write
+
     def settled_as(self) -> "_T | BaseException":
         """What the write returned once committed, or its failure, returned rather than raised."""
         return self.result if self.error is None else self.error  # type: ignore[return-value]  # as `outcome`
@@ -111,6 +118,10 @@ class Writers:
             for write in writes:
                 if write.wake is not None:
                     write.wake.release()
+
+
+def _unmade(conn: Conn) -> None:
+    raise AssertionError("a write that failed before it was queued is never run")
 
 
 def alone(exc: BaseException, conn: Conn, engine_errors: tuple[type[BaseException], ...]) -> bool:

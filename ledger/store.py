@@ -195,28 +195,15 @@ class Ledger(Queries):
     ) -> list[_T | BaseException]:
         """The work `made` for each record, queued together so they share a transaction: what each returned, or
         what kept it out. A record whose work cannot be made is kept out alone."""
-        writes: list[Write[_T]] = []
-        unmade: dict[int, BaseException] = {}
-        for i, record in enumerate(records):
-            try:
-                writes.append(Write(made(record), synced))
-            except Exception as exc:
-                unmade[i] = exc
+        writes = [_made(made, record, synced) for record in records]
         started = time.time_ns()
-        if writes:
-            self._writers.run_all(writes)
-        settled = iter(writes)
-        done: list[_T | BaseException] = []
-        for i in range(len(records)):
-            if i in unmade:
-                done.append(unmade[i])
-                continue
-            write = next(settled)
-            error = write.error
-            if self.observe is not None and (error is None or isinstance(error, LedgerError)):
-                _tell(self.observe, table, started, None if error is None else error.reason)
-            done.append(write.settled_as())
-        return done
+        if queued := [write for write in writes if not write.settled]:
+            self._writers.run_all(queued)
+            if (observe := self.observe) is not None:
+                for write in queued:
+                    if write.error is None or isinstance(write.error, LedgerError):
+                        _tell(observe, table, started, None if write.error is None else write.error.reason)
+        return [write.settled_as() for write in writes]
 
     def _grouped(self, work: Callable[[Conn], _T], synced: bool) -> _T:
         """`work` committed, in a transaction it may share with the writes of other threads (see `ledger.group`).
@@ -429,6 +416,14 @@ class Ledger(Queries):
 Observe = Callable[[str, int, int, str | None], None]
 """(table, started, ended, failure): a write transaction that appended to `table`, its `time.time_ns()` bounds,
 and the `LedgerError.reason` it failed with (None when it committed). Called in the writing thread."""
+
+
+def _made(made: Callable[[_R], Callable[[Conn], _T]], record: _R, synced: bool) -> Write[_T]:
+    """The write of `record`'s work; settled with the failure already when the work cannot be made."""
+    try:
+        return Write(made(record), synced)
+    except Exception as exc:
+        return Write.failed(exc, synced)
 
 
 def _tell(observe: Observe, table: str, started: int, failure: str | None) -> None:

@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -41,8 +41,6 @@ logger = logging.getLogger(GATE_LOGGER)
 
 LLM_ACTION = "llm_inference"
 
-_T = TypeVar("_T")
-
 _METHODS = {"tool": "tools/call", "resource": "resources/read", "prompt": "prompts/get"}
 """The MCP method that reaches each kind of catalogue."""
 
@@ -69,7 +67,7 @@ class Gate:
         self._out = Envelope(agent, deps.scrubber)
         self._admission = Admission(agent, self._out, deps.llm.config)
         self._closer = Closer(agent=agent, ledger=ledger, out=self._out, tools_digest=tools_digest, signals=signals)
-        self._trips = Trips(self._local_trip, _in_thread)
+        self._trips = Trips(self._local_trip, anyio.to_thread.run_sync)  # shielded by the trips themselves
 
     @property
     def agent(self) -> AgentMetadata:
@@ -311,7 +309,7 @@ async def _written(pending: PendingIntent) -> Position:
     return position
 
 
-async def _in_thread(work: Callable[[], _T]) -> _T:
+async def _in_thread(work: Callable[[], AgentOutput]) -> AgentOutput:
     """Run ledger work in a worker thread, shielded: once a call has an outcome, a cancel does not keep it out of
     the ledger (the cancel is delivered when the work is done)."""
     with anyio.CancelScope(shield=True):

@@ -8,12 +8,15 @@ still has its intent committed before its read and its outcome committed before 
 fails on its own fails alone (see `ledger.group`).
 
 One trip runs at a time per gate, so the calls of a trip wait for the one before it: under load, the batches grow.
-The cost of that: a read that hangs (a data folder on a network file system that stopped answering) holds every
-local read queued behind it until it returns, where before it held its own call and one worker thread.
+The cost of that: a read that hangs holds every local read queued behind it until it returns, where before it held
+its own call and one worker thread. The store opens only regular files, without blocking, so a read hangs only
+when the file system under the data folder does (a network mount that stopped answering), and then the reads
+beside it hang too.
 """
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 
@@ -40,7 +43,8 @@ class LocalCall:
     error: BaseException | None = None
     leads: bool = False
     """Told, when woken, to run the next trip."""
-    done: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event | None = None
+    """Set once its trip has ended, for a call that waits for one (the call that runs a trip has none)."""
 
     def result(self) -> AgentOutput:
         if self.error is not None:
@@ -51,7 +55,7 @@ class LocalCall:
 
 class Trips:
     """The local calls of one gate, queued for trips. `run` is a trip's work, for a worker thread: it sets each
-    call's output (or error). `in_thread` runs it there, shielded from cancellation like every ledger write."""
+    call's output (or error). `in_thread` runs it there (`take` shields it from cancellation)."""
 
     def __init__(
         self,
@@ -66,13 +70,16 @@ class Trips:
     async def take(self, call: LocalCall) -> AgentOutput:
         """Queue `call` for the next trip and return its output once its outcome is recorded. When no trip runs,
         this call runs one; else it waits, to be either answered or told to run the next."""
-        self._queue.append(call)
         with anyio.CancelScope(shield=True):  # once queued, a call ends with its outcome recorded
             if self._running:
-                await call.done.wait()
+                done = call.done = anyio.Event()
+                self._queue.append(call)
+                await done.wait()
                 if not call.leads:
                     return call.result()
-            self._running = True
+            else:
+                self._running = True
+                self._queue.append(call)
             await self._trip()
         return call.result()
 
@@ -80,7 +87,7 @@ class Trips:
         """Run one trip for the calls queued now, then pass the lead to the first call queued since, if any."""
         trip, self._queue = self._queue[:MOST], self._queue[MOST:]
         try:
-            await self._in_thread(lambda: self._run(trip))
+            await self._in_thread(functools.partial(self._run, trip))
         except BaseException as exc:  # the trip itself failed (a bug): each call it had not ended fails with it
             for call in trip:
                 if call.output is None and call.error is None:
@@ -89,8 +96,9 @@ class Trips:
             if self._queue:
                 following = self._queue[0]
                 following.leads = True
-                following.done.set()
+                following.done.set()  # type: ignore[union-attr]  # queued while a trip ran: it waits
             else:
                 self._running = False
             for call in trip:
-                call.done.set()
+                if call.done is not None:
+                    call.done.set()
