@@ -191,3 +191,29 @@ async def test_calls_cancelled_while_waiting_for_their_trip_are_still_read_and_r
     assert sorted(o["client_request_id"] for o in outcomes) == ["0", "1", "2", "3", "after"]
     assert all(o["error_type"] is None for o in outcomes)  # each read ran: the cancel came after it was queued
     assert verify(ledger_path).status == "ok"
+
+
+class _Bug(BaseException):
+    """What no read should raise: not an Exception, so no handler of the gate's takes it for a failed read."""
+
+
+def _buggy(args: Args, deps: Deps, store: LocalReads) -> ToolResult:
+    raise _Bug
+
+
+async def test_a_trip_that_breaks_fails_the_calls_it_held_and_the_next_trip_still_runs(
+    make_settings: Callable[..., Settings], ledger_path: Path
+) -> None:
+    settings = make_settings()
+    agent = load_policy(settings.policy_path)
+    buggy = ToolSpec("buggy", "buggy", "A local read that breaks its trip.", ("read_docs",), Args, _never_async,
+                     LOCAL_READ, local=_buggy)  # fmt: skip
+    async with open_runtime(settings, [AgentView(agent, {**registered_tools(agent), "buggy": buggy})]) as runtime:
+        with pytest.raises(BaseExceptionGroup) as raised:
+            await _queued_behind_one(runtime, [("read_inventory", {}), ("buggy", {}), ("read_inventory", {})])
+        after = await runtime.gate.call("read_inventory", {}, client_request_id="after")
+    assert all(isinstance(e, _Bug) for e in raised.value.exceptions) and len(raised.value.exceptions) == 3
+    assert after.decision is Decision.EXECUTE
+    # The broken trip's intents stay without outcomes (verify names them); the calls before and after are whole.
+    assert [o["client_request_id"] for o in rows(ledger_path)] == ["-1", "after"]
+    assert len(rows(ledger_path, "call_intents")) == 5
