@@ -40,9 +40,9 @@ class Write(Generic[_T]):
         self.wake: threading.Lock | None = None
 
     @staticmethod
-    def failed(error: BaseException, synced: bool) -> "Write[Any]":
+    def failed(error: BaseException) -> "Write[Any]":
         """A write settled before it was queued: its work could not even be made."""
-        write: Write[Any] = Write(_unmade, synced)
+        write: Write[Any] = Write(_unmade, synced=False)
         write.error, write.settled = error, True
         return write
 

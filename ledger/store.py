@@ -423,7 +423,7 @@ def _made(made: Callable[[_R], Callable[[Conn], _T]], record: _R, synced: bool) 
     try:
         return Write(made(record), synced)
     except Exception as exc:
-        return Write.failed(exc, synced)
+        return Write.failed(exc)
 
 
 def _tell(observe: Observe, table: str, started: int, failure: str | None) -> None:
