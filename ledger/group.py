@@ -75,11 +75,6 @@ class Writers:
         self._waiting: list[Write[Any]] = []
         self._leading = False
 
-    def run(self, write: Write[_T]) -> _T:
-        """Queue `write`, lead or wait for its commit, and return what it returned (or raise its failure)."""
-        self.run_all((write,))
-        return write.outcome()
-
     def run_all(self, writes: Sequence[Write[Any]]) -> None:
         """Queue `writes` (at least one) together, lead or wait for their commit, and return once each is settled.
 

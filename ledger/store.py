@@ -177,35 +177,6 @@ class Ledger(Queries):
                 raise
 
     def _write(self, work: Callable[[Conn], _T], table: str, *, synced: bool = True) -> _T:
-        """`work` in a write transaction, told to `observe` (when set) with how long it took and how it failed."""
-        observe = self.observe
-        if observe is None:
-            return self._grouped(work, synced)
-        started = time.time_ns()
-        try:
-            done = self._grouped(work, synced)
-        except LedgerError as exc:
-            _tell(observe, table, started, exc.reason)
-            raise
-        _tell(observe, table, started, None)
-        return done
-
-    def _write_each(
-        self, made: Callable[[_R], Callable[[Conn], _T]], records: Sequence[_R], table: str, *, synced: bool
-    ) -> list[_T | BaseException]:
-        """The work `made` for each record, queued together so they share a transaction: what each returned, or
-        what kept it out. A record whose work cannot be made is kept out alone."""
-        writes = [_made(made, record, synced) for record in records]
-        started = time.time_ns()
-        if queued := [write for write in writes if not write.settled]:
-            self._writers.run_all(queued)
-            if (observe := self.observe) is not None:
-                for write in queued:
-                    if write.error is None or isinstance(write.error, LedgerError):
-                        _tell(observe, table, started, None if write.error is None else write.error.reason)
-        return [write.settled_as() for write in writes]
-
-    def _grouped(self, work: Callable[[Conn], _T], synced: bool) -> _T:
         """`work` committed, in a transaction it may share with the writes of other threads (see `ledger.group`).
 
         `synced=False` commits without waiting for the disk (SQLite: synchronous=NORMAL in WAL; PostgreSQL:
@@ -213,7 +184,29 @@ class Ledger(Queries):
         synced commit. The intent of a call uses it: its outcome's synced commit follows within the call. A group
         commits synced when any of its writes asked to be.
         """
-        return self._writers.run(Write(work, synced))
+        write = Write(work, synced)
+        self._settle((write,), table)
+        return write.outcome()
+
+    def _write_each(
+        self, made: Callable[[_R], Callable[[Conn], _T]], records: Sequence[_R], table: str, *, synced: bool
+    ) -> list[_T | BaseException]:
+        """`_write` for each record's work (`made`), queued together so they share a transaction: what each
+        returned, or what kept it out. A record whose work cannot be made is kept out alone."""
+        writes = [_made(made, record, synced) for record in records]
+        if queued := [write for write in writes if not write.settled]:
+            self._settle(queued, table)
+        return [write.settled_as() for write in writes]
+
+    def _settle(self, writes: Sequence[Write[Any]], table: str) -> None:
+        """Run `writes` to their commit, `observe` (when set) told of each: how long it took and how it failed."""
+        started = time.time_ns()
+        self._writers.run_all(writes)
+        if (observe := self.observe) is not None:
+            for write in writes:
+                error = write.error
+                if error is None or isinstance(error, LedgerError):  # a refusal or a bug is no failed write
+                    _tell(observe, table, started, None if error is None else error.reason)
 
     def _commit(self, writes: list[Write[Any]]) -> None:
         """Commit `writes` in one transaction; the caller holds the ledger's lock (see `ledger.group`)."""
